@@ -1,0 +1,81 @@
+"""solcache: sub-millisecond Solana price and pool-state reads from Redis, with a Rust core.
+
+Quick start::
+
+    import asyncio, solcache
+
+    async def main() -> None:
+        async with await solcache.RedisPool.connect() as pool:
+            prices = solcache.PriceCache(pool)
+            await prices.set(solcache.PriceData("SOL", "187.2345", source="pyth"))
+            print(await prices.get("SOL"))
+
+    asyncio.run(main())
+"""
+
+from __future__ import annotations
+
+import logging
+
+from solcache._core import (
+    DEFAULT_TTL_MS,
+    MVP_TOKENS,
+    TOKEN_PATTERN,
+    OperationStats,
+    PoolHealth,
+    PoolState,
+    PoolStateCache,
+    PriceCache,
+    PriceData,
+    SwapQuote,
+    __version__,
+    pool_key,
+    price_key,
+    validate_address,
+    validate_token,
+)
+from solcache.config import Settings
+from solcache.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    InvalidInputError,
+    PoolExhaustedError,
+    ResponseError,
+    SerializationError,
+    SolcacheError,
+    TimeoutError,
+    UnsupportedServerError,
+)
+from solcache.pool import RedisPool
+
+# Library convention: no output unless the application configures logging.
+logging.getLogger("solcache").addHandler(logging.NullHandler())
+
+__all__ = [
+    "DEFAULT_TTL_MS",
+    "MVP_TOKENS",
+    "TOKEN_PATTERN",
+    "AuthenticationError",
+    "ConnectionError",
+    "InvalidInputError",
+    "OperationStats",
+    "PoolExhaustedError",
+    "PoolHealth",
+    "PoolState",
+    "PoolStateCache",
+    "PriceCache",
+    "PriceData",
+    "RedisPool",
+    "ResponseError",
+    "SerializationError",
+    "Settings",
+    "SolcacheError",
+    "SwapQuote",
+    "TimeoutError",
+    "UnsupportedServerError",
+    "__version__",
+    "pool_key",
+    "price_key",
+    "validate_address",
+    "validate_token",
+]

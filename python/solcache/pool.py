@@ -1,0 +1,70 @@
+"""The connection pool every cache shares."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from solcache import _core
+from solcache.config import Settings
+
+__all__ = ["RedisPool"]
+
+
+class RedisPool(_core.RedisPool):
+    """A pool of Redis connections managed by the Rust core (bb8).
+
+    Open it with ``await RedisPool.connect(url)``; close it with ``await pool.close()`` or use
+    it as ``async with await RedisPool.connect() as pool``. Arguments left out come from
+    :class:`solcache.Settings`, i.e. from ``SOLCACHE_*`` environment variables.
+    """
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str | None = None,
+        *,
+        max_size: int | None = None,
+        connect_timeout_ms: int | None = None,
+        response_timeout_ms: int | None = None,
+        checkout_timeout_ms: int | None = None,
+        health_check_interval_ms: int | None = None,
+        slow_threshold_ms: float | None = None,
+        settings: Settings | None = None,
+    ) -> RedisPool:
+        """Connect, check the server is Redis ≥ 6.2, and start the background health check.
+
+        Raises ``ConnectionError`` (``AuthenticationError`` for refused credentials) when the
+        server cannot be reached within ``connect_timeout_ms``.
+        """
+        s = settings if settings is not None else Settings()
+        handle = await _core.open_pool(
+            url if url is not None else s.redis_url,
+            max_size=max_size if max_size is not None else s.pool_max_size,
+            connect_timeout_ms=_pick(connect_timeout_ms, s.connect_timeout_ms),
+            response_timeout_ms=_pick(response_timeout_ms, s.response_timeout_ms),
+            checkout_timeout_ms=_pick(checkout_timeout_ms, s.checkout_timeout_ms),
+            health_check_interval_ms=_pick(health_check_interval_ms, s.health_check_interval_ms),
+            slow_threshold_ms=(
+                slow_threshold_ms if slow_threshold_ms is not None else s.slow_threshold_ms
+            ),
+        )
+        return cls(handle)
+
+    async def __aenter__(self) -> RedisPool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"RedisPool(url={self.url!r}, max_size={self.max_size}, {state})"
+
+
+def _pick(value: int | None, default: int) -> int:
+    return value if value is not None else default
