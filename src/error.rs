@@ -1,0 +1,155 @@
+//! One error type for the whole core. Each variant says what went wrong in terms a caller can
+//! act on; [`Error::is_timeout`] and [`Error::is_retryable`] classify them so the Python binding
+//! maps each class to one exception in one place.
+
+use std::time::Duration;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in solcache.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Redis could not be reached, or a connection broke mid-call.
+    #[error("cannot reach Redis at {url}: {message}")]
+    Connection { url: String, message: String },
+
+    /// Redis refused the credentials (the message never contains the password).
+    #[error("Redis at {url} refused authentication: {message}")]
+    Authentication { url: String, message: String },
+
+    /// A connect or response timeout elapsed.
+    #[error("{operation} timed out after {} ms", timeout.as_millis())]
+    Timeout { operation: &'static str, timeout: Duration },
+
+    /// No pooled connection became free within the checkout timeout.
+    #[error("no Redis connection free within {} ms (pool of {max_size}, {waiting} callers waiting)", timeout.as_millis())]
+    PoolExhausted {
+        timeout: Duration,
+        max_size: u32,
+        waiting: usize,
+    },
+
+    /// A value read from Redis (or given to a decoder) is not the expected JSON.
+    #[error("cannot decode value at key {key:?}: {message}")]
+    Serialization { key: String, message: String },
+
+    /// An argument was rejected before Redis was touched.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// Redis answered with an error reply (WRONGTYPE, NOPERM, OOM, …).
+    #[error("Redis replied with an error: {0}")]
+    Response(String),
+
+    /// The server is older than the Redis version solcache needs.
+    #[error("Redis {found} at {url} is too old: solcache needs Redis {required} or newer")]
+    UnsupportedServer {
+        url: String,
+        found: String,
+        required: &'static str,
+    },
+
+    /// The pool was closed; nothing more can be sent through it.
+    #[error("the Redis pool is closed")]
+    PoolClosed,
+}
+
+impl Error {
+    /// True for connect, response and checkout timeouts.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. } | Error::PoolExhausted { .. })
+    }
+
+    /// True when the same call may succeed if tried again later (network, timeouts, pool).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Connection { .. } | Error::Timeout { .. } | Error::PoolExhausted { .. }
+        )
+    }
+
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidInput(message.into())
+    }
+
+    /// Shorthand for [`Error::Serialization`].
+    pub fn serialization(key: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Error::Serialization {
+            key: key.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Classify an error from the redis crate. `url` must already be redacted.
+    pub fn from_redis(err: redis::RedisError, url: &str, operation: &'static str, response_timeout: Duration) -> Self {
+        use redis::ErrorKind;
+        if err.is_timeout() {
+            return Error::Timeout {
+                operation,
+                timeout: response_timeout,
+            };
+        }
+        let kind = err.kind();
+        if kind == ErrorKind::AuthenticationFailed || err.code().is_some_and(|c| c == "WRONGPASS" || c == "NOAUTH") {
+            return Error::Authentication {
+                url: url.to_owned(),
+                message: err.to_string(),
+            };
+        }
+        if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() {
+            return Error::Connection {
+                url: url.to_owned(),
+                message: err.to_string(),
+            };
+        }
+        match kind {
+            ErrorKind::Server(_) | ErrorKind::Extension => Error::Response(err.to_string()),
+            ErrorKind::InvalidClientConfig => Error::InvalidInput(err.to_string()),
+            _ => Error::Connection {
+                url: url.to_owned(),
+                message: err.to_string(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_and_retryable_are_classified() {
+        let t = Error::Timeout {
+            operation: "get",
+            timeout: Duration::from_millis(5),
+        };
+        assert!(t.is_timeout() && t.is_retryable());
+        let p = Error::PoolExhausted {
+            timeout: Duration::from_millis(5),
+            max_size: 2,
+            waiting: 1,
+        };
+        assert!(p.is_timeout() && p.is_retryable());
+        let c = Error::Connection {
+            url: "redis://h".into(),
+            message: "refused".into(),
+        };
+        assert!(!c.is_timeout() && c.is_retryable());
+        assert!(!Error::invalid("x").is_retryable());
+        assert!(!Error::serialization("price:SOL", "bad").is_retryable());
+    }
+
+    #[test]
+    fn messages_name_what_failed() {
+        let e = Error::serialization("price:SOL", "expected value");
+        assert!(e.to_string().contains("price:SOL"));
+        let t = Error::Timeout {
+            operation: "price_get",
+            timeout: Duration::from_millis(500),
+        };
+        assert_eq!(t.to_string(), "price_get timed out after 500 ms");
+    }
+}

@@ -1,1 +1,40 @@
+//! solcache: sub-millisecond Solana price and pool-state reads from Redis.
+//!
+//! Open a [`RedisPool`], then read and write through [`PriceCache`] and [`PoolStateCache`]:
+//!
+//! ```no_run
+//! # async fn demo() -> solcache::Result<()> {
+//! use solcache::{PoolConfig, PriceCache, PriceData, RedisPool};
+//! let pool = RedisPool::connect(PoolConfig::new("redis://127.0.0.1:6379/0")).await?;
+//! let prices = PriceCache::new(pool.clone());
+//! let sol = PriceData::new("SOL", "187.2345".parse().unwrap(), chrono::Utc::now(), "pyth")?;
+//! prices.set(&sol).await?;
+//! assert_eq!(prices.get("SOL", None).await?, Some(sol));
+//! pool.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Nothing outside `python/` touches PyO3: the binding only converts types and maps errors.
+
+pub mod cache;
 pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod models;
+pub mod pool_state_cache;
+pub mod price_cache;
+pub mod price_impact;
+pub mod redis_pool;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use cache::{Cache, Cached, DEFAULT_TTL};
+pub use error::{Error, Result};
+pub use keys::MVP_TOKENS;
+pub use metrics::{Operation, OperationStats};
+pub use models::{PoolState, PriceData};
+pub use pool_state_cache::PoolStateCache;
+pub use price_cache::PriceCache;
+pub use price_impact::{Direction, SwapQuote};
+pub use redis_pool::{Health, PoolConfig, PoolCounts, RedisPool};

@@ -1,0 +1,65 @@
+# Every target sets up what it needs on a fresh Debian machine: venv, Python deps, the built
+# extension, redis-server (via apt-get when missing).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+CARGO_TEST ?= $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run" || echo "cargo test")
+
+.PHONY: all install redis build-dev wheel lint fmt test test-rust test-python bench demo clean
+
+all: test
+
+$(VENV)/.deps: requirements-dev.txt pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.deps
+
+redis:
+	@bash scripts/ensure-redis.sh
+
+# The extension, built in release mode into the venv (tests and benchmarks use this).
+build-dev: install
+	maturin develop --release --quiet
+
+wheel: install
+	maturin build --release --out target/wheels
+
+fmt:
+	cargo fmt --all
+	ruff format python tests/python benches examples
+	ruff check --fix python tests/python benches examples
+
+lint: install
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --all-features -- -D warnings
+	cargo clippy --all-targets --no-default-features -- -D warnings
+	ruff check python tests/python benches examples
+	ruff format --check python tests/python benches examples
+	mypy
+	$(PY) -m mypy.stubtest solcache._core --allowlist stubtest-allowlist.txt
+
+# The Rust tests use the core without PyO3 (the binding needs a Python interpreter to link).
+test-rust: redis
+	$(CARGO_TEST) --no-default-features
+
+test-python: redis build-dev wheel
+	$(PY) -m pytest
+
+test: redis install lint test-rust test-python
+
+bench: redis build-dev
+	cargo bench --no-default-features
+	$(PY) -m pytest benches --benchmark-enable -q
+
+# Runs the README quickstart against a private redis-server (the main job on embedded defaults).
+demo: redis build-dev
+	$(PY) examples/demo.py
+
+clean:
+	cargo clean
+	rm -rf $(VENV) target/wheels

@@ -1,0 +1,182 @@
+//! A typed JSON cache over Redis strings: one key per item, value and TTL written by one
+//! `SET key json PX ttl`, reads by `GET` / one `MGET`. [`crate::PriceCache`] and
+//! [`crate::PoolStateCache`] are this cache over their model.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::metrics::Operation;
+use crate::redis_pool::{RedisPool, Request};
+
+/// Default time to live of every cached item (2 s).
+pub const DEFAULT_TTL: Duration = Duration::from_millis(2000);
+
+/// The operations one cache records its latencies under.
+pub struct CacheOperations {
+    pub get: Operation,
+    pub get_many: Operation,
+    pub set: Operation,
+    pub set_many: Operation,
+}
+
+/// A model that can live in a [`Cache`].
+pub trait Cached: Sized + Send + Sync {
+    /// What one item is, for messages ("price", "pool state").
+    const WHAT: &'static str;
+    /// Metric names of this cache's operations.
+    const OPERATIONS: CacheOperations;
+    /// Validate `id` and return its Redis key.
+    fn key_for(id: &str) -> Result<String>;
+    /// The id this item is stored under (token, pool address).
+    fn id(&self) -> &str;
+    /// When the item was observed.
+    fn timestamp(&self) -> DateTime<Utc>;
+    /// Canonical JSON.
+    fn encode(&self) -> String;
+    /// Decode and validate the JSON found at `key`.
+    fn decode(bytes: &[u8], key: &str) -> Result<Self>;
+}
+
+/// Typed reads and writes of one kind of item, sharing a [`RedisPool`].
+pub struct Cache<T> {
+    pool: RedisPool,
+    ttl_ms: u64,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Cache<T> {
+    fn clone(&self) -> Self {
+        Cache {
+            pool: self.pool.clone(),
+            ttl_ms: self.ttl_ms,
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T: Cached> Cache<T> {
+    /// A cache writing with the default 2 s TTL.
+    pub fn new(pool: RedisPool) -> Self {
+        Cache {
+            pool,
+            ttl_ms: DEFAULT_TTL.as_millis() as u64,
+            _item: PhantomData,
+        }
+    }
+
+    /// A cache writing with `ttl` (1 ms to 1 day).
+    pub fn with_ttl(pool: RedisPool, ttl: Duration) -> Result<Self> {
+        if ttl < Duration::from_millis(1) || ttl > Duration::from_secs(86_400) {
+            return Err(Error::invalid(format!(
+                "ttl must be between 1 ms and 1 day, got {ttl:?}"
+            )));
+        }
+        Ok(Cache {
+            pool,
+            ttl_ms: ttl.as_millis() as u64,
+            _item: PhantomData,
+        })
+    }
+
+    /// The TTL every write sets, in milliseconds.
+    pub fn ttl_ms(&self) -> u64 {
+        self.ttl_ms
+    }
+
+    /// The pool this cache sends through.
+    pub fn pool(&self) -> &RedisPool {
+        &self.pool
+    }
+
+    /// Write one item; value and TTL in one command, so a rewrite refreshes the TTL.
+    pub async fn set(&self, item: &T) -> Result<()> {
+        let key = T::key_for(item.id())?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(item.encode()).arg("PX").arg(self.ttl_ms);
+        self.pool.execute::<()>(T::OPERATIONS.set, Request::Cmd(&cmd)).await
+    }
+
+    /// Write many items in one pipeline (one round trip). Every item is validated first.
+    pub async fn set_many(&self, items: &[T]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for item in items {
+            pipe.cmd("SET")
+                .arg(T::key_for(item.id())?)
+                .arg(item.encode())
+                .arg("PX")
+                .arg(self.ttl_ms)
+                .ignore();
+        }
+        self.pool
+            .execute::<()>(T::OPERATIONS.set_many, Request::Pipeline(&pipe))
+            .await
+    }
+
+    /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
+    pub async fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
+        let key = T::key_for(id)?;
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(&key);
+        let raw: Option<Vec<u8>> = self.pool.execute(T::OPERATIONS.get, Request::Cmd(&cmd)).await?;
+        let now = max_age.map(|_| Utc::now());
+        raw.map(|bytes| decode_checked::<T>(&bytes, &key, id))
+            .transpose()
+            .map(|item| item.filter(|i| fresh(i, now, max_age)))
+    }
+
+    /// Read many items with one MGET; the result is in the order of `ids`.
+    pub async fn get_many<S: AsRef<str>>(&self, ids: &[S], max_age: Option<Duration>) -> Result<Vec<Option<T>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = ids
+            .iter()
+            .map(|id| T::key_for(id.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(&keys);
+        let raw: Vec<Option<Vec<u8>>> = self.pool.execute(T::OPERATIONS.get_many, Request::Cmd(&cmd)).await?;
+        if raw.len() != keys.len() {
+            return Err(Error::Response(format!(
+                "MGET of {} keys returned {} values",
+                keys.len(),
+                raw.len()
+            )));
+        }
+        let now = max_age.map(|_| Utc::now());
+        raw.into_iter()
+            .zip(keys.iter().zip(ids))
+            .map(|(bytes, (key, id))| {
+                bytes
+                    .map(|b| decode_checked::<T>(&b, key, id.as_ref()))
+                    .transpose()
+                    .map(|item| item.filter(|i| fresh(i, now, max_age)))
+            })
+            .collect()
+    }
+}
+
+/// Decode and make sure the item is the one its key names (no silent cross-wiring).
+fn decode_checked<T: Cached>(bytes: &[u8], key: &str, id: &str) -> Result<T> {
+    let item = T::decode(bytes, key)?;
+    if item.id() != id {
+        return Err(Error::serialization(
+            key,
+            format!("holds the {} of {:?}", T::WHAT, item.id()),
+        ));
+    }
+    Ok(item)
+}
+
+fn fresh<T: Cached>(item: &T, now: Option<DateTime<Utc>>, max_age: Option<Duration>) -> bool {
+    match (now, max_age) {
+        (Some(now), Some(max_age)) => (now - item.timestamp()).to_std().unwrap_or_default() <= max_age,
+        _ => true,
+    }
+}

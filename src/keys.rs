@@ -1,0 +1,154 @@
+//! Redis key names and the validation that keeps them unambiguous.
+//!
+//! A token is 1–32 characters of `A–Z a–z 0–9 . _ -`, starting with a letter or digit, so it
+//! can never contain `:` (key collisions), `{}` (cluster hash tags), glob characters,
+//! whitespace or control characters. An address is a Solana public key: base58 that decodes to
+//! exactly 32 bytes (32–44 characters).
+
+use crate::error::{Error, Result};
+
+/// The tokens the platform launches with.
+pub const MVP_TOKENS: [&str; 5] = ["SOL", "USDC", "BONK", "JitoSOL", "RAY"];
+
+/// The documented token pattern, as a regular expression (informational; [`validate_token`]
+/// implements it without a regex engine).
+pub const TOKEN_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$";
+
+/// Longest accepted token, in characters.
+pub const MAX_TOKEN_LEN: usize = 32;
+
+/// Prefix of price keys: `price:{token}`.
+pub const PRICE_PREFIX: &str = "price:";
+/// Prefix of pool-state keys: `pool:{address}`.
+pub const POOL_PREFIX: &str = "pool:";
+
+/// Check a token against [`TOKEN_PATTERN`].
+pub fn validate_token(token: &str) -> Result<()> {
+    let bytes = token.as_bytes();
+    if bytes.is_empty() {
+        return Err(Error::invalid("token is empty"));
+    }
+    if bytes.len() > MAX_TOKEN_LEN {
+        return Err(Error::invalid(format!(
+            "token is {} bytes long, the limit is {MAX_TOKEN_LEN}",
+            bytes.len()
+        )));
+    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    if !bytes[0].is_ascii_alphanumeric() || !bytes.iter().all(|&b| allowed(b)) {
+        return Err(Error::invalid(format!(
+            "token {token:?} does not match {TOKEN_PATTERN}"
+        )));
+    }
+    Ok(())
+}
+
+/// Check that `address` is a base58 Solana public key (32 bytes).
+pub fn validate_address(address: &str) -> Result<()> {
+    if !(32..=44).contains(&address.len()) {
+        return Err(Error::invalid(format!(
+            "address {:?} is {} characters long, a Solana address has 32 to 44",
+            truncate_for_message(address),
+            address.len()
+        )));
+    }
+    let mut decoded = [0u8; 32];
+    match bs58::decode(address).onto(&mut decoded) {
+        Ok(32) => Ok(()),
+        Ok(n) => Err(Error::invalid(format!(
+            "address {address:?} decodes to {n} bytes, a Solana address has 32"
+        ))),
+        Err(e) => Err(Error::invalid(format!(
+            "address {:?} is not base58: {e}",
+            truncate_for_message(address)
+        ))),
+    }
+}
+
+/// `price:{token}`, after validating the token.
+pub fn price_key(token: &str) -> Result<String> {
+    validate_token(token)?;
+    Ok(format!("{PRICE_PREFIX}{token}"))
+}
+
+/// `pool:{address}`, after validating the address.
+pub fn pool_key(address: &str) -> Result<String> {
+    validate_address(address)?;
+    Ok(format!("{POOL_PREFIX}{address}"))
+}
+
+/// Error messages quote user input; keep a hostile 1 MB string out of logs.
+fn truncate_for_message(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_documented_tokens() {
+        for t in MVP_TOKENS
+            .iter()
+            .copied()
+            .chain(["wBTC", "A", "mSOL-v2", "a.b_c", &"X".repeat(32)])
+        {
+            assert!(validate_token(t).is_ok(), "{t} should be valid");
+        }
+    }
+
+    #[test]
+    fn rejects_everything_else() {
+        for t in [
+            "",
+            " SOL",
+            "SOL ",
+            "SO L",
+            "SOL\n",
+            "\0",
+            "price:SOL",
+            "{SOL}",
+            "*",
+            "-SOL",
+            "ŠOL",
+            &"X".repeat(33),
+        ] {
+            assert!(
+                matches!(validate_token(t), Err(Error::InvalidInput(_))),
+                "{t:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_have_their_prefix() {
+        assert_eq!(price_key("SOL").unwrap(), "price:SOL");
+        let addr = "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2";
+        assert_eq!(pool_key(addr).unwrap(), format!("pool:{addr}"));
+    }
+
+    #[test]
+    fn addresses_are_32_byte_base58() {
+        for a in [
+            "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2",
+            "So11111111111111111111111111111111111111112",
+            "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+            "11111111111111111111111111111111",
+        ] {
+            assert!(validate_address(a).is_ok(), "{a}");
+        }
+        for a in [
+            "",
+            "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo0", // '0' is not base58
+            "O8oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2", // 'O' is not base58
+            "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2xx",
+            "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", // 44 chars, > 32 bytes
+            "22222222222222222222222222222222",             // 32 chars but only 24 bytes
+        ] {
+            assert!(matches!(validate_address(a), Err(Error::InvalidInput(_))), "{a:?}");
+        }
+    }
+}

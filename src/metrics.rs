@@ -1,0 +1,226 @@
+//! Latency histograms per operation, kept in the core so reading them costs no Python work.
+//!
+//! Recording is one uncontended mutex and an HDR histogram update (tens of ns). Operations
+//! slower than the configured budget are counted and logged through the `log` crate (target
+//! `solcache`), at most once per [`SLOW_LOG_INTERVAL`] so a slow Redis cannot flood the logs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// How often at most a slow operation is logged.
+pub const SLOW_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Every operation the core times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    PriceGet,
+    PriceGetMany,
+    PriceSet,
+    PriceSetMany,
+    PoolGet,
+    PoolGetMany,
+    PoolSet,
+    PoolSetMany,
+    /// Taking a connection out of the pool.
+    Checkout,
+    /// The background and on-demand PING.
+    Ping,
+}
+
+impl Operation {
+    /// All operations, in the order [`Metrics::snapshot`] reports them.
+    pub const ALL: [Operation; 10] = [
+        Operation::PriceGet,
+        Operation::PriceGetMany,
+        Operation::PriceSet,
+        Operation::PriceSetMany,
+        Operation::PoolGet,
+        Operation::PoolGetMany,
+        Operation::PoolSet,
+        Operation::PoolSetMany,
+        Operation::Checkout,
+        Operation::Ping,
+    ];
+
+    /// Stable snake_case name used in metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::PriceGet => "price_get",
+            Operation::PriceGetMany => "price_get_many",
+            Operation::PriceSet => "price_set",
+            Operation::PriceSetMany => "price_set_many",
+            Operation::PoolGet => "pool_get",
+            Operation::PoolGetMany => "pool_get_many",
+            Operation::PoolSet => "pool_set",
+            Operation::PoolSetMany => "pool_set_many",
+            Operation::Checkout => "checkout",
+            Operation::Ping => "ping",
+        }
+    }
+
+    fn index(self) -> usize {
+        Operation::ALL.iter().position(|&op| op == self).expect("listed in ALL")
+    }
+}
+
+/// Summary of one operation's latencies, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct OperationStats {
+    /// Completed calls, successful or not.
+    pub count: u64,
+    /// Calls that ended in an error.
+    pub errors: u64,
+    /// Calls slower than the budget.
+    pub slow: u64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+struct OperationMetrics {
+    latency_ns: Mutex<Histogram<u64>>,
+    errors: AtomicU64,
+    slow: AtomicU64,
+}
+
+/// Per-operation latency histograms and slow-call accounting.
+pub struct Metrics {
+    operations: Vec<OperationMetrics>,
+    slow_threshold: Duration,
+    created: Instant,
+    /// Milliseconds since `created` when a slow call was last logged (+1, so 0 means never).
+    last_slow_log_ms: AtomicU64,
+    slow_since_log: AtomicU64,
+}
+
+impl Metrics {
+    /// Histograms for every [`Operation`]; calls slower than `slow_threshold` are counted.
+    pub fn new(slow_threshold: Duration) -> Self {
+        let operations = Operation::ALL
+            .iter()
+            .map(|_| OperationMetrics {
+                // 1 ns .. 60 s at 3 significant digits: ~10 kB per operation.
+                latency_ns: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")),
+                errors: AtomicU64::new(0),
+                slow: AtomicU64::new(0),
+            })
+            .collect();
+        Metrics {
+            operations,
+            slow_threshold,
+            created: Instant::now(),
+            last_slow_log_ms: AtomicU64::new(0),
+            slow_since_log: AtomicU64::new(0),
+        }
+    }
+
+    /// The budget above which a call counts as slow.
+    pub fn slow_threshold(&self) -> Duration {
+        self.slow_threshold
+    }
+
+    /// Record one completed call.
+    pub fn record(&self, op: Operation, elapsed: Duration, ok: bool) {
+        let m = &self.operations[op.index()];
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);
+        if let Ok(mut h) = m.latency_ns.lock() {
+            h.saturating_record(ns);
+        }
+        if !ok {
+            m.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if elapsed > self.slow_threshold {
+            m.slow.fetch_add(1, Ordering::Relaxed);
+            self.log_slow(op, elapsed);
+        }
+    }
+
+    fn log_slow(&self, op: Operation, elapsed: Duration) {
+        let suppressed = self.slow_since_log.fetch_add(1, Ordering::Relaxed);
+        let now_ms = self.created.elapsed().as_millis() as u64 + 1;
+        let last = self.last_slow_log_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now_ms.saturating_sub(last) >= SLOW_LOG_INTERVAL.as_millis() as u64;
+        if due
+            && self
+                .last_slow_log_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.slow_since_log.store(0, Ordering::Relaxed);
+            log::warn!(
+                target: "solcache",
+                "slow Redis operation: {} took {:.3} ms (budget {:.3} ms); {} slow calls since the last report",
+                op.name(),
+                elapsed.as_secs_f64() * 1e3,
+                self.slow_threshold.as_secs_f64() * 1e3,
+                suppressed + 1,
+            );
+        }
+    }
+
+    /// Stats of one operation.
+    pub fn stats(&self, op: Operation) -> OperationStats {
+        let m = &self.operations[op.index()];
+        let h = m
+            .latency_ns
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        let us = |ns: u64| ns as f64 / 1e3;
+        OperationStats {
+            count: h.len(),
+            errors: m.errors.load(Ordering::Relaxed),
+            slow: m.slow.load(Ordering::Relaxed),
+            mean_us: if h.is_empty() { 0.0 } else { h.mean() / 1e3 },
+            p50_us: us(h.value_at_quantile(0.50)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+        }
+    }
+
+    /// Stats of every operation that has been called at least once.
+    pub fn snapshot(&self) -> Vec<(&'static str, OperationStats)> {
+        Operation::ALL
+            .iter()
+            .map(|&op| (op.name(), self.stats(op)))
+            .filter(|(_, s)| s.count > 0)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_follow_recorded_values() {
+        let m = Metrics::new(Duration::from_millis(1));
+        for us in 1..=1000u64 {
+            m.record(Operation::PriceGet, Duration::from_micros(us), true);
+        }
+        m.record(Operation::PriceGet, Duration::from_millis(5), false);
+        let s = m.stats(Operation::PriceGet);
+        assert_eq!(s.count, 1001);
+        assert_eq!(s.errors, 1);
+        assert_eq!(s.slow, 1);
+        assert!((s.p50_us - 500.0).abs() < 2.0, "{s:?}");
+        assert!((s.p99_us - 990.0).abs() < 3.0, "{s:?}");
+        assert!((s.max_us - 5000.0).abs() < 10.0, "{s:?}");
+        assert!(s.p50_us <= s.p99_us && s.p99_us <= s.p999_us && s.p999_us <= s.max_us);
+    }
+
+    #[test]
+    fn snapshot_lists_only_used_operations() {
+        let m = Metrics::new(Duration::from_millis(1));
+        m.record(Operation::PoolSet, Duration::from_micros(80), true);
+        let names: Vec<_> = m.snapshot().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["pool_set"]);
+    }
+}

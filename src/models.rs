@@ -1,0 +1,257 @@
+//! The wire format: what one cached price or pool state looks like in Redis.
+//!
+//! Decimals travel as JSON strings (`"187.2345"`), never floats, so no digit is lost; timestamps
+//! as RFC 3339 in UTC with a `Z` and as many fractional digits as they carry. Golden files under
+//! `tests/golden/` pin the format for the Rust and the Python tests alike.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::keys;
+
+/// One token's price at one instant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceData {
+    /// Token symbol, e.g. `SOL` (see [`keys::TOKEN_PATTERN`]).
+    pub token: String,
+    /// Exact price in USD.
+    pub price: Decimal,
+    /// When the source observed the price.
+    #[serde(with = "rfc3339_utc")]
+    pub timestamp: DateTime<Utc>,
+    /// Where the price came from, e.g. `pyth`.
+    pub source: String,
+}
+
+/// Reserves and volume of one constant-product pool at one instant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolState {
+    /// Base58 address of the pool account.
+    pub pool_address: String,
+    /// Total value locked, in USD.
+    pub liquidity: Decimal,
+    /// Reserve of token A, in token units.
+    pub reserve_a: Decimal,
+    /// Reserve of token B, in token units.
+    pub reserve_b: Decimal,
+    /// Traded volume over the last 24 h, in USD.
+    pub volume_24h: Decimal,
+    /// When the reserves were observed.
+    #[serde(with = "rfc3339_utc")]
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Longest accepted `source` name, in bytes.
+pub const MAX_SOURCE_LEN: usize = 64;
+
+impl PriceData {
+    /// Build a validated price.
+    pub fn new(
+        token: impl Into<String>,
+        price: Decimal,
+        timestamp: DateTime<Utc>,
+        source: impl Into<String>,
+    ) -> Result<Self> {
+        let data = PriceData {
+            token: token.into(),
+            price,
+            timestamp,
+            source: source.into(),
+        };
+        data.validate()?;
+        Ok(data)
+    }
+
+    /// Check the invariants a decoded or constructed price must hold.
+    pub fn validate(&self) -> Result<()> {
+        keys::validate_token(&self.token)?;
+        if self.price.is_sign_negative() {
+            return Err(Error::invalid(format!(
+                "price of {} is negative: {}",
+                self.token, self.price
+            )));
+        }
+        validate_source(&self.source)
+    }
+
+    /// Encode to the canonical JSON stored in Redis.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("PriceData always serialises")
+    }
+
+    /// Decode and validate; `key` names the Redis key in the error.
+    pub fn from_json(bytes: &[u8], key: &str) -> Result<Self> {
+        let data: PriceData = serde_json::from_slice(bytes).map_err(|e| Error::serialization(key, e))?;
+        data.validate().map_err(|e| Error::serialization(key, e))?;
+        Ok(data)
+    }
+
+    /// Age relative to `now`; a timestamp in the future counts as age zero.
+    pub fn age(&self, now: DateTime<Utc>) -> std::time::Duration {
+        (now - self.timestamp).to_std().unwrap_or_default()
+    }
+}
+
+impl PoolState {
+    /// Build a validated pool state.
+    pub fn new(
+        pool_address: impl Into<String>,
+        liquidity: Decimal,
+        reserve_a: Decimal,
+        reserve_b: Decimal,
+        volume_24h: Decimal,
+        timestamp: DateTime<Utc>,
+    ) -> Result<Self> {
+        let state = PoolState {
+            pool_address: pool_address.into(),
+            liquidity,
+            reserve_a,
+            reserve_b,
+            volume_24h,
+            timestamp,
+        };
+        state.validate()?;
+        Ok(state)
+    }
+
+    /// Check the invariants a decoded or constructed pool state must hold.
+    pub fn validate(&self) -> Result<()> {
+        keys::validate_address(&self.pool_address)?;
+        for (name, value) in [
+            ("liquidity", self.liquidity),
+            ("reserve_a", self.reserve_a),
+            ("reserve_b", self.reserve_b),
+            ("volume_24h", self.volume_24h),
+        ] {
+            if value.is_sign_negative() {
+                return Err(Error::invalid(format!(
+                    "{name} of pool {} is negative: {value}",
+                    self.pool_address
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Encode to the canonical JSON stored in Redis.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("PoolState always serialises")
+    }
+
+    /// Decode and validate; `key` names the Redis key in the error.
+    pub fn from_json(bytes: &[u8], key: &str) -> Result<Self> {
+        let state: PoolState = serde_json::from_slice(bytes).map_err(|e| Error::serialization(key, e))?;
+        state.validate().map_err(|e| Error::serialization(key, e))?;
+        Ok(state)
+    }
+
+    /// Age relative to `now`; a timestamp in the future counts as age zero.
+    pub fn age(&self, now: DateTime<Utc>) -> std::time::Duration {
+        (now - self.timestamp).to_std().unwrap_or_default()
+    }
+}
+
+fn validate_source(source: &str) -> Result<()> {
+    if source.is_empty() || source.len() > MAX_SOURCE_LEN || source.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "source must be 1 to {MAX_SOURCE_LEN} bytes without control characters, got {:?}",
+            source.chars().take(MAX_SOURCE_LEN).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+/// RFC 3339 in UTC with a `Z`, keeping every fractional digit the value has (ms, µs or ns).
+mod rfc3339_utc {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| serde::de::Error::custom(format!("timestamp {text:?} is not RFC 3339: {e}")))
+    }
+}
+
+/// Format a timestamp the way the wire format does (used in messages and tests).
+pub fn format_timestamp(ts: &DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn golden(name: &str) -> String {
+        let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap().trim_end().to_owned()
+    }
+
+    #[test]
+    fn price_golden_round_trips_byte_for_byte() {
+        let text = golden("price_data.json");
+        let price = PriceData::from_json(text.as_bytes(), "price:SOL").unwrap();
+        assert_eq!(price.token, "SOL");
+        assert_eq!(price.price, Decimal::from_str("187.2345").unwrap());
+        assert_eq!(format_timestamp(&price.timestamp), "2026-11-26T15:00:00.123Z");
+        assert_eq!(price.source, "pyth");
+        assert_eq!(price.to_json(), text);
+    }
+
+    #[test]
+    fn pool_golden_round_trips_byte_for_byte() {
+        let text = golden("pool_state.json");
+        let state = PoolState::from_json(text.as_bytes(), "pool:x").unwrap();
+        assert_eq!(state.liquidity.to_string(), "12500000.50");
+        assert_eq!(state.reserve_a, Decimal::from_str("41250.123456789").unwrap());
+        assert_eq!(state.to_json(), text);
+    }
+
+    #[test]
+    fn offsets_become_utc() {
+        let p = PriceData::from_json(
+            br#"{"token":"SOL","price":"1","timestamp":"2026-11-26T16:00:00+01:00","source":"x"}"#,
+            "k",
+        )
+        .unwrap();
+        assert_eq!(format_timestamp(&p.timestamp), "2026-11-26T15:00:00Z");
+    }
+
+    #[test]
+    fn bad_json_names_the_key() {
+        for bad in [
+            &b"not json"[..],
+            br#"{"token":"SOL","price":187.2,"timestamp":"2026-11-26T15:00:00Z","source":"x"}"#,
+            br#"{"token":"SOL","price":"1","timestamp":"yesterday","source":"x"}"#,
+            br#"{"token":"SOL","price":"NaN","timestamp":"2026-11-26T15:00:00Z","source":"x"}"#,
+            br#"{"token":"bad token","price":"1","timestamp":"2026-11-26T15:00:00Z","source":"x"}"#,
+            br#"{"token":"SOL","price":"-1","timestamp":"2026-11-26T15:00:00Z","source":"x"}"#,
+            br#"{"token":"SOL","price":"1","timestamp":"2026-11-26T15:00:00Z"}"#,
+        ] {
+            match PriceData::from_json(bad, "price:SOL") {
+                Err(Error::Serialization { key, .. }) => assert_eq!(key, "price:SOL"),
+                other => panic!("{:?} decoded to {other:?}", String::from_utf8_lossy(bad)),
+            }
+        }
+    }
+
+    #[test]
+    fn constructors_validate() {
+        let now = Utc::now();
+        assert!(PriceData::new("SOL", Decimal::ONE, now, "pyth").is_ok());
+        assert!(PriceData::new("", Decimal::ONE, now, "pyth").is_err());
+        assert!(PriceData::new("SOL", Decimal::NEGATIVE_ONE, now, "pyth").is_err());
+        assert!(PriceData::new("SOL", Decimal::ONE, now, "").is_err());
+        assert!(PoolState::new("bad", Decimal::ONE, Decimal::ONE, Decimal::ONE, Decimal::ONE, now).is_err());
+    }
+}

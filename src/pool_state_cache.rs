@@ -1,0 +1,39 @@
+//! Pool states under `pool:{address}`: see [`crate::cache::Cache`] for the operations and
+//! [`crate::price_impact`] for the swap math that reads them.
+
+use chrono::{DateTime, Utc};
+
+use crate::cache::{Cache, CacheOperations, Cached};
+use crate::error::Result;
+use crate::keys;
+use crate::metrics::Operation;
+use crate::models::PoolState;
+
+/// Cache of [`PoolState`] keyed by pool address.
+pub type PoolStateCache = Cache<PoolState>;
+
+impl Cached for PoolState {
+    const WHAT: &'static str = "pool state";
+    const OPERATIONS: CacheOperations = CacheOperations {
+        get: Operation::PoolGet,
+        get_many: Operation::PoolGetMany,
+        set: Operation::PoolSet,
+        set_many: Operation::PoolSetMany,
+    };
+
+    fn key_for(address: &str) -> Result<String> {
+        keys::pool_key(address)
+    }
+    fn id(&self) -> &str {
+        &self.pool_address
+    }
+    fn timestamp(&self) -> DateTime<Utc> {
+        self.timestamp
+    }
+    fn encode(&self) -> String {
+        self.to_json()
+    }
+    fn decode(bytes: &[u8], key: &str) -> Result<Self> {
+        PoolState::from_json(bytes, key)
+    }
+}

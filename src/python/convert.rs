@@ -1,0 +1,91 @@
+//! Argument conversion shared by the binding: decimals that never pass through a float, and
+//! aware timestamps normalised to UTC.
+
+use chrono::{DateTime, FixedOffset, Utc};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
+use rust_decimal::Decimal;
+
+use super::errors::invalid_input;
+
+/// Accept `decimal.Decimal`, `int` or a decimal `str`; refuse `float` (it is already rounded).
+pub fn decimal_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Decimal> {
+    if value.is_instance_of::<PyFloat>() || value.is_instance_of::<PyBool>() {
+        return Err(invalid_input(format!(
+            "{name} must be a Decimal, int or str, not {}: floats cannot hold exact prices",
+            value.get_type().name()?
+        )));
+    }
+    let text = if value.is_instance_of::<PyString>() || value.is_instance_of::<PyInt>() || is_py_decimal(value)? {
+        value.str()?.to_cow()?.into_owned()
+    } else {
+        return Err(invalid_input(format!(
+            "{name} must be a Decimal, int or str, not {}",
+            value.get_type().name()?
+        )));
+    };
+    parse_decimal(text.trim())
+        .ok_or_else(|| invalid_input(format!("{name} {text:?} is not a finite decimal within 28 digits")))
+}
+
+fn parse_decimal(text: &str) -> Option<Decimal> {
+    if text.contains(['e', 'E']) {
+        Decimal::from_scientific(text).ok()
+    } else {
+        Decimal::from_str_exact(text).ok()
+    }
+}
+
+fn is_py_decimal(value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    static DECIMAL: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> = pyo3::sync::PyOnceLock::new();
+    let cls = DECIMAL.import(value.py(), "decimal", "Decimal")?;
+    value.is_instance(cls)
+}
+
+/// An aware `datetime` in UTC, or now when `None`. Naive datetimes are refused.
+pub fn timestamp_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<DateTime<Utc>> {
+    let Some(value) = value else { return Ok(Utc::now()) };
+    if value.is_none() {
+        return Ok(Utc::now());
+    }
+    let aware: DateTime<FixedOffset> = value
+        .extract()
+        .map_err(|_| invalid_input("timestamp must be a timezone-aware datetime (e.g. datetime.now(timezone.utc))"))?;
+    Ok(aware.with_timezone(&Utc))
+}
+
+/// `str` or `bytes` for the `from_json` decoders.
+pub fn json_arg(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(s) = data.cast::<PyString>() {
+        return Ok(s.to_str()?.as_bytes().to_vec());
+    }
+    match data.cast::<PyBytes>() {
+        Ok(b) => Ok(b.as_bytes().to_vec()),
+        Err(_) => Err(invalid_input("from_json takes str or bytes")),
+    }
+}
+
+/// Python's `repr()` of a string, for readable `__repr__`s.
+pub fn py_repr(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&c.escape_default().to_string()),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// `None` or the value's Python repr.
+pub fn py_opt<T: std::fmt::Display>(value: Option<T>, quote: bool) -> String {
+    match value {
+        None => "None".to_owned(),
+        Some(v) if quote => py_repr(&v.to_string()),
+        Some(v) => v.to_string(),
+    }
+}

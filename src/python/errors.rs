@@ -1,0 +1,48 @@
+//! The one place core errors become Python exceptions (classes defined in
+//! `solcache/exceptions.py`, where each also subclasses the builtin it means).
+
+use pyo3::PyErr;
+
+use crate::error::Error;
+
+mod exc {
+    pyo3::import_exception!(solcache.exceptions, ConnectionError);
+    pyo3::import_exception!(solcache.exceptions, AuthenticationError);
+    pyo3::import_exception!(solcache.exceptions, TimeoutError);
+    pyo3::import_exception!(solcache.exceptions, PoolExhaustedError);
+    pyo3::import_exception!(solcache.exceptions, SerializationError);
+    pyo3::import_exception!(solcache.exceptions, InvalidInputError);
+    pyo3::import_exception!(solcache.exceptions, ResponseError);
+    pyo3::import_exception!(solcache.exceptions, UnsupportedServerError);
+}
+
+/// Convert a core error; lazily, so no GIL is needed where the error arises.
+pub fn to_py_err(err: Error) -> PyErr {
+    let message = err.to_string();
+    match err {
+        Error::Connection { .. } | Error::PoolClosed => PyErr::new::<exc::ConnectionError, _>(message),
+        Error::Authentication { .. } => PyErr::new::<exc::AuthenticationError, _>(message),
+        Error::Timeout { .. } => PyErr::new::<exc::TimeoutError, _>(message),
+        Error::PoolExhausted { .. } => PyErr::new::<exc::PoolExhaustedError, _>(message),
+        Error::Serialization { key, .. } => PyErr::new::<exc::SerializationError, _>((message, key)),
+        Error::InvalidInput(_) => PyErr::new::<exc::InvalidInputError, _>(message),
+        Error::Response(_) => PyErr::new::<exc::ResponseError, _>(message),
+        Error::UnsupportedServer { .. } => PyErr::new::<exc::UnsupportedServerError, _>(message),
+    }
+}
+
+/// Bad argument detected in the binding itself (wrong Python type or value).
+pub fn invalid_input(message: impl Into<String>) -> PyErr {
+    to_py_err(Error::InvalidInput(message.into()))
+}
+
+/// `map_err` helper.
+pub trait IntoPyResult<T> {
+    fn py(self) -> pyo3::PyResult<T>;
+}
+
+impl<T> IntoPyResult<T> for crate::error::Result<T> {
+    fn py(self) -> pyo3::PyResult<T> {
+        self.map_err(to_py_err)
+    }
+}

@@ -1,0 +1,79 @@
+//! The PyO3 binding: registers the module, converts types, maps errors. No Redis logic here.
+
+mod caches;
+mod convert;
+mod errors;
+mod models;
+mod pool;
+
+use pyo3::prelude::*;
+
+use crate::keys;
+
+/// One process-wide tokio runtime, one worker per core: Redis I/O is light, and more threads
+/// than cores only adds wake-up latency on a small machine.
+fn init_runtime() {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(workers).thread_name("solcache-io").enable_all();
+    pyo3_async_runtimes::tokio::init(builder);
+}
+
+/// Route the core's `log` records (target `solcache`) to Python's `logging`.
+fn init_logging(py: Python<'_>) {
+    if let Ok(logger) = pyo3_log::Logger::new(py, pyo3_log::Caching::Nothing) {
+        let _ = logger.filter(log::LevelFilter::Info).install();
+    }
+}
+
+/// Return `token` unchanged, or raise `InvalidInputError`.
+#[pyfunction]
+fn validate_token(token: &str) -> PyResult<&str> {
+    keys::validate_token(token).map_err(errors::to_py_err)?;
+    Ok(token)
+}
+
+/// Return `address` unchanged if it is base58 of 32 bytes, or raise `InvalidInputError`.
+#[pyfunction]
+fn validate_address(address: &str) -> PyResult<&str> {
+    keys::validate_address(address).map_err(errors::to_py_err)?;
+    Ok(address)
+}
+
+#[pyfunction]
+fn price_key(token: &str) -> PyResult<String> {
+    keys::price_key(token).map_err(errors::to_py_err)
+}
+
+#[pyfunction]
+fn pool_key(address: &str) -> PyResult<String> {
+    keys::pool_key(address).map_err(errors::to_py_err)
+}
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    init_runtime();
+    init_logging(m.py());
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MVP_TOKENS", keys::MVP_TOKENS.to_vec())?;
+    m.setattr("MVP_TOKENS", pyo3::types::PyTuple::new(m.py(), keys::MVP_TOKENS)?)?;
+    m.add("TOKEN_PATTERN", keys::TOKEN_PATTERN)?;
+    m.add("DEFAULT_TTL_MS", crate::cache::DEFAULT_TTL.as_millis() as u64)?;
+    m.add_function(wrap_pyfunction!(validate_token, m)?)?;
+    m.add_function(wrap_pyfunction!(validate_address, m)?)?;
+    m.add_function(wrap_pyfunction!(price_key, m)?)?;
+    m.add_function(wrap_pyfunction!(pool_key, m)?)?;
+    m.add_function(wrap_pyfunction!(pool::open_pool, m)?)?;
+    m.add_function(wrap_pyfunction!(pool::py_redact_url, m)?)?;
+    m.add_class::<models::PyPriceData>()?;
+    m.add_class::<models::PyPoolState>()?;
+    m.add_class::<models::PySwapQuote>()?;
+    m.add_class::<pool::PoolHandle>()?;
+    m.add_class::<pool::PyRedisPool>()?;
+    m.add_class::<pool::PyOperationStats>()?;
+    m.add_class::<pool::PoolHealth>()?;
+    m.add_class::<caches::PyPriceCache>()?;
+    m.add_class::<caches::PyPoolStateCache>()?;
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! Python face of the connection pool: open, close, health and metrics.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3_async_runtimes::tokio::future_into_py;
+
+use super::convert::py_opt;
+use super::errors::{invalid_input, IntoPyResult};
+use crate::metrics::OperationStats;
+use crate::redis_pool::{redact_url, Health, PoolConfig, RedisPool};
+
+/// An opened core pool, handed to `RedisPool.__new__` once connected.
+#[pyclass(name = "PoolHandle", module = "solcache._core", frozen)]
+pub struct PoolHandle {
+    pool: RedisPool,
+}
+
+fn millis(value: u64, name: &str) -> PyResult<Duration> {
+    if value == 0 {
+        return Err(invalid_input(format!("{name} must be at least 1 ms")));
+    }
+    Ok(Duration::from_millis(value))
+}
+
+/// Connect and return a `PoolHandle` (awaitable). Every argument is required here: defaults
+/// live in `solcache.Settings`.
+#[pyfunction]
+#[pyo3(signature = (url, *, max_size, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms))]
+#[allow(clippy::too_many_arguments)]
+pub fn open_pool(
+    py: Python<'_>,
+    url: String,
+    max_size: u32,
+    connect_timeout_ms: u64,
+    response_timeout_ms: u64,
+    checkout_timeout_ms: u64,
+    health_check_interval_ms: u64,
+    slow_threshold_ms: f64,
+) -> PyResult<Bound<'_, PyAny>> {
+    if !(slow_threshold_ms.is_finite() && slow_threshold_ms > 0.0) {
+        return Err(invalid_input(format!(
+            "slow_threshold_ms must be a positive number, got {slow_threshold_ms}"
+        )));
+    }
+    let config = PoolConfig {
+        url,
+        max_size,
+        connect_timeout: millis(connect_timeout_ms, "connect_timeout_ms")?,
+        response_timeout: millis(response_timeout_ms, "response_timeout_ms")?,
+        checkout_timeout: millis(checkout_timeout_ms, "checkout_timeout_ms")?,
+        health_check_interval: millis(health_check_interval_ms, "health_check_interval_ms")?,
+        slow_threshold: Duration::from_secs_f64(slow_threshold_ms / 1e3),
+    };
+    future_into_py(py, async move {
+        RedisPool::connect(config).await.map(|pool| PoolHandle { pool }).py()
+    })
+}
+
+/// `url` with any password replaced by `***`.
+#[pyfunction(name = "redact_url")]
+pub fn py_redact_url(url: &str) -> String {
+    redact_url(url)
+}
+
+/// The pool; `solcache.RedisPool` subclasses it to add `connect` and `async with`.
+#[pyclass(name = "RedisPool", module = "solcache._core", subclass, frozen)]
+pub struct PyRedisPool {
+    pub pool: RedisPool,
+}
+
+#[pymethods]
+impl PyRedisPool {
+    #[new]
+    fn new(handle: PyRef<'_, PoolHandle>) -> Self {
+        PyRedisPool {
+            pool: handle.pool.clone(),
+        }
+    }
+
+    /// The server URL with any password replaced by `***`.
+    #[getter]
+    fn url(&self) -> &str {
+        self.pool.redacted_url()
+    }
+    #[getter]
+    fn max_size(&self) -> u32 {
+        self.pool.config().max_size
+    }
+    #[getter]
+    fn closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+    #[getter]
+    fn redis_version(&self) -> String {
+        self.pool.redis_version()
+    }
+
+    /// Stop the health task and close idle connections (awaitable).
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let pool = self.pool.clone();
+        future_into_py(py, async move {
+            pool.close().await;
+            Ok(())
+        })
+    }
+
+    /// PING + INFO the server and report the pool's counters (awaitable; never raises).
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let pool = self.pool.clone();
+        future_into_py(py, async move { Ok(PoolHealth::from(pool.health().await)) })
+    }
+
+    /// Latency stats per operation name (only operations called at least once).
+    fn metrics(&self) -> HashMap<&'static str, PyOperationStats> {
+        self.pool
+            .metrics()
+            .snapshot()
+            .into_iter()
+            .map(|(name, s)| (name, PyOperationStats::from(s)))
+            .collect()
+    }
+}
+
+/// Latency of one operation since the pool opened, in microseconds.
+#[pyclass(name = "OperationStats", module = "solcache._core", frozen, get_all)]
+pub struct PyOperationStats {
+    count: u64,
+    errors: u64,
+    slow: u64,
+    mean_us: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+}
+
+impl From<OperationStats> for PyOperationStats {
+    fn from(s: OperationStats) -> Self {
+        PyOperationStats {
+            count: s.count,
+            errors: s.errors,
+            slow: s.slow,
+            mean_us: s.mean_us,
+            p50_us: s.p50_us,
+            p99_us: s.p99_us,
+            p999_us: s.p999_us,
+            max_us: s.max_us,
+        }
+    }
+}
+
+#[pymethods]
+impl PyOperationStats {
+    fn __repr__(&self) -> String {
+        format!(
+            "OperationStats(count={}, errors={}, slow={}, mean_us={:.1}, p50_us={:.1}, p99_us={:.1}, p999_us={:.1}, max_us={:.1})",
+            self.count, self.errors, self.slow, self.mean_us, self.p50_us, self.p99_us, self.p999_us, self.max_us
+        )
+    }
+}
+
+/// A live probe of the server plus the pool's own counters.
+#[pyclass(name = "PoolHealth", module = "solcache._core", frozen, get_all)]
+pub struct PoolHealth {
+    reachable: bool,
+    rtt_ms: Option<f64>,
+    redis_version: Option<String>,
+    error: Option<String>,
+    connections: u32,
+    idle: u32,
+    in_use: u32,
+    waiting: usize,
+}
+
+impl From<Health> for PoolHealth {
+    fn from(h: Health) -> Self {
+        PoolHealth {
+            reachable: h.reachable,
+            rtt_ms: h.rtt.map(|d| d.as_secs_f64() * 1e3),
+            redis_version: h.redis_version,
+            error: h.error,
+            connections: h.counts.connections,
+            idle: h.counts.idle,
+            in_use: h.counts.in_use,
+            waiting: h.counts.waiting,
+        }
+    }
+}
+
+#[pymethods]
+impl PoolHealth {
+    fn __repr__(&self) -> String {
+        format!(
+            "PoolHealth(reachable={}, rtt_ms={}, redis_version={}, error={}, connections={}, idle={}, in_use={}, waiting={})",
+            if self.reachable { "True" } else { "False" },
+            py_opt(self.rtt_ms.map(|ms| format!("{ms:.3}")), false),
+            py_opt(self.redis_version.as_deref(), true),
+            py_opt(self.error.as_deref(), true), self.connections, self.idle, self.in_use, self.waiting
+        )
+    }
+}

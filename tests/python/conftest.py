@@ -1,0 +1,216 @@
+"""Real redis-server processes on free ports, and a tiny RESP client for raw access.
+
+No mocks: every test that talks to Redis talks to a `redis-server` child started here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+import solcache
+
+T = TypeVar("T")
+PASSWORD = "s3cret-pw"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RespError(Exception):
+    """An error reply (`-ERR …`) from the raw client."""
+
+
+def _encode(args: tuple[Any, ...]) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def _read_reply(f: Any) -> Any:
+    line = f.readline()
+    if not line:
+        raise builtins.ConnectionError("redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RespError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        return None if n < 0 else f.read(n + 2)[:-2].decode()
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(f) for _ in range(n)]
+    raise RespError(f"unexpected reply {line!r}")
+
+
+def raw(server: RedisServer, *args: Any) -> Any:
+    """Send one command over a plain socket (authenticating if needed); return the reply."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        f = sock.makefile("rb")
+        if server.auth:
+            sock.sendall(_encode(("AUTH", *server.auth)))
+            _read_reply(f)
+        sock.sendall(_encode(args))
+        return _read_reply(f)
+
+
+class RedisServer:
+    """One `redis-server` child: TCP on 127.0.0.1:port plus a unix socket, no persistence."""
+
+    def __init__(self, *extra_args: str, auth: tuple[str, ...] = ()) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="solcache-redis-"))
+        self.unix_socket = str(self.dir / "redis.sock")
+        self.extra_args = extra_args
+        self.auth = auth  # AUTH arguments used by `raw`
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.paused = False
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def unix_url(self) -> str:
+        return f"unix://{self.unix_socket}"
+
+    def raw(self, *args: Any) -> Any:
+        return raw(self, *args)
+
+    def start(self) -> None:
+        assert self.proc is None, "already running"
+        # fmt: off
+        cmd = [
+            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(self.dir),
+            "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
+            "--logfile", str(self.dir / "redis.log"), *self.extra_args,
+        ]
+        # fmt: on
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while not self._answers_ping():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
+                self.stop()
+                raise RuntimeError(f"redis-server on port {self.port} did not start:\n{log}")
+            time.sleep(0.05)
+
+    def _answers_ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64)[:1] in (b"+", b"-")  # -NOAUTH also means it is up
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.paused:
+            self.resume()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _shared_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_server(_shared_redis: RedisServer) -> RedisServer:
+    """The session's shared server, emptied before each test."""
+    _shared_redis.raw("FLUSHALL")
+    return _shared_redis
+
+
+@pytest.fixture
+def fresh_redis() -> Iterator[RedisServer]:
+    """A server of this test's own, which the test may stop, restart or pause."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def auth_redis() -> Iterator[RedisServer]:
+    """A server with `requirepass` for the default user and an ACL user `alice`."""
+    # fmt: off
+    server = RedisServer(
+        "--requirepass", PASSWORD,
+        "--user", "alice", "on", f">{PASSWORD}", "~*", "&*", "+@all",
+        auth=(PASSWORD,),
+    )
+    # fmt: on
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+async def pool(redis_server: RedisServer) -> AsyncIterator[solcache.RedisPool]:
+    async with await solcache.RedisPool.connect(redis_server.url) as p:
+        yield p
+
+
+async def _eventually(fn: Callable[[], Awaitable[T]], within_s: float = 5.0) -> T:
+    """Await `fn()` until it returns without raising; re-raise its last error after `within_s`."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return await fn()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[Any]]:
+    return _eventually
