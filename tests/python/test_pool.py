@@ -69,11 +69,23 @@ async def test_unreachable_server_fails_within_connect_timeout(unused_tcp_port: 
 # --- credentials -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("user", ["", "alice"])
-async def test_password_never_shown(auth_redis, user: str, caplog) -> None:
+URLS = [  # {secret} is the password, {port} and {sock} those of conftest's `auth_redis`
+    "redis://:{secret}@127.0.0.1:{port}/0",
+    "redis://alice:{secret}@127.0.0.1:{port}/0",
+    "unix://{sock}?pass={secret}",
+    "unix://{sock}?user=alice&pass={secret}",
+]
+
+
+def auth_url(template: str, server, secret: str, user: str = "alice") -> str:
+    url = template.format(secret=secret, port=server.port, sock=server.unix_socket)
+    return url.replace("alice", user)
+
+
+@pytest.mark.parametrize("template", URLS)
+async def test_password_never_shown(auth_redis, template: str, caplog) -> None:
     caplog.set_level(logging.DEBUG, logger="solcache")
-    url = f"redis://{user}:{PASSWORD}@127.0.0.1:{auth_redis.port}/0"
-    async with await RedisPool.connect(url) as pool:
+    async with await RedisPool.connect(auth_url(template, auth_redis, PASSWORD)) as pool:
         await roundtrip(pool)
         assert PASSWORD not in pool.url and "***" in pool.url
         assert PASSWORD not in repr(pool)
@@ -83,14 +95,17 @@ async def test_password_never_shown(auth_redis, user: str, caplog) -> None:
     assert PASSWORD not in caplog.text
 
 
-@pytest.mark.parametrize(
-    "credentials", [":wrong-pw-1", "alice:wrong-pw-2", "mallory:wrong-pw-3", f"mallory:{PASSWORD}"]
-)
-async def test_wrong_password_is_authentication_error(auth_redis, credentials: str, caplog) -> None:
+WRONG = [(url, "alice", "wrong-pw-1") for url in URLS]
+WRONG += [(url, "mallory", PASSWORD) for url in URLS if "alice" in url]  # unknown ACL user
+
+
+@pytest.mark.parametrize(("template", "user", "secret"), WRONG)
+async def test_wrong_password_is_authentication_error(
+    auth_redis, template: str, user: str, secret: str, caplog
+) -> None:
     caplog.set_level(logging.DEBUG, logger="solcache")
-    secret = credentials.split(":", 1)[1]
     with pytest.raises(solcache.AuthenticationError) as e:
-        await RedisPool.connect(f"redis://{credentials}@127.0.0.1:{auth_redis.port}/0")
+        await RedisPool.connect(auth_url(template, auth_redis, secret, user))
     assert isinstance(e.value, solcache.ConnectionError)
     assert isinstance(e.value, builtins.ConnectionError)
     message = str(e.value).lower()

@@ -1,0 +1,120 @@
+//! Connection pool behaviour against real redis-server processes that the tests kill and pause.
+mod support;
+
+use std::time::{Duration, Instant};
+
+use solcache::{Error, PoolConfig, PriceCache, PriceData, RedisPool};
+use support::{free_port, RedisServer};
+
+fn sol() -> PriceData {
+    PriceData::new("SOL", rust_decimal::Decimal::ONE, chrono::Utc::now(), "test").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_over_tcp_and_unix_socket() {
+    let server = RedisServer::start();
+    for url in [server.url(), format!("unix://{}", server.socket_path().display())] {
+        let pool = RedisPool::connect(PoolConfig::new(url.clone())).await.unwrap();
+        assert!(
+            pool.redis_version().starts_with('7') || pool.redis_version().starts_with('6'),
+            "{url}"
+        );
+        let health = pool.health().await;
+        assert!(health.reachable && health.rtt.is_some(), "{health:?}");
+        assert_eq!(health.counts.connections, health.counts.idle + health.counts.in_use);
+        pool.close().await;
+        assert!(matches!(
+            PriceCache::new(pool).get("SOL", None).await,
+            Err(Error::PoolClosed)
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_server_is_a_connection_error() {
+    let url = format!("redis://127.0.0.1:{}/0", free_port());
+    let started = Instant::now();
+    let err = RedisPool::connect(PoolConfig::new(url)).await.unwrap_err();
+    assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_an_authentication_error_without_the_password() {
+    let server = RedisServer::start_with(&["--requirepass", "right-pw"]);
+    let url = format!("redis://:wrong-pw@127.0.0.1:{}/0", server.port);
+    let err = RedisPool::connect(PoolConfig::new(url)).await.unwrap_err();
+    assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("wrong-pw"));
+    let ok = RedisPool::connect(PoolConfig::new(format!(
+        "redis://:right-pw@127.0.0.1:{}/0",
+        server.port
+    )))
+    .await
+    .unwrap();
+    assert!(!format!("{ok:?} {}", ok.redacted_url()).contains("right-pw"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_is_recovered_without_a_new_pool() {
+    let mut server = RedisServer::start();
+    let pool = RedisPool::connect(PoolConfig::new(server.url())).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    // Several idle connections, all of which the restart will kill.
+    let gets: Vec<_> = (0..8).map(|_| cache.get("SOL", None)).collect();
+    for r in futures::future::join_all(gets).await {
+        r.unwrap();
+    }
+    server.stop();
+    let started = Instant::now();
+    let err = cache.set(&sol()).await.unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "fails fast, took {:?}",
+        started.elapsed()
+    );
+    server.restart();
+    // The first call after the restart already succeeds: stale connections are discarded and
+    // the idempotent request is retried on a fresh one.
+    cache.set(&sol()).await.unwrap();
+    assert!(cache.get("SOL", None).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_server_times_out_and_exhausts_the_pool() {
+    let server = RedisServer::start();
+    let config = PoolConfig {
+        max_size: 2,
+        response_timeout: Duration::from_millis(1500),
+        checkout_timeout: Duration::from_millis(200),
+        ..PoolConfig::new(server.url())
+    };
+    let pool = RedisPool::connect(config).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    cache.set(&sol()).await.unwrap();
+    // Open both connections while the server answers, so the pause finds them established.
+    let (w1, w2) = tokio::join!(cache.get("SOL", None), cache.get("SOL", None));
+    w1.unwrap();
+    w2.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.counts().connections < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.counts().connections, 2);
+    server.pause();
+    let (a, b, c) = tokio::join!(cache.get("SOL", None), cache.get("SOL", None), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cache.get("SOL", None).await
+    });
+    let errors = [a.unwrap_err(), b.unwrap_err(), c.unwrap_err()];
+    assert_eq!(
+        errors.iter().filter(|e| matches!(e, Error::Timeout { .. })).count(),
+        2,
+        "{errors:?}"
+    );
+    assert!(matches!(errors[2], Error::PoolExhausted { .. }), "{errors:?}");
+    assert!(errors.iter().all(Error::is_timeout));
+    server.resume();
+    assert!(cache.get("SOL", None).await.unwrap().is_some());
+}
