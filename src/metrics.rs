@@ -87,6 +87,10 @@ struct OperationMetrics {
     latency_ns: Mutex<Histogram<u64>>,
     errors: AtomicU64,
     slow: AtomicU64,
+    /// Milliseconds since `Metrics::created` when this operation was last logged as slow
+    /// (+1, so 0 means never). Per operation, so a slow checkout cannot hide a slow read.
+    last_slow_log_ms: AtomicU64,
+    slow_since_log: AtomicU64,
 }
 
 /// Per-operation latency histograms and slow-call accounting.
@@ -94,9 +98,6 @@ pub struct Metrics {
     operations: Vec<OperationMetrics>,
     slow_threshold: Duration,
     created: Instant,
-    /// Milliseconds since `created` when a slow call was last logged (+1, so 0 means never).
-    last_slow_log_ms: AtomicU64,
-    slow_since_log: AtomicU64,
 }
 
 impl Metrics {
@@ -109,14 +110,14 @@ impl Metrics {
                 latency_ns: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")),
                 errors: AtomicU64::new(0),
                 slow: AtomicU64::new(0),
+                last_slow_log_ms: AtomicU64::new(0),
+                slow_since_log: AtomicU64::new(0),
             })
             .collect();
         Metrics {
             operations,
             slow_threshold,
             created: Instant::now(),
-            last_slow_log_ms: AtomicU64::new(0),
-            slow_since_log: AtomicU64::new(0),
         }
     }
 
@@ -137,22 +138,21 @@ impl Metrics {
         }
         if elapsed > self.slow_threshold {
             m.slow.fetch_add(1, Ordering::Relaxed);
-            self.log_slow(op, elapsed);
+            self.log_slow(op, m, elapsed);
         }
     }
 
-    fn log_slow(&self, op: Operation, elapsed: Duration) {
-        let suppressed = self.slow_since_log.fetch_add(1, Ordering::Relaxed);
+    fn log_slow(&self, op: Operation, m: &OperationMetrics, elapsed: Duration) {
+        let suppressed = m.slow_since_log.fetch_add(1, Ordering::Relaxed);
         let now_ms = self.created.elapsed().as_millis() as u64 + 1;
-        let last = self.last_slow_log_ms.load(Ordering::Relaxed);
+        let last = m.last_slow_log_ms.load(Ordering::Relaxed);
         let due = last == 0 || now_ms.saturating_sub(last) >= SLOW_LOG_INTERVAL.as_millis() as u64;
         if due
-            && self
-                .last_slow_log_ms
+            && m.last_slow_log_ms
                 .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            self.slow_since_log.store(0, Ordering::Relaxed);
+            m.slow_since_log.store(0, Ordering::Relaxed);
             log::warn!(
                 target: "solcache",
                 "slow Redis operation: {} took {:.3} ms (budget {:.3} ms); {} slow calls since the last report",

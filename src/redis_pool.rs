@@ -93,17 +93,27 @@ impl PoolConfig {
     }
 }
 
-/// `url` with any password replaced by `***`; unparsable input is hidden whole.
+/// `url` with any password replaced by `***`: the `user:password@` part and, for `unix://`
+/// URLs, the `pass=` / `password=` query parameters. Unparsable input is hidden whole.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "<unparsable redis url>".to_owned(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "<unparsable redis url>".to_owned();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    let secret = |k: &str| k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password");
+    if parsed.query_pairs().any(|(k, _)| secret(&k)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret(&k) { "***".to_owned() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 /// State shared between the pool and its connection manager.
@@ -586,6 +596,11 @@ mod tests {
         assert_eq!(redact_url("rediss://:s3cret@host"), "rediss://:***@host");
         assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
         assert!(!redact_url("redis://a:s3cret@[bad").contains("s3cret"));
+        assert_eq!(
+            redact_url("unix:///tmp/r.sock?user=alice&pass=s3cret"),
+            "unix:///tmp/r.sock?user=alice&pass=***"
+        );
+        assert!(!redact_url("unix:///tmp/r.sock?db=1&PASSWORD=s3cret").contains("s3cret"));
     }
 
     #[test]

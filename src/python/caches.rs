@@ -38,7 +38,7 @@ fn ttl(ttl_ms: u64) -> Duration {
 }
 
 macro_rules! cache_class {
-    ($py_name:literal, $class:ident, $model:ty, $py_model:ident, $arg:ident) => {
+    ($py_name:literal, $class:ident, $model:ty, $py_model:ident, $arg:ident, $items:ident, $id:ident, $ids:ident) => {
         #[doc = concat!("Typed reads and writes of ", $py_name, " items; see the core `Cache`.")]
         #[pyclass(name = $py_name, module = "solcache._core", frozen)]
         pub struct $class {
@@ -69,8 +69,8 @@ macro_rules! cache_class {
             }
 
             /// Write many items in one pipeline (awaitable).
-            fn set_many<'py>(&self, py: Python<'py>, items: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let items = items
+            fn set_many<'py>(&self, py: Python<'py>, $items: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+                let items = $items
                     .try_iter()?
                     .map(|item| Ok(item?.extract::<PyRef<'_, $py_model>>()?.inner.clone()))
                     .collect::<PyResult<Vec<_>>>()?;
@@ -79,23 +79,27 @@ macro_rules! cache_class {
             }
 
             /// Read one item, `None` when missing or older than `max_age_ms` (awaitable).
-            #[pyo3(signature = (id, *, max_age_ms = None))]
-            fn get<'py>(&self, py: Python<'py>, id: String, max_age_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+            #[pyo3(signature = ($id, *, max_age_ms = None))]
+            fn get<'py>(&self, py: Python<'py>, $id: String, max_age_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
                 let cache = self.cache.clone();
                 future_into_py(py, async move {
-                    let item = cache.get(&id, max_age_ms.map(Duration::from_millis)).await.py()?;
+                    let item = cache
+                        .get(&$id, max_age_ms.map(Duration::from_millis))
+                        .await
+                        .py()?;
                     Ok(item.map(|inner| $py_model { inner }))
                 })
             }
 
             /// Read many items with one MGET: `{id: item or None}` in request order (awaitable).
-            #[pyo3(signature = (ids, *, max_age_ms = None))]
+            #[pyo3(signature = ($ids, *, max_age_ms = None))]
             fn get_many<'py>(
                 &self,
                 py: Python<'py>,
-                ids: Vec<String>,
+                $ids: Vec<String>,
                 max_age_ms: Option<u64>,
             ) -> PyResult<Bound<'py, PyAny>> {
+                let ids = $ids;
                 let cache = self.cache.clone();
                 future_into_py(py, async move {
                     let items = cache
@@ -122,5 +126,23 @@ macro_rules! cache_class {
     };
 }
 
-cache_class!("PriceCache", PyPriceCache, PriceData, PyPriceData, price);
-cache_class!("PoolStateCache", PyPoolStateCache, PoolState, PyPoolState, state);
+cache_class!(
+    "PriceCache",
+    PyPriceCache,
+    PriceData,
+    PyPriceData,
+    price,
+    prices,
+    token,
+    tokens
+);
+cache_class!(
+    "PoolStateCache",
+    PyPoolStateCache,
+    PoolState,
+    PyPoolState,
+    state,
+    states,
+    address,
+    addresses
+);

@@ -207,29 +207,21 @@ async def test_metrics_per_operation(pool) -> None:
         assert 0 < stats.p50_us <= stats.p99_us <= stats.p999_us <= stats.max_us, op
 
 
-async def test_slow_operations_logged_rate_limited(redis_server, caplog, eventually) -> None:
+async def test_slow_operations_logged_rate_limited(redis_server, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="solcache")
     async with await RedisPool.connect(redis_server.url, slow_threshold_ms=0.001) as pool:
         cache = PriceCache(pool)
         for _ in range(200):
             await cache.get("SOL")
-
-        def slow_logs() -> list[logging.LogRecord]:
-            return [
-                r
-                for r in caplog.records
-                if r.name.split(".")[0] == "solcache"
-                and r.levelno == logging.WARNING
-                and "price_get" in r.getMessage()
-            ]
-
-        async def logged() -> None:
-            assert slow_logs()
-
-        await eventually(logged)
         slow = pool.metrics()["price_get"].slow
-        assert slow >= 200
-        assert len(slow_logs()) <= 20 < slow  # rate-limited, while every slow op is counted
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.split(".")[0] == "solcache" and r.levelno == logging.WARNING
+    ]
+    assert slow >= 200  # every slow call is counted ...
+    assert 1 <= len(warnings) <= 20  # ... but only a few are logged
+    assert any("price_get" in m for m in warnings), warnings
 
 
 # --- outages ---------------------------------------------------------------------------------
@@ -272,5 +264,6 @@ async def test_pool_exhaustion(fresh_redis, eventually) -> None:
             assert elapsed < 2.5  # the 200 ms checkout timeout, not the 5 s response timeout
         finally:
             fresh_redis.resume()
-        await asyncio.gather(*calls, return_exceptions=True)
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert any(isinstance(r, PriceData) for r in results)  # the held calls finish
         await eventually(lambda: roundtrip(pool, "4"))
