@@ -48,6 +48,9 @@ pub struct PoolConfig {
     pub health_check_interval: Duration,
     /// Calls slower than this are counted and logged (default 1 ms).
     pub slow_threshold: Duration,
+    /// bb8's PING on every checkout (default off: it adds a full round trip to every call;
+    /// `docs/performance.md` has the measured cost). Broken connections are caught without it.
+    pub test_on_checkout: bool,
 }
 
 impl Default for PoolConfig {
@@ -60,6 +63,7 @@ impl Default for PoolConfig {
             checkout_timeout: Duration::from_millis(500),
             health_check_interval: Duration::from_millis(1000),
             slow_threshold: Duration::from_millis(1),
+            test_on_checkout: false,
         }
     }
 }
@@ -287,7 +291,7 @@ impl RedisPool {
         let pool = bb8::Pool::builder()
             .max_size(config.max_size)
             .min_idle(None)
-            .test_on_check_out(false)
+            .test_on_check_out(config.test_on_checkout)
             .retry_connection(false)
             .connection_timeout(config.checkout_timeout)
             .idle_timeout(Some(Duration::from_secs(300)))

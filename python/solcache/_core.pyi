@@ -24,6 +24,7 @@ def validate_address(address: str) -> str:
 def price_key(token: str) -> str: ...
 def redact_url(url: str) -> str:
     """Return `url` with any password replaced by ``***``."""
+
 def pool_key(address: str) -> str: ...
 
 @final

@@ -52,6 +52,7 @@ pub fn open_pool(
         checkout_timeout: millis(checkout_timeout_ms, "checkout_timeout_ms")?,
         health_check_interval: millis(health_check_interval_ms, "health_check_interval_ms")?,
         slow_threshold: Duration::from_secs_f64(slow_threshold_ms / 1e3),
+        test_on_checkout: false,
     };
     future_into_py(py, async move {
         RedisPool::connect(config).await.map(|pool| PoolHandle { pool }).py()
