@@ -38,6 +38,9 @@ pub struct PoolConfig {
     pub url: String,
     /// Most connections the pool opens (default 20).
     pub max_size: u32,
+    /// Connections kept open even when idle, reopened in the background when lost (default 1):
+    /// the first calls after start or after an outage do not pay for a connect.
+    pub min_idle: u32,
     /// Limit on opening one connection, TCP + TLS + AUTH (default 1 s).
     pub connect_timeout: Duration,
     /// Limit on one command's reply (default 500 ms).
@@ -58,6 +61,7 @@ impl Default for PoolConfig {
         PoolConfig {
             url: "redis://127.0.0.1:6379/0".to_owned(),
             max_size: 20,
+            min_idle: 1,
             connect_timeout: Duration::from_millis(1000),
             response_timeout: Duration::from_millis(500),
             checkout_timeout: Duration::from_millis(500),
@@ -80,6 +84,12 @@ impl PoolConfig {
     fn validate(&self) -> Result<()> {
         if self.max_size == 0 {
             return Err(Error::invalid("max_size must be at least 1"));
+        }
+        if self.min_idle > self.max_size {
+            return Err(Error::invalid(format!(
+                "min_idle {} exceeds max_size {}",
+                self.min_idle, self.max_size
+            )));
         }
         for (name, d) in [
             ("connect_timeout", self.connect_timeout),
@@ -290,7 +300,7 @@ impl RedisPool {
         };
         let pool = bb8::Pool::builder()
             .max_size(config.max_size)
-            .min_idle(None)
+            .min_idle(Some(config.min_idle).filter(|&n| n > 0))
             .test_on_check_out(config.test_on_checkout)
             .retry_connection(false)
             .connection_timeout(config.checkout_timeout)

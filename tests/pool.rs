@@ -97,11 +97,7 @@ async fn paused_server_times_out_and_exhausts_the_pool() {
     let (w1, w2) = tokio::join!(cache.get("SOL", None), cache.get("SOL", None));
     w1.unwrap();
     w2.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pool.counts().connections < 2 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(pool.counts().connections, 2);
+    wait_until(|| pool.counts().connections == 2).await;
     server.pause();
     let (a, b, c) = tokio::join!(cache.get("SOL", None), cache.get("SOL", None), async {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -117,4 +113,56 @@ async fn paused_server_times_out_and_exhausts_the_pool() {
     assert!(errors.iter().all(Error::is_timeout));
     server.resume();
     assert!(cache.get("SOL", None).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_task_replaces_killed_connections_before_any_caller_hits_them() {
+    let server = RedisServer::start();
+    let config = PoolConfig {
+        min_idle: 4,
+        health_check_interval: Duration::from_millis(100),
+        ..PoolConfig::new(server.url())
+    };
+    let pool = RedisPool::connect(config).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    cache.set(&sol()).await.unwrap();
+    let mut admin = support::raw(&server).await;
+    wait_until(|| pool.counts().idle >= 4).await;
+
+    // Kill every client connection of the server (ours included) behind the pool's back.
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(killed >= 4, "killed {killed}");
+
+    // The health task notices, drops the dead connections and reopens min_idle fresh ones:
+    // the server sees live clients again and the pool holds no more than it does.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let list: String = redis::cmd("CLIENT")
+            .arg(&["LIST", "TYPE", "normal"])
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let ours = list.lines().count() as u32 - 1; // minus the admin connection
+        let counts = pool.counts();
+        if ours >= 4 && counts.connections == ours {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server sees {ours} clients, pool {counts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // No caller ever saw an error.
+    cache.get("SOL", None).await.unwrap();
+    assert_eq!(pool.metrics().stats(solcache::Operation::PriceGet).errors, 0);
+}
+
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "condition not reached within 5 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

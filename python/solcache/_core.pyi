@@ -162,6 +162,7 @@ def open_pool(
     url: str,
     *,
     max_size: int,
+    min_idle: int,
     connect_timeout_ms: int,
     response_timeout_ms: int,
     checkout_timeout_ms: int,

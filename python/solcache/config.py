@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         description="redis://, rediss:// (TLS) or unix:// URL, ACL user and password allowed.",
     )
     pool_max_size: int = Field(default=20, ge=1, le=10_000)
+    pool_min_idle: int = Field(
+        default=1, ge=0, le=10_000, description="Connections kept open while idle."
+    )
     connect_timeout_ms: int = Field(default=1000, ge=1, le=600_000)
     response_timeout_ms: int = Field(default=500, ge=1, le=600_000)
     checkout_timeout_ms: int = Field(default=500, ge=1, le=600_000)

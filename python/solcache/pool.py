@@ -24,6 +24,7 @@ class RedisPool(_core.RedisPool):
         url: str | None = None,
         *,
         max_size: int | None = None,
+        min_idle: int | None = None,
         connect_timeout_ms: int | None = None,
         response_timeout_ms: int | None = None,
         checkout_timeout_ms: int | None = None,
@@ -39,7 +40,8 @@ class RedisPool(_core.RedisPool):
         s = settings if settings is not None else Settings()
         handle = await _core.open_pool(
             url if url is not None else s.redis_url,
-            max_size=max_size if max_size is not None else s.pool_max_size,
+            max_size=_pick(max_size, s.pool_max_size),
+            min_idle=_pick(min_idle, s.pool_min_idle),
             connect_timeout_ms=_pick(connect_timeout_ms, s.connect_timeout_ms),
             response_timeout_ms=_pick(response_timeout_ms, s.response_timeout_ms),
             checkout_timeout_ms=_pick(checkout_timeout_ms, s.checkout_timeout_ms),

@@ -27,12 +27,13 @@ fn millis(value: u64, name: &str) -> PyResult<Duration> {
 /// Connect and return a `PoolHandle` (awaitable). Every argument is required here: defaults
 /// live in `solcache.Settings`.
 #[pyfunction]
-#[pyo3(signature = (url, *, max_size, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms))]
+#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms))]
 #[allow(clippy::too_many_arguments)]
 pub fn open_pool(
     py: Python<'_>,
     url: String,
     max_size: u32,
+    min_idle: u32,
     connect_timeout_ms: u64,
     response_timeout_ms: u64,
     checkout_timeout_ms: u64,
@@ -47,6 +48,7 @@ pub fn open_pool(
     let config = PoolConfig {
         url,
         max_size,
+        min_idle,
         connect_timeout: millis(connect_timeout_ms, "connect_timeout_ms")?,
         response_timeout: millis(response_timeout_ms, "response_timeout_ms")?,
         checkout_timeout: millis(checkout_timeout_ms, "checkout_timeout_ms")?,
