@@ -245,19 +245,32 @@ async fn timed_concurrent(cache: &PriceCache, tasks: usize, total: usize) -> (Ve
             let cache = cache.clone();
             tokio::spawn(async move {
                 let mut ns = Vec::with_capacity(per_task);
+                let mut errors = Vec::new();
                 for _ in 0..per_task {
                     let t = Instant::now();
-                    black_box(cache.get("SOL", None).await.unwrap());
-                    ns.push(t.elapsed().as_nanos() as u64);
+                    match cache.get("SOL", None).await {
+                        Ok(v) => {
+                            black_box(v);
+                            ns.push(t.elapsed().as_nanos() as u64);
+                        }
+                        Err(e) => errors.push((e, t.elapsed(), cache.pool().counts())),
+                    }
                 }
-                ns
+                (ns, errors)
             })
         })
         .collect();
     let mut all = Vec::with_capacity(per_task * tasks);
+    let mut errors = Vec::new();
     for h in handles {
-        all.extend(h.await.unwrap());
+        let (ns, errs) = h.await.unwrap();
+        all.extend(ns);
+        errors.extend(errs);
     }
+    for e in errors.iter().take(5) {
+        eprintln!("DIAG {e:?}");
+    }
+    eprintln!("DIAG errors {} counts now {:?}", errors.len(), cache.pool().counts());
     let rate = all.len() as f64 / started.elapsed().as_secs_f64();
     (all, rate)
 }

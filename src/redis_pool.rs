@@ -270,6 +270,7 @@ impl RedisPool {
     /// Must be called inside a tokio runtime, which then runs the health task.
     pub async fn connect(config: PoolConfig) -> Result<RedisPool> {
         config.validate()?;
+        install_tls_provider();
         let redacted_url = redact_url(&config.url);
         let mut info = config
             .url
@@ -579,6 +580,15 @@ async fn health_loop(pool: Weak<PoolInner>, interval: Duration) {
             .execute::<String>(Operation::Ping, Request::Cmd(&redis::cmd("PING")))
             .await;
     }
+}
+
+/// rustls needs a process-wide crypto provider before the first `rediss://` connect. If the
+/// application already installed one, that one stays.
+fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// `redis_version:7.0.15` from an `INFO server` reply.

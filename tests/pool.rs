@@ -166,3 +166,18 @@ async fn wait_until(mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_over_tls() {
+    let server = RedisServer::start_tls();
+    // `#insecure` skips certificate verification (the test certificate is self-signed).
+    let url = format!("rediss://127.0.0.1:{}/0#insecure", server.port);
+    let pool = RedisPool::connect(PoolConfig::new(url)).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    cache.set(&sol()).await.unwrap();
+    let read = cache.get("SOL", None).await.unwrap().expect("written over TLS");
+    assert_eq!(read.token, "SOL");
+    // Verification against the system roots refuses the self-signed certificate.
+    let strict = RedisPool::connect(PoolConfig::new(format!("rediss://127.0.0.1:{}/0", server.port))).await;
+    assert!(matches!(strict, Err(Error::Connection { .. })), "{strict:?}");
+}

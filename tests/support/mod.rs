@@ -13,6 +13,7 @@ pub struct RedisServer {
     pub port: u16,
     pub dir: PathBuf,
     extra_args: Vec<String>,
+    tls: bool,
 }
 
 impl RedisServer {
@@ -26,11 +27,70 @@ impl RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("solcache-rs-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        let extra_args = extra.iter().map(|s| s.to_string()).collect();
         let mut server = RedisServer {
             child: None,
             port,
             dir,
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            extra_args,
+            tls: false,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Start a TLS-only server (`port` is the TLS port) with a self-signed certificate made by
+    /// the `openssl` CLI for `localhost` / `127.0.0.1`.
+    pub fn start_tls() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("solcache-rs-tls-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status()
+            .expect("the openssl CLI makes the test certificate");
+        assert!(made.success());
+        let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+        let tls_port = port.to_string();
+        let extra_args = [
+            "--port",
+            "0",
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &path(&cert),
+            "--tls-key-file",
+            &path(&key),
+            "--tls-ca-cert-file",
+            &path(&cert),
+            "--tls-auth-clients",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir,
+            extra_args,
+            tls: true,
         };
         server.spawn();
         server
@@ -54,6 +114,7 @@ impl RedisServer {
                 "--dir",
                 self.dir.to_str().unwrap(),
             ])
+            // Later arguments win: a TLS server overrides `--port` with 0 here.
             .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -105,7 +166,11 @@ impl RedisServer {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+            if self.tls {
+                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    return;
+                }
+            } else if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
                 let mut buf = [0u8; 64];
                 if s.write_all(b"PING\r\n").is_ok() {
