@@ -42,7 +42,8 @@ struct Target {
 }
 
 fn main() {
-    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let args: Vec<String> = std::env::args().collect();
+    let bench_mode = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test");
     let report_only = std::env::var("SOLCACHE_BENCH_REPORT_ONLY").is_ok_and(|v| v == "1");
     let server = RedisServer::start();
     // The same runtime shape as the Python binding: one worker per core.
@@ -70,8 +71,8 @@ fn main() {
         c.final_summary();
     }
 
-    let n = if bench_mode { 10_000 } else { 50 };
-    latency_report(&rt, &server, &tcp, &unix, &ping_on, n);
+    let (rounds, per_round) = if bench_mode { (5, 2000) } else { (1, 50) };
+    latency_report(&rt, &server, [&tcp, &unix], &ping_on, rounds, per_round);
     rt.block_on(async {
         for cache in [&tcp.cache, &unix.cache, &ping_on] {
             cache.pool().close().await;
@@ -192,52 +193,137 @@ fn bench_concurrent(c: &mut Criterion, rt: &Runtime, cache: &PriceCache) {
 
 // ---------------------------------------------------------------- per-call latency report
 
-struct Row {
-    case: String,
-    calls: usize,
+#[derive(Clone, Copy)]
+enum Op {
+    RawGet,
+    Get,
+    GetMany,
+    Set,
+    SetMany,
+}
+
+#[derive(Clone, Copy)]
+enum Case {
+    /// One call at a time on `targets[transport]`.
+    Sequential { transport: usize, op: Op },
+    /// `get` over TCP on the pool with bb8's checkout PING.
+    PingOn,
+    /// `get` over TCP from this many concurrent tasks.
+    Concurrent(usize),
+}
+
+impl Case {
+    fn label(self, targets: &[&Target; 2]) -> String {
+        match self {
+            Case::Sequential { transport, op } => {
+                let what = match op {
+                    Op::RawGet => "redis-rs MultiplexedConnection GET (floor)",
+                    Op::Get => "PriceCache::get",
+                    Op::GetMany => "PriceCache::get_many (5 tokens)",
+                    Op::Set => "PriceCache::set",
+                    Op::SetMany => "PriceCache::set_many (5)",
+                };
+                format!("{} {what}", targets[transport].name)
+            }
+            Case::PingOn => "tcp PriceCache::get, checkout PING on".into(),
+            Case::Concurrent(tasks) => format!("tcp PriceCache::get, {tasks} concurrent tasks"),
+        }
+    }
+
+    fn transport(self) -> usize {
+        match self {
+            Case::Sequential { transport, .. } => transport,
+            _ => 0,
+        }
+    }
+}
+
+/// One round of one case: percentiles of individually timed calls.
+#[derive(Clone, Copy, Default)]
+struct Stats {
     mean_us: f64,
     p50_us: f64,
     p99_us: f64,
-    /// Throughput of the concurrent cases, reads per second.
-    per_sec: Option<f64>,
-    /// Which raw round trip this row is compared with.
-    transport: &'static str,
+    /// Reads per second (concurrent cases).
+    rate: f64,
+    errors: usize,
 }
 
-fn row(case: impl Into<String>, transport: &'static str, mut ns: Vec<u64>, per_sec: Option<f64>) -> Row {
+fn stats(mut ns: Vec<u64>) -> Stats {
+    if ns.is_empty() {
+        return Stats::default();
+    }
     ns.sort_unstable();
     let pct = |p: usize| ns[((ns.len() * p) / 100).min(ns.len() - 1)] as f64 / 1000.0;
-    Row {
-        case: case.into(),
-        calls: ns.len(),
+    Stats {
         mean_us: ns.iter().sum::<u64>() as f64 / ns.len() as f64 / 1000.0,
         p50_us: pct(50),
         p99_us: pct(99),
-        per_sec,
-        transport,
+        ..Stats::default()
     }
 }
 
-/// Time `n` sequential calls one by one (after `n / 10` warm-up calls).
-async fn timed<F, Fut>(n: usize, mut call: F) -> Vec<u64>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+async fn call(t: &Target, op: Op) -> solcache::Result<()> {
+    match op {
+        Op::RawGet => {
+            black_box(raw_get(&mut t.raw.clone()).await);
+        }
+        Op::Get => {
+            black_box(t.cache.get("SOL", None).await?);
+        }
+        Op::GetMany => {
+            black_box(t.cache.get_many(&MVP_TOKENS, None).await?);
+        }
+        Op::Set => t.cache.set(&t.prices[0]).await?,
+        Op::SetMany => t.cache.set_many(&t.prices).await?,
+    }
+    Ok(())
+}
+
+/// `n` sequential calls, each timed on its own, after `n / 10` untimed warm-up calls.
+async fn timed_sequential(n: usize, t: &Target, op: Op, ping_on: Option<&PriceCache>) -> Stats {
+    let once = || async {
+        match ping_on {
+            Some(cache) => cache.get("SOL", None).await.map(|v| {
+                black_box(v);
+            }),
+            None => call(t, op).await,
+        }
+    };
     for _ in 0..n / 10 {
-        call().await;
+        once().await.expect("warm-up call");
     }
     let mut ns = Vec::with_capacity(n);
+    let mut errors = 0;
     for _ in 0..n {
         let started = Instant::now();
-        call().await;
-        ns.push(started.elapsed().as_nanos() as u64);
+        match once().await {
+            Ok(()) => ns.push(started.elapsed().as_nanos() as u64),
+            Err(_) => errors += 1,
+        }
     }
-    ns
+    Stats {
+        errors,
+        ..stats(ns)
+    }
 }
 
-/// `tasks` concurrent readers, `total` reads in all: (per-read latencies, reads per second).
-async fn timed_concurrent(cache: &PriceCache, tasks: usize, total: usize) -> (Vec<u64>, f64) {
+/// `tasks` tasks reading in a loop, `total` reads in all. A failed read (e.g. a checkout that
+/// waited past `checkout_timeout`) is counted, not timed.
+async fn timed_concurrent(cache: &PriceCache, tasks: usize, total: usize) -> Stats {
     let per_task = total.div_ceil(tasks);
     let started = Instant::now();
     let handles: Vec<_> = (0..tasks)
@@ -245,7 +331,7 @@ async fn timed_concurrent(cache: &PriceCache, tasks: usize, total: usize) -> (Ve
             let cache = cache.clone();
             tokio::spawn(async move {
                 let mut ns = Vec::with_capacity(per_task);
-                let mut errors = Vec::new();
+                let mut errors = 0;
                 for _ in 0..per_task {
                     let t = Instant::now();
                     match cache.get("SOL", None).await {
@@ -253,7 +339,7 @@ async fn timed_concurrent(cache: &PriceCache, tasks: usize, total: usize) -> (Ve
                             black_box(v);
                             ns.push(t.elapsed().as_nanos() as u64);
                         }
-                        Err(e) => errors.push((e, t.elapsed(), cache.pool().counts())),
+                        Err(_) => errors += 1,
                     }
                 }
                 (ns, errors)
@@ -261,22 +347,22 @@ async fn timed_concurrent(cache: &PriceCache, tasks: usize, total: usize) -> (Ve
         })
         .collect();
     let mut all = Vec::with_capacity(per_task * tasks);
-    let mut errors = Vec::new();
+    let mut errors = 0;
     for h in handles {
-        let (ns, errs) = h.await.unwrap();
+        let (ns, e) = h.await.expect("reader task");
         all.extend(ns);
-        errors.extend(errs);
+        errors += e;
     }
-    for e in errors.iter().take(5) {
-        eprintln!("DIAG {e:?}");
-    }
-    eprintln!("DIAG errors {} counts now {:?}", errors.len(), cache.pool().counts());
     let rate = all.len() as f64 / started.elapsed().as_secs_f64();
-    (all, rate)
+    Stats {
+        rate,
+        errors,
+        ..stats(all)
+    }
 }
 
-/// `redis-benchmark` against the bench server: (p50 µs, p99 µs, requests per second).
-fn redis_benchmark(server: &RedisServer, unix: bool, clients: usize, n: usize) -> Option<(f64, f64, f64)> {
+/// `redis-benchmark -t get -P 1` against the bench server, as [`Stats`].
+fn redis_benchmark(server: &RedisServer, unix: bool, clients: usize, n: usize) -> Option<Stats> {
     let mut cmd = Command::new("redis-benchmark");
     if unix {
         cmd.arg("-s").arg(server.socket_path());
@@ -296,103 +382,109 @@ fn redis_benchmark(server: &RedisServer, unix: bool, clients: usize, n: usize) -
         .skip(1)
         .filter_map(|v| v.trim_matches('"').parse().ok())
         .collect();
-    Some((f.get(3)? * 1000.0, f.get(5)? * 1000.0, *f.first()?))
+    Some(Stats {
+        rate: *f.first()?,
+        mean_us: f.get(1)? * 1000.0,
+        p50_us: f.get(3)? * 1000.0,
+        p99_us: f.get(5)? * 1000.0,
+        errors: 0,
+    })
 }
 
-fn latency_report(rt: &Runtime, server: &RedisServer, tcp: &Target, unix: &Target, ping_on: &PriceCache, n: usize) {
-    // redis-benchmark's GET reads `key:__rand_int__`: give it the same JSON our GET returns.
-    let payload = tcp.prices[0].to_json();
+/// Every case `rounds` times, interleaved (so a noisy moment hits all cases alike), each round
+/// `per_round` calls; the table shows the median of the per-round p50 / p99 / mean.
+fn latency_report(
+    rt: &Runtime,
+    server: &RedisServer,
+    targets: [&Target; 2],
+    ping_on: &PriceCache,
+    rounds: usize,
+    per_round: usize,
+) {
+    // redis-benchmark's GET reads the literal key `key:__rand_int__`: give it our JSON.
     rt.block_on(async {
-        let mut con = tcp.raw.clone();
         let _: () = redis::cmd("SET")
             .arg("key:__rand_int__")
-            .arg(&payload)
-            .query_async(&mut con)
+            .arg(targets[0].prices[0].to_json())
+            .query_async(&mut targets[0].raw.clone())
             .await
-            .unwrap();
+            .expect("plant the redis-benchmark key");
     });
-    let rb_n = (n * 2).max(1000);
-    let raw_tcp = redis_benchmark(server, false, 1, rb_n);
-    let raw_unix = redis_benchmark(server, true, 1, rb_n);
+    let mut cases = Vec::new();
+    for transport in 0..2 {
+        for op in [Op::RawGet, Op::Get, Op::GetMany, Op::Set, Op::SetMany] {
+            cases.push(Case::Sequential { transport, op });
+        }
+    }
+    cases.push(Case::PingOn);
+    cases.extend(CONCURRENCY.map(Case::Concurrent));
 
-    let mut rows = Vec::new();
-    rt.block_on(async {
-        for t in [tcp, unix] {
-            let tr = t.name;
-            let con = t.raw.clone();
-            let ns = timed(n, || {
-                let mut con = con.clone();
-                async move {
-                    black_box(raw_get(&mut con).await);
+    let rb_n = (per_round * 2).max(1000);
+    let raw_labels = ["tcp", "unix", "tcp -c 20", "tcp -c 200"];
+    let mut raw: Vec<Vec<Stats>> = vec![Vec::new(); raw_labels.len()];
+    let mut results: Vec<Vec<Stats>> = vec![Vec::new(); cases.len()];
+    for _ in 0..rounds {
+        for (i, (unix, clients, n)) in [(false, 1, rb_n), (true, 1, rb_n), (false, 20, rb_n * 5), (false, 200, rb_n * 5)]
+            .into_iter()
+            .enumerate()
+        {
+            raw[i].extend(redis_benchmark(server, unix, clients, n));
+        }
+        for (i, case) in cases.iter().enumerate() {
+            let s = rt.block_on(async {
+                match *case {
+                    Case::Sequential { transport, op } => timed_sequential(per_round, targets[transport], op, None).await,
+                    Case::PingOn => timed_sequential(per_round, targets[0], Op::Get, Some(ping_on)).await,
+                    Case::Concurrent(tasks) => timed_concurrent(&targets[0].cache, tasks, (per_round * 4).max(tasks)).await,
                 }
-            })
-            .await;
-            rows.push(row(format!("{tr} redis-rs MultiplexedConnection GET"), tr, ns, None));
-            let c = &t.cache;
-            let ns = timed(n, || async {
-                black_box(c.get("SOL", None).await.unwrap());
-            })
-            .await;
-            rows.push(row(format!("{tr} PriceCache::get"), tr, ns, None));
-            let ns = timed(n, || async {
-                black_box(c.get_many(&MVP_TOKENS, None).await.unwrap());
-            })
-            .await;
-            rows.push(row(format!("{tr} PriceCache::get_many (5 tokens)"), tr, ns, None));
-            let ns = timed(n, || async { c.set(&t.prices[0]).await.unwrap() }).await;
-            rows.push(row(format!("{tr} PriceCache::set"), tr, ns, None));
-            let ns = timed(n, || async { c.set_many(&t.prices).await.unwrap() }).await;
-            rows.push(row(format!("{tr} PriceCache::set_many (5)"), tr, ns, None));
+            });
+            results[i].push(s);
         }
-        let ns = timed(n, || async {
-            black_box(ping_on.get("SOL", None).await.unwrap());
-        })
-        .await;
-        rows.push(row("tcp PriceCache::get, checkout PING on", "tcp", ns, None));
-        for tasks in CONCURRENCY {
-            let (ns, rate) = timed_concurrent(&tcp.cache, tasks, (n * 4).max(tasks)).await;
-            rows.push(row(format!("tcp get, {tasks} concurrent tasks"), "tcp", ns, Some(rate)));
-        }
-    });
-    let concurrent_rb: Vec<_> = CONCURRENCY
-        .iter()
-        .map(|&c| (c, redis_benchmark(server, false, c, (n * 10).max(1000))))
-        .collect();
+    }
 
-    println!("\n== solcache Rust core: per-call latency, {n} sequential calls per case (µs) ==");
-    for (name, raw) in [("tcp", raw_tcp), ("unix", raw_unix)] {
-        match raw {
-            Some((p50, p99, rps)) => println!(
-                "raw round trip ({name}): redis-benchmark -t get -c 1 -P 1 -n {rb_n}: p50 {p50:.1}  p99 {p99:.1}  ({rps:.0} req/s)"
-            ),
-            None => println!("raw round trip ({name}): redis-benchmark not found or failed; no ratios"),
-        }
-    }
+    let med = |v: &[Stats], f: fn(&Stats) -> f64| median(v.iter().map(f).collect());
     println!(
-        "{:<44} {:>7} {:>8} {:>8} {:>8} {:>9} {:>10}",
-        "case", "calls", "mean", "p50", "p99", "p50/raw", "reads/s"
+        "\n== solcache Rust core: per-call latency in µs, median over {rounds} interleaved rounds of {per_round} calls =="
     );
-    for r in &rows {
-        let raw = if r.transport == "unix" { raw_unix } else { raw_tcp };
-        let ratio = raw.map_or("-".to_owned(), |(p50, _, _)| format!("{:.2}x", r.p50_us / p50));
-        let rate = r.per_sec.map_or(String::new(), |v| format!("{v:.0}"));
-        println!(
-            "{:<44} {:>7} {:>8.1} {:>8.1} {:>8.1} {:>9} {:>10}",
-            r.case, r.calls, r.mean_us, r.p50_us, r.p99_us, ratio, rate
-        );
-    }
-    for (clients, rb) in concurrent_rb {
-        if let Some((p50, p99, rps)) = rb {
-            println!("redis-benchmark -t get -c {clients}: {rps:.0} req/s, p50 {p50:.1} µs, p99 {p99:.1} µs");
+    let raw_p50: Vec<f64> = raw.iter().map(|v| med(v, |s| s.p50_us)).collect();
+    for (label, v) in raw_labels.iter().zip(&raw) {
+        if v.is_empty() {
+            println!("redis-benchmark -t get ({label}): not run (redis-benchmark missing?); no ratios");
+            continue;
         }
-    }
-    if let Some(get) = rows.iter().find(|r| r.case == "tcp PriceCache::get") {
-        let ok = get.mean_us < 1000.0 && get.p99_us < 2000.0;
         println!(
-            "sequential tcp get: average {:.1} µs, p99 {:.1} µs -> 'average < 1 ms and p99 < 2 ms' {}",
-            get.mean_us,
-            get.p99_us,
-            if ok { "holds" } else { "does NOT hold" }
+            "redis-benchmark -t get -P 1 ({label}, -n {}): p50 {:.1}  p99 {:.1}  {:.0} req/s",
+            if label.contains("-c") { rb_n * 5 } else { rb_n },
+            med(v, |s| s.p50_us),
+            med(v, |s| s.p99_us),
+            med(v, |s| s.rate)
         );
     }
+    println!("| case | p50 µs | p99 µs | mean µs | p50 ÷ raw p50 | reads/s | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (case, v) in cases.iter().zip(&results) {
+        let (p50, p99, mean) = (med(v, |s| s.p50_us), med(v, |s| s.p99_us), med(v, |s| s.mean_us));
+        let ratio = raw_p50[case.transport()];
+        let ratio = if ratio.is_nan() {
+            "-".into()
+        } else {
+            format!("{:.2}×", p50 / ratio)
+        };
+        let rate = match case {
+            Case::Concurrent(_) => format!("{:.0}", med(v, |s| s.rate)),
+            _ => format!("{:.0}", 1e6 / mean),
+        };
+        let errors: usize = v.iter().map(|s| s.errors).sum();
+        println!(
+            "| {} | {p50:.1} | {p99:.1} | {mean:.1} | {ratio} | {rate} | {errors} |",
+            case.label(&targets)
+        );
+    }
+    let get = &results[1]; // tcp PriceCache::get
+    let (mean, p99) = (med(get, |s| s.mean_us), med(get, |s| s.p99_us));
+    let holds = mean < 1000.0 && p99 < 2000.0;
+    println!(
+        "sequential tcp PriceCache::get: average {mean:.1} µs, p99 {p99:.1} µs: 'average < 1 ms and p99 < 2 ms' {}",
+        if holds { "holds" } else { "does NOT hold" }
+    );
 }

@@ -137,6 +137,8 @@ struct Shared {
     /// Bumped on every failed connect, so waiting checkouts fail fast.
     connect_failures: watch::Sender<u64>,
     last_connect_error: Mutex<Option<Error>>,
+    /// Set by `close`: no new connections, every returned one is dropped.
+    closed: AtomicBool,
 }
 
 /// One pooled connection and what the pool knows about it.
@@ -171,6 +173,10 @@ impl ManageConnection for RedisConnectionManager {
     type Error = Error;
 
     async fn connect(&self) -> Result<PooledRedis> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            // bb8 replenishes min_idle in the background; a closed pool must not reopen.
+            return Err(Error::PoolClosed);
+        }
         let epoch = self.shared.epoch.load(Ordering::Acquire);
         let opened = tokio::time::timeout(
             self.connect_timeout,
@@ -203,7 +209,9 @@ impl ManageConnection for RedisConnectionManager {
     }
 
     fn has_broken(&self, conn: &mut PooledRedis) -> bool {
-        conn.broken || conn.epoch < self.shared.epoch.load(Ordering::Acquire)
+        conn.broken
+            || conn.epoch < self.shared.epoch.load(Ordering::Acquire)
+            || self.shared.closed.load(Ordering::Acquire)
     }
 }
 
@@ -243,7 +251,6 @@ struct PoolInner {
     redacted_url: String,
     metrics: Metrics,
     waiting: AtomicUsize,
-    closed: AtomicBool,
     redis_version: Mutex<String>,
     health_task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -289,6 +296,7 @@ impl RedisPool {
             epoch: AtomicU64::new(0),
             connect_failures: watch::channel(0).0,
             last_connect_error: Mutex::new(None),
+            closed: AtomicBool::new(false),
         });
         let manager = RedisConnectionManager {
             client,
@@ -336,7 +344,6 @@ impl RedisPool {
             metrics: Metrics::new(config.slow_threshold),
             redacted_url,
             waiting: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
             redis_version: Mutex::new(version),
             health_task: Mutex::new(None),
             config,
@@ -368,7 +375,7 @@ impl RedisPool {
 
     /// True once [`RedisPool::close`] was called.
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.inner.shared.closed.load(Ordering::Acquire)
     }
 
     /// Connections, idle, in use and waiting callers right now.
@@ -385,16 +392,15 @@ impl RedisPool {
     /// Stop the health task and close idle connections. Calls after this fail with
     /// [`Error::PoolClosed`]; connections still in use close when their call returns.
     pub async fn close(&self) {
-        if self.inner.closed.swap(true, Ordering::AcqRel) {
+        if self.inner.shared.closed.swap(true, Ordering::AcqRel) {
             return;
         }
         if let Some(task) = self.inner.health_task.lock().ok().and_then(|mut t| t.take()) {
             task.abort();
             let _ = task.await;
         }
-        // Everything opened so far is now stale: idle connections are dropped as they are
-        // taken below, busy ones when they come back.
-        self.inner.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        // `closed` makes `has_broken` true for every connection: idle ones are dropped as they
+        // are taken below, busy ones when their call returns; `connect` refuses to reopen.
         while self.inner.pool.state().idle_connections > 0 {
             match tokio::time::timeout(Duration::from_millis(50), self.inner.pool.get()).await {
                 Ok(Ok(mut conn)) => conn.broken = true,

@@ -181,3 +181,28 @@ async fn connects_over_tls() {
     let strict = RedisPool::connect(PoolConfig::new(format!("rediss://127.0.0.1:{}/0", server.port))).await;
     assert!(matches!(strict, Err(Error::Connection { .. })), "{strict:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_releases_every_connection_for_good() {
+    let server = RedisServer::start();
+    let pool = RedisPool::connect(PoolConfig {
+        min_idle: 3,
+        ..PoolConfig::new(server.url())
+    })
+    .await
+    .unwrap();
+    wait_until(|| pool.counts().idle >= 3).await;
+    pool.close().await;
+    pool.close().await; // idempotent
+    assert_eq!(pool.counts().connections, 0);
+    // min_idle replenishment must not bring connections back after close.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pool.counts().connections, 0);
+    let mut admin = support::raw(&server).await;
+    let list: String = redis::cmd("CLIENT")
+        .arg(&["LIST", "TYPE", "normal"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(list.lines().count(), 1, "only the admin connection is left: {list}");
+}
