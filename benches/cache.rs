@@ -315,10 +315,7 @@ async fn timed_sequential(n: usize, t: &Target, op: Op, ping_on: Option<&PriceCa
             Err(_) => errors += 1,
         }
     }
-    Stats {
-        errors,
-        ..stats(ns)
-    }
+    Stats { errors, ..stats(ns) }
 }
 
 /// `tasks` tasks reading in a loop, `total` reads in all. A failed read (e.g. a checkout that
@@ -424,18 +421,27 @@ fn latency_report(
     let mut raw: Vec<Vec<Stats>> = vec![Vec::new(); raw_labels.len()];
     let mut results: Vec<Vec<Stats>> = vec![Vec::new(); cases.len()];
     for _ in 0..rounds {
-        for (i, (unix, clients, n)) in [(false, 1, rb_n), (true, 1, rb_n), (false, 20, rb_n * 5), (false, 200, rb_n * 5)]
-            .into_iter()
-            .enumerate()
+        for (i, (unix, clients, n)) in [
+            (false, 1, rb_n),
+            (true, 1, rb_n),
+            (false, 20, rb_n * 5),
+            (false, 200, rb_n * 5),
+        ]
+        .into_iter()
+        .enumerate()
         {
             raw[i].extend(redis_benchmark(server, unix, clients, n));
         }
         for (i, case) in cases.iter().enumerate() {
             let s = rt.block_on(async {
                 match *case {
-                    Case::Sequential { transport, op } => timed_sequential(per_round, targets[transport], op, None).await,
+                    Case::Sequential { transport, op } => {
+                        timed_sequential(per_round, targets[transport], op, None).await
+                    }
                     Case::PingOn => timed_sequential(per_round, targets[0], Op::Get, Some(ping_on)).await,
-                    Case::Concurrent(tasks) => timed_concurrent(&targets[0].cache, tasks, (per_round * 4).max(tasks)).await,
+                    Case::Concurrent(tasks) => {
+                        timed_concurrent(&targets[0].cache, tasks, (per_round * 4).max(tasks)).await
+                    }
                 }
             });
             results[i].push(s);

@@ -18,6 +18,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod metrics;
 pub mod models;

@@ -155,7 +155,7 @@ impl PoolState {
     }
 }
 
-fn validate_source(source: &str) -> Result<()> {
+pub(crate) fn validate_source(source: &str) -> Result<()> {
     if source.is_empty() || source.len() > MAX_SOURCE_LEN || source.chars().any(char::is_control) {
         return Err(Error::invalid(format!(
             "source must be 1 to {MAX_SOURCE_LEN} bytes without control characters, got {:?}",
@@ -166,7 +166,7 @@ fn validate_source(source: &str) -> Result<()> {
 }
 
 /// RFC 3339 in UTC with a `Z`, keeping every fractional digit the value has (ms, µs or ns).
-mod rfc3339_utc {
+pub(crate) mod rfc3339_utc {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -1,0 +1,312 @@
+//! Trading events carried by Redis Streams.
+//!
+//! A stream entry has two fields: `type` (the snake_case event name) and `data` (the event's
+//! JSON, same conventions as the caches: decimals as strings, RFC 3339 UTC timestamps). The
+//! golden files in `tests/golden/events/` pin the format for Rust and Python.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::models::rfc3339_utc;
+
+/// A token's new price.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceUpdate {
+    pub token: String,
+    pub price: Decimal,
+    #[serde(with = "rfc3339_utc")]
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Side of a trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TradeAction {
+    Buy,
+    Sell,
+}
+
+impl TradeAction {
+    /// `buy` or `sell`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TradeAction::Buy => "buy",
+            TradeAction::Sell => "sell",
+        }
+    }
+
+    /// Parse `buy` / `sell`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "buy" => Ok(TradeAction::Buy),
+            "sell" => Ok(TradeAction::Sell),
+            other => Err(Error::invalid(format!(
+                "action must be \"buy\" or \"sell\", got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A filled trade.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradeExecuted {
+    /// The trade's id (e.g. a transaction signature), 1–128 printable characters.
+    pub id: String,
+    pub action: TradeAction,
+    /// `BASE/QUOTE`, e.g. `SOL/USDC`.
+    pub token_pair: String,
+    /// Size in base-token units.
+    pub amount: Decimal,
+    /// Fill price in quote-token units.
+    pub price: Decimal,
+    #[serde(with = "rfc3339_utc")]
+    pub timestamp: DateTime<Utc>,
+}
+
+/// A position's new size and profit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PositionUpdate {
+    pub token: String,
+    /// Size in token units; negative for a short position.
+    pub amount: Decimal,
+    /// Profit and loss in USD; negative for a loss.
+    pub pnl: Decimal,
+    #[serde(with = "rfc3339_utc")]
+    pub timestamp: DateTime<Utc>,
+}
+
+/// A component's health, for operators and the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemStatus {
+    /// Which part of the system, e.g. `price-service`.
+    pub component: String,
+    /// A short lowercase word: `starting`, `healthy`, `degraded`, `stopped`, …
+    pub status: String,
+    /// Free text for humans (at most 1024 bytes).
+    pub message: String,
+    #[serde(with = "rfc3339_utc")]
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Every event the platform publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TradingEvent {
+    PriceUpdate(PriceUpdate),
+    TradeExecuted(TradeExecuted),
+    PositionUpdate(PositionUpdate),
+    SystemStatus(SystemStatus),
+}
+
+/// Stream of price updates.
+pub const PRICE_UPDATES: &str = "stream:price-updates";
+/// Stream of trades and positions.
+pub const TRADE_EVENTS: &str = "stream:trade-events";
+/// Stream of events for the UI (system status).
+pub const UI_EVENTS: &str = "stream:ui-events";
+/// Where entries that cannot be processed end up, with the reason.
+pub const DEAD_LETTER: &str = "stream:dead-letter";
+
+/// Longest accepted free-text message, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+
+impl TradingEvent {
+    /// The snake_case name stored in the entry's `type` field.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TradingEvent::PriceUpdate(_) => "price_update",
+            TradingEvent::TradeExecuted(_) => "trade_executed",
+            TradingEvent::PositionUpdate(_) => "position_update",
+            TradingEvent::SystemStatus(_) => "system_status",
+        }
+    }
+
+    /// The stream an event goes to unless the caller names another: price updates to
+    /// `stream:price-updates`, trades and positions to `stream:trade-events`, system status to
+    /// `stream:ui-events`.
+    pub fn default_stream(&self) -> &'static str {
+        match self {
+            TradingEvent::PriceUpdate(_) => PRICE_UPDATES,
+            TradingEvent::TradeExecuted(_) | TradingEvent::PositionUpdate(_) => TRADE_EVENTS,
+            TradingEvent::SystemStatus(_) => UI_EVENTS,
+        }
+    }
+
+    /// When the event happened.
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        match self {
+            TradingEvent::PriceUpdate(e) => e.timestamp,
+            TradingEvent::TradeExecuted(e) => e.timestamp,
+            TradingEvent::PositionUpdate(e) => e.timestamp,
+            TradingEvent::SystemStatus(e) => e.timestamp,
+        }
+    }
+
+    /// The JSON stored in the entry's `data` field.
+    pub fn data_json(&self) -> String {
+        let json = match self {
+            TradingEvent::PriceUpdate(e) => serde_json::to_string(e),
+            TradingEvent::TradeExecuted(e) => serde_json::to_string(e),
+            TradingEvent::PositionUpdate(e) => serde_json::to_string(e),
+            TradingEvent::SystemStatus(e) => serde_json::to_string(e),
+        };
+        json.expect("events always serialise")
+    }
+
+    /// Decode an entry's `type` and `data`; the error says what is wrong with the entry.
+    pub fn decode(type_name: &str, data: &[u8]) -> Result<Self> {
+        fn parse<T: for<'de> Deserialize<'de>>(data: &[u8], type_name: &str) -> Result<T> {
+            serde_json::from_slice(data).map_err(|e| Error::invalid(format!("bad {type_name} data: {e}")))
+        }
+        let event = match type_name {
+            "price_update" => TradingEvent::PriceUpdate(parse(data, type_name)?),
+            "trade_executed" => TradingEvent::TradeExecuted(parse(data, type_name)?),
+            "position_update" => TradingEvent::PositionUpdate(parse(data, type_name)?),
+            "system_status" => TradingEvent::SystemStatus(parse(data, type_name)?),
+            other => return Err(Error::invalid(format!("unknown event type {other:?}"))),
+        };
+        event.validate()?;
+        Ok(event)
+    }
+
+    /// Check the invariants of every field.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            TradingEvent::PriceUpdate(e) => {
+                keys::validate_token(&e.token)?;
+                non_negative("price", e.price)
+            }
+            TradingEvent::TradeExecuted(e) => {
+                printable("id", &e.id, 128)?;
+                validate_token_pair(&e.token_pair)?;
+                non_negative("amount", e.amount)?;
+                non_negative("price", e.price)
+            }
+            TradingEvent::PositionUpdate(e) => keys::validate_token(&e.token),
+            TradingEvent::SystemStatus(e) => {
+                printable("component", &e.component, 64)?;
+                if e.status.is_empty()
+                    || e.status.len() > 32
+                    || !e
+                        .status
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'-')
+                {
+                    return Err(Error::invalid(format!(
+                        "status must be 1 to 32 of a-z _ -, got {:?}",
+                        e.status
+                    )));
+                }
+                if e.message.len() > MAX_MESSAGE_LEN {
+                    return Err(Error::invalid(format!("message is over {MAX_MESSAGE_LEN} bytes")));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `BASE/QUOTE` of two valid tokens.
+pub fn validate_token_pair(pair: &str) -> Result<()> {
+    match pair.split_once('/') {
+        Some((base, quote)) if keys::validate_token(base).is_ok() && keys::validate_token(quote).is_ok() => Ok(()),
+        _ => Err(Error::invalid(format!(
+            "token_pair must be BASE/QUOTE of two tokens, got {pair:?}"
+        ))),
+    }
+}
+
+fn non_negative(name: &str, value: Decimal) -> Result<()> {
+    if value.is_sign_negative() && !value.is_zero() {
+        return Err(Error::invalid(format!("{name} is negative: {value}")));
+    }
+    Ok(())
+}
+
+fn printable(name: &str, value: &str, max_len: usize) -> Result<()> {
+    if value.is_empty() || value.len() > max_len || value.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "{name} must be 1 to {max_len} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn golden(name: &str) -> String {
+        let path = format!("{}/tests/golden/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap().trim_end().to_owned()
+    }
+
+    #[test]
+    fn golden_events_round_trip_byte_for_byte() {
+        for name in ["price_update", "trade_executed", "position_update", "system_status"] {
+            let text = golden(name);
+            let event = TradingEvent::decode(name, text.as_bytes()).unwrap();
+            assert_eq!(event.type_name(), name);
+            assert_eq!(event.data_json(), text, "{name}");
+        }
+    }
+
+    #[test]
+    fn routing_follows_the_event_type() {
+        let p = TradingEvent::decode("price_update", golden("price_update").as_bytes()).unwrap();
+        let t = TradingEvent::decode("trade_executed", golden("trade_executed").as_bytes()).unwrap();
+        let q = TradingEvent::decode("position_update", golden("position_update").as_bytes()).unwrap();
+        let s = TradingEvent::decode("system_status", golden("system_status").as_bytes()).unwrap();
+        assert_eq!(
+            [
+                p.default_stream(),
+                t.default_stream(),
+                q.default_stream(),
+                s.default_stream()
+            ],
+            [PRICE_UPDATES, TRADE_EVENTS, TRADE_EVENTS, UI_EVENTS]
+        );
+    }
+
+    #[test]
+    fn bad_entries_are_errors_not_panics() {
+        let ts = "2026-11-26T15:00:00Z";
+        for (t, data) in [
+            ("price_update", "not json".to_owned()),
+            ("price_update", format!(r#"{{"token":"SOL","timestamp":"{ts}"}}"#)),
+            (
+                "price_update",
+                format!(r#"{{"token":"SOL","price":"1","timestamp":"{ts}","x":1}}"#),
+            ),
+            (
+                "trade_executed",
+                format!(
+                    r#"{{"id":"t","action":"hold","token_pair":"SOL/USDC","amount":"1","price":"1","timestamp":"{ts}"}}"#
+                ),
+            ),
+            (
+                "trade_executed",
+                format!(
+                    r#"{{"id":"t","action":"buy","token_pair":"SOLUSDC","amount":"1","price":"1","timestamp":"{ts}"}}"#
+                ),
+            ),
+            (
+                "system_status",
+                format!(r#"{{"component":"x","status":"BAD STATUS","message":"","timestamp":"{ts}"}}"#),
+            ),
+            ("liquidation", "{}".to_owned()),
+        ] {
+            assert!(
+                matches!(TradingEvent::decode(t, data.as_bytes()), Err(Error::InvalidInput(_))),
+                "{t} {data}"
+            );
+        }
+    }
+}
