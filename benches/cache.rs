@@ -4,18 +4,19 @@
 //! 1. criterion: `PriceCache` get / get_many(5) / set / set_many(5) over TCP and a unix socket,
 //!    the raw redis-rs `MultiplexedConnection` GET as the floor, bb8's checkout PING on vs off,
 //!    and reads from 20 and 200 concurrent tasks (throughput).
-//! 2. a per-call latency report (p50 / p99 of individually timed calls, which criterion does
-//!    not give) with ratios to `redis-benchmark -t get -c 1 -P 1` run against the same server
-//!    in the same run. `docs/performance.md` is written from this table.
+//! 2. a per-call latency report: p50 / p99 of individually timed calls (criterion only gives
+//!    per-sample means), with ratios to `redis-benchmark -t get -c 1 -P 1` run against the same
+//!    server in the same run. `docs/performance.md` is written from this table.
 //!
-//! `SOLCACHE_BENCH_REPORT_ONLY=1` skips part 1. Run as a test (`cargo test --benches`, no
-//! `--bench` argument) every case runs once and the report shrinks to a smoke test.
+//! `SOLCACHE_BENCH_REPORT_ONLY=1` skips part 1. Run as a test (`cargo test --benches`, or
+//! `cargo bench -- --test`) every case runs once and the report shrinks to a smoke test.
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::hint::black_box;
 use std::process::Command;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -31,14 +32,31 @@ use tokio::runtime::Runtime;
 /// Reads outlive the 2 s production TTL: the seeded prices must still be there at the end.
 const SEED_TTL: Duration = Duration::from_secs(3600);
 const CONCURRENCY: [usize; 2] = [20, 200];
+/// Reads that failed inside criterion loops (they are not timed; see the report's errors).
+static CRITERION_ERRORS: AtomicUsize = AtomicUsize::new(0);
 
-/// What one transport needs: a default pool (checkout PING off) and a raw connection.
+/// One transport on one runtime: a default pool (checkout PING off) and a raw connection.
 struct Target {
     name: &'static str,
-    url: String,
     cache: PriceCache,
     raw: MultiplexedConnection,
     prices: Vec<PriceData>,
+}
+
+/// Everything the benches run against.
+struct Setup {
+    /// The same shape as the Python binding's runtime: multi-thread, one worker per core.
+    rt: Runtime,
+    /// A current-thread runtime: no hop between threads per call.
+    rt1: Runtime,
+    tcp: Target,
+    unix: Target,
+    /// TCP on `rt1`.
+    tcp1: Target,
+    /// TCP pool with bb8's `test_on_check_out` PING.
+    ping_on: PriceCache,
+    /// TCP pool with one connection per concurrent task (max_size 200).
+    big_pool: PriceCache,
 }
 
 fn main() {
@@ -46,15 +64,31 @@ fn main() {
     let bench_mode = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test");
     let report_only = std::env::var("SOLCACHE_BENCH_REPORT_ONLY").is_ok_and(|v| v == "1");
     let server = RedisServer::start();
-    // The same runtime shape as the Python binding: one worker per core.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let tcp = rt.block_on(target("tcp", server.url()));
-    let unix = rt.block_on(target("unix", format!("unix://{}", server.socket_path().display())));
-    let ping_on = rt.block_on(open(&tcp.url, true));
+    let rt1 = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let unix_url = format!("unix://{}", server.socket_path().display());
+    let setup = Setup {
+        tcp: rt.block_on(target("tcp", &server.url())),
+        unix: rt.block_on(target("unix", &unix_url)),
+        tcp1: rt1.block_on(target("tcp, current-thread runtime,", &server.url())),
+        ping_on: rt.block_on(open(PoolConfig {
+            test_on_checkout: true,
+            ..PoolConfig::new(server.url())
+        })),
+        big_pool: rt.block_on(open(PoolConfig {
+            max_size: 200,
+            ..PoolConfig::new(server.url())
+        })),
+        rt,
+        rt1,
+    };
 
     if !report_only {
         let mut c = Criterion::default()
@@ -63,35 +97,37 @@ fn main() {
             .sample_size(50)
             .without_plots()
             .configure_from_args();
-        for t in [&tcp, &unix] {
-            bench_transport(&mut c, &rt, t);
+        for t in [&setup.tcp, &setup.unix] {
+            bench_transport(&mut c, &setup.rt, t);
         }
-        bench_checkout_ping(&mut c, &rt, &tcp.cache, &ping_on);
-        bench_concurrent(&mut c, &rt, &tcp.cache);
+        bench_checkout_ping(&mut c, &setup.rt, &setup.tcp.cache, &setup.ping_on);
+        bench_concurrent(&mut c, &setup.rt, &setup.tcp.cache);
         c.final_summary();
+        let errors = CRITERION_ERRORS.load(Ordering::Relaxed);
+        if errors > 0 {
+            println!("warning: {errors} reads failed during the criterion runs (not timed)");
+        }
     }
 
     let (rounds, per_round) = if bench_mode { (5, 2000) } else { (1, 50) };
-    latency_report(&rt, &server, [&tcp, &unix], &ping_on, rounds, per_round);
-    rt.block_on(async {
-        for cache in [&tcp.cache, &unix.cache, &ping_on] {
+    latency_report(&setup, &server, rounds, per_round);
+    setup.rt.block_on(async {
+        for cache in [&setup.tcp.cache, &setup.unix.cache, &setup.ping_on, &setup.big_pool] {
             cache.pool().close().await;
         }
     });
+    setup.rt1.block_on(setup.tcp1.cache.pool().close());
 }
 
-async fn open(url: &str, test_on_checkout: bool) -> PriceCache {
-    let pool = RedisPool::connect(PoolConfig {
-        test_on_checkout,
-        ..PoolConfig::new(url)
-    })
-    .await
-    .expect("connect to the bench redis-server");
+async fn open(config: PoolConfig) -> PriceCache {
+    let pool = RedisPool::connect(config)
+        .await
+        .expect("connect to the bench redis-server");
     PriceCache::new(pool)
 }
 
-async fn target(name: &'static str, url: String) -> Target {
-    let cache = open(&url, false).await;
+async fn target(name: &'static str, url: &str) -> Target {
+    let cache = open(PoolConfig::new(url)).await;
     let prices: Vec<PriceData> = MVP_TOKENS
         .iter()
         .map(|t| PriceData::new(*t, Decimal::from_str("187.234500001").unwrap(), Utc::now(), "bench").unwrap())
@@ -100,8 +136,11 @@ async fn target(name: &'static str, url: String) -> Target {
     seeder.set_many(&prices).await.unwrap();
     // Correctness before timing: every read below is a hit, not a miss.
     assert_eq!(cache.get("SOL", None).await.unwrap().as_ref(), Some(&prices[0]));
-    let mut info = url.as_str().into_connection_info().unwrap();
-    info = info.set_tcp_settings(TcpSettings::default().set_nodelay(true));
+    // The floor gets the pool's TCP_NODELAY too (redis-rs leaves it off by default).
+    let info = url
+        .into_connection_info()
+        .unwrap()
+        .set_tcp_settings(TcpSettings::default().set_nodelay(true));
     let raw = redis::Client::open(info)
         .unwrap()
         .get_multiplexed_async_connection()
@@ -109,7 +148,6 @@ async fn target(name: &'static str, url: String) -> Target {
         .unwrap();
     Target {
         name,
-        url,
         cache,
         raw,
         prices,
@@ -159,7 +197,8 @@ fn bench_checkout_ping(c: &mut Criterion, rt: &Runtime, off: &PriceCache, on: &P
     g.finish();
 }
 
-/// `tasks` tasks each read in a loop; one iteration is one read per task.
+/// `tasks` tasks each read in a loop; one iteration is one read per task, so criterion's
+/// throughput line is reads per second.
 fn bench_concurrent(c: &mut Criterion, rt: &Runtime, cache: &PriceCache) {
     let mut g = c.benchmark_group("concurrent_get");
     g.sample_size(20).measurement_time(Duration::from_secs(4));
@@ -175,7 +214,9 @@ fn bench_concurrent(c: &mut Criterion, rt: &Runtime, cache: &PriceCache) {
                             let cache = cache.clone();
                             tokio::spawn(async move {
                                 for _ in 0..iters {
-                                    black_box(cache.get("SOL", None).await.unwrap());
+                                    if black_box(cache.get("SOL", None).await).is_err() {
+                                        CRITERION_ERRORS.fetch_add(1, Ordering::Relaxed);
+                                    }
                                 }
                             })
                         })
@@ -202,38 +243,78 @@ enum Op {
     SetMany,
 }
 
+impl Op {
+    fn label(self) -> &'static str {
+        match self {
+            Op::RawGet => "redis-rs MultiplexedConnection GET (floor)",
+            Op::Get => "PriceCache::get",
+            Op::GetMany => "PriceCache::get_many (5 tokens)",
+            Op::Set => "PriceCache::set",
+            Op::SetMany => "PriceCache::set_many (5)",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    Tcp,
+    Unix,
+    /// TCP, called from a current-thread runtime.
+    Tcp1,
+}
+
 #[derive(Clone, Copy)]
 enum Case {
-    /// One call at a time on `targets[transport]`.
-    Sequential { transport: usize, op: Op },
+    /// One call at a time.
+    Sequential(Transport, Op),
     /// `get` over TCP on the pool with bb8's checkout PING.
     PingOn,
-    /// `get` over TCP from this many concurrent tasks.
-    Concurrent(usize),
+    /// `get` over TCP from this many concurrent tasks, on a pool of `max_size` connections.
+    Concurrent { tasks: usize, max_size: u32 },
 }
 
 impl Case {
-    fn label(self, targets: &[&Target; 2]) -> String {
+    fn label(self, setup: &Setup) -> String {
         match self {
-            Case::Sequential { transport, op } => {
-                let what = match op {
-                    Op::RawGet => "redis-rs MultiplexedConnection GET (floor)",
-                    Op::Get => "PriceCache::get",
-                    Op::GetMany => "PriceCache::get_many (5 tokens)",
-                    Op::Set => "PriceCache::set",
-                    Op::SetMany => "PriceCache::set_many (5)",
-                };
-                format!("{} {what}", targets[transport].name)
+            Case::Sequential(t, op) => format!("{} {}", setup.target(t).name, op.label()),
+            Case::PingOn => "tcp PriceCache::get, bb8 checkout PING on".into(),
+            Case::Concurrent { tasks, max_size } => {
+                format!("tcp PriceCache::get, {tasks} concurrent tasks, max_size {max_size}")
             }
-            Case::PingOn => "tcp PriceCache::get, checkout PING on".into(),
-            Case::Concurrent(tasks) => format!("tcp PriceCache::get, {tasks} concurrent tasks"),
         }
     }
 
-    fn transport(self) -> usize {
+    /// Which raw round trip the case is compared with: 0 TCP, 1 unix socket.
+    fn raw_index(self) -> usize {
         match self {
-            Case::Sequential { transport, .. } => transport,
+            Case::Sequential(Transport::Unix, _) => 1,
             _ => 0,
+        }
+    }
+}
+
+impl Setup {
+    fn target(&self, t: Transport) -> &Target {
+        match t {
+            Transport::Tcp => &self.tcp,
+            Transport::Unix => &self.unix,
+            Transport::Tcp1 => &self.tcp1,
+        }
+    }
+
+    fn run(&self, case: Case, per_round: usize) -> Stats {
+        match case {
+            Case::Sequential(Transport::Tcp1, op) => self.rt1.block_on(timed(per_round, || call(&self.tcp1, op))),
+            Case::Sequential(t, op) => self.rt.block_on(timed(per_round, || call(self.target(t), op))),
+            Case::PingOn => self.rt.block_on(timed(per_round, || async {
+                black_box(self.ping_on.get("SOL", None).await?);
+                Ok(())
+            })),
+            Case::Concurrent { tasks, max_size } => {
+                let cache = if max_size > 20 { &self.big_pool } else { &self.tcp.cache };
+                self.rt
+                    .block_on(timed_concurrent(cache, tasks, (per_round * 4).max(tasks)))
+            }
         }
     }
 }
@@ -244,7 +325,7 @@ struct Stats {
     mean_us: f64,
     p50_us: f64,
     p99_us: f64,
-    /// Reads per second (concurrent cases).
+    /// Calls (reads) per second.
     rate: f64,
     errors: usize,
 }
@@ -255,11 +336,13 @@ fn stats(mut ns: Vec<u64>) -> Stats {
     }
     ns.sort_unstable();
     let pct = |p: usize| ns[((ns.len() * p) / 100).min(ns.len() - 1)] as f64 / 1000.0;
+    let mean_us = ns.iter().sum::<u64>() as f64 / ns.len() as f64 / 1000.0;
     Stats {
-        mean_us: ns.iter().sum::<u64>() as f64 / ns.len() as f64 / 1000.0,
+        mean_us,
         p50_us: pct(50),
         p99_us: pct(99),
-        ..Stats::default()
+        rate: 1e6 / mean_us,
+        errors: 0,
     }
 }
 
@@ -294,15 +377,11 @@ async fn call(t: &Target, op: Op) -> solcache::Result<()> {
 }
 
 /// `n` sequential calls, each timed on its own, after `n / 10` untimed warm-up calls.
-async fn timed_sequential(n: usize, t: &Target, op: Op, ping_on: Option<&PriceCache>) -> Stats {
-    let once = || async {
-        match ping_on {
-            Some(cache) => cache.get("SOL", None).await.map(|v| {
-                black_box(v);
-            }),
-            None => call(t, op).await,
-        }
-    };
+async fn timed<F, Fut>(n: usize, mut once: F) -> Stats
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = solcache::Result<()>>,
+{
     for _ in 0..n / 10 {
         once().await.expect("warm-up call");
     }
@@ -389,108 +468,93 @@ fn redis_benchmark(server: &RedisServer, unix: bool, clients: usize, n: usize) -
 }
 
 /// Every case `rounds` times, interleaved (so a noisy moment hits all cases alike), each round
-/// `per_round` calls; the table shows the median of the per-round p50 / p99 / mean.
-fn latency_report(
-    rt: &Runtime,
-    server: &RedisServer,
-    targets: [&Target; 2],
-    ping_on: &PriceCache,
-    rounds: usize,
-    per_round: usize,
-) {
+/// `per_round` calls; the table shows the median over rounds of each round's p50 / p99 / mean.
+fn latency_report(setup: &Setup, server: &RedisServer, rounds: usize, per_round: usize) {
     // redis-benchmark's GET reads the literal key `key:__rand_int__`: give it our JSON.
-    rt.block_on(async {
+    setup.rt.block_on(async {
         let _: () = redis::cmd("SET")
             .arg("key:__rand_int__")
-            .arg(targets[0].prices[0].to_json())
-            .query_async(&mut targets[0].raw.clone())
+            .arg(setup.tcp.prices[0].to_json())
+            .query_async(&mut setup.tcp.raw.clone())
             .await
             .expect("plant the redis-benchmark key");
     });
     let mut cases = Vec::new();
-    for transport in 0..2 {
+    for t in [Transport::Tcp, Transport::Unix] {
         for op in [Op::RawGet, Op::Get, Op::GetMany, Op::Set, Op::SetMany] {
-            cases.push(Case::Sequential { transport, op });
+            cases.push(Case::Sequential(t, op));
         }
     }
     cases.push(Case::PingOn);
-    cases.extend(CONCURRENCY.map(Case::Concurrent));
+    cases.push(Case::Sequential(Transport::Tcp1, Op::RawGet));
+    cases.push(Case::Sequential(Transport::Tcp1, Op::Get));
+    for tasks in CONCURRENCY {
+        cases.push(Case::Concurrent { tasks, max_size: 20 });
+    }
+    cases.push(Case::Concurrent {
+        tasks: 200,
+        max_size: 200,
+    });
 
     let rb_n = (per_round * 2).max(1000);
-    let raw_labels = ["tcp", "unix", "tcp -c 20", "tcp -c 200"];
-    let mut raw: Vec<Vec<Stats>> = vec![Vec::new(); raw_labels.len()];
+    // (label, unix socket, clients, requests)
+    let raw_runs = [
+        ("tcp, -c 1", false, 1, rb_n),
+        ("unix, -c 1", true, 1, rb_n),
+        ("tcp, -c 20", false, 20, rb_n * 5),
+        ("tcp, -c 200", false, 200, rb_n * 5),
+    ];
+    let mut raw: Vec<Vec<Stats>> = vec![Vec::new(); raw_runs.len()];
     let mut results: Vec<Vec<Stats>> = vec![Vec::new(); cases.len()];
     for _ in 0..rounds {
-        for (i, (unix, clients, n)) in [
-            (false, 1, rb_n),
-            (true, 1, rb_n),
-            (false, 20, rb_n * 5),
-            (false, 200, rb_n * 5),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            raw[i].extend(redis_benchmark(server, unix, clients, n));
+        for (i, (_, unix, clients, n)) in raw_runs.iter().enumerate() {
+            raw[i].extend(redis_benchmark(server, *unix, *clients, *n));
         }
         for (i, case) in cases.iter().enumerate() {
-            let s = rt.block_on(async {
-                match *case {
-                    Case::Sequential { transport, op } => {
-                        timed_sequential(per_round, targets[transport], op, None).await
-                    }
-                    Case::PingOn => timed_sequential(per_round, targets[0], Op::Get, Some(ping_on)).await,
-                    Case::Concurrent(tasks) => {
-                        timed_concurrent(&targets[0].cache, tasks, (per_round * 4).max(tasks)).await
-                    }
-                }
-            });
-            results[i].push(s);
+            results[i].push(setup.run(*case, per_round));
         }
     }
 
     let med = |v: &[Stats], f: fn(&Stats) -> f64| median(v.iter().map(f).collect());
-    println!(
-        "\n== solcache Rust core: per-call latency in µs, median over {rounds} interleaved rounds of {per_round} calls =="
-    );
-    let raw_p50: Vec<f64> = raw.iter().map(|v| med(v, |s| s.p50_us)).collect();
-    for (label, v) in raw_labels.iter().zip(&raw) {
+    println!("\n== solcache Rust core: µs per call, median over {rounds} interleaved rounds of {per_round} calls ==");
+    for ((label, _, _, n), v) in raw_runs.iter().zip(&raw) {
         if v.is_empty() {
-            println!("redis-benchmark -t get ({label}): not run (redis-benchmark missing?); no ratios");
+            println!("redis-benchmark ({label}): not run (is redis-benchmark installed?); no ratios");
             continue;
         }
         println!(
-            "redis-benchmark -t get -P 1 ({label}, -n {}): p50 {:.1}  p99 {:.1}  {:.0} req/s",
-            if label.contains("-c") { rb_n * 5 } else { rb_n },
+            "redis-benchmark -t get -P 1 {label} -n {n}: p50 {:.1}  p99 {:.1}  {:.0} req/s",
             med(v, |s| s.p50_us),
             med(v, |s| s.p99_us),
             med(v, |s| s.rate)
         );
     }
-    println!("| case | p50 µs | p99 µs | mean µs | p50 ÷ raw p50 | reads/s | errors |");
+    let raw_p50: Vec<f64> = raw.iter().map(|v| med(v, |s| s.p50_us)).collect();
+    println!("| case | p50 µs | p99 µs | mean µs | p50 ÷ raw p50 | calls/s | errors |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for (case, v) in cases.iter().zip(&results) {
         let (p50, p99, mean) = (med(v, |s| s.p50_us), med(v, |s| s.p99_us), med(v, |s| s.mean_us));
-        let ratio = raw_p50[case.transport()];
-        let ratio = if ratio.is_nan() {
+        let raw = raw_p50[case.raw_index()];
+        let ratio = if raw.is_nan() {
             "-".into()
         } else {
-            format!("{:.2}×", p50 / ratio)
-        };
-        let rate = match case {
-            Case::Concurrent(_) => format!("{:.0}", med(v, |s| s.rate)),
-            _ => format!("{:.0}", 1e6 / mean),
+            format!("{:.2}×", p50 / raw)
         };
         let errors: usize = v.iter().map(|s| s.errors).sum();
         println!(
-            "| {} | {p50:.1} | {p99:.1} | {mean:.1} | {ratio} | {rate} | {errors} |",
-            case.label(&targets)
+            "| {} | {p50:.1} | {p99:.1} | {mean:.1} | {ratio} | {:.0} | {errors} |",
+            case.label(setup),
+            med(v, |s| s.rate)
         );
     }
     let get = &results[1]; // tcp PriceCache::get
     let (mean, p99) = (med(get, |s| s.mean_us), med(get, |s| s.p99_us));
-    let holds = mean < 1000.0 && p99 < 2000.0;
     println!(
         "sequential tcp PriceCache::get: average {mean:.1} µs, p99 {p99:.1} µs: 'average < 1 ms and p99 < 2 ms' {}",
-        if holds { "holds" } else { "does NOT hold" }
+        if mean < 1000.0 && p99 < 2000.0 {
+            "holds"
+        } else {
+            "does NOT hold"
+        }
     );
 }

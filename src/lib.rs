@@ -18,6 +18,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod event_stream;
 pub mod events;
 pub mod keys;
 pub mod metrics;
@@ -26,12 +27,16 @@ pub mod pool_state_cache;
 pub mod price_cache;
 pub mod price_impact;
 pub mod redis_pool;
+pub mod stream_reply;
+pub mod subscription;
 
 #[cfg(feature = "python")]
 mod python;
 
 pub use cache::{Cache, Cached, DEFAULT_TTL};
 pub use error::{Error, Result};
+pub use event_stream::{EventStream, GroupInfo, StreamEntry, StreamInfo};
+pub use events::{PositionUpdate, PriceUpdate, SystemStatus, TradeAction, TradeExecuted, TradingEvent};
 pub use keys::MVP_TOKENS;
 pub use metrics::{Operation, OperationStats};
 pub use models::{PoolState, PriceData};
@@ -39,3 +44,4 @@ pub use pool_state_cache::PoolStateCache;
 pub use price_cache::PriceCache;
 pub use price_impact::{Direction, SwapQuote};
 pub use redis_pool::{Health, PoolConfig, PoolCounts, RedisPool};
+pub use subscription::{Subscription, SubscriptionOptions, SubscriptionStats};

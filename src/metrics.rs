@@ -29,11 +29,27 @@ pub enum Operation {
     Checkout,
     /// The background and on-demand PING.
     Ping,
+    /// XADD of one event.
+    StreamPublish,
+    /// Pipelined XADDs.
+    StreamPublishMany,
+    /// XREAD (tailing).
+    StreamRead,
+    /// XREADGROUP, with the acknowledgements of the previous batch pipelined in front.
+    StreamReadGroup,
+    /// XACK on its own.
+    StreamAck,
+    /// XAUTOCLAIM and the delivery-count lookup of what it claimed.
+    StreamClaim,
+    /// Moving entries to the dead-letter stream.
+    StreamDeadLetter,
+    /// XGROUP CREATE, XINFO.
+    StreamAdmin,
 }
 
 impl Operation {
     /// All operations, in the order [`Metrics::snapshot`] reports them.
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 18] = [
         Operation::PriceGet,
         Operation::PriceGetMany,
         Operation::PriceSet,
@@ -44,6 +60,14 @@ impl Operation {
         Operation::PoolSetMany,
         Operation::Checkout,
         Operation::Ping,
+        Operation::StreamPublish,
+        Operation::StreamPublishMany,
+        Operation::StreamRead,
+        Operation::StreamReadGroup,
+        Operation::StreamAck,
+        Operation::StreamClaim,
+        Operation::StreamDeadLetter,
+        Operation::StreamAdmin,
     ];
 
     /// Stable snake_case name used in metrics and logs.
@@ -59,7 +83,20 @@ impl Operation {
             Operation::PoolSetMany => "pool_set_many",
             Operation::Checkout => "checkout",
             Operation::Ping => "ping",
+            Operation::StreamPublish => "stream_publish",
+            Operation::StreamPublishMany => "stream_publish_many",
+            Operation::StreamRead => "stream_read",
+            Operation::StreamReadGroup => "stream_read_group",
+            Operation::StreamAck => "stream_ack",
+            Operation::StreamClaim => "stream_claim",
+            Operation::StreamDeadLetter => "stream_dead_letter",
+            Operation::StreamAdmin => "stream_admin",
         }
+    }
+
+    /// Reads that wait for new entries on purpose: never counted as slow.
+    pub fn may_block(self) -> bool {
+        matches!(self, Operation::StreamRead | Operation::StreamReadGroup)
     }
 
     fn index(self) -> usize {
@@ -136,7 +173,7 @@ impl Metrics {
         if !ok {
             m.errors.fetch_add(1, Ordering::Relaxed);
         }
-        if elapsed > self.slow_threshold {
+        if elapsed > self.slow_threshold && !op.may_block() {
             m.slow.fetch_add(1, Ordering::Relaxed);
             self.log_slow(op, m, elapsed);
         }

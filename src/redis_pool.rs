@@ -453,7 +453,8 @@ impl RedisPool {
     ///
     /// A connection that fails at the I/O level is replaced; if it had served earlier calls
     /// (so the failure is likely a restart, not this request) the request is sent once more on
-    /// a fresh connection. Only idempotent requests (GET, MGET, SET … PX) may come here.
+    /// a fresh connection. Requests must be safe to repeat: GET, MGET, SET … PX are; an XADD
+    /// may then be written twice, which at-least-once delivery allows and never loses an event.
     pub async fn execute<T: FromRedisValue>(&self, op: Operation, request: Request<'_>) -> Result<T> {
         let started = Instant::now();
         let result = self.execute_with_retry(request).await;
@@ -495,6 +496,24 @@ impl RedisPool {
             }
             return Err(mapped);
         }
+    }
+
+    /// A connection of its own, outside the pool, for blocking commands (`XREAD BLOCK`): it
+    /// never holds up pooled calls, and its response timeout is `block + response_timeout` so
+    /// a long block is not mistaken for a dead server.
+    pub async fn blocking_connection(&self, block: Duration) -> Result<BlockingConnection> {
+        if self.is_closed() {
+            return Err(Error::PoolClosed);
+        }
+        let mut conn = self.inner.pool.dedicated_connection().await?;
+        let response_timeout = block + self.inner.config.response_timeout;
+        conn.conn.set_response_timeout(response_timeout);
+        Ok(BlockingConnection {
+            conn: conn.conn,
+            pool: self.clone(),
+            response_timeout,
+            broken: false,
+        })
     }
 
     /// Take a connection, failing fast with the connect error during an outage.
@@ -560,6 +579,46 @@ impl RedisPool {
                 url: self.inner.redacted_url.clone(),
                 message: "connect failed".into(),
             })
+    }
+}
+
+/// A dedicated connection for blocking reads; see [`RedisPool::blocking_connection`].
+pub struct BlockingConnection {
+    conn: MultiplexedConnection,
+    pool: RedisPool,
+    response_timeout: Duration,
+    broken: bool,
+}
+
+impl BlockingConnection {
+    /// Send a request (no retry: the caller reopens a broken connection) and record it as `op`.
+    pub async fn execute<T: FromRedisValue>(&mut self, op: Operation, request: Request<'_>) -> Result<T> {
+        if self.pool.is_closed() {
+            return Err(Error::PoolClosed);
+        }
+        let started = Instant::now();
+        let reply = match request {
+            Request::Cmd(cmd) => cmd.query_async::<T>(&mut self.conn).await,
+            Request::Pipeline(pipe) => pipe.query_async::<T>(&mut self.conn).await,
+        };
+        let result = reply.map_err(|err| {
+            if err.is_io_error() || err.is_connection_dropped() || err.kind() == redis::ErrorKind::Parse {
+                self.broken = true;
+            }
+            Error::from_redis(
+                err,
+                self.pool.redacted_url(),
+                "blocking response",
+                self.response_timeout,
+            )
+        });
+        self.pool.metrics().record(op, started.elapsed(), result.is_ok());
+        result
+    }
+
+    /// True once an I/O error was seen: open a new one.
+    pub fn is_broken(&self) -> bool {
+        self.broken || self.pool.is_closed()
     }
 }
 

@@ -1,0 +1,329 @@
+//! Publishing to and reading from Redis Streams.
+//!
+//! Every XADD carries `MAXLEN ~ N` (10 000 unless configured per stream), so a stream keeps at
+//! least N entries and at most about one radix-tree node (100 entries) more. Entries have two
+//! fields, `type` and `data` (see [`crate::events`]). Consumer groups live in
+//! [`crate::subscription`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::Value;
+
+use crate::error::{Error, Result};
+use crate::events::TradingEvent;
+use crate::metrics::Operation;
+use crate::redis_pool::{RedisPool, Request};
+use crate::stream_reply::{self, RawEntry};
+
+/// Default approximate length limit of every stream.
+pub const DEFAULT_MAXLEN: usize = 10_000;
+/// Longest accepted stream or group name, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// One entry read from a stream: the event, or why it could not be decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEntry {
+    pub stream: String,
+    pub id: String,
+    /// The decoded event, or what is wrong with the entry (unknown type, bad JSON, …).
+    pub event: std::result::Result<TradingEvent, String>,
+    /// Times the entry has been delivered to the group (1 for a first delivery and for XREAD).
+    pub deliveries: u64,
+}
+
+impl StreamEntry {
+    /// Decode the `type` and `data` fields of a raw entry.
+    pub fn decode(raw: RawEntry, deliveries: u64) -> Self {
+        let event = match (raw.field("type"), raw.field("data")) {
+            (Some(t), Some(d)) => match std::str::from_utf8(t) {
+                Ok(t) => TradingEvent::decode(t, d).map_err(|e| match e {
+                    Error::InvalidInput(m) => m,
+                    other => other.to_string(),
+                }),
+                Err(_) => Err("the type field is not UTF-8".to_owned()),
+            },
+            (None, _) => Err("the entry has no type field".to_owned()),
+            (_, None) => Err("the entry has no data field".to_owned()),
+        };
+        StreamEntry {
+            stream: raw.stream,
+            id: raw.id,
+            event,
+            deliveries,
+        }
+    }
+}
+
+/// A group's state, from XINFO GROUPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub name: String,
+    pub consumers: u64,
+    /// Entries delivered but not yet acknowledged.
+    pub pending: u64,
+    pub last_delivered_id: String,
+    /// Entries not yet delivered to the group (Redis 7+; `None` when Redis cannot tell).
+    pub lag: Option<u64>,
+}
+
+/// A stream's state, from XINFO STREAM and XINFO GROUPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    pub stream: String,
+    pub length: u64,
+    pub first_id: Option<String>,
+    pub last_id: Option<String>,
+    pub groups: Vec<GroupInfo>,
+}
+
+/// Stream names: 1–128 bytes of `A–Z a–z 0–9 : . _ -` (no `{}` hash tags, spaces or globs).
+pub fn validate_stream_name(name: &str) -> Result<()> {
+    validate_name("stream", name)
+}
+
+/// Group and consumer names follow the same rule as stream names.
+pub fn validate_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{what} name {:?} must be 1 to {MAX_NAME_LEN} of A-Z a-z 0-9 : . _ -",
+            name.chars().take(MAX_NAME_LEN).collect::<String>()
+        )))
+    }
+}
+
+/// A stream id as XREAD / XGROUP take it: `ms-seq`, `ms`, `0`, or `$`.
+pub fn validate_id(id: &str) -> Result<()> {
+    let numeric = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = id == "$"
+        || match id.split_once('-') {
+            Some((ms, seq)) => numeric(ms) && numeric(seq),
+            None => numeric(id),
+        };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{id:?} is not a stream id (ms-seq, ms, 0 or $)"
+        )))
+    }
+}
+
+/// Publishing, tailing and group administration over one [`RedisPool`].
+#[derive(Clone)]
+pub struct EventStream {
+    pool: RedisPool,
+    default_maxlen: usize,
+    maxlen: HashMap<String, usize>,
+}
+
+impl EventStream {
+    /// Streams trimmed to about [`DEFAULT_MAXLEN`] entries.
+    pub fn new(pool: RedisPool) -> Self {
+        EventStream {
+            pool,
+            default_maxlen: DEFAULT_MAXLEN,
+            maxlen: HashMap::new(),
+        }
+    }
+
+    /// Streams trimmed to about `default_maxlen`, except those named in `per_stream`.
+    pub fn with_maxlen(pool: RedisPool, default_maxlen: usize, per_stream: HashMap<String, usize>) -> Result<Self> {
+        for name in per_stream.keys() {
+            validate_stream_name(name)?;
+        }
+        if default_maxlen == 0 || per_stream.values().any(|&n| n == 0) {
+            return Err(Error::invalid("maxlen must be at least 1"));
+        }
+        Ok(EventStream {
+            pool,
+            default_maxlen,
+            maxlen: per_stream,
+        })
+    }
+
+    /// The pool this stream handle sends through.
+    pub fn pool(&self) -> &RedisPool {
+        &self.pool
+    }
+
+    /// The approximate length limit of `stream`.
+    pub fn maxlen(&self, stream: &str) -> usize {
+        self.maxlen.get(stream).copied().unwrap_or(self.default_maxlen)
+    }
+
+    /// `XADD stream MAXLEN ~ N * type <type> data <json>`.
+    pub fn xadd(&self, stream: &str, event: &TradingEvent) -> redis::Cmd {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.maxlen(stream))
+            .arg("*")
+            .arg("type")
+            .arg(event.type_name())
+            .arg("data")
+            .arg(event.data_json());
+        cmd
+    }
+
+    fn target<'a>(event: &'a TradingEvent, stream: Option<&'a str>) -> Result<&'a str> {
+        event.validate()?;
+        match stream {
+            Some(s) => validate_stream_name(s).map(|_| s),
+            None => Ok(event.default_stream()),
+        }
+    }
+
+    /// Append one event to `stream` (its default stream when `None`); returns the entry id.
+    pub async fn publish(&self, event: &TradingEvent, stream: Option<&str>) -> Result<String> {
+        let cmd = self.xadd(Self::target(event, stream)?, event);
+        self.pool.execute(Operation::StreamPublish, Request::Cmd(&cmd)).await
+    }
+
+    /// Append many events in one pipeline (one round trip); ids in the order of `events`.
+    pub async fn publish_many(&self, events: &[TradingEvent], stream: Option<&str>) -> Result<Vec<String>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for event in events {
+            pipe.add_command(self.xadd(Self::target(event, stream)?, event));
+        }
+        self.pool
+            .execute(Operation::StreamPublishMany, Request::Pipeline(&pipe))
+            .await
+    }
+
+    /// Read up to `count` entries after `last_id` (`$` for only new ones), waiting up to
+    /// `block` for the first (zero: do not wait). Runs on a connection of its own.
+    pub async fn read(&self, stream: &str, last_id: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>> {
+        validate_stream_name(stream)?;
+        validate_id(last_id)?;
+        if count == 0 {
+            return Err(Error::invalid("count must be at least 1"));
+        }
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(count);
+        if !block.is_zero() {
+            cmd.arg("BLOCK").arg(block.as_millis() as u64);
+        }
+        cmd.arg("STREAMS").arg(stream).arg(last_id);
+        let reply: Value = if block.is_zero() {
+            self.pool.execute(Operation::StreamRead, Request::Cmd(&cmd)).await?
+        } else {
+            let mut conn = self.pool.blocking_connection(block).await?;
+            conn.execute(Operation::StreamRead, Request::Cmd(&cmd)).await?
+        };
+        Ok(stream_reply::read_reply(&reply)?
+            .into_iter()
+            .map(|raw| StreamEntry::decode(raw, 1))
+            .collect())
+    }
+
+    /// Create `group` on `stream` at `start_id` (`$`: only new entries, `0`: everything),
+    /// creating the stream if needed. Idempotent: returns false if the group existed.
+    pub async fn ensure_group(&self, stream: &str, group: &str, start_id: &str) -> Result<bool> {
+        validate_stream_name(stream)?;
+        validate_name("group", group)?;
+        validate_id(start_id)?;
+        let mut cmd = redis::cmd("XGROUP");
+        cmd.arg("CREATE").arg(stream).arg(group).arg(start_id).arg("MKSTREAM");
+        match self
+            .pool
+            .execute::<()>(Operation::StreamAdmin, Request::Cmd(&cmd))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(Error::Response(m)) if m.contains("BUSYGROUP") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Length, first and last id, and every group's consumers, pending and lag.
+    pub async fn info(&self, stream: &str) -> Result<StreamInfo> {
+        validate_stream_name(stream)?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("XINFO")
+            .arg("STREAM")
+            .arg(stream)
+            .cmd("XINFO")
+            .arg("GROUPS")
+            .arg(stream);
+        let (s, g): (Value, Value) = self
+            .pool
+            .execute(Operation::StreamAdmin, Request::Pipeline(&pipe))
+            .await?;
+        let s = stream_reply::map(&s)?;
+        let get = |m: &HashMap<String, &Value>, k: &str| m.get(k).copied().cloned().unwrap_or(Value::Nil);
+        let groups = match &g {
+            Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    let m = stream_reply::map(item)?;
+                    Ok(GroupInfo {
+                        name: stream_reply::text(&get(&m, "name"))?,
+                        consumers: stream_reply::int(&get(&m, "consumers"))?.max(0) as u64,
+                        pending: stream_reply::int(&get(&m, "pending"))?.max(0) as u64,
+                        last_delivered_id: stream_reply::text(&get(&m, "last-delivered-id"))?,
+                        lag: stream_reply::int(&get(&m, "lag")).ok().map(|n| n.max(0) as u64),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+            _ => Vec::new(),
+        };
+        Ok(StreamInfo {
+            stream: stream.to_owned(),
+            length: stream_reply::int(&get(&s, "length"))?.max(0) as u64,
+            first_id: stream_reply::entry_id(&get(&s, "first-entry"))?,
+            last_id: stream_reply::entry_id(&get(&s, "last-entry"))?,
+            groups,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ids_are_validated() {
+        for ok in ["stream:price-updates", "a", "x.y_z-1:2"] {
+            assert!(validate_stream_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "stream {x}", "s*", "with space", "a\nb", &"s".repeat(129)] {
+            assert!(validate_stream_name(bad).is_err(), "{bad:?}");
+        }
+        for ok in ["$", "0", "0-0", "1735689600000-3"] {
+            assert!(validate_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ">", "-", "1-", "a-1", "1-2-3", "+"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bad_entries_decode_to_reasons() {
+        let raw = |fields: Vec<(&str, &str)>| RawEntry {
+            stream: "s".into(),
+            id: "1-0".into(),
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect(),
+        };
+        let missing = StreamEntry::decode(raw(vec![("data", "{}")]), 1);
+        assert_eq!(missing.event, Err("the entry has no type field".to_owned()));
+        let unknown = StreamEntry::decode(raw(vec![("type", "liquidation"), ("data", "{}")]), 1);
+        assert!(unknown.event.unwrap_err().contains("unknown event type"));
+        let bad_json = StreamEntry::decode(raw(vec![("type", "price_update"), ("data", "{")]), 1);
+        assert!(bad_json.event.is_err());
+    }
+}

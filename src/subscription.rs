@@ -1,0 +1,383 @@
+//! Consumer-group reading with at-least-once delivery.
+//!
+//! A [`Subscription`] reads with XREADGROUP on a connection of its own (blocking reads never
+//! starve cache reads). Entries are acknowledged only after the caller says they were
+//! processed ([`Subscription::ack_later`]); the XACKs ride in the same pipeline as the next
+//! XREADGROUP, so acknowledging costs no extra round trip. Never NOACK: a crashed consumer's
+//! batch stays pending and is reclaimed.
+//!
+//! On start (and after a lost connection) the consumer first re-reads its own pending entries
+//! (id `0`), then new ones (`>`). Every `claim_interval` it runs XAUTOCLAIM for entries idle
+//! longer than `claim_min_idle` (a crashed consumer's, or its own that a handler failed). An
+//! entry delivered more than `max_deliveries` times, or one that cannot be decoded, is copied to
+//! `stream:dead-letter` with the reason and acknowledged: nothing is dropped silently.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use crate::error::{Error, Result};
+use crate::event_stream::{validate_name, validate_stream_name, EventStream, StreamEntry};
+use crate::events::DEAD_LETTER;
+use crate::metrics::Operation;
+use crate::redis_pool::{BlockingConnection, Request};
+use crate::stream_reply::{self, RawEntry};
+
+/// How a subscription reads, reclaims and gives up.
+#[derive(Debug, Clone)]
+pub struct SubscriptionOptions {
+    /// Most entries per batch (default 100).
+    pub count: usize,
+    /// Longest wait for new entries per read (default 100 ms).
+    pub block: Duration,
+    /// Entries pending longer than this are reclaimed from any consumer (default 10 s).
+    pub claim_min_idle: Duration,
+    /// How often to look for such entries (default 1 s).
+    pub claim_interval: Duration,
+    /// Deliveries after which an entry goes to the dead-letter stream (default 5).
+    pub max_deliveries: u64,
+}
+
+impl Default for SubscriptionOptions {
+    fn default() -> Self {
+        SubscriptionOptions {
+            count: 100,
+            block: Duration::from_millis(100),
+            claim_min_idle: Duration::from_secs(10),
+            claim_interval: Duration::from_secs(1),
+            max_deliveries: 5,
+        }
+    }
+}
+
+/// Counters of one subscription since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubscriptionStats {
+    /// Entries handed to the caller.
+    pub delivered: u64,
+    /// Of those, entries delivered before (reclaimed or re-read after a restart).
+    pub redelivered: u64,
+    /// Entries acknowledged.
+    pub acked: u64,
+    /// Entries moved to the dead-letter stream.
+    pub dead_lettered: u64,
+    /// Of those, entries that could not be decoded.
+    pub bad_entries: u64,
+}
+
+/// A consumer in a group, reading one or more streams.
+pub struct Subscription {
+    events: EventStream,
+    streams: Vec<String>,
+    group: String,
+    consumer: String,
+    options: SubscriptionOptions,
+    conn: Option<BlockingConnection>,
+    reading_own_pending: bool,
+    next_claim: Instant,
+    claim_cursors: HashMap<String, String>,
+    to_ack: Vec<(String, String)>,
+    stats: SubscriptionStats,
+}
+
+impl Subscription {
+    /// A consumer `consumer` of `group` on `streams` (the group must exist: see
+    /// [`EventStream::ensure_group`]).
+    pub fn new(
+        events: EventStream,
+        streams: Vec<String>,
+        group: &str,
+        consumer: &str,
+        options: SubscriptionOptions,
+    ) -> Result<Self> {
+        if streams.is_empty() {
+            return Err(Error::invalid("subscribe to at least one stream"));
+        }
+        for s in &streams {
+            validate_stream_name(s)?;
+        }
+        validate_name("group", group)?;
+        validate_name("consumer", consumer)?;
+        if options.count == 0 || options.max_deliveries == 0 {
+            return Err(Error::invalid("count and max_deliveries must be at least 1"));
+        }
+        if options.block.is_zero() || options.claim_min_idle.is_zero() || options.claim_interval.is_zero() {
+            return Err(Error::invalid(
+                "block, claim_min_idle and claim_interval must be at least 1 ms",
+            ));
+        }
+        Ok(Subscription {
+            events,
+            streams,
+            group: group.to_owned(),
+            consumer: consumer.to_owned(),
+            options,
+            conn: None,
+            reading_own_pending: true,
+            next_claim: Instant::now(),
+            claim_cursors: HashMap::new(),
+            to_ack: Vec::new(),
+            stats: SubscriptionStats::default(),
+        })
+    }
+
+    /// Counters since the subscription started.
+    pub fn stats(&self) -> SubscriptionStats {
+        self.stats
+    }
+
+    /// Entries processed but not acknowledged yet.
+    pub fn unacked(&self) -> usize {
+        self.to_ack.len()
+    }
+
+    /// Mark an entry processed; its XACK goes out with the next read or [`Self::flush_acks`].
+    pub fn ack_later(&mut self, stream: &str, id: &str) {
+        self.to_ack.push((stream.to_owned(), id.to_owned()));
+    }
+
+    /// Send the pending acknowledgements now (on shutdown).
+    pub async fn flush_acks(&mut self) -> Result<()> {
+        if self.to_ack.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        let n = self.push_acks(&mut pipe);
+        self.events
+            .pool()
+            .execute::<()>(Operation::StreamAck, Request::Pipeline(&pipe))
+            .await?;
+        self.to_ack.clear();
+        self.stats.acked += n;
+        Ok(())
+    }
+
+    /// Acknowledge what was marked, then return the next batch: reclaimed entries when any are
+    /// due, else this consumer's own pending ones (after a start or reconnect), else new ones
+    /// (waiting up to `block`). An empty batch means nothing arrived in time.
+    pub async fn next_batch(&mut self) -> Result<Vec<StreamEntry>> {
+        if Instant::now() >= self.next_claim {
+            self.next_claim = Instant::now() + self.options.claim_interval;
+            let claimed = self.claim().await?;
+            if !claimed.is_empty() {
+                return self.accept(claimed).await;
+            }
+        }
+        loop {
+            let own_pending = self.reading_own_pending;
+            let raws = match self.read_group(own_pending).await {
+                Ok(raws) => raws,
+                Err(e) => {
+                    if self.conn.as_ref().is_none_or(BlockingConnection::is_broken) {
+                        // Whatever the lost reply held is pending now: re-read it first.
+                        self.conn = None;
+                        self.reading_own_pending = true;
+                    }
+                    return Err(e);
+                }
+            };
+            if own_pending && raws.is_empty() {
+                self.reading_own_pending = false;
+                continue;
+            }
+            let with_counts = if own_pending {
+                self.with_deliveries(raws).await?
+            } else {
+                raws.into_iter().map(|r| (r, 1)).collect()
+            };
+            return self.accept(with_counts).await;
+        }
+    }
+
+    fn push_acks(&self, pipe: &mut redis::Pipeline) -> u64 {
+        let mut by_stream: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (stream, id) in &self.to_ack {
+            by_stream.entry(stream).or_default().push(id);
+        }
+        for (stream, ids) in by_stream {
+            pipe.cmd("XACK").arg(stream).arg(&self.group).arg(ids).ignore();
+        }
+        self.to_ack.len() as u64
+    }
+
+    async fn read_group(&mut self, own_pending: bool) -> Result<Vec<RawEntry>> {
+        if self.conn.as_ref().is_none_or(BlockingConnection::is_broken) {
+            self.conn = Some(self.events.pool().blocking_connection(self.options.block).await?);
+        }
+        let mut pipe = redis::pipe();
+        let acked = self.push_acks(&mut pipe);
+        let cmd = pipe.cmd("XREADGROUP").arg("GROUP").arg(&self.group).arg(&self.consumer);
+        cmd.arg("COUNT").arg(self.options.count);
+        if !own_pending {
+            cmd.arg("BLOCK").arg(self.options.block.as_millis() as u64);
+        }
+        cmd.arg("STREAMS").arg(&self.streams);
+        for _ in &self.streams {
+            cmd.arg(if own_pending { "0" } else { ">" });
+        }
+        let conn = self.conn.as_mut().expect("opened above");
+        let (reply,): (Value,) = conn
+            .execute(Operation::StreamReadGroup, Request::Pipeline(&pipe))
+            .await?;
+        self.to_ack.clear();
+        self.stats.acked += acked;
+        stream_reply::read_reply(&reply)
+    }
+
+    /// XAUTOCLAIM idle entries from every stream (continuing each stream's scan cursor).
+    async fn claim(&mut self) -> Result<Vec<(RawEntry, u64)>> {
+        let mut claimed = Vec::new();
+        for stream in self.streams.clone() {
+            let cursor = self
+                .claim_cursors
+                .get(&stream)
+                .cloned()
+                .unwrap_or_else(|| "0-0".to_owned());
+            let mut cmd = redis::cmd("XAUTOCLAIM");
+            cmd.arg(&stream)
+                .arg(&self.group)
+                .arg(&self.consumer)
+                .arg(self.options.claim_min_idle.as_millis() as u64)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(self.options.count);
+            let reply: Value = self
+                .events
+                .pool()
+                .execute(Operation::StreamClaim, Request::Cmd(&cmd))
+                .await?;
+            let reply = stream_reply::claim_reply(&stream, &reply)?;
+            self.claim_cursors.insert(stream.clone(), reply.cursor);
+            // Deleted while pending: nothing left to process, just clear it from the group.
+            for id in reply.deleted {
+                self.ack_later(&stream, &id);
+            }
+            claimed.extend(reply.entries);
+            if claimed.len() >= self.options.count {
+                break;
+            }
+        }
+        self.with_deliveries(claimed).await
+    }
+
+    /// Look up how often each entry was delivered (one pipelined XPENDING per entry).
+    async fn with_deliveries(&self, raws: Vec<RawEntry>) -> Result<Vec<(RawEntry, u64)>> {
+        if raws.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for r in &raws {
+            pipe.cmd("XPENDING")
+                .arg(&r.stream)
+                .arg(&self.group)
+                .arg(&r.id)
+                .arg(&r.id)
+                .arg(1);
+        }
+        let replies: Vec<Value> = self
+            .events
+            .pool()
+            .execute(Operation::StreamClaim, Request::Pipeline(&pipe))
+            .await?;
+        raws.into_iter()
+            .zip(replies)
+            .map(|(raw, reply)| {
+                let counts = stream_reply::pending_deliveries(&reply)?;
+                let n = counts.get(&raw.id).copied().unwrap_or(1);
+                Ok((raw, n))
+            })
+            .collect()
+    }
+
+    /// Decode a batch; move undecodable and over-delivered entries to the dead-letter stream.
+    async fn accept(&mut self, batch: Vec<(RawEntry, u64)>) -> Result<Vec<StreamEntry>> {
+        let mut good = Vec::with_capacity(batch.len());
+        let mut dead = redis::pipe();
+        let mut dead_count = 0;
+        for (raw, deliveries) in batch {
+            let fields = raw.fields.clone();
+            let entry = StreamEntry::decode(raw, deliveries);
+            let reason = match &entry.event {
+                Err(why) => {
+                    self.stats.bad_entries += 1;
+                    Some(format!("undecodable: {why}"))
+                }
+                Ok(_) if deliveries > self.options.max_deliveries => Some(format!(
+                    "delivered {deliveries} times, more than max_deliveries={}",
+                    self.options.max_deliveries
+                )),
+                Ok(_) => None,
+            };
+            match reason {
+                Some(reason) => {
+                    log::warn!(
+                        target: "solcache",
+                        "moving {} {} (group {}) to {DEAD_LETTER}: {reason}",
+                        entry.stream,
+                        entry.id,
+                        self.group
+                    );
+                    self.add_dead_letter(&mut dead, &entry, &fields, &reason);
+                    dead_count += 1;
+                }
+                None => {
+                    self.stats.delivered += 1;
+                    if deliveries > 1 {
+                        self.stats.redelivered += 1;
+                    }
+                    good.push(entry);
+                }
+            }
+        }
+        if dead_count > 0 {
+            self.events
+                .pool()
+                .execute::<()>(Operation::StreamDeadLetter, Request::Pipeline(&dead))
+                .await?;
+            self.stats.dead_lettered += dead_count;
+            self.stats.acked += dead_count;
+        }
+        Ok(good)
+    }
+
+    fn add_dead_letter(
+        &self,
+        pipe: &mut redis::Pipeline,
+        entry: &StreamEntry,
+        fields: &[(Vec<u8>, Vec<u8>)],
+        reason: &str,
+    ) {
+        let cmd = pipe
+            .cmd("XADD")
+            .arg(DEAD_LETTER)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.events.maxlen(DEAD_LETTER))
+            .arg("*")
+            .arg("source_stream")
+            .arg(&entry.stream)
+            .arg("source_id")
+            .arg(&entry.id)
+            .arg("group")
+            .arg(&self.group)
+            .arg("consumer")
+            .arg(&self.consumer)
+            .arg("reason")
+            .arg(reason)
+            .arg("deliveries")
+            .arg(entry.deliveries);
+        // The original fields travel along, so the entry can be inspected or replayed.
+        for (k, v) in fields {
+            if k.as_slice() == b"type" || k.as_slice() == b"data" {
+                cmd.arg(k.as_slice()).arg(v.as_slice());
+            }
+        }
+        cmd.ignore();
+        pipe.cmd("XACK")
+            .arg(&entry.stream)
+            .arg(&self.group)
+            .arg(&entry.id)
+            .ignore();
+    }
+}
