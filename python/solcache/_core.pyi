@@ -1,6 +1,6 @@
 """Typed surface of the Rust extension ``solcache._core`` (checked by ``mypy.stubtest``)."""
 
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Self, final
@@ -211,3 +211,185 @@ class PoolStateCache:
     def get_many(
         self, addresses: Sequence[str], *, max_age_ms: int | None = None
     ) -> Awaitable[dict[str, PoolState | None]]: ...
+
+# --- events and streams ------------------------------------------------------------------
+
+STREAM_PRICE_UPDATES: str
+STREAM_TRADE_EVENTS: str
+STREAM_UI_EVENTS: str
+STREAM_DEAD_LETTER: str
+DEFAULT_MAXLEN: int
+
+@disjoint_base
+class TradingEvent:
+    """Base of the four event classes; immutable, hashable, comparable."""
+
+    @property
+    def type(self) -> str:
+        """The snake_case name stored in the entry's ``type`` field."""
+    @property
+    def default_stream(self) -> str: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    def to_json(self) -> str:
+        """The JSON stored in the entry's ``data`` field."""
+    @staticmethod
+    def from_json(type: str, data: str | bytes) -> TradingEvent: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class PriceUpdate(TradingEvent):
+    def __new__(
+        cls, token: str, price: Decimal | int | str, timestamp: datetime | None = None
+    ) -> PriceUpdate: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def price(self) -> Decimal: ...
+
+@final
+class TradeExecuted(TradingEvent):
+    def __new__(
+        cls,
+        id: str,
+        action: str,
+        token_pair: str,
+        amount: Decimal | int | str,
+        price: Decimal | int | str,
+        timestamp: datetime | None = None,
+    ) -> TradeExecuted: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def action(self) -> str:
+        """``"buy"`` or ``"sell"``."""
+    @property
+    def token_pair(self) -> str: ...
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def price(self) -> Decimal: ...
+
+@final
+class PositionUpdate(TradingEvent):
+    def __new__(
+        cls,
+        token: str,
+        amount: Decimal | int | str,
+        pnl: Decimal | int | str,
+        timestamp: datetime | None = None,
+    ) -> PositionUpdate: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def pnl(self) -> Decimal: ...
+
+@final
+class SystemStatus(TradingEvent):
+    def __new__(
+        cls, component: str, status: str, message: str = "", timestamp: datetime | None = None
+    ) -> SystemStatus: ...
+    @property
+    def component(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+@final
+class StreamEntry:
+    """One stream entry: the event, or (``event`` None) why it could not be decoded."""
+
+    @property
+    def stream(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def event(self) -> TradingEvent | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def deliveries(self) -> int: ...
+
+@final
+class GroupInfo:
+    @property
+    def name(self) -> str: ...
+    @property
+    def consumers(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def last_delivered_id(self) -> str: ...
+    @property
+    def lag(self) -> int | None: ...
+
+@final
+class StreamInfo:
+    @property
+    def stream(self) -> str: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def first_id(self) -> str | None: ...
+    @property
+    def last_id(self) -> str | None: ...
+    @property
+    def groups(self) -> list[GroupInfo]: ...
+
+@final
+class SubscriptionStats:
+    @property
+    def delivered(self) -> int: ...
+    @property
+    def redelivered(self) -> int: ...
+    @property
+    def acked(self) -> int: ...
+    @property
+    def dead_lettered(self) -> int: ...
+    @property
+    def bad_entries(self) -> int: ...
+
+@final
+class CoreSubscription:
+    """The Rust consumer; ``solcache.Subscription`` wraps it as an async iterator."""
+
+    def next_batch(self, acks: Sequence[tuple[str, str]]) -> Awaitable[list[StreamEntry]]:
+        """Acknowledge ``(stream, id)`` pairs, then read the next batch."""
+    def flush_acks(self, acks: Sequence[tuple[str, str]]) -> Awaitable[None]: ...
+    def stats(self) -> SubscriptionStats: ...
+
+@disjoint_base
+class EventStream:
+    def __new__(
+        cls,
+        pool: RedisPool,
+        *,
+        maxlen: int = 10000,
+        maxlen_per_stream: Mapping[str, int] | None = None,
+    ) -> Self: ...
+    def maxlen(self, stream: str) -> int: ...
+    def publish(self, event: TradingEvent, stream: str | None = None) -> Awaitable[str]: ...
+    def publish_many(
+        self, events: Iterable[TradingEvent], stream: str | None = None
+    ) -> Awaitable[list[str]]: ...
+    def read(
+        self, stream: str, last_id: str = "$", *, count: int = 100, block_ms: int = 100
+    ) -> Awaitable[list[StreamEntry]]: ...
+    def ensure_group(self, stream: str, group: str, start_id: str = "$") -> Awaitable[bool]: ...
+    def info(self, stream: str) -> Awaitable[StreamInfo]: ...
+    def _subscription(
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        count: int,
+        block_ms: int,
+        claim_min_idle_ms: int,
+        claim_interval_ms: int,
+        max_deliveries: int,
+    ) -> CoreSubscription: ...
