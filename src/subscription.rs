@@ -78,6 +78,9 @@ pub struct Subscription {
     next_claim: Instant,
     claim_cursors: HashMap<String, String>,
     to_ack: Vec<(String, String)>,
+    /// Set while a read of new entries is on the wire: if the future is dropped (a cancelled
+    /// Python task), the entries it fetched are pending unseen and must be re-read.
+    read_in_flight: bool,
     stats: SubscriptionStats,
 }
 
@@ -118,6 +121,7 @@ impl Subscription {
             next_claim: Instant::now(),
             claim_cursors: HashMap::new(),
             to_ack: Vec::new(),
+            read_in_flight: false,
             stats: SubscriptionStats::default(),
         })
     }
@@ -157,6 +161,9 @@ impl Subscription {
     /// due, else this consumer's own pending ones (after a start or reconnect), else new ones
     /// (waiting up to `block`). An empty batch means nothing arrived in time.
     pub async fn next_batch(&mut self) -> Result<Vec<StreamEntry>> {
+        if self.read_in_flight {
+            self.reading_own_pending = true;
+        }
         if Instant::now() >= self.next_claim {
             self.next_claim = Instant::now() + self.options.claim_interval;
             let claimed = self.claim().await?;
@@ -217,9 +224,12 @@ impl Subscription {
             cmd.arg(if own_pending { "0" } else { ">" });
         }
         let conn = self.conn.as_mut().expect("opened above");
-        let (reply,): (Value,) = conn
-            .execute(Operation::StreamReadGroup, Request::Pipeline(&pipe))
-            .await?;
+        self.read_in_flight = true;
+        let result = conn
+            .execute::<(Value,)>(Operation::StreamReadGroup, Request::Pipeline(&pipe))
+            .await;
+        self.read_in_flight = false;
+        let (reply,) = result?;
         self.to_ack.clear();
         self.stats.acked += acked;
         stream_reply::read_reply(&reply)

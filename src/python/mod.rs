@@ -3,8 +3,10 @@
 mod caches;
 mod convert;
 mod errors;
+mod events;
 mod models;
 mod pool;
+mod streams;
 
 use pyo3::prelude::*;
 
@@ -75,5 +77,21 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pool::PoolHealth>()?;
     m.add_class::<caches::PyPriceCache>()?;
     m.add_class::<caches::PyPoolStateCache>()?;
+    m.add("STREAM_PRICE_UPDATES", crate::events::PRICE_UPDATES)?;
+    m.add("STREAM_TRADE_EVENTS", crate::events::TRADE_EVENTS)?;
+    m.add("STREAM_UI_EVENTS", crate::events::UI_EVENTS)?;
+    m.add("STREAM_DEAD_LETTER", crate::events::DEAD_LETTER)?;
+    m.add("DEFAULT_MAXLEN", crate::event_stream::DEFAULT_MAXLEN)?;
+    m.add_class::<events::PyTradingEvent>()?;
+    m.add_class::<events::PyPriceUpdate>()?;
+    m.add_class::<events::PyTradeExecuted>()?;
+    m.add_class::<events::PyPositionUpdate>()?;
+    m.add_class::<events::PySystemStatus>()?;
+    m.add_class::<streams::PyStreamEntry>()?;
+    m.add_class::<streams::PyGroupInfo>()?;
+    m.add_class::<streams::PyStreamInfo>()?;
+    m.add_class::<streams::PySubscriptionStats>()?;
+    m.add_class::<streams::PyCoreSubscription>()?;
+    m.add_class::<streams::PyEventStream>()?;
     Ok(())
 }

@@ -214,3 +214,9 @@ async def _eventually(fn: Callable[[], Awaitable[T]], within_s: float = 5.0) -> 
 @pytest.fixture
 def eventually() -> Callable[..., Awaitable[Any]]:
     return _eventually
+
+
+@pytest.fixture
+def events(pool: solcache.RedisPool) -> solcache.EventStream:
+    """An EventStream on the shared (emptied) server, default maxlen."""
+    return solcache.EventStream(pool)

@@ -1,0 +1,499 @@
+"""Run async handlers for stream events: one consumer of a group, at-least-once, restartable.
+
+Register handlers per event type (``manager.on(PriceUpdate, handler)`` or
+``manager.on("price_update", handler)``) or per stream (``manager.on_stream(stream, handler)``),
+then ``await manager.start()`` or use ``async with manager``. One task reads every registered
+stream through one :meth:`EventStream.subscribe` subscription and runs the handlers:
+
+- an event-type handler gets the event, a stream handler gets the :class:`StreamEntry` (id,
+  stream, deliveries, event);
+- the handlers of one entry run concurrently; entries of one stream run in order, streams
+  concurrently;
+- an entry is acknowledged only when all its handlers succeeded. A handler that raises or times
+  out is logged (logger ``solcache``) and counted, and its entry stays pending: the core
+  reclaims it after ``claim_min_idle_ms`` and, after ``max_deliveries``, moves it to
+  ``stream:dead-letter``. Handlers must therefore be idempotent;
+- on a connection error or timeout the loop retries with exponential backoff and resumes from
+  the group's position (the core first re-reads this consumer's pending entries). Groups are
+  re-created if the server lost them (a restart without persistence): with ``start_id="$"``
+  entries published before that are not seen by the new group, with ``"0"`` they are;
+- ``await manager.stop()`` finishes the current batch, acknowledges it and closes the
+  subscription. Any other error stops the loop; ``stop()`` re-raises it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+import math
+import os
+import re
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from solcache import exceptions as exc
+from solcache._core import (
+    STREAM_PRICE_UPDATES,
+    STREAM_TRADE_EVENTS,
+    STREAM_UI_EVENTS,
+    PositionUpdate,
+    PriceUpdate,
+    StreamEntry,
+    SubscriptionStats,
+    SystemStatus,
+    TradeExecuted,
+    TradingEvent,
+)
+from solcache.streams import EventStream, Subscription
+
+__all__ = ["EntryHandler", "ManagerStats", "SubscriptionManager"]
+
+logger = logging.getLogger("solcache")
+
+E = TypeVar("E", bound=TradingEvent)
+
+#: A stream handler: called with each entry of the stream.
+EntryHandler = Callable[[StreamEntry], Awaitable[object]]
+
+_TYPE_NAMES: dict[type[TradingEvent], str] = {
+    PriceUpdate: "price_update",
+    TradeExecuted: "trade_executed",
+    PositionUpdate: "position_update",
+    SystemStatus: "system_status",
+}
+_DEFAULT_STREAMS: dict[str, str] = {
+    "price_update": STREAM_PRICE_UPDATES,
+    "trade_executed": STREAM_TRADE_EVENTS,
+    "position_update": STREAM_TRADE_EVENTS,
+    "system_status": STREAM_UI_EVENTS,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerStats:
+    """Counters of a :class:`SubscriptionManager` since it was created."""
+
+    #: Entries whose handlers all succeeded (then acknowledged).
+    handled: int = 0
+    #: Deliveries in which a handler raised or timed out (the entry stays pending).
+    failed: int = 0
+    #: Entries received that had been delivered before (``deliveries > 1``).
+    redelivered: int = 0
+    #: Non-empty batches processed.
+    batches: int = 0
+    #: Redis errors (connection, timeout, lost group) the loop retried after.
+    errors: int = 0
+    #: Entries of a read stream that no handler was registered for (acknowledged).
+    ignored: int = 0
+
+
+class SubscriptionManager:
+    """Consumer ``consumer`` of ``group`` running registered handlers; see the module doc.
+
+    Every wait is bounded: reads by ``block_ms`` (plus the pool's response timeout), each
+    handler call by ``handler_timeout_s``, retries by ``backoff_max_s``, the final flush of
+    acknowledgements by ``close_timeout_s`` and :meth:`stop` by its ``timeout_s``.
+    """
+
+    def __init__(
+        self,
+        events: EventStream,
+        group: str,
+        consumer: str | None = None,
+        *,
+        start_id: str = "$",
+        count: int = 100,
+        block_ms: int = 100,
+        claim_min_idle_ms: int = 10_000,
+        claim_interval_ms: int = 1_000,
+        max_deliveries: int = 5,
+        handler_timeout_s: float = 30.0,
+        backoff_initial_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+        close_timeout_s: float = 5.0,
+    ) -> None:
+        for name, value in [
+            ("handler_timeout_s", handler_timeout_s),
+            ("backoff_initial_s", backoff_initial_s),
+            ("backoff_max_s", backoff_max_s),
+            ("close_timeout_s", close_timeout_s),
+        ]:
+            _check_seconds(name, value)
+        if backoff_max_s < backoff_initial_s:
+            raise exc.InvalidInputError("backoff_max_s must be at least backoff_initial_s")
+        for name, number in [
+            ("count", count),
+            ("block_ms", block_ms),
+            ("claim_min_idle_ms", claim_min_idle_ms),
+            ("claim_interval_ms", claim_interval_ms),
+            ("max_deliveries", max_deliveries),
+        ]:
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                raise exc.InvalidInputError(f"{name} must be an int of at least 1, got {number!r}")
+        self._events = events
+        self._group = group
+        self._consumer = consumer if consumer is not None else default_consumer_name()
+        self._start_id = start_id
+        self._count = count
+        self._block_ms = block_ms
+        self._claim_min_idle_ms = claim_min_idle_ms
+        self._claim_interval_ms = claim_interval_ms
+        self._max_deliveries = max_deliveries
+        self._handler_timeout_s = handler_timeout_s
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._close_timeout_s = close_timeout_s
+
+        self._streams: dict[str, None] = {}  # an ordered set
+        self._stream_handlers: dict[str, list[EntryHandler]] = {}
+        self._type_handlers: dict[tuple[str, str], list[EntryHandler]] = {}
+
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._failure: BaseException | None = None
+
+        self._handled = 0
+        self._failed = 0
+        self._redelivered = 0
+        self._batches = 0
+        self._errors = 0
+        self._ignored = 0
+
+    # --- registration ---------------------------------------------------------------------
+
+    @overload
+    def on(
+        self,
+        event_type: type[E],
+        handler: Callable[[E], Awaitable[object]],
+        *,
+        stream: str | None = None,
+    ) -> None: ...
+
+    @overload
+    def on(
+        self,
+        event_type: str,
+        handler: Callable[[TradingEvent], Awaitable[object]],
+        *,
+        stream: str | None = None,
+    ) -> None: ...
+
+    def on(
+        self,
+        event_type: type[TradingEvent] | str,
+        handler: Callable[[Any], Awaitable[object]],
+        *,
+        stream: str | None = None,
+    ) -> None:
+        """Call ``await handler(event)`` for each event of ``event_type`` (a class such as
+        ``PriceUpdate`` or its type name ``"price_update"``) read from ``stream`` (the type's
+        default stream unless named)."""
+        self._check_not_running()
+        if isinstance(event_type, str):
+            type_name = event_type
+            if type_name not in _DEFAULT_STREAMS:
+                raise exc.InvalidInputError(f"unknown event type {type_name!r}")
+        else:
+            found = _TYPE_NAMES.get(event_type)
+            if found is None:
+                known = ", ".join(c.__name__ for c in _TYPE_NAMES)
+                raise exc.InvalidInputError(
+                    f"register a concrete event class ({known}) or its type name, "
+                    f"not {event_type!r}"
+                )
+            type_name = found
+        target = stream if stream is not None else _DEFAULT_STREAMS[type_name]
+
+        async def call(entry: StreamEntry) -> object:
+            return await handler(entry.event)
+
+        call.__qualname__ = _name_of(handler)
+        self._type_handlers.setdefault((target, type_name), []).append(call)
+        self._streams[target] = None
+
+    def on_stream(self, stream: str, handler: EntryHandler) -> None:
+        """Call ``await handler(entry)`` for each entry read from ``stream``."""
+        self._check_not_running()
+        self._stream_handlers.setdefault(stream, []).append(handler)
+        self._streams[stream] = None
+
+    def _check_not_running(self) -> None:
+        if self.running:
+            raise RuntimeError("register handlers before start() (or after stop())")
+
+    # --- state ------------------------------------------------------------------------------
+
+    @property
+    def group(self) -> str:
+        return self._group
+
+    @property
+    def consumer(self) -> str:
+        return self._consumer
+
+    @property
+    def streams(self) -> list[str]:
+        """The streams read, in registration order."""
+        return list(self._streams)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def subscription(self) -> Subscription | None:
+        """The current subscription (``None`` before the first ``start()``)."""
+        return self._sub
+
+    @property
+    def subscription_stats(self) -> SubscriptionStats | None:
+        """The core's counters (delivered, acked, dead-lettered, bad entries) of the current
+        subscription."""
+        return self._sub.stats if self._sub is not None else None
+
+    @property
+    def stats(self) -> ManagerStats:
+        return ManagerStats(
+            handled=self._handled,
+            failed=self._failed,
+            redelivered=self._redelivered,
+            batches=self._batches,
+            errors=self._errors,
+            ignored=self._ignored,
+        )
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the groups (idempotent) and start the reading task.
+
+        Raises the error of the first ``ensure_group`` if Redis cannot be reached now.
+        """
+        if self.running:
+            raise RuntimeError("the subscription manager is already running")
+        if not self._streams:
+            raise RuntimeError("register at least one handler before start()")
+        await self._ensure_groups()
+        sub = self._events.subscribe(
+            list(self._streams),
+            self._group,
+            self._consumer,
+            count=self._count,
+            block_ms=self._block_ms,
+            claim_min_idle_ms=self._claim_min_idle_ms,
+            claim_interval_ms=self._claim_interval_ms,
+            max_deliveries=self._max_deliveries,
+        )
+        self._sub = sub
+        self._stopping = asyncio.Event()
+        self._failure = None
+        self._task = asyncio.create_task(
+            self._run(sub), name=f"solcache-subscription:{self._group}:{self._consumer}"
+        )
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Finish the current batch, acknowledge it, close the subscription and stop.
+
+        If that takes longer than ``timeout_s`` the task is cancelled: entries whose handlers
+        had not finished stay pending and are redelivered. Re-raises the error that stopped the
+        loop, if one did.
+        """
+        _check_seconds("timeout_s", timeout_s)
+        task = self._task
+        if task is None:
+            return
+        self._stopping.set()
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        if not done:
+            logger.warning(
+                "subscription %s/%s did not stop within %.1f s; cancelling it",
+                self._group,
+                self._consumer,
+                timeout_s,
+            )
+            task.cancel()
+            await asyncio.wait({task}, timeout=self._close_timeout_s + 1.0)
+        self._task = None
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    async def __aenter__(self) -> SubscriptionManager:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    async def _ensure_groups(self) -> None:
+        for stream in self._streams:
+            await self._events.ensure_group(stream, self._group, self._start_id)
+
+    async def _run(self, sub: Subscription) -> None:
+        delay = self._backoff_initial_s
+        lost_groups = False
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if lost_groups:
+                        await self._ensure_groups()
+                        lost_groups = False
+                    batch = await sub.next_batch()
+                except (exc.ConnectionError, exc.TimeoutError) as e:
+                    error: exc.SolcacheError = e
+                except exc.ResponseError as e:
+                    if "NOGROUP" not in str(e):
+                        raise
+                    error = e
+                else:
+                    delay = self._backoff_initial_s
+                    if batch:
+                        await self._process(sub, batch)
+                    continue
+                # A lost server may come back empty: make sure the groups exist again.
+                lost_groups = True
+                self._errors += 1
+                logger.warning(
+                    "subscription %s/%s: %s; retrying in %.2f s",
+                    self._group,
+                    self._consumer,
+                    error,
+                    delay,
+                )
+                await self._pause(delay)
+                delay = min(delay * 2, self._backoff_max_s)
+        except Exception as e:
+            self._failure = e
+            logger.error(
+                "subscription %s/%s stopped: %s", self._group, self._consumer, e, exc_info=e
+            )
+        finally:
+            await self._close(sub)
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if ``stop()`` is called meanwhile."""
+        with contextlib.suppress(builtins.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _close(self, sub: Subscription) -> None:
+        """Send the acknowledgements still queued; on failure those entries are redelivered."""
+        try:
+            await asyncio.wait_for(sub.close(), self._close_timeout_s)
+        except (exc.SolcacheError, builtins.TimeoutError) as e:
+            self._errors += 1
+            logger.warning(
+                "subscription %s/%s: acknowledgements not sent on close (%s); "
+                "those entries will be delivered again",
+                self._group,
+                self._consumer,
+                e,
+            )
+
+    async def _process(self, sub: Subscription, batch: list[StreamEntry]) -> None:
+        self._batches += 1
+        by_stream: dict[str, list[StreamEntry]] = {}
+        for entry in batch:
+            by_stream.setdefault(entry.stream, []).append(entry)
+        if len(by_stream) == 1:
+            await self._process_in_order(sub, batch)
+        else:
+            await asyncio.gather(*(self._process_in_order(sub, e) for e in by_stream.values()))
+
+    async def _process_in_order(self, sub: Subscription, entries: list[StreamEntry]) -> None:
+        for entry in entries:
+            if await self._handle(entry):
+                sub.ack(entry)  # sent with the next read, or by close()
+
+    def _handlers_for(self, entry: StreamEntry) -> list[EntryHandler]:
+        handlers = list(self._stream_handlers.get(entry.stream, ()))
+        if entry.event is not None:
+            handlers.extend(self._type_handlers.get((entry.stream, entry.event.type), ()))
+        return handlers
+
+    async def _handle(self, entry: StreamEntry) -> bool:
+        """Run the entry's handlers; True when it may be acknowledged."""
+        if entry.deliveries > 1:
+            self._redelivered += 1
+        handlers = self._handlers_for(entry)
+        if not handlers:
+            if entry.event is None:  # the core dead-letters these; never drop one here
+                self._failed += 1
+                logger.error(
+                    "%s %s cannot be decoded and has no stream handler: %s",
+                    entry.stream,
+                    entry.id,
+                    entry.error,
+                )
+                return False
+            self._ignored += 1
+            return True
+        if len(handlers) == 1:
+            results: list[BaseException | None] = [await self._call(handlers[0], entry)]
+        else:
+            results = list(await asyncio.gather(*(self._call(h, entry) for h in handlers)))
+        failures = [(h, r) for h, r in zip(handlers, results, strict=True) if r is not None]
+        if not failures:
+            self._handled += 1
+            return True
+        self._failed += 1
+        for handler, error in failures:
+            logger.error(
+                "handler %s failed on %s %s (delivery %d); the entry stays pending: %r",
+                _name_of(handler),
+                entry.stream,
+                entry.id,
+                entry.deliveries,
+                error,
+                exc_info=error,
+            )
+        return False
+
+    async def _call(self, handler: EntryHandler, entry: StreamEntry) -> BaseException | None:
+        """Run one handler within ``handler_timeout_s``; return what it raised, if anything."""
+        deadline = asyncio.timeout(self._handler_timeout_s)
+        try:
+            async with deadline:
+                await handler(entry)
+        except builtins.TimeoutError as e:
+            if not deadline.expired():
+                return e  # raised by the handler itself
+            return builtins.TimeoutError(f"timed out after {self._handler_timeout_s} s")
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the manager itself is being cancelled
+            return asyncio.CancelledError("the handler was cancelled")
+        except Exception as e:
+            return e
+        return None
+
+
+def default_consumer_name() -> str:
+    """``<hostname>-<pid>``, restricted to the characters a consumer name may hold."""
+    name = f"{socket.gethostname()}-{os.getpid()}"
+    return re.sub(r"[^A-Za-z0-9:._-]", "_", name)[:128]
+
+
+def _check_seconds(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise exc.InvalidInputError(f"{name} must be a number of seconds, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise exc.InvalidInputError(f"{name} must be positive and finite, got {value!r}")
+
+
+def _name_of(handler: Callable[..., object]) -> str:
+    return getattr(handler, "__qualname__", None) or repr(handler)

@@ -1,0 +1,357 @@
+//! Python face of event streams and consumer-group subscriptions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use pyo3_async_runtimes::tokio::future_into_py;
+
+use super::errors::{invalid_input, IntoPyResult};
+use super::events::{event_to_py, PyTradingEvent};
+use super::pool::PyRedisPool;
+use crate::event_stream::{EventStream, GroupInfo, StreamEntry, StreamInfo};
+use crate::subscription::{Subscription, SubscriptionOptions, SubscriptionStats};
+
+/// One stream entry: the event, or (`event` None) why it could not be decoded.
+#[pyclass(name = "StreamEntry", module = "solcache._core", frozen, get_all)]
+pub struct PyStreamEntry {
+    stream: String,
+    id: String,
+    event: Option<Py<PyAny>>,
+    error: Option<String>,
+    deliveries: u64,
+}
+
+#[pymethods]
+impl PyStreamEntry {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let what = match (&self.event, &self.error) {
+            (Some(e), _) => format!("event={}", e.bind(py).repr()?),
+            (None, Some(err)) => format!("error={}", super::convert::py_repr(err)),
+            (None, None) => "event=None".to_owned(),
+        };
+        Ok(format!(
+            "StreamEntry(stream={}, id='{}', {what}, deliveries={})",
+            super::convert::py_repr(&self.stream),
+            self.id,
+            self.deliveries
+        ))
+    }
+}
+
+/// A batch of entries, converted to Python objects once the future completes.
+pub struct Entries(Vec<StreamEntry>);
+
+impl<'py> IntoPyObject<'py> for Entries {
+    type Target = PyList;
+    type Output = Bound<'py, PyList>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for e in self.0 {
+            let (event, error) = match e.event {
+                Ok(ev) => (Some(event_to_py(py, ev)?), None),
+                Err(why) => (None, Some(why)),
+            };
+            list.append(PyStreamEntry {
+                stream: e.stream,
+                id: e.id,
+                event,
+                error,
+                deliveries: e.deliveries,
+            })?;
+        }
+        Ok(list)
+    }
+}
+
+#[pyclass(name = "GroupInfo", module = "solcache._core", frozen, get_all)]
+pub struct PyGroupInfo {
+    name: String,
+    consumers: u64,
+    pending: u64,
+    last_delivered_id: String,
+    lag: Option<u64>,
+}
+
+impl From<GroupInfo> for PyGroupInfo {
+    fn from(g: GroupInfo) -> Self {
+        PyGroupInfo {
+            name: g.name,
+            consumers: g.consumers,
+            pending: g.pending,
+            last_delivered_id: g.last_delivered_id,
+            lag: g.lag,
+        }
+    }
+}
+
+#[pymethods]
+impl PyGroupInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "GroupInfo(name={}, consumers={}, pending={}, last_delivered_id='{}', lag={})",
+            super::convert::py_repr(&self.name),
+            self.consumers,
+            self.pending,
+            self.last_delivered_id,
+            self.lag.map_or("None".to_owned(), |l| l.to_string())
+        )
+    }
+}
+
+#[pyclass(name = "StreamInfo", module = "solcache._core", frozen)]
+pub struct PyStreamInfo {
+    info: StreamInfo,
+}
+
+#[pymethods]
+impl PyStreamInfo {
+    #[getter]
+    fn stream(&self) -> &str {
+        &self.info.stream
+    }
+    #[getter]
+    fn length(&self) -> u64 {
+        self.info.length
+    }
+    #[getter]
+    fn first_id(&self) -> Option<&str> {
+        self.info.first_id.as_deref()
+    }
+    #[getter]
+    fn last_id(&self) -> Option<&str> {
+        self.info.last_id.as_deref()
+    }
+    #[getter]
+    fn groups(&self) -> Vec<PyGroupInfo> {
+        self.info.groups.iter().cloned().map(PyGroupInfo::from).collect()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "StreamInfo(stream={}, length={}, first_id={}, last_id={}, groups={})",
+            super::convert::py_repr(&self.info.stream),
+            self.info.length,
+            super::convert::py_opt(self.info.first_id.as_deref(), true),
+            super::convert::py_opt(self.info.last_id.as_deref(), true),
+            self.info.groups.len()
+        )
+    }
+}
+
+#[pyclass(name = "SubscriptionStats", module = "solcache._core", frozen, get_all)]
+pub struct PySubscriptionStats {
+    delivered: u64,
+    redelivered: u64,
+    acked: u64,
+    dead_lettered: u64,
+    bad_entries: u64,
+}
+
+impl From<SubscriptionStats> for PySubscriptionStats {
+    fn from(s: SubscriptionStats) -> Self {
+        PySubscriptionStats {
+            delivered: s.delivered,
+            redelivered: s.redelivered,
+            acked: s.acked,
+            dead_lettered: s.dead_lettered,
+            bad_entries: s.bad_entries,
+        }
+    }
+}
+
+#[pymethods]
+impl PySubscriptionStats {
+    fn __repr__(&self) -> String {
+        format!(
+            "SubscriptionStats(delivered={}, redelivered={}, acked={}, dead_lettered={}, bad_entries={})",
+            self.delivered, self.redelivered, self.acked, self.dead_lettered, self.bad_entries
+        )
+    }
+}
+
+/// The Rust consumer; `solcache.Subscription` wraps it as an async iterator.
+#[pyclass(name = "CoreSubscription", module = "solcache._core", frozen)]
+pub struct PyCoreSubscription {
+    inner: Arc<tokio::sync::Mutex<Subscription>>,
+    /// Last stats, readable while a read holds the subscription.
+    stats: Arc<Mutex<SubscriptionStats>>,
+}
+
+#[pymethods]
+impl PyCoreSubscription {
+    /// Acknowledge `(stream, id)` pairs, then read the next batch (awaitable).
+    fn next_batch<'py>(&self, py: Python<'py>, acks: Vec<(String, String)>) -> PyResult<Bound<'py, PyAny>> {
+        let (inner, stats) = (self.inner.clone(), self.stats.clone());
+        future_into_py(py, async move {
+            let mut sub = inner.lock().await;
+            for (stream, id) in &acks {
+                sub.ack_later(stream, id);
+            }
+            let batch = sub.next_batch().await;
+            if let Ok(mut s) = stats.lock() {
+                *s = sub.stats();
+            }
+            Ok(Entries(batch.py()?))
+        })
+    }
+
+    /// Acknowledge `(stream, id)` pairs now (awaitable).
+    fn flush_acks<'py>(&self, py: Python<'py>, acks: Vec<(String, String)>) -> PyResult<Bound<'py, PyAny>> {
+        let (inner, stats) = (self.inner.clone(), self.stats.clone());
+        future_into_py(py, async move {
+            let mut sub = inner.lock().await;
+            for (stream, id) in &acks {
+                sub.ack_later(stream, id);
+            }
+            let result = sub.flush_acks().await;
+            if let Ok(mut s) = stats.lock() {
+                *s = sub.stats();
+            }
+            result.py()
+        })
+    }
+
+    fn stats(&self) -> PySubscriptionStats {
+        PySubscriptionStats::from(self.stats.lock().map(|s| *s).unwrap_or_default())
+    }
+}
+
+/// Redis Streams for trading events; `solcache.EventStream` subclasses it.
+#[pyclass(name = "EventStream", module = "solcache._core", subclass, frozen)]
+pub struct PyEventStream {
+    inner: EventStream,
+}
+
+fn ms(value: u64, name: &str) -> PyResult<Duration> {
+    if value == 0 {
+        return Err(invalid_input(format!("{name} must be at least 1 ms")));
+    }
+    Ok(Duration::from_millis(value))
+}
+
+#[pymethods]
+impl PyEventStream {
+    #[new]
+    #[pyo3(signature = (pool, *, maxlen = 10000, maxlen_per_stream = None))]
+    fn new(
+        pool: PyRef<'_, PyRedisPool>,
+        maxlen: usize,
+        maxlen_per_stream: Option<HashMap<String, usize>>,
+    ) -> PyResult<Self> {
+        let inner = EventStream::with_maxlen(pool.pool.clone(), maxlen, maxlen_per_stream.unwrap_or_default()).py()?;
+        Ok(PyEventStream { inner })
+    }
+
+    /// The approximate length limit of `stream`.
+    fn maxlen(&self, stream: &str) -> usize {
+        self.inner.maxlen(stream)
+    }
+
+    /// Append one event (to its default stream unless one is named); returns the entry id.
+    #[pyo3(signature = (event, stream = None))]
+    fn publish<'py>(
+        &self,
+        py: Python<'py>,
+        event: PyRef<'py, PyTradingEvent>,
+        stream: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (events, event) = (self.inner.clone(), event.inner.clone());
+        future_into_py(py, async move { events.publish(&event, stream.as_deref()).await.py() })
+    }
+
+    /// Append many events in one pipeline; returns their ids in order.
+    #[pyo3(signature = (events, stream = None))]
+    fn publish_many<'py>(
+        &self,
+        py: Python<'py>,
+        events: &Bound<'py, PyAny>,
+        stream: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let batch = events
+            .try_iter()?
+            .map(|e| Ok(e?.extract::<PyRef<'_, PyTradingEvent>>()?.inner.clone()))
+            .collect::<PyResult<Vec<_>>>()?;
+        let handle = self.inner.clone();
+        future_into_py(
+            py,
+            async move { handle.publish_many(&batch, stream.as_deref()).await.py() },
+        )
+    }
+
+    /// Read up to `count` entries after `last_id`, waiting up to `block_ms` (0: no wait).
+    #[pyo3(signature = (stream, last_id = "$", *, count = 100, block_ms = 100))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        last_id: &str,
+        count: usize,
+        block_ms: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (handle, last_id) = (self.inner.clone(), last_id.to_owned());
+        future_into_py(py, async move {
+            let entries = handle
+                .read(&stream, &last_id, count, Duration::from_millis(block_ms))
+                .await
+                .py()?;
+            Ok(Entries(entries))
+        })
+    }
+
+    /// Create the group if it does not exist (MKSTREAM); True when it was created.
+    #[pyo3(signature = (stream, group, start_id = "$"))]
+    fn ensure_group<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        group: String,
+        start_id: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (handle, start_id) = (self.inner.clone(), start_id.to_owned());
+        future_into_py(
+            py,
+            async move { handle.ensure_group(&stream, &group, &start_id).await.py() },
+        )
+    }
+
+    /// Length, first and last id, and every group's consumers, pending and lag.
+    fn info<'py>(&self, py: Python<'py>, stream: String) -> PyResult<Bound<'py, PyAny>> {
+        let handle = self.inner.clone();
+        future_into_py(py, async move {
+            Ok(PyStreamInfo {
+                info: handle.info(&stream).await.py()?,
+            })
+        })
+    }
+
+    #[pyo3(signature = (streams, group, consumer, *, count, block_ms, claim_min_idle_ms, claim_interval_ms, max_deliveries))]
+    #[allow(clippy::too_many_arguments)]
+    fn _subscription(
+        &self,
+        streams: Vec<String>,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block_ms: u64,
+        claim_min_idle_ms: u64,
+        claim_interval_ms: u64,
+        max_deliveries: u64,
+    ) -> PyResult<PyCoreSubscription> {
+        let options = SubscriptionOptions {
+            count,
+            block: ms(block_ms, "block_ms")?,
+            claim_min_idle: ms(claim_min_idle_ms, "claim_min_idle_ms")?,
+            claim_interval: ms(claim_interval_ms, "claim_interval_ms")?,
+            max_deliveries,
+        };
+        let sub = Subscription::new(self.inner.clone(), streams, group, consumer, options).py()?;
+        Ok(PyCoreSubscription {
+            inner: Arc::new(tokio::sync::Mutex::new(sub)),
+            stats: Arc::new(Mutex::new(SubscriptionStats::default())),
+        })
+    }
+}
