@@ -42,21 +42,25 @@ def test_wheel_runs_the_readme_examples(tmp_path: Path, redis_server) -> None:
         check=True,
         timeout=600,
     )
-    example = tmp_path / "example.py"
-    example.write_text(readme_example())
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["SOLCACHE_REDIS_URL"] = redis_server.url
-    run = subprocess.run(
-        [str(python), str(example)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    assert "PriceData(token='SOL', price=Decimal('187.2345')" in run.stdout
-    assert "OperationStats(count=1" in run.stdout
+    outputs = []
+    for n, code in enumerate(readme_examples()):
+        example = tmp_path / f"example_{n}.py"
+        example.write_text(code)
+        run = subprocess.run(
+            [str(python), str(example)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, f"README example {n} failed:\n{run.stderr}"
+        outputs.append(run.stdout)
+    assert "PriceData(token='SOL', price=Decimal('187.2345')" in outputs[0]
+    assert "OperationStats(count=1" in outputs[0]
+    assert "PriceUpdate(token='SOL', price=Decimal('187.2345')" in outputs[1]
     where = subprocess.run(
         [str(python), "-c", "import solcache; print(solcache.__file__)"],
         cwd=tmp_path,
