@@ -15,8 +15,9 @@ stream through one :meth:`EventStream.subscribe` subscription and runs the handl
   ``stream:dead-letter``. Handlers must therefore be idempotent;
 - on a connection error or timeout the loop retries with exponential backoff and resumes from
   the group's position (the core first re-reads this consumer's pending entries). Groups are
-  re-created if the server lost them (a restart without persistence): with ``start_id="$"``
-  entries published before that are not seen by the new group, with ``"0"`` they are;
+  re-created if they were lost (a restart without persistence, a deleted stream or group): with
+  ``start_id="$"`` entries published before that are not seen by the new group, with ``"0"``
+  they are;
 - ``await manager.stop()`` finishes the current batch, acknowledges it and closes the
   subscription. Any other error stops the loop; ``stop()`` re-raises it.
 """
@@ -356,7 +357,7 @@ class SubscriptionManager:
                 except (exc.ConnectionError, exc.TimeoutError) as e:
                     error: exc.SolcacheError = e
                 except exc.ResponseError as e:
-                    if "NOGROUP" not in str(e):
+                    if not _lost_group_or_stream(e):
                         raise
                     error = e
                 else:
@@ -480,6 +481,12 @@ class SubscriptionManager:
         except Exception as e:
             return e
         return None
+
+
+def _lost_group_or_stream(error: exc.ResponseError) -> bool:
+    """NOGROUP: the group is gone; UNBLOCKED: the stream was deleted under a blocked read."""
+    text = str(error)
+    return "NOGROUP" in text or "UNBLOCKED" in text
 
 
 def default_consumer_name() -> str:

@@ -129,6 +129,11 @@ def test_events_differ_by_any_field_and_by_class() -> None:
     assert len(set(samples()) | set(samples())) == 4
     t = TradeExecuted("t1", "buy", "SOL/USDC", 1, 1, TS)
     assert t != TradeExecuted("t1", "sell", "SOL/USDC", 1, 1, TS)
+    assert PriceUpdate("SOL", 1, TS) != PositionUpdate("SOL", 1, 0, TS)
+    # equal events hash alike, also when the decimals only differ in scale
+    scaled = [PriceUpdate("SOL", "1.5", TS), PriceUpdate("SOL", "1.50", TS)]
+    if scaled[0] == scaled[1]:
+        assert hash(scaled[0]) == hash(scaled[1])
 
 
 @pytest.mark.parametrize("event", samples(), ids=lambda e: e.type)
@@ -291,8 +296,22 @@ BAD_DATA = [
 
 @pytest.mark.parametrize(("type_name", "data"), BAD_DATA)
 def test_bad_json_is_a_value_error(type_name: str, data: str | bytes) -> None:
-    # The binding reports undecodable data as InvalidInputError (the core's classification);
-    # SerializationError would be as fine: both are ValueError and SolcacheError.
-    with pytest.raises((InvalidInputError, SerializationError)) as e:
+    # The binding raises SerializationError for undecodable data (InvalidInputError would do as
+    # well): what matters to callers is that both are ValueError and SolcacheError.
+    with pytest.raises((SerializationError, InvalidInputError)) as e:
         TradingEvent.from_json(type_name, data)
     assert isinstance(e.value, ValueError) and isinstance(e.value, SolcacheError)
+    assert str(e.value)
+
+
+def test_from_json_names_the_problem() -> None:
+    with pytest.raises(ValueError, match="liquidation"):
+        TradingEvent.from_json("liquidation", "{}")
+    with pytest.raises(ValueError, match="price_update"):
+        TradingEvent.from_json("price_update", "{")
+
+
+@pytest.mark.parametrize("data", [123, None, ["{}"]])
+def test_from_json_takes_str_or_bytes(data: object) -> None:
+    with pytest.raises(InvalidInputError):
+        TradingEvent.from_json("price_update", data)  # type: ignore[arg-type]

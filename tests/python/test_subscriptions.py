@@ -22,6 +22,7 @@ from solcache import (
     PositionUpdate,
     PriceUpdate,
     RedisPool,
+    ResponseError,
     StreamEntry,
     Subscription,
     TradeExecuted,
@@ -512,6 +513,9 @@ async def test_manager_survives_a_redis_restart(fresh_redis, eventually) -> None
 
             fresh_redis.stop()
             await wait_until(lambda: manager.stats.errors >= 2)
+            await asyncio.sleep(1.0)
+            # backoff, not a spin: 0.05 + 0.1 + 0.2 + 0.4 + 0.4 … leaves room for ~6 tries/s
+            assert 2 <= manager.stats.errors <= 20
             assert manager.running
             fresh_redis.start()  # same port, no data
 
@@ -522,3 +526,45 @@ async def test_manager_survives_a_redis_restart(fresh_redis, eventually) -> None
             await wait_until(lambda: set(got) >= set(range(100, 105)), within_s=15)
             assert manager.running
         assert manager.stats.errors >= 2
+
+
+async def test_manager_recreates_a_lost_group(events: EventStream, redis_server) -> None:
+    got: list[int] = []
+
+    async def handler(event: PriceUpdate) -> None:
+        got.append(int(event.price))
+
+    manager = SubscriptionManager(
+        events, "g", "c", start_id="0", block_ms=50, backoff_initial_s=0.02, backoff_max_s=0.1
+    )
+    manager.on(PriceUpdate, handler)
+    async with manager:
+        await events.publish_many(prices(3))
+        await wait_until(lambda: sorted(got) == [0, 1, 2])
+        redis_server.raw("XGROUP", "DESTROY", STREAM_PRICE_UPDATES, "g")  # an operator's mistake
+        await events.publish_many(prices(3, 3))
+        await wait_until(lambda: set(got) >= set(range(6)))
+        redis_server.raw("DEL", STREAM_PRICE_UPDATES)  # the stream too
+        await events.publish_many(prices(3, 6))
+        await wait_until(lambda: set(got) >= set(range(9)))
+        assert manager.running
+    assert manager.stats.errors >= 2  # NOGROUP (or UNBLOCKED), retried after re-creating the group
+    assert pending_count(redis_server, STREAM_PRICE_UPDATES, "g") == 0
+
+
+async def test_manager_fatal_error_stops_the_loop_and_stop_raises_it(
+    events: EventStream, redis_server, caplog
+) -> None:
+    async def handler(event: PriceUpdate) -> None:
+        pass
+
+    manager = SubscriptionManager(events, "g", "c", block_ms=50)
+    manager.on(PriceUpdate, handler)
+    await manager.start()
+    redis_server.raw("DEL", STREAM_PRICE_UPDATES)
+    redis_server.raw("SET", STREAM_PRICE_UPDATES, "not a stream")  # WRONGTYPE from now on
+    await wait_until(lambda: not manager.running)
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await manager.stop()
+    assert any(r.name == "solcache" and r.levelno == logging.ERROR for r in caplog.records)
+    await manager.stop()  # reported once; stopping again is a no-op
