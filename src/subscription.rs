@@ -147,13 +147,14 @@ impl Subscription {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        let n = self.push_acks(&mut pipe);
-        self.events
+        self.push_acks(&mut pipe);
+        let counts: Vec<i64> = self
+            .events
             .pool()
-            .execute::<()>(Operation::StreamAck, Request::Pipeline(&pipe))
+            .execute(Operation::StreamAck, Request::Pipeline(&pipe))
             .await?;
         self.to_ack.clear();
-        self.stats.acked += n;
+        self.stats.acked += counts.iter().map(|&n| n.max(0) as u64).sum::<u64>();
         Ok(())
     }
 
@@ -197,15 +198,19 @@ impl Subscription {
         }
     }
 
-    fn push_acks(&self, pipe: &mut redis::Pipeline) -> u64 {
+    /// One XACK per stream; returns how many commands were added. Their replies count the
+    /// entries Redis actually acknowledged, so an XACK sent twice (after a failed read) is
+    /// counted once.
+    fn push_acks(&self, pipe: &mut redis::Pipeline) -> usize {
         let mut by_stream: HashMap<&str, Vec<&str>> = HashMap::new();
         for (stream, id) in &self.to_ack {
             by_stream.entry(stream).or_default().push(id);
         }
+        let commands = by_stream.len();
         for (stream, ids) in by_stream {
-            pipe.cmd("XACK").arg(stream).arg(&self.group).arg(ids).ignore();
+            pipe.cmd("XACK").arg(stream).arg(&self.group).arg(ids);
         }
-        self.to_ack.len() as u64
+        commands
     }
 
     async fn read_group(&mut self, own_pending: bool) -> Result<Vec<RawEntry>> {
@@ -213,7 +218,7 @@ impl Subscription {
             self.conn = Some(self.events.pool().blocking_connection(self.options.block).await?);
         }
         let mut pipe = redis::pipe();
-        let acked = self.push_acks(&mut pipe);
+        let ack_commands = self.push_acks(&mut pipe);
         let cmd = pipe.cmd("XREADGROUP").arg("GROUP").arg(&self.group).arg(&self.consumer);
         cmd.arg("COUNT").arg(self.options.count);
         if !own_pending {
@@ -226,13 +231,16 @@ impl Subscription {
         let conn = self.conn.as_mut().expect("opened above");
         self.read_in_flight = true;
         let result = conn
-            .execute::<(Value,)>(Operation::StreamReadGroup, Request::Pipeline(&pipe))
+            .execute::<Vec<Value>>(Operation::StreamReadGroup, Request::Pipeline(&pipe))
             .await;
         self.read_in_flight = false;
-        let (reply,) = result?;
+        let replies = result?;
         self.to_ack.clear();
-        self.stats.acked += acked;
-        stream_reply::read_reply(&reply)
+        let (acks, read) = replies.split_at(ack_commands.min(replies.len()));
+        for n in acks {
+            self.stats.acked += stream_reply::int(n)?.max(0) as u64;
+        }
+        read.first().map_or(Ok(Vec::new()), stream_reply::read_reply)
     }
 
     /// XAUTOCLAIM idle entries from every stream (continuing each stream's scan cursor).
@@ -341,12 +349,13 @@ impl Subscription {
             }
         }
         if dead_count > 0 {
-            self.events
+            let acked: Vec<i64> = self
+                .events
                 .pool()
-                .execute::<()>(Operation::StreamDeadLetter, Request::Pipeline(&dead))
+                .execute(Operation::StreamDeadLetter, Request::Pipeline(&dead))
                 .await?;
             self.stats.dead_lettered += dead_count;
-            self.stats.acked += dead_count;
+            self.stats.acked += acked.iter().map(|&n| n.max(0) as u64).sum::<u64>();
         }
         Ok(good)
     }
@@ -384,10 +393,6 @@ impl Subscription {
             }
         }
         cmd.ignore();
-        pipe.cmd("XACK")
-            .arg(&entry.stream)
-            .arg(&self.group)
-            .arg(&entry.id)
-            .ignore();
+        pipe.cmd("XACK").arg(&entry.stream).arg(&self.group).arg(&entry.id);
     }
 }

@@ -131,6 +131,7 @@ async fn two_groups_get_everything_and_two_consumers_split_it() {
     let mut g2 = Subscription::new(events.clone(), vec![PRICE_UPDATES.into()], "g1", "solo", opts.clone()).unwrap();
     let solo: Vec<_> = drain(&mut g2, 200).await.into_iter().map(|e| e.id).collect();
     assert_eq!(solo, ids, "one consumer gets everything, in order");
+    assert_eq!(g2.stats().acked, 200, "{:?}", g2.stats());
 
     let mut a = Subscription::new(events.clone(), vec![PRICE_UPDATES.into()], "g2", "a", opts.clone()).unwrap();
     let mut b = Subscription::new(events.clone(), vec![PRICE_UPDATES.into()], "g2", "b", opts).unwrap();

@@ -21,17 +21,17 @@ from solcache._core import (
     DEFAULT_MAXLEN,
     DEFAULT_TTL_MS,
     MVP_TOKENS,
-    TOKEN_PATTERN,
     STREAM_DEAD_LETTER,
     STREAM_PRICE_UPDATES,
     STREAM_TRADE_EVENTS,
     STREAM_UI_EVENTS,
+    TOKEN_PATTERN,
     GroupInfo,
     OperationStats,
     PoolHealth,
-    PositionUpdate,
     PoolState,
     PoolStateCache,
+    PositionUpdate,
     PriceCache,
     PriceData,
     PriceUpdate,
@@ -62,6 +62,7 @@ from solcache.exceptions import (
 )
 from solcache.pool import RedisPool
 from solcache.streams import EventStream, Subscription
+from solcache.subscriptions import ManagerStats, SubscriptionManager
 
 # Library convention: no output unless the application configures logging.
 logging.getLogger("solcache").addHandler(logging.NullHandler())
@@ -80,6 +81,7 @@ __all__ = [
     "EventStream",
     "GroupInfo",
     "InvalidInputError",
+    "ManagerStats",
     "OperationStats",
     "PoolExhaustedError",
     "PoolHealth",
@@ -97,6 +99,7 @@ __all__ = [
     "StreamEntry",
     "StreamInfo",
     "Subscription",
+    "SubscriptionManager",
     "SubscriptionStats",
     "SwapQuote",
     "SystemStatus",

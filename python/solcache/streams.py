@@ -56,9 +56,11 @@ class Subscription:
     """An async iterator of :class:`StreamEntry` for one consumer of a group.
 
     ``async for entry in sub`` acknowledges each entry when the next one is requested, i.e.
-    after the loop body finished with it. ``batches()`` does the same per batch. For explicit
-    control, use ``next_batch()`` and ``ack()``. Acknowledgements ride along with the next
-    read, so they cost no extra round trip; ``close()`` sends any that are still queued.
+    after the loop body finished with it; leaving ``async with sub`` without an exception
+    (e.g. by ``break``) acknowledges the last one too. ``batches()`` does the same per
+    batch. For explicit control, use ``next_batch()`` and ``ack()``. Acknowledgements ride
+    along with the next read, so they cost no extra round trip; ``close()`` sends any that
+    are still queued.
     """
 
     def __init__(self, core: _core.CoreSubscription) -> None:
@@ -128,6 +130,9 @@ class Subscription:
     async def __aenter__(self) -> Subscription:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # Leaving the block normally (including `break`) means the last entry was handled.
+        if exc_type is None and self._current is not None:
+            self.ack(self._current)
+            self._current = None
         await self.close()
-

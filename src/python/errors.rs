@@ -31,6 +31,16 @@ pub fn to_py_err(err: Error) -> PyErr {
     }
 }
 
+/// A `from_json` decode failure: `SerializationError` with no key (nothing was read from Redis).
+pub fn decode_error(err: Error) -> PyErr {
+    let message = match err {
+        Error::InvalidInput(m) => m,
+        Error::Serialization { message, .. } => message,
+        other => other.to_string(),
+    };
+    PyErr::new::<exc::SerializationError, _>((format!("cannot decode: {message}"), None::<String>))
+}
+
 /// Bad argument detected in the binding itself (wrong Python type or value).
 pub fn invalid_input(message: impl Into<String>) -> PyErr {
     to_py_err(Error::InvalidInput(message.into()))

@@ -5,8 +5,7 @@ use pyo3::PyClassInitializer;
 use rust_decimal::Decimal;
 
 use super::convert::{decimal_arg, json_arg, py_repr, timestamp_arg};
-use super::errors::{to_py_err, IntoPyResult};
-use crate::error::Error;
+use super::errors::{decode_error, IntoPyResult};
 use crate::events::{PositionUpdate, PriceUpdate, SystemStatus, TradeAction, TradeExecuted, TradingEvent};
 use crate::models::format_timestamp;
 
@@ -50,8 +49,7 @@ impl PyTradingEvent {
     #[staticmethod]
     #[pyo3(signature = (r#type, data))]
     fn from_json(py: Python<'_>, r#type: &str, data: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let event = TradingEvent::decode(r#type, &json_arg(data)?)
-            .map_err(|e| to_py_err(Error::serialization("<from_json>", e)))?;
+        let event = TradingEvent::decode(r#type, &json_arg(data)?).map_err(decode_error)?;
         event_to_py(py, event)
     }
 

@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use rust_decimal::Decimal;
 
 use super::convert::{decimal_arg, json_arg, py_repr, timestamp_arg};
-use super::errors::{invalid_input, IntoPyResult};
+use super::errors::{decode_error, invalid_input, IntoPyResult};
 use crate::models::{format_timestamp, PoolState, PriceData};
 use crate::price_impact::{Direction, SwapQuote};
 
@@ -56,7 +56,7 @@ impl PyPriceData {
     #[staticmethod]
     fn from_json(data: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(PyPriceData {
-            inner: PriceData::from_json(&json_arg(data)?, "<from_json>").py()?,
+            inner: PriceData::from_json(&json_arg(data)?, "").map_err(decode_error)?,
         })
     }
 
@@ -160,7 +160,7 @@ impl PyPoolState {
     #[staticmethod]
     fn from_json(data: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(PyPoolState {
-            inner: PoolState::from_json(&json_arg(data)?, "<from_json>").py()?,
+            inner: PoolState::from_json(&json_arg(data)?, "").map_err(decode_error)?,
         })
     }
 
