@@ -7,7 +7,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 CARGO_TEST ?= $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run" || echo "cargo test")
 
-.PHONY: all install redis build-dev wheel lint fmt test test-rust test-python bench demo clean
+.PHONY: all install redis build-dev wheel lint stubtest fmt test test-rust test-python bench demo clean
 
 all: test
 
@@ -41,13 +41,16 @@ lint: install
 	ruff check python tests/python benches examples
 	ruff format --check python tests/python benches examples
 	mypy
+
+# The stub must match the built extension, so this runs after build-dev.
+stubtest: build-dev
 	$(PY) -m mypy.stubtest solcache._core --allowlist stubtest-allowlist.txt
 
 # The Rust tests use the core without PyO3 (the binding needs a Python interpreter to link).
 test-rust: redis
 	$(CARGO_TEST) --no-default-features
 
-test-python: redis build-dev wheel
+test-python: redis build-dev stubtest wheel
 	$(PY) -m pytest
 
 test: redis install lint test-rust test-python

@@ -92,9 +92,9 @@ fn main() {
 
     if !report_only {
         let mut c = Criterion::default()
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3))
-            .sample_size(50)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+            .sample_size(30)
             .without_plots()
             .configure_from_args();
         for t in [&setup.tcp, &setup.unix] {
@@ -109,7 +109,7 @@ fn main() {
         }
     }
 
-    let (rounds, per_round) = if bench_mode { (5, 2000) } else { (1, 50) };
+    let (rounds, per_round) = if bench_mode { (5, 1500) } else { (1, 50) };
     latency_report(&setup, &server, rounds, per_round);
     setup.rt.block_on(async {
         for cache in [&setup.tcp.cache, &setup.unix.cache, &setup.ping_on, &setup.big_pool] {
@@ -201,7 +201,7 @@ fn bench_checkout_ping(c: &mut Criterion, rt: &Runtime, off: &PriceCache, on: &P
 /// throughput line is reads per second.
 fn bench_concurrent(c: &mut Criterion, rt: &Runtime, cache: &PriceCache) {
     let mut g = c.benchmark_group("concurrent_get");
-    g.sample_size(20).measurement_time(Duration::from_secs(4));
+    g.sample_size(15).measurement_time(Duration::from_secs(3));
     for tasks in CONCURRENCY {
         g.throughput(Throughput::Elements(tasks as u64));
         g.bench_function(tasks.to_string(), |b| {
