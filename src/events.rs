@@ -114,6 +114,14 @@ pub const UI_EVENTS: &str = "stream:ui-events";
 /// Where entries that cannot be processed end up, with the reason.
 pub const DEAD_LETTER: &str = "stream:dead-letter";
 
+/// Every event type name with its default stream, in declaration order.
+pub const EVENT_TYPES: [(&str, &str); 4] = [
+    ("price_update", PRICE_UPDATES),
+    ("trade_executed", TRADE_EVENTS),
+    ("position_update", TRADE_EVENTS),
+    ("system_status", UI_EVENTS),
+];
+
 /// Longest accepted free-text message, in bytes.
 pub const MAX_MESSAGE_LEN: usize = 1024;
 
@@ -255,6 +263,14 @@ mod tests {
             let event = TradingEvent::decode(name, text.as_bytes()).unwrap();
             assert_eq!(event.type_name(), name);
             assert_eq!(event.data_json(), text, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_type_table_matches_the_events() {
+        for (name, stream) in EVENT_TYPES {
+            let event = TradingEvent::decode(name, golden(name).as_bytes()).unwrap();
+            assert_eq!((event.type_name(), event.default_stream()), (name, stream));
         }
     }
 

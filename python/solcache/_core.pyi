@@ -219,6 +219,8 @@ STREAM_TRADE_EVENTS: str
 STREAM_UI_EVENTS: str
 STREAM_DEAD_LETTER: str
 DEFAULT_MAXLEN: int
+#: ``{type name: (event class, default stream)}`` for the four event types.
+EVENT_TYPES: dict[str, tuple[type[TradingEvent], str]]
 
 @disjoint_base
 class TradingEvent:

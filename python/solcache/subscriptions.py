@@ -38,18 +38,7 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from solcache import exceptions as exc
-from solcache._core import (
-    STREAM_PRICE_UPDATES,
-    STREAM_TRADE_EVENTS,
-    STREAM_UI_EVENTS,
-    PositionUpdate,
-    PriceUpdate,
-    StreamEntry,
-    SubscriptionStats,
-    SystemStatus,
-    TradeExecuted,
-    TradingEvent,
-)
+from solcache._core import EVENT_TYPES, StreamEntry, SubscriptionStats, TradingEvent
 from solcache.streams import EventStream, Subscription
 
 __all__ = ["EntryHandler", "ManagerStats", "SubscriptionManager"]
@@ -61,18 +50,8 @@ E = TypeVar("E", bound=TradingEvent)
 #: A stream handler: called with each entry of the stream.
 EntryHandler = Callable[[StreamEntry], Awaitable[object]]
 
-_TYPE_NAMES: dict[type[TradingEvent], str] = {
-    PriceUpdate: "price_update",
-    TradeExecuted: "trade_executed",
-    PositionUpdate: "position_update",
-    SystemStatus: "system_status",
-}
-_DEFAULT_STREAMS: dict[str, str] = {
-    "price_update": STREAM_PRICE_UPDATES,
-    "trade_executed": STREAM_TRADE_EVENTS,
-    "position_update": STREAM_TRADE_EVENTS,
-    "system_status": STREAM_UI_EVENTS,
-}
+_TYPE_NAMES: dict[type[TradingEvent], str] = {cls: name for name, (cls, _) in EVENT_TYPES.items()}
+_DEFAULT_STREAMS: dict[str, str] = {name: stream for name, (_, stream) in EVENT_TYPES.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,5 +93,17 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<streams::PySubscriptionStats>()?;
     m.add_class::<streams::PyCoreSubscription>()?;
     m.add_class::<streams::PyEventStream>()?;
+    // {type name: (class, default stream)}: the Python layer routes with this, never its own copy.
+    let types = pyo3::types::PyDict::new(m.py());
+    let classes = [
+        m.getattr("PriceUpdate")?,
+        m.getattr("TradeExecuted")?,
+        m.getattr("PositionUpdate")?,
+        m.getattr("SystemStatus")?,
+    ];
+    for ((name, stream), class) in crate::events::EVENT_TYPES.into_iter().zip(classes) {
+        types.set_item(name, (class, stream))?;
+    }
+    m.add("EVENT_TYPES", types)?;
     Ok(())
 }
