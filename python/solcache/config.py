@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from solcache._core import redact_url
 
-__all__ = ["Settings"]
+__all__ = ["DEFAULT_REDIS_URL", "Settings"]
+
+#: Where the library connects when no URL is configured.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class Settings(BaseSettings):
@@ -18,10 +23,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SOLCACHE_", env_file=".env", extra="ignore")
 
-    redis_url: str = Field(
-        default="redis://127.0.0.1:6379/0",
+    redis_url: str | None = Field(
+        default=None,
         repr=False,  # may hold a password; see `redacted_redis_url`
-        description="redis://, rediss:// (TLS) or unix:// URL, ACL user and password allowed.",
+        description=(
+            "redis://, rediss:// (TLS) or unix:// URL, ACL user and password allowed. Unset: "
+            "the library uses redis://127.0.0.1:6379/0; `solcache serve` uses that when "
+            "something listens there and starts a private redis-server otherwise."
+        ),
     )
     pool_max_size: int = Field(default=20, ge=1, le=10_000)
     pool_min_idle: int = Field(
@@ -37,7 +46,27 @@ class Settings(BaseSettings):
     price_ttl_ms: int = Field(default=2000, ge=1, le=86_400_000)
     pool_state_ttl_ms: int = Field(default=2000, ge=1, le=86_400_000)
 
+    # --- the service (`solcache serve`) -----------------------------------------------------
+    http_host: str = Field(default="127.0.0.1", description="Gateway bind address.")
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    price_source: Literal["simulated", "pyth"] = "simulated"
+    simulation_seed: int | None = Field(default=None, description="Fixes the random walk.")
+    pyth_base_url: str = "https://hermes.pyth.network"
+    pyth_api_key: SecretStr | None = None
+    pyth_mode: Literal["stream", "poll"] = "stream"
+    pyth_feed_ids: dict[str, str] | None = Field(
+        default=None, description="token → Pyth feed id (hex); unset: the MVP tokens' feeds."
+    )
+    publish_hz: float = Field(default=10.0, gt=0, le=1000, description="Price events per second.")
+    pool_update_hz: float = Field(default=10.0, gt=0, le=1000)
+    stream_maxlen: int = Field(default=10_000, ge=1)
+
+    @property
+    def effective_redis_url(self) -> str:
+        """``redis_url``, or the library default when unset."""
+        return self.redis_url if self.redis_url is not None else DEFAULT_REDIS_URL
+
     @property
     def redacted_redis_url(self) -> str:
-        """``redis_url`` with any password replaced by ``***``."""
-        return redact_url(self.redis_url)
+        """``effective_redis_url`` with any password replaced by ``***``."""
+        return redact_url(self.effective_redis_url)

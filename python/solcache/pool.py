@@ -39,7 +39,7 @@ class RedisPool(_core.RedisPool):
         """
         s = settings if settings is not None else Settings()
         handle = await _core.open_pool(
-            url if url is not None else s.redis_url,
+            url if url is not None else s.effective_redis_url,
             max_size=_pick(max_size, s.pool_max_size),
             min_idle=_pick(min_idle, s.pool_min_idle),
             connect_timeout_ms=_pick(connect_timeout_ms, s.connect_timeout_ms),

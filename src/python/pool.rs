@@ -115,6 +115,17 @@ impl PyRedisPool {
         future_into_py(py, async move { Ok(PoolHealth::from(pool.health().await)) })
     }
 
+    /// Connections, idle, in use and waiting callers right now (no round trip).
+    fn counts(&self) -> HashMap<&'static str, u64> {
+        let c = self.pool.counts();
+        HashMap::from([
+            ("connections", u64::from(c.connections)),
+            ("idle", u64::from(c.idle)),
+            ("in_use", u64::from(c.in_use)),
+            ("waiting", c.waiting as u64),
+        ])
+    }
+
     /// Latency stats per operation name (only operations called at least once).
     fn metrics(&self) -> HashMap<&'static str, PyOperationStats> {
         self.pool
