@@ -449,6 +449,22 @@ impl RedisPool {
         }
     }
 
+    /// `INFO <section>` as key/value pairs (e.g. `memory` → `maxmemory_policy`).
+    pub async fn info(&self, section: &str) -> Result<std::collections::HashMap<String, String>> {
+        if section.is_empty() || !section.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Error::invalid(format!("INFO section {section:?} is not a word")));
+        }
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg(section);
+        let text: String = self.execute(Operation::Ping, Request::Cmd(&cmd)).await?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+            .collect())
+    }
+
     /// Send an idempotent request and convert its reply, recording latency under `op`.
     ///
     /// A connection that fails at the I/O level is replaced; if it had served earlier calls

@@ -115,6 +115,12 @@ impl PyRedisPool {
         future_into_py(py, async move { Ok(PoolHealth::from(pool.health().await)) })
     }
 
+    /// `INFO <section>` as a dict of strings (awaitable), e.g. `memory`, `persistence`.
+    fn info<'py>(&self, py: Python<'py>, section: String) -> PyResult<Bound<'py, PyAny>> {
+        let pool = self.pool.clone();
+        future_into_py(py, async move { pool.info(&section).await.py() })
+    }
+
     /// Connections, idle, in use and waiting callers right now (no round trip).
     fn counts(&self) -> HashMap<&'static str, u64> {
         let c = self.pool.counts();
