@@ -7,7 +7,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 CARGO_TEST ?= $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run" || echo "cargo test")
 
-.PHONY: all install redis build-dev wheel lint stubtest fmt test test-rust test-python bench demo clean
+.PHONY: all install redis chromium build-dev wheel lint stubtest fmt test test-rust test-python bench demo clean
 
 all: test
 
@@ -21,6 +21,9 @@ install: $(VENV)/.deps
 
 redis:
 	@bash scripts/ensure-redis.sh
+
+chromium:
+	@bash scripts/ensure-chromium.sh
 
 # The extension, built in release mode into the venv (tests and benchmarks use this).
 build-dev: install
@@ -50,7 +53,7 @@ stubtest: build-dev
 test-rust: redis
 	$(CARGO_TEST) --no-default-features
 
-test-python: redis build-dev stubtest wheel
+test-python: redis chromium build-dev stubtest wheel
 	$(PY) -m pytest
 
 test: redis install lint test-rust test-python
