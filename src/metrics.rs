@@ -1,7 +1,7 @@
 //! Latency histograms per operation, kept in the core so reading them costs no Python work.
 //!
-//! Recording is one uncontended mutex and an HDR histogram update (tens of ns). Operations
-//! slower than the configured budget are counted and logged through the `log` crate (target
+//! Recording is one uncontended mutex and an HDR histogram update (tens of ns). Cache
+//! operations slower than the configured budget are counted and logged through the `log` crate (target
 //! `solcache`), at most once per [`SLOW_LOG_INTERVAL`] so a slow Redis cannot flood the logs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,9 +94,21 @@ impl Operation {
         }
     }
 
-    /// Reads that wait for new entries on purpose: never counted as slow.
-    pub fn may_block(self) -> bool {
-        matches!(self, Operation::StreamRead | Operation::StreamReadGroup)
+    /// Cache reads and writes, the calls the latency budget is for. Stream reads block on
+    /// purpose and admin calls (XINFO, XAUTOCLAIM, PING) are not on the hot path: they are
+    /// timed but never counted or logged as slow.
+    pub fn has_budget(self) -> bool {
+        matches!(
+            self,
+            Operation::PriceGet
+                | Operation::PriceGetMany
+                | Operation::PriceSet
+                | Operation::PriceSetMany
+                | Operation::PoolGet
+                | Operation::PoolGetMany
+                | Operation::PoolSet
+                | Operation::PoolSetMany
+        )
     }
 
     fn index(self) -> usize {
@@ -173,7 +185,7 @@ impl Metrics {
         if !ok {
             m.errors.fetch_add(1, Ordering::Relaxed);
         }
-        if elapsed > self.slow_threshold && !op.may_block() {
+        if elapsed > self.slow_threshold && op.has_budget() {
             m.slow.fetch_add(1, Ordering::Relaxed);
             self.log_slow(op, m, elapsed);
         }
@@ -251,6 +263,17 @@ mod tests {
         assert!((s.p99_us - 990.0).abs() < 3.0, "{s:?}");
         assert!((s.max_us - 5000.0).abs() < 10.0, "{s:?}");
         assert!(s.p50_us <= s.p99_us && s.p99_us <= s.p999_us && s.p999_us <= s.max_us);
+    }
+
+    #[test]
+    fn only_cache_operations_have_a_budget() {
+        let m = Metrics::new(Duration::from_millis(1));
+        m.record(Operation::StreamReadGroup, Duration::from_millis(100), true);
+        m.record(Operation::StreamAdmin, Duration::from_millis(5), true);
+        m.record(Operation::PoolGet, Duration::from_millis(5), true);
+        assert_eq!(m.stats(Operation::StreamReadGroup).slow, 0);
+        assert_eq!(m.stats(Operation::StreamAdmin).slow, 0);
+        assert_eq!(m.stats(Operation::PoolGet).slow, 1);
     }
 
     #[test]
