@@ -30,6 +30,7 @@ build-dev: install
 	maturin develop --release --quiet
 
 wheel: install
+	rm -f target/wheels/solcache-*.whl
 	maturin build --release --out target/wheels
 
 fmt:

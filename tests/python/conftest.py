@@ -220,3 +220,65 @@ def eventually() -> Callable[..., Awaitable[Any]]:
 def events(pool: solcache.RedisPool) -> solcache.EventStream:
     """An EventStream on the shared (emptied) server, default maxlen."""
     return solcache.EventStream(pool)
+
+
+# --- the HTTP gateway (solcache.web), served by uvicorn on a free port ---------------------
+
+SOL_USDC_POOL = "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2"
+
+
+class RunningGateway:
+    """A `solcache.web` app served by `GatewayServer` in the test's event loop."""
+
+    def __init__(self, app: Any, server: Any, task: asyncio.Task[None], port: int) -> None:
+        self.app = app
+        self.server = server
+        self.task = task
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.hub = app.state.hub
+
+    async def stop(self, within_s: float = 10.0) -> None:
+        """Shut the server down (lifespan included) and wait for it."""
+        if self.task.done():
+            return
+        self.server.should_exit = True
+        await asyncio.wait_for(asyncio.shield(self.task), within_s)
+
+
+@pytest.fixture
+async def start_gateway() -> AsyncIterator[Callable[..., Awaitable[RunningGateway]]]:
+    """`await start_gateway(pool, port=None, **create_app_kwargs)`: a running gateway over
+    `pool` (tokens: the MVP tokens, pools: SOL-USDC), stopped at teardown."""
+    from solcache.web import GatewayServer, create_app
+
+    running: list[RunningGateway] = []
+
+    async def start(
+        pool: solcache.RedisPool, port: int | None = None, **kwargs: Any
+    ) -> RunningGateway:
+        kwargs.setdefault("tokens", solcache.MVP_TOKENS)
+        kwargs.setdefault("pool_addresses", [SOL_USDC_POOL])
+        app = create_app(
+            pool,
+            solcache.EventStream(pool),
+            prices=solcache.PriceCache(pool),
+            pools=solcache.PoolStateCache(pool),
+            **kwargs,
+        )
+        port = port if port is not None else free_port()
+        server = GatewayServer(app, port=port, install_signal_handlers=False)
+        task = asyncio.create_task(server.serve())
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if task.done() or time.monotonic() > deadline:
+                await task  # raises what stopped it
+                raise RuntimeError(f"the gateway did not start on port {port}")
+            await asyncio.sleep(0.01)
+        gateway = RunningGateway(app, server, task, port)
+        running.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in running:
+        await gateway.stop()

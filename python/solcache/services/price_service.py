@@ -52,11 +52,13 @@ class PriceUpdateService:
         *,
         publish_hz: float = 10.0,
         stale_after_s: float = 2.0,
+        ready_timeout_s: float = 5.0,
     ) -> None:
         self._source = source
         self._prices = prices
         self._events = events
         self._stale_after_s = stale_after_s
+        self._ready_timeout_s = ready_timeout_s
         self._loop = Periodic(self.component, publish_hz, self._tick)
         self._ticks = self._written = self._published = self._errors = 0
         self._degraded_reason = ""
@@ -78,8 +80,16 @@ class PriceUpdateService:
         )
 
     async def start(self) -> None:
-        """Start the source and the loop; publish ``starting``."""
+        """Start the source, wait up to ``ready_timeout_s`` for its first data, start the loop;
+        publish ``starting``."""
         await self._source.start()
+        if not await self._source.wait_ready(self._ready_timeout_s):
+            logger.warning(
+                "%s: no data from %s after %.1f s",
+                self.component,
+                self._source.name,
+                self._ready_timeout_s,
+            )
         await self._status(
             "starting", f"{self._source.name} source, {len(self._source.tokens)} tokens"
         )

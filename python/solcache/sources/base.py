@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Self
 
 from solcache._core import PoolState, PriceData
 
@@ -44,17 +45,22 @@ class PriceSource(abc.ABC):
     def tokens(self) -> tuple[str, ...]:
         """The tokens this source is configured for."""
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 (optional hook)
         """Open connections, start background tasks (default: nothing)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 (optional hook)
         """Stop background tasks and release connections (default: nothing)."""
+
+    async def wait_ready(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the first data; True when there is some (default: at
+        once)."""
+        return True
 
     @abc.abstractmethod
     async def snapshot(self) -> PriceSnapshot:
         """The current prices. Raises :class:`SourceError` when the source has nothing usable."""
 
-    async def __aenter__(self) -> PriceSource:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -77,10 +83,10 @@ class PoolSource(abc.ABC):
     def addresses(self) -> tuple[str, ...]:
         """The pool addresses this source is configured for."""
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 (optional hook)
         """Open connections, start background tasks (default: nothing)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 (optional hook)
         """Stop background tasks and release connections (default: nothing)."""
 
     @abc.abstractmethod

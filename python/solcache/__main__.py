@@ -1,0 +1,7 @@
+"""`python -m solcache` runs the CLI."""
+
+import sys
+
+from solcache.cli import main
+
+sys.exit(main())

@@ -1,0 +1,439 @@
+"""Prometheus metrics for solcache, built at scrape time from the Rust core's counters.
+
+:class:`SolcacheCollector` is a ``prometheus_client`` custom collector: nothing is recorded in
+Python per cache operation. A scrape reads ``RedisPool.metrics()`` (the core's HDR histograms,
+one call) plus a cached snapshot of the pool's health and counts and of each stream's length
+and consumer-group lag. Collectors are synchronous while ``pool.health()`` and
+``EventStream.info()`` are not, so a :class:`MetricsRefresher` (a background task with
+``start()`` / ``stop()``) refreshes that snapshot every second.
+
+Usage::
+
+    registry, refresher = build_registry(pool, events, services.snapshot)
+    refresher.start()  # inside the running event loop
+    ...                # serve generate_latest(registry) at /metrics
+    await refresher.stop()
+
+Metrics (every latency is in seconds; the core measures microseconds):
+
+Operations (``operation`` is the core's name, :data:`OPERATIONS`; the core reports only
+operations called at least once, the others are exported as zero so every series exists from
+the first scrape):
+
+- ``solcache_operation_latency_seconds{operation,quantile}`` (summary): p50, p99 and p99.9
+  (``quantile`` ``0.5``, ``0.99``, ``0.999``; NaN before the first call) since the pool opened,
+  with ``_sum`` and ``_count``.
+- ``solcache_operation_latency_max_seconds{operation}`` (gauge): slowest call so far (absent
+  before the first call).
+- ``solcache_operations_total{operation}`` (counter): completed calls, failed ones included.
+- ``solcache_operation_errors_total{operation}`` (counter): calls that ended in an error.
+- ``solcache_slow_operations_total{operation}`` (counter): calls slower than the pool's
+  ``slow_threshold_ms`` (blocking stream reads are never counted).
+
+Pool and server (from the cached health snapshot):
+
+- ``solcache_redis_up`` (gauge): 1 if the last probe (PING + INFO) succeeded, else 0.
+- ``solcache_redis_rtt_seconds`` (gauge): round trip of that probe's PING (absent when down).
+- ``solcache_pool_max_connections`` (gauge): the pool's ``max_size``.
+- ``solcache_pool_connections`` (gauge): open connections.
+- ``solcache_pool_idle_connections`` (gauge): open connections not in use.
+- ``solcache_pool_in_use_connections`` (gauge): connections lent out.
+- ``solcache_pool_waiting_requests`` (gauge): callers waiting for a connection.
+- ``solcache_snapshot_age_seconds`` (gauge): age of the cached health and stream snapshot;
+  growing means the refresher is stuck or stopped.
+
+Streams (from the cached ``EventStream.info()`` snapshot; needs ``events``):
+
+- ``solcache_stream_length{stream}`` (gauge): entries in the stream (XLEN).
+- ``solcache_stream_group_lag{stream,group}`` (gauge): entries not yet delivered to the group
+  (Redis 7+; absent on older servers).
+- ``solcache_stream_group_pending{stream,group}`` (gauge): delivered, not yet acknowledged.
+- ``solcache_stream_group_consumers{stream,group}`` (gauge): consumers in the group.
+
+Services (from the ``extra`` callable, a :class:`ServiceSnapshot`):
+
+- ``solcache_events_published_total`` (counter): events the services published.
+- ``solcache_events_consumed_total`` (counter): events the services consumed.
+- ``solcache_source_staleness_seconds`` (gauge): time since the price source last had fresh
+  data from upstream.
+- ``solcache_service_degraded`` (gauge): 1 while the services report a degraded state.
+
+The HTTP gateway (:mod:`solcache.web`) adds its own families to the registry it serves, all
+prefixed ``solcache_sse_``; they are listed in :mod:`solcache.web.metrics`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.samples import Sample
+
+from solcache._core import (
+    STREAM_DEAD_LETTER,
+    STREAM_PRICE_UPDATES,
+    STREAM_TRADE_EVENTS,
+    STREAM_UI_EVENTS,
+    EventStream,
+    OperationStats,
+    PoolHealth,
+    RedisPool,
+    StreamInfo,
+)
+from solcache.exceptions import ResponseError
+
+__all__ = [
+    "DEFAULT_STREAMS",
+    "OPERATIONS",
+    "QUANTILES",
+    "MetricsRefresher",
+    "ServiceSnapshot",
+    "SolcacheCollector",
+    "build_registry",
+]
+
+logger = logging.getLogger("solcache.prometheus")
+
+#: The streams whose length and lag are exported by default.
+DEFAULT_STREAMS: tuple[str, ...] = (
+    STREAM_PRICE_UPDATES,
+    STREAM_TRADE_EVENTS,
+    STREAM_UI_EVENTS,
+    STREAM_DEAD_LETTER,
+)
+#: The operations the core times (``metrics.rs``); any other name it reports is exported too.
+OPERATIONS: tuple[str, ...] = (
+    "price_get",
+    "price_get_many",
+    "price_set",
+    "price_set_many",
+    "pool_get",
+    "pool_get_many",
+    "pool_set",
+    "pool_set_many",
+    "checkout",
+    "ping",
+    "stream_publish",
+    "stream_publish_many",
+    "stream_read",
+    "stream_read_group",
+    "stream_ack",
+    "stream_claim",
+    "stream_dead_letter",
+    "stream_admin",
+)
+#: ``(quantile label, OperationStats attribute)`` of the exported latency quantiles.
+QUANTILES: tuple[tuple[str, str], ...] = (
+    ("0.5", "p50_us"),
+    ("0.99", "p99_us"),
+    ("0.999", "p999_us"),
+)
+_US = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSnapshot:
+    """What the services report at scrape time (counters count since the process started)."""
+
+    #: Events the services published.
+    events_published_total: int = 0
+    #: Events the services consumed (handled).
+    events_consumed_total: int = 0
+    #: Seconds since the price source last had fresh upstream data (0 for simulated).
+    source_staleness_seconds: float = 0.0
+    #: True while the services consider themselves degraded.
+    degraded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """The result of one refresh: health (None if the probe failed) and stream infos."""
+
+    health: PoolHealth | None
+    streams: tuple[StreamInfo, ...]
+    taken_at_monotonic_s: float
+
+
+class SolcacheCollector:
+    """A ``prometheus_client`` collector over a :class:`RedisPool` (and optionally its streams).
+
+    ``extra`` is called at every scrape and returns a :class:`ServiceSnapshot`; an exception
+    there is logged and only drops the service families. ``events`` enables the stream
+    families (for ``streams``). The pool and stream families come from the snapshot that
+    :meth:`refresh` takes (a :class:`MetricsRefresher` calls it periodically); before the
+    first refresh they are absent.
+    """
+
+    def __init__(
+        self,
+        pool: RedisPool,
+        extra: Callable[[], ServiceSnapshot] | None = None,
+        *,
+        events: EventStream | None = None,
+        streams: Sequence[str] = DEFAULT_STREAMS,
+    ) -> None:
+        self._pool = pool
+        self._extra = extra
+        self._events = events
+        self._streams = tuple(streams)
+        self._snapshot: _Snapshot | None = None
+
+    async def refresh(self, timeout_s: float = 2.0) -> None:
+        """Probe the pool and read the streams' info once, giving up after ``timeout_s``.
+
+        Never raises: a failure is logged and exported as ``solcache_redis_up 0``.
+        """
+        health: PoolHealth | None = None
+        infos: tuple[StreamInfo, ...] = ()
+        try:
+            async with asyncio.timeout(timeout_s):
+                health = await self._pool.health()
+                if health.reachable and self._events is not None:
+                    infos = await self._stream_infos(self._events)
+        except Exception as exc:  # a refresh must never kill the refresher
+            logger.warning("metrics refresh failed: %s", str(exc) or f"no answer in {timeout_s} s")
+        self._snapshot = _Snapshot(health, infos, time.monotonic())
+
+    async def _stream_infos(self, events: EventStream) -> tuple[StreamInfo, ...]:
+        results = await asyncio.gather(
+            *(events.info(s) for s in self._streams), return_exceptions=True
+        )
+        infos = []
+        for stream, result in zip(self._streams, results, strict=True):
+            if isinstance(result, StreamInfo):
+                infos.append(result)
+            elif not isinstance(result, ResponseError):  # "no such key": not created yet
+                logger.warning("XINFO %s failed: %s", stream, result)
+        return tuple(infos)
+
+    def describe(self) -> Iterable[Metric]:
+        """The families this collector exports (for duplicate detection at registration)."""
+        return self._families({}, None, ServiceSnapshot(), now_s=0.0)
+
+    def collect(self) -> Iterable[Metric]:
+        """Build every family from the core's counters and the cached snapshot."""
+        service: ServiceSnapshot | None = None
+        if self._extra is not None:
+            try:
+                service = self._extra()
+            except Exception:
+                logger.exception("the services' metrics callable failed")
+        return self._families(self._pool.metrics(), self._snapshot, service, time.monotonic())
+
+    def _families(
+        self,
+        ops: Mapping[str, OperationStats],
+        snap: _Snapshot | None,
+        service: ServiceSnapshot | None,
+        now_s: float,
+    ) -> list[Metric]:
+        families = _operation_families(ops)
+        families += _pool_families(snap, self._pool.max_size, now_s)
+        families += _stream_families(snap.streams if snap is not None else ())
+        if service is not None:
+            families += _service_families(service)
+        return families
+
+
+class MetricsRefresher:
+    """The background task that refreshes a collector's snapshot every ``interval_s``.
+
+    Each refresh gives up after ``timeout_s``. ``start()`` needs a running event loop;
+    ``stop()`` cancels the task and waits for it. Both are idempotent.
+    """
+
+    def __init__(
+        self, collector: SolcacheCollector, *, interval_s: float = 1.0, timeout_s: float = 2.0
+    ) -> None:
+        if not (0 < interval_s < math.inf and 0 < timeout_s < math.inf):
+            raise ValueError("interval_s and timeout_s must be finite and > 0")
+        self.collector = collector
+        self._interval_s = interval_s
+        self._timeout_s = timeout_s
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while the task runs."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start refreshing now, then every ``interval_s``."""
+        if not self.running:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="solcache-metrics-refresher"
+            )
+
+    async def stop(self) -> None:
+        """Cancel the task and wait for it to end."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await self.collector.refresh(self._timeout_s)
+            await asyncio.sleep(self._interval_s)
+
+
+def build_registry(
+    pool: RedisPool,
+    events: EventStream | None = None,
+    extra: Callable[[], ServiceSnapshot] | None = None,
+    *,
+    interval_s: float = 1.0,
+    timeout_s: float = 2.0,
+) -> tuple[CollectorRegistry, MetricsRefresher]:
+    """A fresh registry holding a :class:`SolcacheCollector`, and its (not started) refresher."""
+    collector = SolcacheCollector(pool, extra, events=events)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry, MetricsRefresher(collector, interval_s=interval_s, timeout_s=timeout_s)
+
+
+def _operation_families(ops: Mapping[str, OperationStats]) -> list[Metric]:
+    latency = SummaryMetricFamily(
+        "solcache_operation_latency_seconds",
+        "Latency of each core operation since the pool opened (HDR histogram).",
+        labels=["operation"],
+    )
+    latency_max = GaugeMetricFamily(
+        "solcache_operation_latency_max_seconds",
+        "Slowest call of each core operation so far.",
+        labels=["operation"],
+    )
+    total = CounterMetricFamily(
+        "solcache_operations",
+        "Completed core operations, failed ones included.",
+        labels=["operation"],
+    )
+    errors = CounterMetricFamily(
+        "solcache_operation_errors", "Core operations that ended in an error.", labels=["operation"]
+    )
+    slow = CounterMetricFamily(
+        "solcache_slow_operations",
+        "Core operations slower than the pool's slow threshold.",
+        labels=["operation"],
+    )
+    for name in sorted(set(OPERATIONS) | set(ops)):
+        st = ops.get(name)
+        if st is None or st.count == 0:
+            latency.add_metric([name], 0, 0.0)
+            for label, _ in QUANTILES:
+                latency.samples.append(
+                    Sample(latency.name, {"operation": name, "quantile": label}, math.nan)
+                )
+            total.add_metric([name], 0)
+            errors.add_metric([name], 0)
+            slow.add_metric([name], 0)
+            continue
+        latency.add_metric([name], st.count, st.mean_us * st.count * _US)
+        for label, attr in QUANTILES:
+            latency.samples.append(
+                Sample(
+                    latency.name, {"operation": name, "quantile": label}, getattr(st, attr) * _US
+                )
+            )
+        latency_max.add_metric([name], st.max_us * _US)
+        total.add_metric([name], st.count)
+        errors.add_metric([name], st.errors)
+        slow.add_metric([name], st.slow)
+    return [latency, latency_max, total, errors, slow]
+
+
+def _gauge(name: str, doc: str, value: float | None) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc)
+    if value is not None:
+        family.add_metric([], value)
+    return family
+
+
+def _pool_families(snap: _Snapshot | None, max_size: int, now_s: float) -> list[Metric]:
+    health = snap.health if snap is not None else None
+    up = None if snap is None else float(health is not None and health.reachable)
+    rtt = health.rtt_ms / 1000 if health is not None and health.rtt_ms is not None else None
+    age = now_s - snap.taken_at_monotonic_s if snap is not None else None
+
+    def count(attr: str) -> float | None:
+        return float(getattr(health, attr)) if health is not None else None
+
+    return [
+        _gauge("solcache_redis_up", "1 if the last Redis probe succeeded, else 0.", up),
+        _gauge("solcache_redis_rtt_seconds", "Round trip of the last probe's PING.", rtt),
+        _gauge("solcache_pool_max_connections", "The pool's max_size.", float(max_size)),
+        _gauge("solcache_pool_connections", "Open pool connections.", count("connections")),
+        _gauge("solcache_pool_idle_connections", "Open connections not in use.", count("idle")),
+        _gauge("solcache_pool_in_use_connections", "Connections lent out.", count("in_use")),
+        _gauge(
+            "solcache_pool_waiting_requests", "Callers waiting for a connection.", count("waiting")
+        ),
+        _gauge(
+            "solcache_snapshot_age_seconds", "Age of the cached health and stream snapshot.", age
+        ),
+    ]
+
+
+def _stream_families(infos: Sequence[StreamInfo]) -> list[Metric]:
+    length = GaugeMetricFamily(
+        "solcache_stream_length", "Entries in the stream (XLEN).", labels=["stream"]
+    )
+    group_labels = ["stream", "group"]
+    lag = GaugeMetricFamily(
+        "solcache_stream_group_lag", "Entries not yet delivered to the group.", labels=group_labels
+    )
+    pending = GaugeMetricFamily(
+        "solcache_stream_group_pending",
+        "Entries delivered to the group and not yet acknowledged.",
+        labels=group_labels,
+    )
+    consumers = GaugeMetricFamily(
+        "solcache_stream_group_consumers", "Consumers in the group.", labels=group_labels
+    )
+    for info in infos:
+        length.add_metric([info.stream], info.length)
+        for group in info.groups:
+            labels = [info.stream, group.name]
+            if group.lag is not None:
+                lag.add_metric(labels, group.lag)
+            pending.add_metric(labels, group.pending)
+            consumers.add_metric(labels, group.consumers)
+    return [length, lag, pending, consumers]
+
+
+def _service_families(service: ServiceSnapshot) -> list[Metric]:
+    return [
+        CounterMetricFamily(
+            "solcache_events_published",
+            "Events the services published.",
+            value=service.events_published_total,
+        ),
+        CounterMetricFamily(
+            "solcache_events_consumed",
+            "Events the services consumed.",
+            value=service.events_consumed_total,
+        ),
+        _gauge(
+            "solcache_source_staleness_seconds",
+            "Seconds since the price source last had fresh upstream data.",
+            service.source_staleness_seconds,
+        ),
+        _gauge(
+            "solcache_service_degraded",
+            "1 while the services report degraded.",
+            float(service.degraded),
+        ),
+    ]

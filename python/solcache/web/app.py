@@ -1,0 +1,130 @@
+"""The HTTP gateway: :func:`create_app` builds the Starlette app.
+
+Routes (all GET, read-only):
+
+- ``/``: the live dashboard (one self-contained HTML page).
+- ``/events``: Server-Sent Events from ``stream:price-updates``, ``stream:trade-events`` and
+  ``stream:ui-events`` plus ``pool_state`` snapshots (see :mod:`solcache.web.sse`).
+- ``/api/status``, ``/api/prices``, ``/api/pools``: JSON (see :mod:`solcache.web.api`).
+- ``/metrics``: Prometheus text; ``/healthz``: 200 when Redis answers, 503 otherwise.
+
+The app's lifespan starts the stream reader (and the pool poller, and the metrics refresher
+when the app made its own registry) and stops them on shutdown. The pool, caches and event
+stream belong to the caller, who opens them before and closes them after the app runs.
+Serve it with :class:`solcache.web.GatewayServer`, which ends open event streams when it
+shuts down (plain uvicorn waits for them until ``timeout_graceful_shutdown``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from solcache._core import EventStream, PoolStateCache, PriceCache, RedisPool
+from solcache.prometheus import MetricsRefresher, build_registry
+from solcache.web.api import Api
+from solcache.web.hub import EventHub
+from solcache.web.metrics import GatewayCollector
+from solcache.web.sse import EventsEndpoint
+from solcache.web.status import StatusReporter
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    pool: RedisPool,
+    events: EventStream,
+    *,
+    prices: PriceCache,
+    pools: PoolStateCache,
+    tokens: Sequence[str],
+    pool_addresses: Sequence[str],
+    status: Callable[[], Mapping[str, object]] | None = None,
+    registry: CollectorRegistry | None = None,
+    heartbeat_s: float = 15.0,
+    client_queue_size: int = 256,
+    send_timeout_s: float = 5.0,
+    replay_limit: int = 1000,
+    poll_interval_s: float = 0.02,
+    pool_poll_interval_s: float = 0.1,
+    read_timeout_s: float = 2.0,
+    retry_ms: int = 1000,
+) -> Starlette:
+    """Build the gateway over an open pool, its event stream and caches.
+
+    ``tokens`` and ``pool_addresses`` are what ``/api/prices``, ``/api/pools`` and the
+    dashboard show (pool states are polled every ``pool_poll_interval_s`` and streamed as
+    ``pool_state`` events). ``status`` returns the services' state for ``/api/status``
+    (JSON-serializable values; others are shown with ``str``). ``registry`` is what
+    ``/metrics`` serves; the gateway registers its ``solcache_sse_*`` collector there while it
+    runs. Without one the app makes its own (``solcache.prometheus.build_registry``) and runs
+    its refresher with the app.
+
+    Each ``/events`` client gets a queue of ``client_queue_size`` messages, a ``: ping``
+    after ``heartbeat_s`` without traffic, is disconnected when a write blocks for
+    ``send_timeout_s``, and on reconnect gets at most ``replay_limit`` missed events. The
+    reader polls the streams every ``poll_interval_s`` while they are idle; each Redis call
+    of the gateway gives up after ``read_timeout_s``. ``retry_ms`` is the reconnect delay
+    suggested to browsers.
+    """
+    hub = EventHub(
+        events,
+        pools=pools,
+        pool_addresses=pool_addresses,
+        client_queue_size=client_queue_size,
+        replay_limit=replay_limit,
+        poll_interval_s=poll_interval_s,
+        pool_poll_interval_s=pool_poll_interval_s,
+        read_timeout_s=read_timeout_s,
+    )
+    own_refresher: MetricsRefresher | None = None
+    if registry is None:
+        registry, own_refresher = build_registry(pool, events)
+    serving = registry
+    reporter = StatusReporter(pool, events, hub, status, timeout_s=read_timeout_s)
+    api = Api(
+        prices=prices,
+        pools=pools,
+        tokens=tokens,
+        pool_addresses=pool_addresses,
+        reporter=reporter,
+        registry=serving,
+        read_timeout_s=read_timeout_s,
+    )
+    sse = EventsEndpoint(
+        hub, heartbeat_s=heartbeat_s, send_timeout_s=send_timeout_s, retry_ms=retry_ms
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gateway_collector = GatewayCollector(hub)
+        serving.register(gateway_collector)
+        await hub.start()
+        if own_refresher is not None:
+            await own_refresher.collector.refresh(read_timeout_s)  # the first scrape has it
+            own_refresher.start()
+        try:
+            yield
+        finally:
+            if own_refresher is not None:
+                await own_refresher.stop()
+            await hub.stop()
+            serving.unregister(gateway_collector)
+
+    routes = [
+        Route("/", api.dashboard, methods=["GET"]),
+        Route("/events", sse, methods=["GET"]),
+        Route("/api/status", api.status, methods=["GET"]),
+        Route("/api/prices", api.prices, methods=["GET"]),
+        Route("/api/pools", api.pools, methods=["GET"]),
+        Route("/metrics", api.metrics, methods=["GET"]),
+        Route("/healthz", api.healthz, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.hub = hub
+    app.state.registry = serving
+    return app

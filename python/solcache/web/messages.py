@@ -1,0 +1,66 @@
+"""What the gateway sends to SSE clients: one :class:`Message` per stream entry or pool state.
+
+A message's ``data`` is built once and shared by every client; only its ``id:`` line is
+per client (see :mod:`solcache.web.ids`), so it is added when the message is written.
+The event JSON produced by the Rust core is embedded verbatim, never re-parsed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from solcache._core import PoolState, PriceUpdate, StreamEntry
+
+__all__ = ["Message", "encode", "from_entry", "from_pool_state", "resync"]
+
+#: Synthesized messages (pool states, resync notices) carry no stream id.
+NO_STREAM = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One SSE message before its ``id:`` line is known."""
+
+    #: The SSE ``event:`` name (``price_update``, ``trade_executed``, ``pool_state``, …).
+    event: str
+    #: The SSE ``data:`` line: compact JSON without newlines.
+    data: str
+    #: Index into ``STREAMS`` of the stream the entry came from, or ``NO_STREAM``.
+    stream: int = NO_STREAM
+    #: The Redis entry id (empty for synthesized messages).
+    entry_id: str = ""
+    #: Messages with the same key supersede each other when a client falls behind (the
+    #: latest price per token, the latest state per pool); None for everything else.
+    key: str | None = None
+
+
+def from_entry(stream: int, entry: StreamEntry) -> Message | None:
+    """The message for a decoded stream entry, or None for an entry that failed to decode.
+
+    ``data`` is ``{"stream": …, "id": …, "data": <the event's JSON>}``.
+    """
+    event = entry.event
+    if event is None:
+        return None
+    data = f'{{"stream":"{entry.stream}","id":"{entry.id}","data":{event.to_json()}}}'
+    key = f"price:{event.token}" if isinstance(event, PriceUpdate) else None
+    return Message(event.type, data, stream, entry.id, key)
+
+
+def from_pool_state(state: PoolState) -> Message:
+    """A ``pool_state`` message: ``{"data": <the pool state's JSON>}``, keyed by address."""
+    return Message("pool_state", f'{{"data":{state.to_json()}}}', key=f"pool:{state.pool_address}")
+
+
+def resync(reason: str, streams: Sequence[str]) -> Message:
+    """Tell a client it missed events it will not get (refetch the snapshots)."""
+    return Message("resync", json.dumps({"reason": reason, "streams": list(streams)}))
+
+
+def encode(message: Message, composite_id: str | None) -> str:
+    """The SSE text of one message (``event:``, ``id:`` unless None, ``data:``)."""
+    if composite_id is None:
+        return f"event: {message.event}\ndata: {message.data}\n\n"
+    return f"event: {message.event}\nid: {composite_id}\ndata: {message.data}\n\n"

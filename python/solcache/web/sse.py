@@ -1,0 +1,165 @@
+"""``GET /events``: the Server-Sent Events endpoint, a raw ASGI app over :class:`EventHub`.
+
+Each connection:
+
+1. registers a client with the hub (its bounded queue starts receiving live messages),
+2. sends ``retry:`` (the browser's reconnect delay) and, if the request carries a
+   ``Last-Event-ID`` header (or a ``last_event_id`` query parameter) that is one of our
+   composite ids, replays what the client missed up to the hub's position at registration:
+   no gap and no duplicate, at most ``replay_limit`` messages (more missed than that, or
+   missed entries already trimmed from the stream: a ``resync`` event with the reason tells
+   the client to refetch its snapshots),
+3. writes whatever its queue holds, batching everything queued into one write, and a
+   ``: ping`` comment after ``heartbeat_s`` without traffic so half-open connections fail.
+
+Every write is bounded by ``send_timeout_s``: a client that stops reading fills its socket
+buffers, the write blocks, and the client is disconnected (uvicorn then logs that the response
+was not completed). Since the hub never awaits a client, a stalled client costs the others
+nothing but the messages it keeps queued until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from urllib.parse import parse_qs
+
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
+
+from solcache.web.client import Client
+from solcache.web.hub import EventHub
+from solcache.web.ids import parse_composite
+from solcache.web.messages import resync
+
+__all__ = ["EventsEndpoint"]
+
+logger = logging.getLogger("solcache.web")
+
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache, no-store"),
+    (b"x-accel-buffering", b"no"),  # nginx: do not buffer the stream
+]
+_PING = ": ping\n\n"
+_REPLAY_CHUNK = 200
+
+
+class _SendTimeout(Exception):
+    """A write to the client did not complete within the send timeout."""
+
+
+class EventsEndpoint:
+    """The ``/events`` ASGI app; ``retry_ms`` is the reconnect delay suggested to browsers."""
+
+    def __init__(
+        self,
+        hub: EventHub,
+        *,
+        heartbeat_s: float = 15.0,
+        send_timeout_s: float = 5.0,
+        retry_ms: int = 1000,
+    ) -> None:
+        if not (0 < heartbeat_s < math.inf and 0 < send_timeout_s < math.inf):
+            raise ValueError("heartbeat_s and send_timeout_s must be finite and > 0")
+        self._hub = hub
+        self._heartbeat_s = heartbeat_s
+        self._send_timeout_s = send_timeout_s
+        self._retry_ms = retry_ms
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if self._hub.closing:
+            unavailable = PlainTextResponse(
+                "shutting down", status_code=503, headers={"retry-after": "1"}
+            )
+            await unavailable(scope, receive, send)
+            return
+        since = parse_composite(_last_event_id(scope))
+        client, position = self._hub.connect(since)
+        watcher = asyncio.create_task(_close_on_disconnect(receive, client))
+        try:
+            await self._stream(send, client, since, position)
+        except _SendTimeout:
+            self._hub.record_send_timeout()
+            logger.info("SSE client stalled for %.1f s: disconnected", self._send_timeout_s)
+        except OSError as exc:  # the connection broke under us
+            logger.debug("SSE client went away: %s", exc)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            self._hub.disconnect(client)
+
+    async def _stream(
+        self,
+        send: Send,
+        client: Client,
+        since: tuple[str, ...] | None,
+        position: tuple[str, ...] | None,
+    ) -> None:
+        await self._send(send, {"type": "http.response.start", "status": 200, "headers": _HEADERS})
+        await self._write(send, f"retry: {self._retry_ms}\n: connected\n\n")
+        if since is not None and position is not None:
+            await self._replay(send, client, since, position)
+        queue = client.queue
+        while True:
+            woken = await queue.wait(self._heartbeat_s)
+            messages = queue.take_all()
+            if messages:
+                text = client.render(messages)
+                if text:
+                    await self._write(send, text)
+            elif queue.closed:
+                break
+            elif not woken:
+                await self._write(send, _PING)
+        await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _replay(
+        self, send: Send, client: Client, since: tuple[str, ...], position: tuple[str, ...]
+    ) -> None:
+        replay = await self._hub.replay(since, position)
+        messages = replay.messages
+        for start in range(0, len(messages), _REPLAY_CHUNK):
+            sent_before = client.sent
+            text = client.render(messages[start : start + _REPLAY_CHUNK])
+            client.replayed += client.sent - sent_before
+            await self._write(send, text)
+        client.catch_up_to(position)
+        if replay.incomplete:
+            reason = next(iter(replay.incomplete.values()))
+            notice = resync(reason, list(replay.incomplete))
+            await self._write(send, client.render([notice]))
+
+    async def _write(self, send: Send, text: str) -> None:
+        await self._send(
+            send, {"type": "http.response.body", "body": text.encode(), "more_body": True}
+        )
+
+    async def _send(self, send: Send, message: dict[str, object]) -> None:
+        try:
+            async with asyncio.timeout(self._send_timeout_s):
+                await send(message)
+        except TimeoutError:
+            raise _SendTimeout from None
+
+
+async def _close_on_disconnect(receive: Receive, client: Client) -> None:
+    """Wait for the client to hang up, then end its stream."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            client.queue.close()
+            return
+
+
+def _last_event_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"last-event-id":
+            return bytes(value).decode("latin-1")
+    values = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1")).get("last_event_id")
+    return values[-1] if values else None

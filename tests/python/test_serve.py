@@ -1,0 +1,157 @@
+"""`solcache serve` end to end: the real CLI in a subprocess against private Redis servers."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from fake_hermes import FakeFeed, FakeHermes
+from solcache import MVP_TOKENS
+from solcache.sources import PYTH_FEED_IDS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Run `python -m solcache serve …` on a free port until the block ends (or it exits)."""
+    port = free_port()
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "solcache", "serve", "--port", str(port), "--quiet", *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_serve_keeps_prices_fresh_publishes_10hz_and_serves_metrics_and_sse(redis_server) -> None:
+    with serve("--redis-url", redis_server.url, "--duration", "8", "--seed", "3") as (proc, port):
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        start_len = redis_server.raw("XLEN", "stream:price-updates")
+        started = time.monotonic()
+        # Every MVP price exists with a TTL of at most 2 s, sampled for ~2 s.
+        while time.monotonic() - started < 2.0:
+            for token in MVP_TOKENS:
+                pttl = redis_server.raw("PTTL", f"price:{token}")
+                assert 0 < pttl <= 2000, f"price:{token} PTTL {pttl}"
+            time.sleep(0.1)
+        elapsed = time.monotonic() - started
+        published = redis_server.raw("XLEN", "stream:price-updates") - start_len
+        assert published / elapsed >= 10, f"{published} price events in {elapsed:.1f} s"
+
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        names = {f.name for f in text_string_to_metric_families(metrics)}
+        assert "solcache_operation_latency_seconds" in names, sorted(names)
+
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/events", timeout=5) as sse:
+            lines = []
+            for line in sse.iter_lines():
+                lines.append(line)
+                if sum(1 for x in lines if x.startswith("id:")) >= 3:
+                    break
+        assert any(x.startswith("event: price_update") for x in lines), lines[:20]
+        last_id = [x for x in lines if x.startswith("id:")][-1].split(":", 1)[1].strip()
+        # Reconnect with Last-Event-ID: the first event replayed comes after that id.
+        with httpx.stream(
+            "GET", f"http://127.0.0.1:{port}/events", headers={"Last-Event-ID": last_id}, timeout=5
+        ) as sse:
+            for line in sse.iter_lines():
+                if line.startswith("id:"):
+                    assert line.split(":", 1)[1].strip() != last_id
+                    break
+    out = proc.stdout.read() if proc.stdout else ""
+    assert proc.returncode == 0, out
+    assert "dashboard at http://127.0.0.1:" in out
+
+
+def test_serve_with_the_pyth_source_against_a_fake_hermes(redis_server) -> None:
+    now = int(time.time())
+    feeds = {
+        fid: FakeFeed(price=14523456789 + i, expo=-8, publish_time=now)
+        for i, fid in enumerate(PYTH_FEED_IDS.values())
+    }
+    with FakeHermes(feeds, sse_updates_per_connection=None, sse_interval_s=0.05) as hermes:
+        env = {
+            "SOLCACHE_PRICE_SOURCE": "pyth",
+            "SOLCACHE_PYTH_BASE_URL": hermes.url,
+        }
+        with serve("--redis-url", redis_server.url, "--duration", "6", env=env) as (proc, _port):
+            deadline = time.monotonic() + 10
+            sol = None
+            while time.monotonic() < deadline:
+                sol = redis_server.raw("GET", "price:SOL")
+                if sol:
+                    break
+                time.sleep(0.1)
+            assert sol is not None, "the Pyth price reached Redis"
+            assert '"source":"pyth"' in sol
+            # price * 10^expo exactly: 8 decimals, near 145.23 (the fake walks the price).
+            assert re.search(r'"price":"145\.\d{8}"', sol), sol
+        assert hermes.stream_connections >= 1
+    assert proc.returncode == 0
+
+
+def test_embedded_redis_starts_and_stops() -> None:
+    with serve("--embedded-redis", "--duration", "3") as (proc, port):
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    out = proc.stdout.read() if proc.stdout else ""
+    assert proc.returncode == 0, out
+    match = re.search(r"started a private redis-server \(unix://(\S+)/redis\.sock", out)
+    assert match, out
+    assert "private redis-server stopped" in out
+    assert not Path(match.group(1)).exists(), "its temp dir is removed"
+
+
+def test_an_unreachable_explicit_url_fails_clearly() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "solcache",
+            "serve",
+            "--redis-url",
+            f"redis://127.0.0.1:{free_port()}/0",
+            "--duration",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "cannot use Redis at redis://127.0.0.1:" in run.stderr
+    assert "solcache doctor" in run.stderr
