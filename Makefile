@@ -63,9 +63,10 @@ bench: redis build-dev
 	cargo bench --no-default-features
 	$(PY) -m pytest benches --benchmark-enable -q
 
-# Runs the README quickstart against a private redis-server (the main job on embedded defaults).
+# The main job on embedded defaults: `solcache serve` (a private redis-server unless one
+# listens on 127.0.0.1:6379 or SOLCACHE_REDIS_URL is set); prints the dashboard URL.
 demo: redis build-dev
-	$(PY) examples/demo.py
+	$(PY) -m solcache serve $(DEMO_ARGS)
 
 clean:
 	cargo clean
