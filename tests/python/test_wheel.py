@@ -46,6 +46,9 @@ def test_wheel_runs_the_readme_examples(tmp_path: Path, redis_server) -> None:
     env["SOLCACHE_REDIS_URL"] = redis_server.url
     outputs = []
     for n, code in enumerate(readme_examples()):
+        if "fastapi" in code:  # needs a web framework this package does not depend on
+            compile(code, f"README example {n}", "exec")
+            continue
         example = tmp_path / f"example_{n}.py"
         example.write_text(code)
         run = subprocess.run(
