@@ -1,0 +1,52 @@
+"""`solcache doctor` and `solcache bench` against private redis-servers (real subprocesses)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def run_cli(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "solcache", *args], capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+def test_doctor_reports_what_to_fix(fresh_redis) -> None:
+    run = run_cli("doctor", "--redis-url", fresh_redis.url)
+    out = run.stdout
+    assert "✓ reachable" in out and "✓ Redis 7" in out and "round trip" in out, out
+    # The test server has no maxmemory and no AOF: both are reported, so the exit code is 1.
+    assert "maxmemory is 0" in out and "AOF persistence off" in out, out
+    assert run.returncode == 1
+    fresh_redis.raw("CONFIG", "SET", "maxmemory", "100mb")
+    fresh_redis.raw("CONFIG", "SET", "maxmemory-policy", "volatile-lru")
+    fresh_redis.raw("CONFIG", "SET", "appendonly", "yes")
+    run = run_cli("doctor", "--redis-url", fresh_redis.url)
+    assert run.returncode == 0, run.stdout
+    assert "all good" in run.stdout
+
+
+def test_doctor_on_an_unreachable_server_says_how_to_fix_it() -> None:
+    run = run_cli("doctor", "--redis-url", "redis://127.0.0.1:1/0")
+    assert run.returncode == 1
+    assert "✗ cannot use Redis at redis://127.0.0.1:1/0" in run.stdout
+    assert "fix:" in run.stdout
+
+
+def test_bench_prints_a_table(redis_server) -> None:
+    run = run_cli("bench", "--redis-url", redis_server.url, "--calls", "200")
+    assert run.returncode == 0, run.stderr
+    for row in (
+        "get ",
+        "get_many (5)",
+        "set ",
+        "set_many (5)",
+        "publish_many (100 events)",
+        "20 callers",
+    ):
+        assert row in run.stdout, run.stdout
+    assert "p50 µs" in run.stdout and "p99 µs" in run.stdout
+    # Only throw-away data: bench-* prices and the bench stream.
+    assert redis_server.raw("EXISTS", "price:SOL") == 0
+    assert redis_server.raw("XLEN", "stream:solcache-bench") > 0
