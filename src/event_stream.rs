@@ -247,9 +247,27 @@ impl EventStream {
         }
     }
 
-    /// Length, first and last id, and every group's consumers, pending and lag.
+    /// Length, first and last id, and every group's consumers, pending and lag (a stream that
+    /// does not exist yet is reported empty).
     pub async fn info(&self, stream: &str) -> Result<StreamInfo> {
         validate_stream_name(stream)?;
+        // XINFO fails on a missing key; a stream nobody wrote to yet is just empty.
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(stream);
+        if self
+            .pool
+            .execute::<i64>(Operation::StreamAdmin, Request::Cmd(&exists))
+            .await?
+            == 0
+        {
+            return Ok(StreamInfo {
+                stream: stream.to_owned(),
+                length: 0,
+                first_id: None,
+                last_id: None,
+                groups: vec![],
+            });
+        }
         let mut pipe = redis::pipe();
         pipe.cmd("XINFO")
             .arg("STREAM")

@@ -399,3 +399,6 @@ class EventStream:
         claim_interval_ms: int,
         max_deliveries: int,
     ) -> CoreSubscription: ...
+
+def _drain_at_exit() -> None:
+    """Registered with ``atexit``: waits (GIL released) for in-flight results to be delivered."""

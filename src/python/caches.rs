@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use pyo3_async_runtimes::tokio::future_into_py;
 
 use super::convert::py_repr;
 use super::errors::IntoPyResult;
+use super::log_bridge::spawn;
 use super::models::{PyPoolState, PyPriceData};
 use super::pool::PyRedisPool;
 use crate::cache::Cache;
@@ -65,7 +65,7 @@ macro_rules! cache_class {
             fn set<'py>(&self, py: Python<'py>, $arg: PyRef<'py, $py_model>) -> PyResult<Bound<'py, PyAny>> {
                 let cache = self.cache.clone();
                 let item = $arg.inner.clone();
-                future_into_py(py, async move { cache.set(&item).await.py() })
+                spawn(py, async move { cache.set(&item).await.py() })
             }
 
             /// Write many items in one pipeline (awaitable).
@@ -75,14 +75,14 @@ macro_rules! cache_class {
                     .map(|item| Ok(item?.extract::<PyRef<'_, $py_model>>()?.inner.clone()))
                     .collect::<PyResult<Vec<_>>>()?;
                 let cache = self.cache.clone();
-                future_into_py(py, async move { cache.set_many(&items).await.py() })
+                spawn(py, async move { cache.set_many(&items).await.py() })
             }
 
             /// Read one item, `None` when missing or older than `max_age_ms` (awaitable).
             #[pyo3(signature = ($id, *, max_age_ms = None))]
             fn get<'py>(&self, py: Python<'py>, $id: String, max_age_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
                 let cache = self.cache.clone();
-                future_into_py(py, async move {
+                spawn(py, async move {
                     let item = cache
                         .get(&$id, max_age_ms.map(Duration::from_millis))
                         .await
@@ -101,7 +101,7 @@ macro_rules! cache_class {
             ) -> PyResult<Bound<'py, PyAny>> {
                 let ids = $ids;
                 let cache = self.cache.clone();
-                future_into_py(py, async move {
+                spawn(py, async move {
                     let items = cache
                         .get_many(&ids, max_age_ms.map(Duration::from_millis))
                         .await

@@ -4,6 +4,7 @@ mod caches;
 mod convert;
 mod errors;
 mod events;
+mod log_bridge;
 mod models;
 mod pool;
 mod streams;
@@ -19,13 +20,6 @@ fn init_runtime() {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(workers).thread_name("solcache-io").enable_all();
     pyo3_async_runtimes::tokio::init(builder);
-}
-
-/// Route the core's `log` records (target `solcache`) to Python's `logging`.
-fn init_logging(py: Python<'_>) {
-    if let Ok(logger) = pyo3_log::Logger::new(py, pyo3_log::Caching::Nothing) {
-        let _ = logger.filter(log::LevelFilter::Info).install();
-    }
 }
 
 /// Return `token` unchanged, or raise `InvalidInputError`.
@@ -56,7 +50,11 @@ fn pool_key(address: &str) -> PyResult<String> {
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     init_runtime();
-    init_logging(m.py());
+    log_bridge::install();
+    m.add_function(wrap_pyfunction!(log_bridge::_drain_at_exit, m)?)?;
+    m.py()
+        .import("atexit")?
+        .call_method1("register", (m.getattr("_drain_at_exit")?,))?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MVP_TOKENS", keys::MVP_TOKENS.to_vec())?;
     m.setattr("MVP_TOKENS", pyo3::types::PyTuple::new(m.py(), keys::MVP_TOKENS)?)?;

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3_async_runtimes::tokio::future_into_py;
 
 use super::convert::py_opt;
 use super::errors::{invalid_input, IntoPyResult};
+use super::log_bridge::spawn;
 use crate::metrics::OperationStats;
 use crate::redis_pool::{redact_url, Health, PoolConfig, RedisPool};
 
@@ -56,7 +56,7 @@ pub fn open_pool(
         slow_threshold: Duration::from_secs_f64(slow_threshold_ms / 1e3),
         test_on_checkout: false,
     };
-    future_into_py(py, async move {
+    spawn(py, async move {
         RedisPool::connect(config).await.map(|pool| PoolHandle { pool }).py()
     })
 }
@@ -103,7 +103,7 @@ impl PyRedisPool {
     /// Stop the health task and close idle connections (awaitable).
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let pool = self.pool.clone();
-        future_into_py(py, async move {
+        spawn(py, async move {
             pool.close().await;
             Ok(())
         })
@@ -112,13 +112,13 @@ impl PyRedisPool {
     /// PING + INFO the server and report the pool's counters (awaitable; never raises).
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let pool = self.pool.clone();
-        future_into_py(py, async move { Ok(PoolHealth::from(pool.health().await)) })
+        spawn(py, async move { Ok(PoolHealth::from(pool.health().await)) })
     }
 
     /// `INFO <section>` as a dict of strings (awaitable), e.g. `memory`, `persistence`.
     fn info<'py>(&self, py: Python<'py>, section: String) -> PyResult<Bound<'py, PyAny>> {
         let pool = self.pool.clone();
-        future_into_py(py, async move { pool.info(&section).await.py() })
+        spawn(py, async move { pool.info(&section).await.py() })
     }
 
     /// Connections, idle, in use and waiting callers right now (no round trip).

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use pyo3_async_runtimes::tokio::future_into_py;
 
 use super::errors::{invalid_input, IntoPyResult};
 use super::events::{event_to_py, PyTradingEvent};
+use super::log_bridge::spawn;
 use super::pool::PyRedisPool;
 use crate::event_stream::{EventStream, GroupInfo, StreamEntry, StreamInfo};
 use crate::subscription::{Subscription, SubscriptionOptions, SubscriptionStats};
@@ -186,7 +186,7 @@ impl PyCoreSubscription {
     /// Acknowledge `(stream, id)` pairs, then read the next batch (awaitable).
     fn next_batch<'py>(&self, py: Python<'py>, acks: Vec<(String, String)>) -> PyResult<Bound<'py, PyAny>> {
         let (inner, stats) = (self.inner.clone(), self.stats.clone());
-        future_into_py(py, async move {
+        spawn(py, async move {
             let mut sub = inner.lock().await;
             for (stream, id) in &acks {
                 sub.ack_later(stream, id);
@@ -202,7 +202,7 @@ impl PyCoreSubscription {
     /// Acknowledge `(stream, id)` pairs now (awaitable).
     fn flush_acks<'py>(&self, py: Python<'py>, acks: Vec<(String, String)>) -> PyResult<Bound<'py, PyAny>> {
         let (inner, stats) = (self.inner.clone(), self.stats.clone());
-        future_into_py(py, async move {
+        spawn(py, async move {
             let mut sub = inner.lock().await;
             for (stream, id) in &acks {
                 sub.ack_later(stream, id);
@@ -260,7 +260,7 @@ impl PyEventStream {
         stream: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (events, event) = (self.inner.clone(), event.inner.clone());
-        future_into_py(py, async move { events.publish(&event, stream.as_deref()).await.py() })
+        spawn(py, async move { events.publish(&event, stream.as_deref()).await.py() })
     }
 
     /// Append many events in one pipeline; returns their ids in order.
@@ -276,7 +276,7 @@ impl PyEventStream {
             .map(|e| Ok(e?.extract::<PyRef<'_, PyTradingEvent>>()?.inner.clone()))
             .collect::<PyResult<Vec<_>>>()?;
         let handle = self.inner.clone();
-        future_into_py(
+        spawn(
             py,
             async move { handle.publish_many(&batch, stream.as_deref()).await.py() },
         )
@@ -293,7 +293,7 @@ impl PyEventStream {
         block_ms: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (handle, last_id) = (self.inner.clone(), last_id.to_owned());
-        future_into_py(py, async move {
+        spawn(py, async move {
             let entries = handle
                 .read(&stream, &last_id, count, Duration::from_millis(block_ms))
                 .await
@@ -312,7 +312,7 @@ impl PyEventStream {
         start_id: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (handle, start_id) = (self.inner.clone(), start_id.to_owned());
-        future_into_py(
+        spawn(
             py,
             async move { handle.ensure_group(&stream, &group, &start_id).await.py() },
         )
@@ -321,7 +321,7 @@ impl PyEventStream {
     /// Length, first and last id, and every group's consumers, pending and lag.
     fn info<'py>(&self, py: Python<'py>, stream: String) -> PyResult<Bound<'py, PyAny>> {
         let handle = self.inner.clone();
-        future_into_py(py, async move {
+        spawn(py, async move {
             Ok(PyStreamInfo {
                 info: handle.info(&stream).await.py()?,
             })

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import socket
 import tempfile
 import threading
 import time
@@ -143,10 +144,11 @@ class Backend:
 
 @pytest.fixture
 def backend(redis_server: Any) -> Iterator[tuple[LoopThread, Backend]]:
-    from conftest import free_port  # type: ignore[import-not-found]
-
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
     loop = LoopThread()
-    backend = Backend(redis_server.url, free_port())
+    backend = Backend(redis_server.url, port)
     try:
         loop.run(backend.open())
         loop.run(backend.start_gateway())

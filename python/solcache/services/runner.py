@@ -10,8 +10,6 @@ import time
 from collections.abc import Mapping
 from typing import TextIO
 
-import uvicorn
-
 from solcache._core import EVENT_TYPES, PoolStateCache, PriceCache, redact_url
 from solcache.config import DEFAULT_REDIS_URL, Settings
 from solcache.exceptions import SolcacheError
@@ -30,6 +28,7 @@ from solcache.sources.base import PriceSource
 from solcache.streams import EventStream
 from solcache.subscriptions import SubscriptionManager
 from solcache.web.app import create_app
+from solcache.web.server import GatewayServer
 
 __all__ = ["serve"]
 
@@ -165,14 +164,10 @@ async def _run(
             status=status,
             registry=registry,
         )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=settings.http_host,
-                port=settings.http_port,
-                log_level="warning",
-                lifespan="on",
-            )
+        # GatewayServer closes open /events streams on shutdown (plain uvicorn would wait for
+        # every browser to go away); signals are handled here, not by uvicorn.
+        server = GatewayServer(
+            app, host=settings.http_host, port=settings.http_port, install_signal_handlers=False
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

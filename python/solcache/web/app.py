@@ -49,7 +49,8 @@ def create_app(
     client_queue_size: int = 256,
     send_timeout_s: float = 5.0,
     replay_limit: int = 1000,
-    poll_interval_s: float = 0.02,
+    poll_interval_s: float = 0.05,
+    idle_poll_interval_s: float = 0.25,
     pool_poll_interval_s: float = 0.1,
     read_timeout_s: float = 2.0,
     retry_ms: int = 1000,
@@ -67,9 +68,10 @@ def create_app(
     Each ``/events`` client gets a queue of ``client_queue_size`` messages, a ``: ping``
     after ``heartbeat_s`` without traffic, is disconnected when a write blocks for
     ``send_timeout_s``, and on reconnect gets at most ``replay_limit`` missed events. The
-    reader polls the streams every ``poll_interval_s`` while they are idle; each Redis call
-    of the gateway gives up after ``read_timeout_s``. ``retry_ms`` is the reconnect delay
-    suggested to browsers.
+    reader polls the streams every ``poll_interval_s`` (the most an event waits before the
+    fan-out), and every ``idle_poll_interval_s`` after two seconds without any entry; each
+    Redis call of the gateway gives up after ``read_timeout_s``. ``retry_ms`` is the
+    reconnect delay suggested to browsers.
     """
     hub = EventHub(
         events,
@@ -78,6 +80,7 @@ def create_app(
         client_queue_size=client_queue_size,
         replay_limit=replay_limit,
         poll_interval_s=poll_interval_s,
+        idle_poll_interval_s=idle_poll_interval_s,
         pool_poll_interval_s=pool_poll_interval_s,
         read_timeout_s=read_timeout_s,
     )

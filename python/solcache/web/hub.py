@@ -6,8 +6,11 @@
   ``stream:ui-events`` from the last id it saw of each (three non-blocking XREADs, sent
   concurrently on the pool's multiplexed connections), hands the entries to every client's
   bounded queue without awaiting anything, and sleeps ``poll_interval_s`` when nothing new
-  came (a full batch is followed at once by the next read). It survives Redis outages with a
-  capped exponential backoff.
+  came (a full batch is followed at once by the next read; after ``idle_after_s`` without
+  any entry it polls every ``idle_poll_interval_s`` instead, to cost next to nothing while
+  the streams are quiet). It survives Redis outages with a capped exponential backoff.
+  (Polling, because ``EventStream.read`` reads one stream and opens a new connection for
+  every blocking call; a multi-stream ``XREAD BLOCK`` on a kept connection would replace it.)
 - the **pool poller** reads the configured pools' states every ``pool_poll_interval_s`` (one
   MGET) and fans out a ``pool_state`` message for each state that changed.
 
@@ -78,7 +81,9 @@ class EventHub:
         client_queue_size: int = 256,
         replay_limit: int = 1000,
         read_count: int | None = None,
-        poll_interval_s: float = 0.02,
+        poll_interval_s: float = 0.05,
+        idle_poll_interval_s: float = 0.25,
+        idle_after_s: float = 2.0,
         pool_poll_interval_s: float = 0.1,
         read_timeout_s: float = 2.0,
         replay_timeout_s: float = 5.0,
@@ -87,6 +92,8 @@ class EventHub:
     ) -> None:
         for name, value in {
             "poll_interval_s": poll_interval_s,
+            "idle_poll_interval_s": idle_poll_interval_s,
+            "idle_after_s": idle_after_s,
             "pool_poll_interval_s": pool_poll_interval_s,
             "read_timeout_s": read_timeout_s,
             "replay_timeout_s": replay_timeout_s,
@@ -106,6 +113,8 @@ class EventHub:
         # below the queue size, so a client that keeps up never loses anything to batching.
         self._read_count = read_count or max(1, client_queue_size // (2 * len(STREAMS)))
         self._poll_interval_s = poll_interval_s
+        self._idle_poll_interval_s = max(idle_poll_interval_s, poll_interval_s)
+        self._idle_after_s = idle_after_s
         self._pool_poll_interval_s = pool_poll_interval_s
         self._read_timeout_s = read_timeout_s
         self._replay_timeout_s = replay_timeout_s
@@ -341,8 +350,11 @@ class EventHub:
                 self.last_error = None
             delay = self._retry_min_s
             self._dispatch(batches)
-            if all(len(entries) < self._read_count for entries in batches):
-                await asyncio.sleep(self._poll_interval_s)
+            if any(len(entries) >= self._read_count for entries in batches):
+                continue  # more is waiting
+            quiet_s = time.monotonic() - (self.last_entry_monotonic_s or 0.0)
+            busy = quiet_s < self._idle_after_s
+            await asyncio.sleep(self._poll_interval_s if busy else self._idle_poll_interval_s)
 
     def _report_error(self, error: str) -> None:
         if self.last_error is None:

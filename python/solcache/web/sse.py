@@ -64,6 +64,8 @@ class EventsEndpoint:
     ) -> None:
         if not (0 < heartbeat_s < math.inf and 0 < send_timeout_s < math.inf):
             raise ValueError("heartbeat_s and send_timeout_s must be finite and > 0")
+        if retry_ms < 1:
+            raise ValueError("retry_ms must be at least 1")
         self._hub = hub
         self._heartbeat_s = heartbeat_s
         self._send_timeout_s = send_timeout_s
@@ -71,6 +73,9 @@ class EventsEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            return
+        if scope["method"] != "GET":  # HEAD would hold a bodiless stream open forever
+            await PlainTextResponse("use GET", 405, headers={"allow": "GET"})(scope, receive, send)
             return
         if self._hub.closing:
             unavailable = PlainTextResponse(
