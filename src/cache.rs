@@ -93,7 +93,7 @@ impl<T: Cached> Cache<T> {
 
     /// Write one item; value and TTL in one command, so a rewrite refreshes the TTL.
     pub async fn set(&self, item: &T) -> Result<()> {
-        let key = T::key_for(item.id())?;
+        let key = self.counted(T::key_for(item.id()))?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(item.encode()).arg("PX").arg(self.ttl_ms);
         self.pool.execute::<()>(T::OPERATIONS.set, Request::Cmd(&cmd)).await
@@ -107,7 +107,7 @@ impl<T: Cached> Cache<T> {
         let mut pipe = redis::pipe();
         for item in items {
             pipe.cmd("SET")
-                .arg(T::key_for(item.id())?)
+                .arg(self.counted(T::key_for(item.id()))?)
                 .arg(item.encode())
                 .arg("PX")
                 .arg(self.ttl_ms)
@@ -118,8 +118,21 @@ impl<T: Cached> Cache<T> {
             .await
     }
 
+    /// Count errors that did not come from Redis (validation, decoding) by kind; errors from
+    /// the pool are counted there.
+    fn counted<R>(&self, result: Result<R>) -> Result<R> {
+        if let Err(e @ (Error::InvalidInput(_) | Error::Serialization { .. })) = &result {
+            self.pool.metrics().record_error(e);
+        }
+        result
+    }
+
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
     pub async fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
+        self.counted(self.get_uncounted(id, max_age).await)
+    }
+
+    async fn get_uncounted(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
         let key = T::key_for(id)?;
         let mut cmd = redis::cmd("GET");
         cmd.arg(&key);
@@ -132,6 +145,10 @@ impl<T: Cached> Cache<T> {
 
     /// Read many items with one MGET; the result is in the order of `ids`.
     pub async fn get_many<S: AsRef<str>>(&self, ids: &[S], max_age: Option<Duration>) -> Result<Vec<Option<T>>> {
+        self.counted(self.get_many_uncounted(ids, max_age).await)
+    }
+
+    async fn get_many_uncounted<S: AsRef<str>>(&self, ids: &[S], max_age: Option<Duration>) -> Result<Vec<Option<T>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -56,7 +56,35 @@ pub enum Error {
     PoolClosed,
 }
 
+/// Every [`Error::kind_name`], in a fixed order (metrics label values).
+pub const ERROR_KINDS: [&str; 9] = [
+    "connection",
+    "authentication",
+    "timeout",
+    "pool_exhausted",
+    "serialization",
+    "invalid_input",
+    "response",
+    "unsupported_server",
+    "pool_closed",
+];
+
 impl Error {
+    /// A stable snake_case name of the variant (one of [`ERROR_KINDS`]), for metrics.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Error::Connection { .. } => "connection",
+            Error::Authentication { .. } => "authentication",
+            Error::Timeout { .. } => "timeout",
+            Error::PoolExhausted { .. } => "pool_exhausted",
+            Error::Serialization { .. } => "serialization",
+            Error::InvalidInput(_) => "invalid_input",
+            Error::Response(_) => "response",
+            Error::UnsupportedServer { .. } => "unsupported_server",
+            Error::PoolClosed => "pool_closed",
+        }
+    }
+
     /// True for connect, response and checkout timeouts.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. } | Error::PoolExhausted { .. })
@@ -140,6 +168,40 @@ mod tests {
         assert!(!c.is_timeout() && c.is_retryable());
         assert!(!Error::invalid("x").is_retryable());
         assert!(!Error::serialization("price:SOL", "bad").is_retryable());
+    }
+
+    #[test]
+    fn every_kind_name_is_listed() {
+        let samples = [
+            Error::Connection {
+                url: String::new(),
+                message: String::new(),
+            },
+            Error::Authentication {
+                url: String::new(),
+                message: String::new(),
+            },
+            Error::Timeout {
+                operation: "x",
+                timeout: Duration::ZERO,
+            },
+            Error::PoolExhausted {
+                timeout: Duration::ZERO,
+                max_size: 1,
+                waiting: 0,
+            },
+            Error::serialization("k", "m"),
+            Error::invalid("m"),
+            Error::Response(String::new()),
+            Error::UnsupportedServer {
+                url: String::new(),
+                found: String::new(),
+                required: "6.2",
+            },
+            Error::PoolClosed,
+        ];
+        let names: Vec<_> = samples.iter().map(Error::kind_name).collect();
+        assert_eq!(names, ERROR_KINDS);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::error::{Error, ERROR_KINDS};
+
 /// How often at most a slow operation is logged.
 pub const SLOW_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -147,6 +149,8 @@ pub struct Metrics {
     operations: Vec<OperationMetrics>,
     slow_threshold: Duration,
     created: Instant,
+    /// Errors returned to callers, by [`Error::kind_name`] (indexed like [`ERROR_KINDS`]).
+    errors_by_kind: [AtomicU64; ERROR_KINDS.len()],
 }
 
 impl Metrics {
@@ -167,6 +171,7 @@ impl Metrics {
             operations,
             slow_threshold,
             created: Instant::now(),
+            errors_by_kind: Default::default(),
         }
     }
 
@@ -189,6 +194,22 @@ impl Metrics {
             m.slow.fetch_add(1, Ordering::Relaxed);
             self.log_slow(op, m, elapsed);
         }
+    }
+
+    /// Count an error returned to a caller, by kind.
+    pub fn record_error(&self, err: &Error) {
+        if let Some(i) = ERROR_KINDS.iter().position(|&k| k == err.kind_name()) {
+            self.errors_by_kind[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Errors returned to callers so far, per kind (every kind, zeros included).
+    pub fn error_counts(&self) -> Vec<(&'static str, u64)> {
+        ERROR_KINDS
+            .iter()
+            .zip(&self.errors_by_kind)
+            .map(|(&k, n)| (k, n.load(Ordering::Relaxed)))
+            .collect()
     }
 
     fn log_slow(&self, op: Operation, m: &OperationMetrics, elapsed: Duration) {

@@ -475,6 +475,9 @@ impl RedisPool {
         let started = Instant::now();
         let result = self.execute_with_retry(request).await;
         self.inner.metrics.record(op, started.elapsed(), result.is_ok());
+        if let Err(e) = &result {
+            self.inner.metrics.record_error(e);
+        }
         result
     }
 
@@ -629,6 +632,9 @@ impl BlockingConnection {
             )
         });
         self.pool.metrics().record(op, started.elapsed(), result.is_ok());
+        if let Err(e) = &result {
+            self.pool.metrics().record_error(e);
+        }
         result
     }
 

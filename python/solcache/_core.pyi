@@ -189,6 +189,8 @@ class RedisPool:
     def counts(self) -> dict[str, int]:
         """``connections``, ``idle``, ``in_use`` and ``waiting`` right now (no round trip)."""
     def metrics(self) -> dict[str, OperationStats]: ...
+    def error_counts(self) -> dict[str, int]:
+        """Errors returned to callers so far, by kind (``timeout``, ``connection``, …)."""
 
 @final
 class PriceCache:

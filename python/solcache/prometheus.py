@@ -28,7 +28,10 @@ the first scrape):
 - ``solcache_operations_total{operation}`` (counter): completed calls, failed ones included.
 - ``solcache_operation_errors_total{operation}`` (counter): calls that ended in an error.
 - ``solcache_slow_operations_total{operation}`` (counter): calls slower than the pool's
-  ``slow_threshold_ms`` (blocking stream reads are never counted).
+  ``slow_threshold_ms`` (cache reads and writes only; stream and admin calls never count).
+- ``solcache_errors_total{kind}`` (counter): errors returned to callers by kind:
+  ``connection``, ``authentication``, ``timeout``, ``pool_exhausted``, ``serialization``,
+  ``invalid_input``, ``response``, ``unsupported_server``, ``pool_closed`` (all exported).
 
 Pool and server (from the cached health snapshot):
 
@@ -240,6 +243,7 @@ class SolcacheCollector:
         now_s: float,
     ) -> list[Metric]:
         families = _operation_families(ops)
+        families.append(_error_kind_family(self._pool.error_counts()))
         families += _pool_families(snap, self._pool.max_size, now_s)
         families += _stream_families(snap.streams if snap is not None else ())
         if service is not None:
@@ -353,6 +357,15 @@ def _operation_families(ops: Mapping[str, OperationStats]) -> list[Metric]:
         errors.add_metric([name], st.errors)
         slow.add_metric([name], st.slow)
     return [latency, latency_max, total, errors, slow]
+
+
+def _error_kind_family(counts: Mapping[str, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(
+        "solcache_errors", "Errors returned to callers, by kind.", labels=["kind"]
+    )
+    for kind, n in sorted(counts.items()):
+        family.add_metric([kind], n)
+    return family
 
 
 def _gauge(name: str, doc: str, value: float | None) -> GaugeMetricFamily:

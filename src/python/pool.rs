@@ -132,6 +132,11 @@ impl PyRedisPool {
         ])
     }
 
+    /// Errors returned to callers so far, by kind (`timeout`, `connection`, …; zeros included).
+    fn error_counts(&self) -> HashMap<&'static str, u64> {
+        self.pool.metrics().error_counts().into_iter().collect()
+    }
+
     /// Latency stats per operation name (only operations called at least once).
     fn metrics(&self) -> HashMap<&'static str, PyOperationStats> {
         self.pool

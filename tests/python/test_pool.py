@@ -267,3 +267,15 @@ async def test_pool_exhaustion(fresh_redis, eventually) -> None:
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert any(isinstance(r, PriceData) for r in results)  # the held calls finish
         await eventually(lambda: roundtrip(pool, "4"))
+
+
+async def test_errors_are_counted_by_kind(pool: RedisPool) -> None:
+    cache = PriceCache(pool)
+    with pytest.raises(solcache.InvalidInputError):
+        await cache.get("not a token")
+    with pytest.raises(solcache.InvalidInputError):
+        await cache.get("still bad!")
+    counts = pool.error_counts()
+    assert counts["invalid_input"] == 2
+    assert counts["timeout"] == 0 and counts["connection"] == 0
+    assert set(counts) >= {"serialization", "response", "pool_exhausted", "authentication"}
