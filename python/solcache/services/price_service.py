@@ -38,8 +38,9 @@ class PriceUpdateService:
 
     At the default 10 Hz every live token is rewritten every 100 ms, well within the 500 ms
     the 2 s TTL allows. A source error, stale source data (older than ``stale_after_s``) or a
-    Redis error marks the service degraded; a :class:`SystemStatus` is published on start,
-    stop and every change between healthy and degraded.
+    Redis error marks the service degraded; a :class:`SystemStatus` is published on start
+    (``starting``), after the first tick (``healthy`` or ``degraded``), on every change between
+    the two, and on stop (``stopped``).
     """
 
     component = "price-service"
@@ -61,7 +62,8 @@ class PriceUpdateService:
         self._ready_timeout_s = ready_timeout_s
         self._loop = Periodic(self.component, publish_hz, self._tick)
         self._ticks = self._written = self._published = self._errors = 0
-        self._degraded_reason = ""
+        #: None until the first tick decides: healthy ("") or degraded (the reason).
+        self._degraded_reason: str | None = None
         self._staleness_s = 0.0
         self._missing: tuple[str, ...] = ()
         self._last_ok = time.monotonic()
@@ -74,7 +76,7 @@ class PriceUpdateService:
             events_published=self._published,
             errors=self._errors,
             degraded=bool(self._degraded_reason),
-            reason=self._degraded_reason,
+            reason=self._degraded_reason or "",
             source_staleness_s=self._staleness_s,
             missing=self._missing,
         )
