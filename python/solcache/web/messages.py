@@ -49,9 +49,35 @@ def from_entry(stream: int, entry: StreamEntry) -> Message | None:
     return Message(event.type, data, stream, entry.id, key)
 
 
+#: Swap sizes (in token A) the dashboard shows price impact for, with Raydium AMM v4's fee and
+#: a common slippage tolerance.
+QUOTE_SIZES = ("1", "100", "1000")
+QUOTE_FEE_BPS = 25
+QUOTE_SLIPPAGE_BPS = 50
+
+
+def quotes(state: PoolState) -> list[dict[str, str]]:
+    """A→B swap quotes for :data:`QUOTE_SIZES`, computed by the core's ``quote_swap``."""
+    out = []
+    for size in QUOTE_SIZES:
+        q = state.quote_swap(size, fee_bps=QUOTE_FEE_BPS, slippage_bps=QUOTE_SLIPPAGE_BPS)
+        out.append(
+            {
+                "amount_in": str(q.amount_in),
+                "amount_out": str(q.amount_out),
+                "execution_price": str(q.execution_price),
+                "price_impact": str(q.price_impact),
+                "max_sandwich_loss": str(q.max_sandwich_loss),
+            }
+        )
+    return out
+
+
 def from_pool_state(state: PoolState) -> Message:
-    """A ``pool_state`` message: ``{"data": <the pool state's JSON>}``, keyed by address."""
-    return Message("pool_state", f'{{"data":{state.to_json()}}}', key=f"pool:{state.pool_address}")
+    """A ``pool_state`` message, keyed by address: ``{"data": <the pool state's JSON>,
+    "quotes": [...]}`` with the swap quotes of :func:`quotes` (the dashboard's impact table)."""
+    data = f'{{"data":{state.to_json()},"quotes":{json.dumps(quotes(state))}}}'
+    return Message("pool_state", data, key=f"pool:{state.pool_address}")
 
 
 def resync(reason: str, streams: Sequence[str]) -> Message:
