@@ -139,6 +139,8 @@ struct Shared {
     last_connect_error: Mutex<Option<Error>>,
     /// Set by `close`: no new connections, every returned one is dropped.
     closed: AtomicBool,
+    /// Connects under way right now (tells a slow connect from a busy pool).
+    connecting: AtomicUsize,
 }
 
 /// One pooled connection and what the pool knows about it.
@@ -178,11 +180,14 @@ impl ManageConnection for RedisConnectionManager {
             return Err(Error::PoolClosed);
         }
         let epoch = self.shared.epoch.load(Ordering::Acquire);
-        let opened = tokio::time::timeout(
-            self.connect_timeout,
-            self.client.get_multiplexed_async_connection_with_config(&self.config),
-        )
-        .await;
+        let opened = {
+            let _connecting = Counted::new(&self.shared.connecting); // also undone if cancelled
+            tokio::time::timeout(
+                self.connect_timeout,
+                self.client.get_multiplexed_async_connection_with_config(&self.config),
+            )
+            .await
+        };
         match opened {
             Ok(Ok(conn)) => Ok(PooledRedis {
                 conn,
@@ -212,6 +217,22 @@ impl ManageConnection for RedisConnectionManager {
         conn.broken
             || conn.epoch < self.shared.epoch.load(Ordering::Acquire)
             || self.shared.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Counts itself in while alive (a cancelled future still counts itself out).
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -297,6 +318,7 @@ impl RedisPool {
             connect_failures: watch::channel(0).0,
             last_connect_error: Mutex::new(None),
             closed: AtomicBool::new(false),
+            connecting: AtomicUsize::new(0),
         });
         let manager = RedisConnectionManager {
             client,
@@ -541,9 +563,10 @@ impl RedisPool {
             return Err(Error::PoolClosed);
         }
         let started = Instant::now();
-        self.inner.waiting.fetch_add(1, Ordering::Relaxed);
-        let result = self.checkout_inner().await;
-        self.inner.waiting.fetch_sub(1, Ordering::Relaxed);
+        let result = {
+            let _waiting = Counted::new(&self.inner.waiting); // also undone if cancelled
+            self.checkout_inner().await
+        };
         self.inner
             .metrics
             .record(Operation::Checkout, started.elapsed(), result.is_ok());
@@ -570,8 +593,8 @@ impl RedisPool {
                 Err(RunError::User(e)) => return Err(e),
                 Err(RunError::TimedOut) => {
                     let counts = self.counts();
-                    if counts.connections < self.inner.config.max_size {
-                        // Not all connections were busy: opening one took too long.
+                    if self.inner.shared.connecting.load(Ordering::Acquire) > 0 && counts.idle == 0 {
+                        // A connection was being opened for us and took too long.
                         return Err(Error::Timeout {
                             operation: "connect",
                             timeout: self.inner.config.checkout_timeout,

@@ -206,3 +206,30 @@ async fn close_releases_every_connection_for_good() {
         .unwrap();
     assert_eq!(list.lines().count(), 1, "only the admin connection is left: {list}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_checkout_leaves_no_phantom_waiter() {
+    let server = RedisServer::start();
+    let config = PoolConfig {
+        max_size: 1,
+        min_idle: 1,
+        response_timeout: Duration::from_millis(1500),
+        checkout_timeout: Duration::from_millis(1000),
+        ..PoolConfig::new(server.url())
+    };
+    let pool = RedisPool::connect(config).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    server.pause();
+    let holder = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get("SOL", None).await }
+    });
+    wait_until(|| pool.counts().in_use == 1).await;
+    // A second caller waits for the only connection, then is cancelled (as a Python task would be).
+    let waiter = tokio::time::timeout(Duration::from_millis(100), cache.get("SOL", None)).await;
+    assert!(waiter.is_err(), "the waiter was cancelled by the timeout");
+    assert_eq!(pool.counts().waiting, 0, "{:?}", pool.counts());
+    server.resume();
+    let _ = holder.await.unwrap();
+    assert!(cache.get("SOL", None).await.is_ok());
+}
