@@ -35,15 +35,15 @@ wheel: install
 
 fmt:
 	cargo fmt --all
-	ruff format python tests/python benches examples
-	ruff check --fix python tests/python benches examples
+	ruff format python tests/python benches
+	ruff check --fix python tests/python benches
 
 lint: install
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --all-features -- -D warnings
 	cargo clippy --all-targets --no-default-features -- -D warnings
-	ruff check python tests/python benches examples
-	ruff format --check python tests/python benches examples
+	ruff check python tests/python benches
+	ruff format --check python tests/python benches
 	mypy
 
 # The stub must match the built extension, so this runs after build-dev.
