@@ -92,12 +92,25 @@ impl PyTradingEvent {
 
 /// Build the Python subclass instance that matches the event's variant.
 pub fn event_to_py(py: Python<'_>, event: TradingEvent) -> PyResult<Py<PyAny>> {
-    let base = PyClassInitializer::from(PyTradingEvent { inner: event.clone() });
-    Ok(match event {
-        TradingEvent::PriceUpdate(_) => Py::new(py, base.add_subclass(PyPriceUpdate))?.into_any(),
-        TradingEvent::TradeExecuted(_) => Py::new(py, base.add_subclass(PyTradeExecuted))?.into_any(),
-        TradingEvent::PositionUpdate(_) => Py::new(py, base.add_subclass(PyPositionUpdate))?.into_any(),
-        TradingEvent::SystemStatus(_) => Py::new(py, base.add_subclass(PySystemStatus))?.into_any(),
+    // Pick the subclass first, then move the event into the base: no copy per event.
+    enum Class {
+        Price,
+        Trade,
+        Position,
+        Status,
+    }
+    let class = match &event {
+        TradingEvent::PriceUpdate(_) => Class::Price,
+        TradingEvent::TradeExecuted(_) => Class::Trade,
+        TradingEvent::PositionUpdate(_) => Class::Position,
+        TradingEvent::SystemStatus(_) => Class::Status,
+    };
+    let base = PyClassInitializer::from(PyTradingEvent { inner: event });
+    Ok(match class {
+        Class::Price => Py::new(py, base.add_subclass(PyPriceUpdate))?.into_any(),
+        Class::Trade => Py::new(py, base.add_subclass(PyTradeExecuted))?.into_any(),
+        Class::Position => Py::new(py, base.add_subclass(PyPositionUpdate))?.into_any(),
+        Class::Status => Py::new(py, base.add_subclass(PySystemStatus))?.into_any(),
     })
 }
 

@@ -59,7 +59,8 @@ pub fn install() {
 
 /// Emit queued records through `logging.getLogger("solcache")` (one atomic load when empty).
 pub fn flush(py: Python<'_>) {
-    if !HAS_PENDING.swap(false, Ordering::AcqRel) {
+    // A plain load first: the common, empty case costs no write to a shared cache line.
+    if !HAS_PENDING.load(Ordering::Acquire) || !HAS_PENDING.swap(false, Ordering::AcqRel) {
         return;
     }
     let records: Vec<_> = match PENDING.lock() {
