@@ -7,7 +7,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 CARGO_TEST ?= $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run" || echo "cargo test")
 
-.PHONY: all install redis chromium build-dev wheel lint stubtest fmt test test-rust test-python bench demo clean
+.PHONY: all install redis chromium build-dev wheel lint stubtest fmt test test-rust test-python bench compare soak leak-check demo clean
 
 all: test
 
@@ -62,6 +62,19 @@ test: redis install lint test-rust test-python
 bench: redis build-dev
 	cargo bench --no-default-features
 	$(PY) -m pytest benches --benchmark-enable -q
+
+# Raw redis-benchmark, redis-py, coredis, valkey-glide and solcache side by side in one run
+# (installs the peers into the venv, starts its own redis-server); prints one table of ratios.
+compare: redis build-dev
+	$(PY) benches/compare.py $(COMPARE_ARGS)
+
+# 24 h of 10 Hz traffic replayed as fast as it goes; figures go to docs/reliability.md.
+soak: redis build-dev
+	$(PY) benches/soak.py $(SOAK_ARGS)
+
+# The Rust core's integration tests under valgrind's leak checker.
+leak-check: redis
+	bash scripts/leak-check.sh
 
 # The main job on embedded defaults: `solcache serve` (a private redis-server unless one
 # listens on 127.0.0.1:6379 or SOLCACHE_REDIS_URL is set); prints the dashboard URL.
