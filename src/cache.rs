@@ -93,9 +93,7 @@ impl<T: Cached> Cache<T> {
 
     /// Write one item; value and TTL in one command, so a rewrite refreshes the TTL.
     pub async fn set(&self, item: &T) -> Result<()> {
-        let key = self.counted(T::key_for(item.id()))?;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(item.encode()).arg("PX").arg(self.ttl_ms);
+        let cmd = self.counted(set_command(item, self.ttl_ms))?;
         self.pool.execute::<()>(T::OPERATIONS.set, Request::Cmd(&cmd)).await
     }
 
@@ -104,15 +102,7 @@ impl<T: Cached> Cache<T> {
         if items.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        for item in items {
-            pipe.cmd("SET")
-                .arg(self.counted(T::key_for(item.id()))?)
-                .arg(item.encode())
-                .arg("PX")
-                .arg(self.ttl_ms)
-                .ignore();
-        }
+        let pipe = self.counted(set_pipeline(items, self.ttl_ms))?;
         self.pool
             .execute::<()>(T::OPERATIONS.set_many, Request::Pipeline(&pipe))
             .await
@@ -137,10 +127,7 @@ impl<T: Cached> Cache<T> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(&key);
         let raw: Option<Vec<u8>> = self.pool.execute(T::OPERATIONS.get, Request::Cmd(&cmd)).await?;
-        let now = max_age.map(|_| Utc::now());
-        raw.map(|bytes| decode_checked::<T>(&bytes, &key, id))
-            .transpose()
-            .map(|item| item.filter(|i| fresh(i, now, max_age)))
+        decode_one(raw, &key, id, max_age)
     }
 
     /// Read many items with one MGET; the result is in the order of `ids`.
@@ -152,31 +139,79 @@ impl<T: Cached> Cache<T> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = ids
-            .iter()
-            .map(|id| T::key_for(id.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
+        let keys = keys_for::<T, S>(ids)?;
         let mut cmd = redis::cmd("MGET");
         cmd.arg(&keys);
         let raw: Vec<Option<Vec<u8>>> = self.pool.execute(T::OPERATIONS.get_many, Request::Cmd(&cmd)).await?;
-        if raw.len() != keys.len() {
-            return Err(Error::Response(format!(
-                "MGET of {} keys returned {} values",
-                keys.len(),
-                raw.len()
-            )));
-        }
-        let now = max_age.map(|_| Utc::now());
-        raw.into_iter()
-            .zip(keys.iter().zip(ids))
-            .map(|(bytes, (key, id))| {
-                bytes
-                    .map(|b| decode_checked::<T>(&b, key, id.as_ref()))
-                    .transpose()
-                    .map(|item| item.filter(|i| fresh(i, now, max_age)))
-            })
-            .collect()
+        decode_many(raw, &keys, ids, max_age)
     }
+}
+
+// The transport-free halves of every operation, shared with the blocking `SyncCache`.
+
+/// `SET key json PX ttl_ms` for one item (validated).
+pub(crate) fn set_command<T: Cached>(item: &T, ttl_ms: u64) -> Result<redis::Cmd> {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(T::key_for(item.id())?).arg(item.encode()).arg("PX").arg(ttl_ms);
+    Ok(cmd)
+}
+
+/// One `SET … PX` per item in one pipeline; every item is validated before any is sent.
+pub(crate) fn set_pipeline<T: Cached>(items: &[T], ttl_ms: u64) -> Result<redis::Pipeline> {
+    let mut pipe = redis::pipe();
+    for item in items {
+        pipe.cmd("SET")
+            .arg(T::key_for(item.id())?)
+            .arg(item.encode())
+            .arg("PX")
+            .arg(ttl_ms)
+            .ignore();
+    }
+    Ok(pipe)
+}
+
+/// The validated keys of `ids`, in order.
+pub(crate) fn keys_for<T: Cached, S: AsRef<str>>(ids: &[S]) -> Result<Vec<String>> {
+    ids.iter().map(|id| T::key_for(id.as_ref())).collect()
+}
+
+/// Decode a GET reply: `None` when missing or older than `max_age`.
+pub(crate) fn decode_one<T: Cached>(
+    raw: Option<Vec<u8>>,
+    key: &str,
+    id: &str,
+    max_age: Option<Duration>,
+) -> Result<Option<T>> {
+    let now = max_age.map(|_| Utc::now());
+    raw.map(|bytes| decode_checked::<T>(&bytes, key, id))
+        .transpose()
+        .map(|item| item.filter(|i| fresh(i, now, max_age)))
+}
+
+/// Decode an MGET reply, in the order of `ids`.
+pub(crate) fn decode_many<T: Cached, S: AsRef<str>>(
+    raw: Vec<Option<Vec<u8>>>,
+    keys: &[String],
+    ids: &[S],
+    max_age: Option<Duration>,
+) -> Result<Vec<Option<T>>> {
+    if raw.len() != keys.len() {
+        return Err(Error::Response(format!(
+            "MGET of {} keys returned {} values",
+            keys.len(),
+            raw.len()
+        )));
+    }
+    let now = max_age.map(|_| Utc::now());
+    raw.into_iter()
+        .zip(keys.iter().zip(ids))
+        .map(|(bytes, (key, id))| {
+            bytes
+                .map(|b| decode_checked::<T>(&b, key, id.as_ref()))
+                .transpose()
+                .map(|item| item.filter(|i| fresh(i, now, max_age)))
+        })
+        .collect()
 }
 
 /// Decode and make sure the item is the one its key names (no silent cross-wiring).

@@ -29,6 +29,8 @@ pub mod price_impact;
 pub mod redis_pool;
 pub mod stream_reply;
 pub mod subscription;
+pub mod sync_cache;
+pub mod sync_pool;
 
 #[cfg(feature = "python")]
 mod python;
@@ -45,3 +47,5 @@ pub use price_cache::PriceCache;
 pub use price_impact::{Direction, SwapQuote};
 pub use redis_pool::{Health, PoolConfig, PoolCounts, RedisPool};
 pub use subscription::{Subscription, SubscriptionOptions, SubscriptionStats};
+pub use sync_cache::SyncCache;
+pub use sync_pool::SyncPool;

@@ -81,7 +81,7 @@ impl PoolConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.max_size == 0 {
             return Err(Error::invalid("max_size must be at least 1"));
         }
@@ -292,27 +292,48 @@ impl std::fmt::Debug for RedisPool {
     }
 }
 
+/// A redis-rs client for `url` with our TCP settings, and the URL with its password hidden.
+pub(crate) fn client_for(url: &str) -> Result<(Client, String)> {
+    install_tls_provider();
+    let redacted_url = redact_url(url);
+    let mut info = url
+        .into_connection_info()
+        .map_err(|e| Error::invalid(format!("bad Redis URL {redacted_url}: {}", e.category())))?;
+    let mut keepalive = TcpKeepalive::new().with_time(Duration::from_secs(10));
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    {
+        keepalive = keepalive.with_interval(Duration::from_secs(5));
+    }
+    // Nagle's algorithm would hold small requests back for up to 40 ms.
+    info = info.set_tcp_settings(TcpSettings::default().set_nodelay(true).set_keepalive(keepalive));
+    let client = Client::open(info).map_err(|e| Error::invalid(format!("bad Redis URL {redacted_url}: {e}")))?;
+    Ok((client, redacted_url))
+}
+
+/// `Err(UnsupportedServer)` unless the `INFO server` text shows Redis ≥ 6.2.
+pub(crate) fn check_server_version(info: &str, redacted_url: &str) -> Result<String> {
+    let version = parse_redis_version(info).unwrap_or_default();
+    if !version_at_least(&version, MIN_REDIS_VERSION) {
+        return Err(Error::UnsupportedServer {
+            url: redacted_url.to_owned(),
+            found: if version.is_empty() {
+                "of unknown version".into()
+            } else {
+                version
+            },
+            required: MIN_REDIS_VERSION_TEXT,
+        });
+    }
+    Ok(version)
+}
+
 impl RedisPool {
     /// Open a pool: connect once (so a bad URL, password or server fails here, within
     /// `connect_timeout`), check the server is Redis ≥ 6.2, and start the health task.
     /// Must be called inside a tokio runtime, which then runs the health task.
     pub async fn connect(config: PoolConfig) -> Result<RedisPool> {
         config.validate()?;
-        install_tls_provider();
-        let redacted_url = redact_url(&config.url);
-        let mut info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| Error::invalid(format!("bad Redis URL {redacted_url}: {}", e.category())))?;
-        let mut keepalive = TcpKeepalive::new().with_time(Duration::from_secs(10));
-        #[cfg(any(target_os = "linux", target_os = "macos"))]
-        {
-            keepalive = keepalive.with_interval(Duration::from_secs(5));
-        }
-        // Nagle's algorithm would hold small requests back for up to 40 ms.
-        info = info.set_tcp_settings(TcpSettings::default().set_nodelay(true).set_keepalive(keepalive));
-        let client = Client::open(info).map_err(|e| Error::invalid(format!("bad Redis URL {redacted_url}: {e}")))?;
+        let (client, redacted_url) = client_for(&config.url)?;
         let shared = Arc::new(Shared {
             epoch: AtomicU64::new(0),
             connect_failures: watch::channel(0).0,
@@ -346,18 +367,7 @@ impl RedisPool {
             .query_async(&mut first.conn)
             .await
             .map_err(|e| Error::from_redis(e, &redacted_url, "connect", config.connect_timeout))?;
-        let version = parse_redis_version(&info).unwrap_or_default();
-        if !version_at_least(&version, MIN_REDIS_VERSION) {
-            return Err(Error::UnsupportedServer {
-                url: redacted_url,
-                found: if version.is_empty() {
-                    "of unknown version".into()
-                } else {
-                    version
-                },
-                required: MIN_REDIS_VERSION_TEXT,
-            });
-        }
+        let version = check_server_version(&info, &redacted_url)?;
         let _ = pool.add(first);
 
         let inner = Arc::new(PoolInner {

@@ -52,6 +52,7 @@ from solcache.config import Settings
 from solcache.exceptions import (
     AuthenticationError,
     ConnectionError,
+    InternalError,
     InvalidInputError,
     PoolExhaustedError,
     ResponseError,
@@ -80,6 +81,7 @@ __all__ = [
     "ConnectionError",
     "EventStream",
     "GroupInfo",
+    "InternalError",
     "InvalidInputError",
     "ManagerStats",
     "OperationStats",

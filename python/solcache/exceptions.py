@@ -15,6 +15,7 @@ import builtins
 __all__ = [
     "AuthenticationError",
     "ConnectionError",
+    "InternalError",
     "InvalidInputError",
     "PoolExhaustedError",
     "ResponseError",
@@ -63,3 +64,7 @@ class ResponseError(SolcacheError):
 
 class UnsupportedServerError(SolcacheError):
     """The server is older than Redis 6.2, which solcache requires."""
+
+
+class InternalError(SolcacheError):
+    """A bug in solcache itself (a panic in the Rust core): please report it."""

@@ -5,16 +5,16 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::bridge::spawn;
 use super::convert::py_repr;
 use super::errors::IntoPyResult;
-use super::log_bridge::spawn;
 use super::models::{PyPoolState, PyPriceData};
 use super::pool::PyRedisPool;
 use crate::cache::Cache;
 use crate::models::{PoolState, PriceData};
 
 /// `get_many` result: ids in request order, each with its item or `None`.
-pub struct OrderedItems<T>(Vec<(String, Option<T>)>);
+pub struct OrderedItems<T>(pub Vec<(String, Option<T>)>);
 
 impl<'py, T> IntoPyObject<'py> for OrderedItems<T>
 where

@@ -14,6 +14,12 @@ mod exc {
     pyo3::import_exception!(solcache.exceptions, InvalidInputError);
     pyo3::import_exception!(solcache.exceptions, ResponseError);
     pyo3::import_exception!(solcache.exceptions, UnsupportedServerError);
+    pyo3::import_exception!(solcache.exceptions, InternalError);
+}
+
+/// A bug in solcache itself (a panic in the core), never a Redis or input problem.
+pub fn internal_error(message: impl Into<String>) -> PyErr {
+    PyErr::new::<exc::InternalError, _>(message.into())
 }
 
 /// Convert a core error; lazily, so no GIL is needed where the error arises.

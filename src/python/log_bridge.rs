@@ -1,21 +1,16 @@
-//! The door between tokio and Python: [`spawn`] (every async call), the log bridge, and the
-//! exit guard.
-//!
 //! Core log records (target `solcache`) reach Python's `logging` without a tokio thread ever
 //! taking the GIL.
 //!
 //! A logger that calls into Python from a runtime thread (as pyo3-log does) blocks that
 //! thread on the GIL, and during interpreter shutdown such a thread is killed while inside
 //! Rust frames, which aborts the process. Here records are queued (bounded) and emitted by the
-//! next Python thread that enters the binding: every async call goes through [`spawn`].
+//! next Python thread that enters the binding: every async call flushes them.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
-use pyo3::IntoPyObject;
 
 /// Records kept while no Python thread comes by; older ones are dropped and counted.
 const MAX_PENDING: usize = 1000;
@@ -85,44 +80,4 @@ pub fn flush(py: Python<'_>) {
         };
         let _ = logger.call_method1("log", (levelno, message));
     }
-}
-
-/// Rust futures started through [`spawn`] that have not finished yet.
-static IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
-
-/// `future_into_py` that first emits queued log records: the one door every async call uses.
-pub fn spawn<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
-where
-    F: Future<Output = PyResult<T>> + Send + 'static,
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
-{
-    flush(py);
-    IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
-    let counted = async move {
-        let result = fut.await;
-        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-        result
-    };
-    pyo3_async_runtimes::tokio::future_into_py(py, counted).inspect_err(|_| {
-        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-    })
-}
-
-/// Registered with `atexit`: let runtime threads finish handing results to Python.
-///
-/// A result reaches asyncio from a tokio thread that holds the GIL, and that thread briefly
-/// releases it while waking the loop. If the interpreter starts finalizing in that window, the
-/// thread is killed inside Rust frames and the process aborts. Waiting here, with the GIL
-/// released, until nothing is in flight (at most `max_wait`) closes the window.
-#[pyfunction]
-pub fn _drain_at_exit(py: Python<'_>) {
-    let max_wait = std::time::Duration::from_secs(1);
-    py.detach(|| {
-        let started = std::time::Instant::now();
-        while IN_FLIGHT.load(Ordering::Acquire) > 0 && started.elapsed() < max_wait {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        // The last delivery may still be between waking the loop and releasing the GIL.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    });
 }

@@ -1,5 +1,6 @@
 //! The PyO3 binding: registers the module, converts types, maps errors. No Redis logic here.
 
+mod bridge;
 mod caches;
 mod convert;
 mod errors;
@@ -8,19 +9,11 @@ mod log_bridge;
 mod models;
 mod pool;
 mod streams;
+mod sync;
 
 use pyo3::prelude::*;
 
 use crate::keys;
-
-/// One process-wide tokio runtime, one worker per core: Redis I/O is light, and more threads
-/// than cores only adds wake-up latency on a small machine.
-fn init_runtime() {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(workers).thread_name("solcache-io").enable_all();
-    pyo3_async_runtimes::tokio::init(builder);
-}
 
 /// Return `token` unchanged, or raise `InvalidInputError`.
 #[pyfunction]
@@ -49,12 +42,8 @@ fn pool_key(address: &str) -> PyResult<String> {
 #[pymodule]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    init_runtime();
     log_bridge::install();
-    m.add_function(wrap_pyfunction!(log_bridge::_drain_at_exit, m)?)?;
-    m.py()
-        .import("atexit")?
-        .call_method1("register", (m.getattr("_drain_at_exit")?,))?;
+    m.add_function(wrap_pyfunction!(bridge::_in_flight_calls, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MVP_TOKENS", keys::MVP_TOKENS.to_vec())?;
     m.setattr("MVP_TOKENS", pyo3::types::PyTuple::new(m.py(), keys::MVP_TOKENS)?)?;
@@ -75,6 +64,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pool::PoolHealth>()?;
     m.add_class::<caches::PyPriceCache>()?;
     m.add_class::<caches::PyPoolStateCache>()?;
+    m.add_class::<sync::PySyncRedisPool>()?;
+    m.add_class::<sync::PySyncPriceCache>()?;
+    m.add_class::<sync::PySyncPoolStateCache>()?;
     m.add("STREAM_PRICE_UPDATES", crate::events::PRICE_UPDATES)?;
     m.add("STREAM_TRADE_EVENTS", crate::events::TRADE_EVENTS)?;
     m.add("STREAM_UI_EVENTS", crate::events::UI_EVENTS)?;

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use super::bridge::spawn;
 use super::convert::py_opt;
 use super::errors::{invalid_input, IntoPyResult};
-use super::log_bridge::spawn;
 use crate::metrics::OperationStats;
 use crate::redis_pool::{redact_url, Health, PoolConfig, RedisPool};
 

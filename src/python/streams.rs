@@ -7,9 +7,9 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use super::bridge::spawn;
 use super::errors::{invalid_input, IntoPyResult};
 use super::events::{event_to_py, PyTradingEvent};
-use super::log_bridge::spawn;
 use super::pool::PyRedisPool;
 use crate::event_stream::{EventStream, GroupInfo, StreamEntry, StreamInfo};
 use crate::subscription::{Subscription, SubscriptionOptions, SubscriptionStats};

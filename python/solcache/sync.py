@@ -1,0 +1,85 @@
+"""The blocking API, for synchronous services (threads, WSGI, scripts).
+
+Same caches, keys, JSON and errors as the async API; each call blocks the calling thread
+for one Redis round trip and releases the GIL while it waits, so other threads run::
+
+    from solcache import sync
+
+    with sync.RedisPool.connect("redis://127.0.0.1:6379/0") as pool:
+        prices = sync.PriceCache(pool)
+        sol = prices.get("SOL")
+
+The pool is thread-safe: share one per process. It does its I/O on the calling thread (no
+runtime, no thread hop), which makes it the fastest way to read one key from Python.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from solcache import _core
+from solcache.config import Settings
+
+__all__ = ["PoolStateCache", "PriceCache", "RedisPool"]
+
+PriceCache = _core.SyncPriceCache
+PoolStateCache = _core.SyncPoolStateCache
+
+
+class RedisPool(_core.SyncRedisPool):
+    """A thread-safe pool of blocking Redis connections, opened with :meth:`connect`.
+
+    Arguments left out come from :class:`solcache.Settings` (``SOLCACHE_*`` variables).
+    Timeouts are in milliseconds: ``connect_timeout_ms`` per connect, ``response_timeout_ms``
+    per reply, ``checkout_timeout_ms`` to wait for a free connection when all
+    ``max_size`` are busy (then ``PoolExhaustedError``).
+    """
+
+    @classmethod
+    def connect(
+        cls,
+        url: str | None = None,
+        *,
+        max_size: int | None = None,
+        connect_timeout_ms: int | None = None,
+        response_timeout_ms: int | None = None,
+        checkout_timeout_ms: int | None = None,
+        slow_threshold_ms: float | None = None,
+        settings: Settings | None = None,
+    ) -> RedisPool:
+        """Connect and check the server is Redis ≥ 6.2 (blocks up to ``connect_timeout_ms``).
+
+        Raises ``ConnectionError`` (``AuthenticationError`` for refused credentials).
+        """
+        s = settings if settings is not None else Settings()
+        return cls(
+            url if url is not None else s.effective_redis_url,
+            max_size=max_size if max_size is not None else s.pool_max_size,
+            connect_timeout_ms=(
+                connect_timeout_ms if connect_timeout_ms is not None else s.connect_timeout_ms
+            ),
+            response_timeout_ms=(
+                response_timeout_ms if response_timeout_ms is not None else s.response_timeout_ms
+            ),
+            checkout_timeout_ms=(
+                checkout_timeout_ms if checkout_timeout_ms is not None else s.checkout_timeout_ms
+            ),
+            slow_threshold_ms=(
+                slow_threshold_ms if slow_threshold_ms is not None else s.slow_threshold_ms
+            ),
+        )
+
+    def __enter__(self) -> RedisPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"sync.RedisPool(url={self.url!r}, max_size={self.max_size}, {state})"

@@ -1,0 +1,213 @@
+//! The blocking API (`solcache.sync`): the same caches over the core's `SyncPool`. Every call
+//! releases the GIL while it waits on Redis, so other Python threads keep running.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use super::caches::OrderedItems;
+use super::convert::py_repr;
+use super::errors::{invalid_input, IntoPyResult};
+use super::models::{PyPoolState, PyPriceData};
+use super::pool::PyOperationStats;
+use crate::models::{PoolState, PriceData};
+use crate::redis_pool::PoolConfig;
+use crate::sync_cache::SyncCache;
+use crate::sync_pool::SyncPool;
+
+fn millis(value: u64, name: &str) -> PyResult<Duration> {
+    if value == 0 {
+        return Err(invalid_input(format!("{name} must be at least 1 ms")));
+    }
+    Ok(Duration::from_millis(value))
+}
+
+/// A blocking pool; `solcache.sync.RedisPool` subclasses it to add `connect` and `with`.
+#[pyclass(name = "SyncRedisPool", module = "solcache._core", subclass, frozen)]
+pub struct PySyncRedisPool {
+    pool: SyncPool,
+}
+
+#[pymethods]
+impl PySyncRedisPool {
+    /// Connect (blocking, GIL released) and check the server is Redis ≥ 6.2. Every argument
+    /// is required here: defaults live in `solcache.Settings`.
+    #[new]
+    #[pyo3(signature = (url, *, max_size, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, slow_threshold_ms))]
+    fn new(
+        py: Python<'_>,
+        url: String,
+        max_size: u32,
+        connect_timeout_ms: u64,
+        response_timeout_ms: u64,
+        checkout_timeout_ms: u64,
+        slow_threshold_ms: f64,
+    ) -> PyResult<Self> {
+        if !(slow_threshold_ms.is_finite() && slow_threshold_ms > 0.0) {
+            return Err(invalid_input(format!(
+                "slow_threshold_ms must be a positive number, got {slow_threshold_ms}"
+            )));
+        }
+        let config = PoolConfig {
+            url,
+            max_size,
+            min_idle: 0,
+            connect_timeout: millis(connect_timeout_ms, "connect_timeout_ms")?,
+            response_timeout: millis(response_timeout_ms, "response_timeout_ms")?,
+            checkout_timeout: millis(checkout_timeout_ms, "checkout_timeout_ms")?,
+            slow_threshold: Duration::from_secs_f64(slow_threshold_ms / 1e3),
+            ..PoolConfig::default()
+        };
+        let pool = py.detach(|| SyncPool::connect(config)).py()?;
+        Ok(PySyncRedisPool { pool })
+    }
+
+    /// The server URL with any password replaced by `***`.
+    #[getter]
+    fn url(&self) -> &str {
+        self.pool.redacted_url()
+    }
+    #[getter]
+    fn max_size(&self) -> u32 {
+        self.pool.config().max_size
+    }
+    #[getter]
+    fn closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+    #[getter]
+    fn redis_version(&self) -> &str {
+        self.pool.redis_version()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("SyncRedisPool(url={})", py_repr(self.pool.redacted_url()))
+    }
+
+    /// Close idle connections; later calls raise `ConnectionError`.
+    fn close(&self) {
+        self.pool.close();
+    }
+
+    /// Connections, idle, in use and waiting callers right now (no round trip).
+    fn counts(&self) -> HashMap<&'static str, u64> {
+        let c = self.pool.counts();
+        HashMap::from([
+            ("connections", u64::from(c.connections)),
+            ("idle", u64::from(c.idle)),
+            ("in_use", u64::from(c.in_use)),
+            ("waiting", c.waiting as u64),
+        ])
+    }
+
+    /// Errors returned to callers so far, by kind (zeros included).
+    fn error_counts(&self) -> HashMap<&'static str, u64> {
+        self.pool.metrics().error_counts().into_iter().collect()
+    }
+
+    /// Latency stats per operation name (only operations called at least once).
+    fn metrics(&self) -> HashMap<&'static str, PyOperationStats> {
+        self.pool
+            .metrics()
+            .snapshot()
+            .into_iter()
+            .map(|(name, s)| (name, PyOperationStats::from(s)))
+            .collect()
+    }
+}
+
+macro_rules! sync_cache_class {
+    ($py_name:literal, $class:ident, $model:ty, $py_model:ident, $arg:ident, $items:ident, $id:ident, $ids:ident) => {
+        #[doc = concat!("Blocking reads and writes of ", $py_name, " items; see the core `SyncCache`.")]
+        #[pyclass(name = $py_name, module = "solcache._core", frozen)]
+        pub struct $class {
+            cache: SyncCache<$model>,
+        }
+
+        #[pymethods]
+        impl $class {
+            #[new]
+            #[pyo3(signature = (pool, *, ttl_ms = 2000))]
+            fn new(pool: PyRef<'_, PySyncRedisPool>, ttl_ms: u64) -> PyResult<Self> {
+                Ok($class {
+                    cache: SyncCache::with_ttl(pool.pool.clone(), Duration::from_millis(ttl_ms)).py()?,
+                })
+            }
+
+            /// TTL every write sets, in milliseconds.
+            #[getter]
+            fn ttl_ms(&self) -> u64 {
+                self.cache.ttl_ms()
+            }
+
+            /// Write one item with `SET key json PX ttl`.
+            fn set(&self, py: Python<'_>, $arg: PyRef<'_, $py_model>) -> PyResult<()> {
+                let item = $arg.inner.clone();
+                py.detach(|| self.cache.set(&item)).py()
+            }
+
+            /// Write many items in one pipeline.
+            fn set_many(&self, py: Python<'_>, $items: &Bound<'_, PyAny>) -> PyResult<()> {
+                let items = $items
+                    .try_iter()?
+                    .map(|item| Ok(item?.extract::<PyRef<'_, $py_model>>()?.inner.clone()))
+                    .collect::<PyResult<Vec<_>>>()?;
+                py.detach(|| self.cache.set_many(&items)).py()
+            }
+
+            /// Read one item, `None` when missing or older than `max_age_ms`.
+            #[pyo3(signature = ($id, *, max_age_ms = None))]
+            fn get(&self, py: Python<'_>, $id: &str, max_age_ms: Option<u64>) -> PyResult<Option<$py_model>> {
+                let item = py
+                    .detach(|| self.cache.get($id, max_age_ms.map(Duration::from_millis)))
+                    .py()?;
+                Ok(item.map(|inner| $py_model { inner }))
+            }
+
+            /// Read many items with one MGET: `{id: item or None}` in request order.
+            #[pyo3(signature = ($ids, *, max_age_ms = None))]
+            fn get_many(
+                &self,
+                py: Python<'_>,
+                $ids: Vec<String>,
+                max_age_ms: Option<u64>,
+            ) -> PyResult<OrderedItems<$py_model>> {
+                let ids = $ids;
+                let items = py
+                    .detach(|| self.cache.get_many(&ids, max_age_ms.map(Duration::from_millis)))
+                    .py()?;
+                Ok(OrderedItems(
+                    ids.into_iter()
+                        .zip(items.into_iter().map(|i| i.map(|inner| $py_model { inner })))
+                        .collect(),
+                ))
+            }
+
+            fn __repr__(&self) -> String {
+                format!("sync.{}(ttl_ms={})", $py_name, self.cache.ttl_ms())
+            }
+        }
+    };
+}
+
+sync_cache_class!(
+    "SyncPriceCache",
+    PySyncPriceCache,
+    PriceData,
+    PyPriceData,
+    price,
+    prices,
+    token,
+    tokens
+);
+sync_cache_class!(
+    "SyncPoolStateCache",
+    PySyncPoolStateCache,
+    PoolState,
+    PyPoolState,
+    state,
+    states,
+    address,
+    addresses
+);

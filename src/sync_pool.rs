@@ -1,0 +1,269 @@
+//! A blocking connection pool for synchronous callers: no runtime, no thread hop.
+//!
+//! Each call checks out a plain redis-rs [`Connection`], writes the request and reads the reply
+//! on the calling thread, so a read costs one round trip plus decoding. The same
+//! [`PoolConfig`] timeouts apply: `connect_timeout` per connect, `response_timeout` as the
+//! socket read and write timeout, `checkout_timeout` for waiting on a busy pool.
+//!
+//! A connection that fails at the I/O level or times out is discarded (its reply stream is no
+//! longer in step). If it had served earlier calls, the request is sent once more on a fresh
+//! connection: after a server restart the first call succeeds instead of failing.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use redis::{Client, Connection, ConnectionLike, FromRedisValue};
+
+use crate::error::{Error, Result};
+use crate::metrics::{Metrics, Operation};
+use crate::redis_pool::{check_server_version, client_for, PoolConfig, PoolCounts, Request};
+
+/// A blocking pool of Redis connections; clones share it.
+#[derive(Clone)]
+pub struct SyncPool {
+    inner: Arc<SyncInner>,
+}
+
+struct SyncInner {
+    client: Client,
+    config: PoolConfig,
+    redacted_url: String,
+    redis_version: String,
+    metrics: Metrics,
+    state: Mutex<State>,
+    /// Signalled whenever a connection is returned or a slot frees up.
+    returned: Condvar,
+}
+
+struct State {
+    idle: Vec<Connection>,
+    /// Connections open or being opened (idle + in use + connecting).
+    open: u32,
+    waiting: usize,
+    closed: bool,
+}
+
+/// A checked-out connection; returns itself to the pool on drop unless broken.
+struct Checkout<'a> {
+    pool: &'a SyncInner,
+    conn: Option<Connection>,
+    reused: bool,
+    broken: bool,
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        let mut state = self.pool.lock();
+        match self.conn.take() {
+            Some(conn) if !self.broken && !state.closed && conn.is_open() => state.idle.push(conn),
+            _ => state.open -= 1,
+        }
+        drop(state);
+        self.pool.returned.notify_one();
+    }
+}
+
+impl SyncInner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the counters consistent: keep going.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn open_connection(&self) -> Result<Connection> {
+        let connect_error =
+            |e: redis::RedisError| Error::from_redis(e, &self.redacted_url, "connect", self.config.connect_timeout);
+        let conn = self
+            .client
+            .get_connection_with_timeout(self.config.connect_timeout)
+            .map_err(connect_error)?;
+        conn.set_read_timeout(Some(self.config.response_timeout))
+            .map_err(connect_error)?;
+        conn.set_write_timeout(Some(self.config.response_timeout))
+            .map_err(connect_error)?;
+        Ok(conn)
+    }
+
+    /// An idle connection, a new one if the pool has room, or wait up to `checkout_timeout`.
+    fn checkout(&self) -> Result<Checkout<'_>> {
+        let deadline = Instant::now() + self.config.checkout_timeout;
+        let mut state = self.lock();
+        loop {
+            if state.closed {
+                return Err(Error::PoolClosed);
+            }
+            if let Some(conn) = state.idle.pop() {
+                return Ok(Checkout {
+                    pool: self,
+                    conn: Some(conn),
+                    reused: true,
+                    broken: false,
+                });
+            }
+            if state.open < self.config.max_size {
+                state.open += 1;
+                drop(state);
+                // Owns the slot from here: a failed connect gives it back on drop.
+                let mut checkout = Checkout {
+                    pool: self,
+                    conn: None,
+                    reused: false,
+                    broken: false,
+                };
+                checkout.conn = Some(self.open_connection()?);
+                return Ok(checkout);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::PoolExhausted {
+                    timeout: self.config.checkout_timeout,
+                    max_size: self.config.max_size,
+                    waiting: state.waiting,
+                });
+            }
+            state.waiting += 1;
+            let (next, _) = self
+                .returned
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = next;
+            state.waiting -= 1;
+        }
+    }
+}
+
+impl SyncPool {
+    /// Open a pool: connect once (so a bad URL, password or server fails here, within
+    /// `connect_timeout`) and check the server is Redis ≥ 6.2. Blocks the calling thread.
+    pub fn connect(config: PoolConfig) -> Result<SyncPool> {
+        config.validate()?;
+        let (client, redacted_url) = client_for(&config.url)?;
+        let inner = SyncInner {
+            client,
+            metrics: Metrics::new(config.slow_threshold),
+            redacted_url,
+            redis_version: String::new(),
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                open: 0,
+                waiting: 0,
+                closed: false,
+            }),
+            returned: Condvar::new(),
+            config,
+        };
+        let mut first = inner.open_connection()?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut first)
+            .map_err(|e| Error::from_redis(e, &inner.redacted_url, "connect", inner.config.connect_timeout))?;
+        let redis_version = check_server_version(&info, &inner.redacted_url)?;
+        let inner = SyncInner { redis_version, ..inner };
+        {
+            let mut state = inner.lock();
+            state.idle.push(first);
+            state.open = 1;
+        }
+        Ok(SyncPool { inner: Arc::new(inner) })
+    }
+
+    /// Send an idempotent request and convert its reply, recording latency under `op`.
+    /// Blocks the calling thread for at most about checkout + connect + response timeouts.
+    pub fn execute<T: FromRedisValue>(&self, op: Operation, request: Request<'_>) -> Result<T> {
+        let started = Instant::now();
+        let result = self.execute_with_retry(request);
+        self.inner.metrics.record(op, started.elapsed(), result.is_ok());
+        if let Err(e) = &result {
+            self.inner.metrics.record_error(e);
+        }
+        result
+    }
+
+    fn execute_with_retry<T: FromRedisValue>(&self, request: Request<'_>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut checkout = self.inner.checkout()?;
+            let conn = checkout.conn.as_mut().expect("a checkout holds a connection");
+            let reply = match request {
+                Request::Cmd(cmd) => cmd.query::<T>(conn),
+                Request::Pipeline(pipe) => pipe.query::<T>(conn),
+            };
+            let err = match reply {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            let dropped = err.is_connection_dropped() || err.kind() == redis::ErrorKind::Parse;
+            // After an I/O error or a timeout the reply stream is out of step: never reuse it.
+            checkout.broken = dropped || err.is_io_error() || err.is_timeout();
+            let retry = dropped && checkout.reused && attempt == 1;
+            drop(checkout);
+            let mapped = Error::from_redis(
+                err,
+                &self.inner.redacted_url,
+                "response",
+                self.inner.config.response_timeout,
+            );
+            if retry && !self.is_closed() {
+                continue;
+            }
+            return Err(mapped);
+        }
+    }
+
+    /// Close idle connections and refuse new calls; connections in use close when returned.
+    pub fn close(&self) {
+        let mut state = self.inner.lock();
+        state.closed = true;
+        let idle = std::mem::take(&mut state.idle);
+        state.open -= idle.len() as u32;
+        drop(state);
+        drop(idle);
+        self.inner.returned.notify_all();
+    }
+
+    /// Whether [`SyncPool::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed
+    }
+
+    /// Connections, idle, in use and waiting callers right now.
+    pub fn counts(&self) -> PoolCounts {
+        let state = self.inner.lock();
+        let idle = state.idle.len() as u32;
+        PoolCounts {
+            connections: state.open,
+            idle,
+            in_use: state.open - idle,
+            waiting: state.waiting,
+        }
+    }
+
+    /// Latency histograms and error counts of this pool's calls.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The server URL with any password replaced by `***`.
+    pub fn redacted_url(&self) -> &str {
+        &self.inner.redacted_url
+    }
+
+    /// The configuration this pool was opened with.
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.config
+    }
+
+    /// The server's version, read when the pool opened.
+    pub fn redis_version(&self) -> &str {
+        &self.inner.redis_version
+    }
+}
+
+impl std::fmt::Debug for SyncPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncPool")
+            .field("url", &self.inner.redacted_url)
+            .field("counts", &self.counts())
+            .finish()
+    }
+}
