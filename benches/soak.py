@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -38,6 +39,7 @@ import os
 import platform
 import resource
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -447,6 +449,14 @@ class Soak:
             },
         }
 
+    async def abort(self) -> None:
+        """Stop both consumers after a failure or an interrupt (their errors are moot)."""
+        if self.batch_task is not None and not self.batch_task.done():
+            self.batch_task.cancel()
+            await asyncio.wait({self.batch_task}, timeout=2)
+        with contextlib.suppress(Exception):
+            await self.manager.stop(timeout_s=2)
+
     async def stop(self) -> None:
         self.batches.target = self.published
         self.batches.stopping = True
@@ -479,7 +489,11 @@ async def run_soak(url: str, config: SoakConfig, out: Callable[[str], None] = pr
         redis_version = pool.redis_version
         try:
             soak = Soak(pool, config)
-            await soak.replay(out)
+            try:
+                await soak.replay(out)
+            except BaseException:
+                await soak.abort()  # the consumers go before the pool they use
+                raise
             totals = await soak.totals()
         finally:
             await pool.close()
@@ -725,6 +739,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     command = shlex.join([Path(sys.executable).name, *sys.argv])
 
+    # SIGTERM unwinds like Ctrl-C, so the private redis-server is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = None
     url = args.url
     if url is None:
