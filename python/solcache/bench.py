@@ -1,149 +1,140 @@
-"""`solcache bench`: latency and throughput of solcache against the user's own Redis.
+"""`solcache bench`: solcache side by side with the raw round trip and other clients, against
+the user's own Redis.
 
-Writes only throw-away data: prices of `bench-*` tokens (2 s TTL) and the stream
-`stream:solcache-bench`, trimmed to about 1 000 entries.
+Prints the table of ``make compare`` (see :mod:`solcache.benchmark`): ``redis-benchmark``'s
+GET round trip (when it is on ``PATH``), solcache's async and sync reads, the peers that are
+importable here (redis-py, coredis, valkey-glide: never installed by the CLI), concurrent
+callers, then solcache's writes and stream publishing, and issue 5's goals.
+
+Writes only throw-away data: prices of ``bench-*`` tokens (re-written before each row with a
+60 s TTL, so every read is a hit; the ``set`` rows write with the production 2 s TTL) and the
+stream ``stream:solcache-bench``, trimmed to about 1 000 entries.
 """
 
 from __future__ import annotations
 
-import asyncio
-import statistics
+import dataclasses
+import json
 import sys
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import TextIO
 
 from solcache._core import PriceCache, PriceData, PriceUpdate
+from solcache.benchmark import CompareConfig, Report, Row, render, run_comparison
+from solcache.benchmark.measure import default_warmup, time_async
+from solcache.benchmark.runner import ExtraRows
 from solcache.config import Settings
 from solcache.pool import RedisPool
 from solcache.streams import EventStream
 
-__all__ = ["BenchResult", "run_bench"]
+__all__ = ["BENCH_SEED_TTL_MS", "BENCH_STREAM", "BENCH_TOKENS", "run_bench"]
 
 BENCH_TOKENS = ("bench-SOL", "bench-USDC", "bench-BONK", "bench-JitoSOL", "bench-RAY")
 BENCH_STREAM = "stream:solcache-bench"
+#: TTL of the seeded ``bench-*`` prices: the longest a benchmark key outlives the run.
+BENCH_SEED_TTL_MS = 60_000
+#: Events per ``publish_many`` call; that row's ops/s counts events.
+PUBLISH_BATCH = 100
 
 
-@dataclass(frozen=True, slots=True)
-class BenchResult:
-    name: str
-    calls: int
-    p50_us: float
-    p99_us: float
-    ops_per_s: float
+def _writes(calls: int) -> ExtraRows:
+    """Rows for ``set``, ``set_many`` and ``publish_many`` (µs per call; events/s)."""
 
+    async def measure(pool: RedisPool, say: Callable[[str], None]) -> list[Row]:
+        prices = PriceCache(pool)  # the production TTL
+        events = EventStream(pool, maxlen_per_stream={BENCH_STREAM: 1000})
+        batch = [PriceData(t, Decimal("187.2345"), source="bench") for t in BENCH_TOKENS]
+        updates = [PriceUpdate("SOL", Decimal("187.2345")) for _ in range(PUBLISH_BATCH)]
+        n_publish = max(10, calls // 20)
+        rows: list[Row] = []
+        cases = [
+            ("set", "solcache async set", calls, lambda: prices.set(batch[0]), 1),
+            (
+                "set_many",
+                f"solcache async set_many ({len(batch)})",
+                calls,
+                lambda: prices.set_many(batch),
+                1,
+            ),
+            (
+                "publish_many",
+                f"solcache async publish_many ({PUBLISH_BATCH} events)",
+                n_publish,
+                lambda: events.publish_many(updates, BENCH_STREAM),
+                PUBLISH_BATCH,
+            ),
+        ]
+        for key, label, n, op, per_call in cases:
+            say(label)
+            timing = await time_async(op, n, default_warmup(n))
+            timing = dataclasses.replace(timing, ops_per_s=timing.ops_per_s * per_call)
+            rows.append(Row(f"solcache-async.{key}", label, "writes", timing))
+        return rows
 
-def _percentile(sorted_us: list[float], q: float) -> float:
-    return sorted_us[min(len(sorted_us) - 1, int(q * len(sorted_us)))]
+    return measure
 
 
 class _Progress:
-    def __init__(self, out: TextIO, total: int) -> None:
-        self.out, self.total, self.done = out, total, 0
+    """``[n] label`` on one line of ``out`` (rewritten in place on a terminal)."""
 
-    def step(self, label: str) -> None:
+    def __init__(self, out: TextIO) -> None:
+        self.out, self.done = out, 0
+        self.tty = out.isatty()
+
+    def __call__(self, label: str) -> None:
         self.done += 1
-        width = 30
-        filled = width * self.done // self.total
-        bar = "#" * filled + "." * (width - filled)
-        print(f"\r[{bar}] {self.done}/{self.total} {label:<28}", end="", file=self.out, flush=True)
+        end = "" if self.tty else "\n"
+        prefix = "\r\x1b[2K" if self.tty else ""
+        print(f"{prefix}[{self.done:>2}] {label}", end=end, file=self.out, flush=True)
+
+    def finish(self) -> None:
+        if self.tty and self.done:
+            print("\r\x1b[2K", end="", file=self.out, flush=True)
 
 
-async def _sequential(
-    name: str, calls: int, op: Callable[[], Awaitable[object]], per_call: int = 1
-) -> BenchResult:
-    for _ in range(min(100, calls)):  # warm up connections and caches
-        await op()
-    times: list[float] = []
-    started = time.perf_counter()
-    for _ in range(calls):
-        t0 = time.perf_counter_ns()
-        await op()
-        times.append((time.perf_counter_ns() - t0) / 1e3)
-    elapsed = time.perf_counter() - started
-    times.sort()
-    return BenchResult(
-        name, calls, statistics.median(times), _percentile(times, 0.99), calls * per_call / elapsed
+def run_bench(
+    settings: Settings,
+    calls: int = 2000,
+    out: TextIO = sys.stdout,
+    *,
+    use_uvloop: bool = False,
+    peers: bool = True,
+    json_path: Path | None = None,
+    command: str = "",
+    progress: TextIO = sys.stderr,
+) -> Report:
+    """Run the comparison against ``settings``' Redis, print the table to ``out``.
+
+    ``calls`` timed calls per sequential row (about as many reads per concurrent row);
+    progress goes to ``progress``; ``json_path`` also gets the rows as JSON. Returns the
+    report. Raises solcache's ``ConnectionError`` when Redis cannot be reached.
+    """
+    cfg = CompareConfig(
+        url=settings.effective_redis_url,
+        tokens=BENCH_TOKENS,
+        calls=calls,
+        pool_max_size=settings.pool_max_size,
+        seed_ttl_ms=BENCH_SEED_TTL_MS,
+        raw_requests=max(10_000, 5 * calls),
+        use_uvloop=use_uvloop,
+        peers=peers,
+        settings=settings,
+        title=f"solcache bench against {settings.redacted_redis_url}",
+        command=command,
     )
-
-
-async def _concurrent(
-    name: str, callers: int, calls_each: int, op: Callable[[], Awaitable[object]]
-) -> BenchResult:
-    times: list[float] = []
-
-    async def caller() -> None:
-        for _ in range(calls_each):
-            t0 = time.perf_counter_ns()
-            await op()
-            times.append((time.perf_counter_ns() - t0) / 1e3)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(callers)))
-    elapsed = time.perf_counter() - started
-    times.sort()
-    return BenchResult(
-        name, len(times), statistics.median(times), _percentile(times, 0.99), len(times) / elapsed
+    bar = _Progress(progress)
+    try:
+        report = run_comparison(cfg, bar, extra=_writes(calls))
+    finally:
+        bar.finish()
+    print(render(report), file=out)
+    print(
+        f"(publish_many ops/s counts events; data: bench-* prices, {BENCH_SEED_TTL_MS // 1000} s "
+        f"TTL, and {BENCH_STREAM})",
+        file=out,
     )
-
-
-async def run_bench(
-    settings: Settings, calls: int = 2000, out: TextIO = sys.stdout
-) -> list[BenchResult]:
-    """Run every benchmark, print a progress bar and the result table, return the rows."""
-    async with await RedisPool.connect(settings=settings) as pool:
-        prices = PriceCache(pool)
-        events = EventStream(pool, maxlen_per_stream={BENCH_STREAM: 1000})
-        batch = [PriceData(t, Decimal("187.2345"), source="bench") for t in BENCH_TOKENS]
-        await prices.set_many(batch)
-        updates = [PriceUpdate("SOL", Decimal("187.2345")) for _ in range(100)]
-        sol = BENCH_TOKENS[0]
-        n_publish = max(10, calls // 20)
-        cases: list[tuple[str, Callable[[], Awaitable[BenchResult]]]] = [
-            ("get", lambda: _sequential("get", calls, lambda: prices.get(sol))),
-            (
-                "get_many (5)",
-                lambda: _sequential("get_many (5)", calls, lambda: prices.get_many(BENCH_TOKENS)),
-            ),
-            ("set", lambda: _sequential("set", calls, lambda: prices.set(batch[0]))),
-            (
-                "set_many (5)",
-                lambda: _sequential("set_many (5)", calls, lambda: prices.set_many(batch)),
-            ),
-            (
-                "publish_many (100 events)",
-                lambda: _sequential(
-                    "publish_many (100 events)",
-                    n_publish,
-                    lambda: events.publish_many(updates, BENCH_STREAM),
-                    100,
-                ),
-            ),
-            (
-                "get, 20 callers",
-                lambda: _concurrent(
-                    "get, 20 callers", 20, max(1, calls // 20), lambda: prices.get(sol)
-                ),
-            ),
-        ]
-        progress = _Progress(out, len(cases))
-        results: list[BenchResult] = []
-        for name, run in cases:
-            progress.step(name)
-            results.append(await run())
-        print(file=out)
-        print(f"\nsolcache bench against {pool.url} (Redis {pool.redis_version})", file=out)
-        print(f"{'operation':<30}{'calls':>8}{'p50 µs':>10}{'p99 µs':>10}{'ops/s':>12}", file=out)
-        for r in results:
-            print(
-                f"{r.name:<30}{r.calls:>8}{r.p50_us:>10.1f}{r.p99_us:>10.1f}{r.ops_per_s:>12,.0f}",
-                file=out,
-            )
-        print(
-            "(publish_many ops/s counts events; data: bench-* prices, 2 s TTL, and",
-            BENCH_STREAM + ")",
-            file=out,
-        )
-        return results
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    return report

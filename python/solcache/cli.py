@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from solcache.config import Settings
@@ -40,10 +42,34 @@ def _parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check the configured Redis and say what to fix")
     doctor.add_argument("--redis-url", help="Redis URL (SOLCACHE_REDIS_URL)")
 
-    bench = sub.add_parser("bench", help="latency and throughput against your Redis")
+    bench = sub.add_parser(
+        "bench",
+        help="latency and throughput against your Redis, side by side with redis-benchmark "
+        "and the other clients installed here",
+    )
     bench.add_argument("--redis-url", help="Redis URL (SOLCACHE_REDIS_URL)")
     bench.add_argument("--calls", type=int, default=2000, help="calls per sequential benchmark")
+    bench.add_argument(
+        "--uvloop", action="store_true", help="run the asyncio rows on uvloop (if installed)"
+    )
+    bench.add_argument(
+        "--no-peers", action="store_true", help="measure solcache only (no redis-py, coredis, …)"
+    )
+    bench.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON")
     return p
+
+
+def _redacted_command(argv: Sequence[str]) -> str:
+    """``solcache ARGS`` with any password in a URL argument replaced by ``***``."""
+    from solcache._core import redact_url
+
+    def redact(arg: str) -> str:
+        name, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if "://" in value:
+            return f"{name}{eq}{redact_url(value)}"
+        return arg
+
+    return shlex.join(["solcache", *(redact(a) for a in argv)])
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -74,8 +100,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_doctor(settings))
     if args.command == "bench":
         from solcache.bench import run_bench
+        from solcache.exceptions import SolcacheError
 
-        asyncio.run(run_bench(settings, calls=args.calls))
+        if args.calls < 1:
+            print("solcache bench: --calls must be at least 1", file=sys.stderr)
+            return 2
+        try:
+            run_bench(
+                settings,
+                calls=args.calls,
+                use_uvloop=args.uvloop,
+                peers=not args.no_peers,
+                json_path=args.json,
+                command=_redacted_command(sys.argv[1:] if argv is None else argv),
+            )
+        except SolcacheError as e:
+            print(f"✗ cannot use Redis at {settings.redacted_redis_url}: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
         return 0
     from solcache.services.runner import serve
 

@@ -1,0 +1,130 @@
+"""Timing of individual calls: sequential (async or sync) and concurrent callers.
+
+Every call is timed on its own with ``time.perf_counter_ns``; percentiles are nearest-rank
+over all timed calls. Times are in microseconds (µs), rates in calls per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+__all__ = [
+    "Timing",
+    "default_warmup",
+    "percentile",
+    "time_async",
+    "time_concurrent",
+    "time_sync",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Latency of ``calls`` timed calls and the rate they ran at.
+
+    ``p50_us``, ``p99_us`` and ``mean_us`` are microseconds per call (None where the source,
+    e.g. ``redis-benchmark -q``, does not report them); ``ops_per_s`` is calls per second of
+    wall-clock time over the timed calls; ``callers`` is how many ran at once; ``errors``
+    counts calls that raised (concurrent runs only; they are not timed).
+    """
+
+    calls: int
+    p50_us: float
+    p99_us: float | None
+    mean_us: float | None
+    ops_per_s: float
+    callers: int = 1
+    errors: int = 0
+
+    @classmethod
+    def of(cls, ns: list[int], elapsed_s: float, *, callers: int = 1, errors: int = 0) -> Timing:
+        """Percentiles of per-call times ``ns`` (nanoseconds) over ``elapsed_s`` seconds."""
+        if not ns:
+            raise ValueError("no call was timed")
+        us = sorted(n / 1000 for n in ns)
+        return cls(
+            calls=len(us),
+            p50_us=percentile(us, 0.50),
+            p99_us=percentile(us, 0.99),
+            mean_us=statistics.fmean(us),
+            ops_per_s=len(us) / elapsed_s if elapsed_s > 0 else math.inf,
+            callers=callers,
+            errors=errors,
+        )
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..1) of an ascending, non-empty list."""
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def default_warmup(calls: int) -> int:
+    """Untimed calls before a timed run: a tenth of ``calls``, at least 100, at most 2 000."""
+    return max(100, min(2_000, calls // 10))
+
+
+async def time_async(op: Callable[[], Awaitable[object]], calls: int, warmup: int) -> Timing:
+    """``warmup`` untimed awaits of ``op()``, then ``calls`` awaits, each timed."""
+    for _ in range(warmup):
+        await op()
+    clock = time.perf_counter_ns
+    ns = [0] * calls
+    started = clock()
+    for i in range(calls):
+        t0 = clock()
+        await op()
+        ns[i] = clock() - t0
+    return Timing.of(ns, (clock() - started) / 1e9)
+
+
+def time_sync(op: Callable[[], object], calls: int, warmup: int) -> Timing:
+    """``warmup`` untimed calls of ``op()``, then ``calls`` calls, each timed."""
+    for _ in range(warmup):
+        op()
+    clock = time.perf_counter_ns
+    ns = [0] * calls
+    started = clock()
+    for i in range(calls):
+        t0 = clock()
+        op()
+        ns[i] = clock() - t0
+    return Timing.of(ns, (clock() - started) / 1e9)
+
+
+async def time_concurrent(
+    op: Callable[[], Awaitable[object]],
+    callers: int,
+    total_calls: int,
+    error_types: tuple[type[BaseException], ...] = (Exception,),
+) -> Timing:
+    """``callers`` coroutines (``asyncio.gather``) each awaiting ``op()`` in a loop.
+
+    Each caller makes ``max(1, total_calls // callers)`` calls. Throughput is successful
+    calls over the wall-clock time of the whole gather; a call raising one of
+    ``error_types`` is counted in ``errors`` and not timed.
+    """
+    per_caller = max(1, total_calls // callers)
+    ns: list[int] = []
+    errors = 0
+    clock = time.perf_counter_ns
+
+    async def caller() -> None:
+        nonlocal errors
+        for _ in range(per_caller):
+            t0 = clock()
+            try:
+                await op()
+            except error_types:
+                errors += 1
+                continue
+            ns.append(clock() - t0)
+
+    started = clock()
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return Timing.of(ns, (clock() - started) / 1e9, callers=callers, errors=errors)

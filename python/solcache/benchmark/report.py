@@ -1,0 +1,294 @@
+"""Rows, issue 5's goals, the printed table and its JSON form.
+
+Ratios are taken against the raw round trip of the same run: ``p50 / raw p50`` and
+``p99 / raw p50`` for sequential rows, ``reads/s / redis-benchmark -c 20 req/s`` for
+concurrent rows. Latencies are in microseconds (µs), rates in calls per second.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from solcache.benchmark.measure import Timing
+
+__all__ = [
+    "GOALS",
+    "Goal",
+    "GoalResult",
+    "Report",
+    "Row",
+    "load_average",
+    "machine_info",
+    "render",
+]
+
+Section = Literal["sequential", "concurrent", "writes"]
+
+#: Keys of the raw rows (``redis-benchmark``): the ratio base and the throughput base.
+RAW_BEFORE, RAW_AFTER, RAW_THROUGHPUT = "raw.c1.before", "raw.c1.after", "raw.throughput"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the table. ``timing`` is None when the row was not measured; ``note``
+    then says why ("not installed", "not available …", "failed: …")."""
+
+    key: str
+    label: str
+    section: Section
+    timing: Timing | None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """``metric`` of row ``key`` must be at most (``p50``/``p99`` as a multiple of the raw
+    p50) or at least (``share``: reads/s as a fraction of redis-benchmark -c 20) ``limit``."""
+
+    key: str
+    metric: Literal["p50", "p99", "share"]
+    limit: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class GoalResult:
+    """A goal judged: ``met`` is None when it could not be judged (``why`` says why)."""
+
+    goal: Goal
+    value: float | None
+    met: bool | None
+    why: str = ""
+
+
+#: Issue 5's goals, each a ratio to the raw round trip measured in the same run.
+GOALS = (
+    Goal("solcache-async.get", "p50", 1.3, "async get p50 ≤ 1.3x raw p50"),
+    Goal("solcache-async.get", "p99", 2.5, "async get p99 ≤ 2.5x raw p50"),
+    Goal("solcache-sync.get", "p50", 1.15, "sync get p50 ≤ 1.15x raw p50"),
+    Goal("solcache-async.get_many", "p50", 1.4, "async get_many p50 ≤ 1.4x raw p50"),
+    Goal("solcache-sync.get_many", "p50", 1.4, "sync get_many p50 ≤ 1.4x raw p50"),
+    Goal("solcache-async.get.c20", "share", 0.8, "20 callers ≥ 80 % of redis-benchmark -c 20"),
+    Goal("solcache-async.get.c200", "share", 0.8, "200 callers ≥ 80 % of redis-benchmark -c 20"),
+)
+
+
+@dataclass
+class Report:
+    """Everything one run measured, plus where and how (``machine``, ``commands``)."""
+
+    title: str
+    rows: list[Row]
+    machine: dict[str, str] = field(default_factory=dict)
+    commands: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, key: str) -> Row | None:
+        """The row with ``key``, or None."""
+        return next((r for r in self.rows if r.key == key), None)
+
+    @property
+    def raw_p50_us(self) -> float | None:
+        """The ratio base: mean p50 of the ``redis-benchmark -c 1`` runs before and after."""
+        p50s = [
+            r.timing.p50_us
+            for k in (RAW_BEFORE, RAW_AFTER)
+            if (r := self.row(k)) is not None and r.timing is not None
+        ]
+        return statistics.fmean(p50s) if p50s else None
+
+    @property
+    def raw_ops_per_s(self) -> float | None:
+        """``redis-benchmark -c 20`` requests per second, the throughput base."""
+        r = self.row(RAW_THROUGHPUT)
+        return r.timing.ops_per_s if r is not None and r.timing is not None else None
+
+    def ratio(self, value: float | None) -> float | None:
+        """``value`` (µs) divided by the raw p50, when both are known."""
+        base = self.raw_p50_us
+        return value / base if value is not None and base else None
+
+    def share(self, row: Row) -> float | None:
+        """``row``'s throughput as a fraction of ``redis-benchmark -c 20``."""
+        base = self.raw_ops_per_s
+        return row.timing.ops_per_s / base if row.timing is not None and base else None
+
+    def goals(self) -> list[GoalResult]:
+        """Every goal of :data:`GOALS` judged against this run."""
+        out: list[GoalResult] = []
+        for g in GOALS:
+            row = self.row(g.key)
+            if row is None or row.timing is None:
+                why = f"{row.label}: {row.note}" if row is not None else "not measured"
+                out.append(GoalResult(g, None, None, why))
+                continue
+            if g.metric == "share":
+                value = self.share(row)
+                missing = "no redis-benchmark -c 20 throughput"
+            else:
+                value = self.ratio(row.timing.p50_us if g.metric == "p50" else row.timing.p99_us)
+                missing = "no raw round trip (redis-benchmark)"
+            if value is None:
+                out.append(GoalResult(g, None, None, missing))
+            elif g.metric == "share":
+                out.append(GoalResult(g, value, value >= g.limit))
+            else:
+                out.append(GoalResult(g, value, value <= g.limit))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The rows, ratios, goals and machine info as JSON-ready data."""
+        rows = []
+        for r in self.rows:
+            d: dict[str, Any] = {"key": r.key, "label": r.label, "section": r.section}
+            d["note"] = r.note or None
+            d.update(asdict(r.timing) if r.timing is not None else {})
+            if r.timing is not None:
+                d["p50_over_raw_p50"] = self.ratio(r.timing.p50_us)
+                d["p99_over_raw_p50"] = self.ratio(r.timing.p99_us)
+                if r.section == "concurrent":
+                    d["share_of_raw_throughput"] = self.share(r)
+            rows.append(d)
+        goals: list[dict[str, Any]] = [
+            {
+                "goal": g.goal.text,
+                "key": g.goal.key,
+                "metric": g.goal.metric,
+                "limit": g.goal.limit,
+                "value": g.value,
+                "met": g.met,
+                "why": g.why or None,
+            }
+            for g in self.goals()
+        ]
+        return {
+            "title": self.title,
+            "units": {"latency": "µs", "rate": "calls per second"},
+            "raw_p50_us": self.raw_p50_us,
+            "raw_throughput_per_s": self.raw_ops_per_s,
+            "rows": rows,
+            "goals": goals,
+            "machine": self.machine,
+            "settings": self.settings,
+            "commands": self.commands,
+        }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, space-separated."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def machine_info() -> dict[str, str]:
+    """CPU count (``nproc``: usable CPUs), CPU model, load average now, OS, Python."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "nproc": str(usable if usable is not None else os.cpu_count()),
+        "cpu_count": str(os.cpu_count()),
+        "cpu_model": _cpu_model(),
+        "load_average_start": load_average(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_version()} ({platform.python_implementation()})",
+    }
+
+
+# --- text -------------------------------------------------------------------------------
+
+
+def _f(value: float | None, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _seq_lines(report: Report, rows: list[Row]) -> list[str]:
+    head = f"{'client / operation':<44}{'calls':>8}{'p50 µs':>10}{'p99 µs':>10}{'mean µs':>10}"
+    lines = [head + f"{'ops/s':>10}{'p50/raw':>9}{'p99/raw':>9}"]
+    for r in rows:
+        t = r.timing
+        if t is None:
+            lines.append(f"{r.label:<44}  {r.note}")
+            continue
+        lines.append(
+            f"{r.label:<44}{t.calls:>8}{_f(t.p50_us):>10}{_f(t.p99_us):>10}{_f(t.mean_us):>10}"
+            f"{t.ops_per_s:>10,.0f}{_x(report.ratio(t.p50_us)):>9}{_x(report.ratio(t.p99_us)):>9}"
+        )
+    return lines
+
+
+def _conc_lines(report: Report, rows: list[Row]) -> list[str]:
+    head = f"{'client / operation':<44}{'callers':>8}{'reads/s':>10}{'p50 µs':>10}{'p99 µs':>10}"
+    lines = [head + f"{'vs raw -c 20':>14}{'errors':>8}"]
+    for r in rows:
+        t = r.timing
+        if t is None:
+            lines.append(f"{r.label:<44}  {r.note}")
+            continue
+        share = report.share(r)
+        lines.append(
+            f"{r.label:<44}{t.callers:>8}{t.ops_per_s:>10,.0f}{_f(t.p50_us):>10}"
+            f"{_f(t.p99_us):>10}{'-' if share is None else f'{share:.0%}':>14}{t.errors:>8}"
+        )
+    return lines
+
+
+def render(report: Report) -> str:
+    """The report as plain text: tables, goals, machine info and the commands run."""
+    s = report.settings
+    base = report.raw_p50_us
+    out = [report.title, ""]
+    seq = [r for r in report.rows if r.section == "sequential"]
+    out.append(
+        f"Sequential calls, each timed (µs), after {s.get('warmup', '?')} untimed warm-up calls; "
+        + (
+            f"ratios to raw p50 = {base:.1f} µs (mean of the redis-benchmark -c 1 runs)"
+            if base
+            else "no raw round trip, so no ratios"
+        )
+    )
+    out += _seq_lines(report, seq)
+    conc = [r for r in report.rows if r.section == "concurrent"]
+    if conc:
+        out += [
+            "",
+            f"Concurrent callers (asyncio.gather, one shared client; pool of "
+            f"{s.get('pool_max_size', '?')} connections), about {s.get('calls', '?')} reads "
+            "per row",
+        ]
+        out += _conc_lines(report, conc)
+    writes = [r for r in report.rows if r.section == "writes"]
+    if writes:
+        out += ["", "Writes and streams (solcache async, µs per call)"]
+        out += _seq_lines(report, writes)
+    out += ["", "Goals (issue 5), against this run's raw round trip:"]
+    for g in report.goals():
+        if g.met is None:
+            out.append(f"  {'not judged':<11}{g.goal.text:<48}({g.why})")
+        else:
+            value = f"{g.value:.0%}" if g.goal.metric == "share" else _x(g.value)
+            out.append(f"  {'met' if g.met else 'NOT met':<11}{g.goal.text:<48}({value})")
+    out += ["", "Machine and software:"]
+    out += [f"  {k}: {v}" for k, v in report.machine.items()]
+    out += ["", "Commands:"]
+    out += [f"  {c}" for c in report.commands]
+    return "\n".join(out)
