@@ -77,7 +77,11 @@ def raw(server: RedisServer, *args: Any) -> Any:
 
 
 class RedisServer:
-    """One `redis-server` child: TCP on 127.0.0.1:port plus a unix socket, no persistence."""
+    """One `redis-server` child: TCP on 127.0.0.1:port plus a unix socket, no persistence.
+
+    `extra_args` come last on the command line, so they override the defaults above (e.g.
+    `"--appendonly", "yes"` turns the AOF on; it lives in `dir`, which `restart` keeps).
+    """
 
     def __init__(self, *extra_args: str, auth: tuple[str, ...] = ()) -> None:
         self.port = free_port()
@@ -138,6 +142,20 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would: no shutdown, no final save or fsync."""
+        if self.proc is None:
+            return
+        self.proc.kill()  # a stopped (paused) process dies too
+        self.proc.wait()
+        self.proc = None
+        self.paused = False
+
+    def restart(self) -> None:
+        """Start again on the same port and dir (an AOF or RDB written there is loaded)."""
+        self.stop()
+        self.start()
 
     def pause(self) -> None:
         assert self.proc is not None

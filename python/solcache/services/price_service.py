@@ -16,6 +16,9 @@ __all__ = ["PriceServiceStats", "PriceUpdateService"]
 
 logger = logging.getLogger("solcache")
 
+#: Status events kept for a later publish while Redis cannot take them (the newest win).
+MAX_UNSENT_STATUSES = 16
+
 
 @dataclass(frozen=True, slots=True)
 class PriceServiceStats:
@@ -40,7 +43,10 @@ class PriceUpdateService:
     the 2 s TTL allows. A source error, stale source data (older than ``stale_after_s``) or a
     Redis error marks the service degraded; a :class:`SystemStatus` is published on start
     (``starting``), after the first tick (``healthy`` or ``degraded``), on every change between
-    the two, and on stop (``stopped``).
+    the two, and on stop (``stopped``). A status that cannot be published (Redis is down, the
+    usual reason for ``degraded``) is kept, with the time it happened, and published before the
+    next one once Redis takes writes again: the stream shows the outage, not only the
+    recovery.
     """
 
     component = "price-service"
@@ -67,6 +73,7 @@ class PriceUpdateService:
         self._staleness_s = 0.0
         self._missing: tuple[str, ...] = ()
         self._last_ok = time.monotonic()
+        self._unsent: list[SystemStatus] = []
 
     @property
     def stats(self) -> PriceServiceStats:
@@ -126,6 +133,7 @@ class PriceUpdateService:
             await self._set_degraded(f"redis error: {e}")
             return
         self._last_ok = time.monotonic()
+        await self._publish_statuses()
         if snap.staleness_s > self._stale_after_s:
             await self._set_degraded(f"source data is {snap.staleness_s:.1f} s old")
         elif snap.missing:
@@ -145,7 +153,22 @@ class PriceUpdateService:
             await self._status("healthy", "prices flowing")
 
     async def _status(self, status: str, message: str) -> None:
+        self._unsent.append(SystemStatus(self.component, status, message[:1000]))
+        del self._unsent[:-MAX_UNSENT_STATUSES]
+        await self._publish_statuses()
+
+    async def _publish_statuses(self) -> None:
+        """Publish the statuses not published yet, oldest first; keep them if Redis fails."""
+        if not self._unsent:
+            return
         try:
-            await self._events.publish(SystemStatus(self.component, status, message[:1000]))
-        except SolcacheError as e:  # Redis down: the status can't be published, say so in logs
-            logger.warning("%s: could not publish status %s: %s", self.component, status, e)
+            await self._events.publish_many(self._unsent)
+        except SolcacheError as e:  # Redis down: published with the next status or good tick
+            logger.warning(
+                "%s: could not publish status %s yet: %s",
+                self.component,
+                self._unsent[-1].status,
+                e,
+            )
+            return
+        self._unsent.clear()
