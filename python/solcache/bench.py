@@ -117,7 +117,7 @@ def run_bench(
         calls=calls,
         pool_max_size=settings.pool_max_size,
         seed_ttl_ms=BENCH_SEED_TTL_MS,
-        raw_requests=max(10_000, 5 * calls),
+        raw_requests=max(2_000, 5 * calls),
         use_uvloop=use_uvloop,
         peers=peers,
         settings=settings,

@@ -105,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.calls < 1:
             print("solcache bench: --calls must be at least 1", file=sys.stderr)
             return 2
+        # The bench loads the server on purpose: its slow-call warnings would only interleave
+        # with the progress lines (the table has the latencies).
+        logging.getLogger("solcache").setLevel(logging.ERROR)
         try:
             run_bench(
                 settings,
