@@ -10,13 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::models::rfc3339_utc;
+use crate::models::{exact_decimal, rfc3339_utc, validate_timestamp};
 
 /// A token's new price.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriceUpdate {
     pub token: String,
+    #[serde(deserialize_with = "exact_decimal::deserialize")]
     pub price: Decimal,
     #[serde(with = "rfc3339_utc")]
     pub timestamp: DateTime<Utc>,
@@ -45,7 +46,8 @@ impl TradeAction {
             "buy" => Ok(TradeAction::Buy),
             "sell" => Ok(TradeAction::Sell),
             other => Err(Error::invalid(format!(
-                "action must be \"buy\" or \"sell\", got {other:?}"
+                "action must be \"buy\" or \"sell\", got {:?}",
+                keys::truncate_for_message(other)
             ))),
         }
     }
@@ -61,8 +63,10 @@ pub struct TradeExecuted {
     /// `BASE/QUOTE`, e.g. `SOL/USDC`.
     pub token_pair: String,
     /// Size in base-token units.
+    #[serde(deserialize_with = "exact_decimal::deserialize")]
     pub amount: Decimal,
     /// Fill price in quote-token units.
+    #[serde(deserialize_with = "exact_decimal::deserialize")]
     pub price: Decimal,
     #[serde(with = "rfc3339_utc")]
     pub timestamp: DateTime<Utc>,
@@ -74,8 +78,10 @@ pub struct TradeExecuted {
 pub struct PositionUpdate {
     pub token: String,
     /// Size in token units; negative for a short position.
+    #[serde(deserialize_with = "exact_decimal::deserialize")]
     pub amount: Decimal,
     /// Profit and loss in USD; negative for a loss.
+    #[serde(deserialize_with = "exact_decimal::deserialize")]
     pub pnl: Decimal,
     #[serde(with = "rfc3339_utc")]
     pub timestamp: DateTime<Utc>,
@@ -171,14 +177,20 @@ impl TradingEvent {
     /// Decode an entry's `type` and `data`; the error says what is wrong with the entry.
     pub fn decode(type_name: &str, data: &[u8]) -> Result<Self> {
         fn parse<T: for<'de> Deserialize<'de>>(data: &[u8], type_name: &str) -> Result<T> {
-            serde_json::from_slice(data).map_err(|e| Error::invalid(format!("bad {type_name} data: {e}")))
+            serde_json::from_slice(data)
+                .map_err(|e| Error::invalid(format!("bad {type_name} data: {}", keys::bounded_message(e))))
         }
         let event = match type_name {
             "price_update" => TradingEvent::PriceUpdate(parse(data, type_name)?),
             "trade_executed" => TradingEvent::TradeExecuted(parse(data, type_name)?),
             "position_update" => TradingEvent::PositionUpdate(parse(data, type_name)?),
             "system_status" => TradingEvent::SystemStatus(parse(data, type_name)?),
-            other => return Err(Error::invalid(format!("unknown event type {other:?}"))),
+            other => {
+                return Err(Error::invalid(format!(
+                    "unknown event type {:?}",
+                    keys::truncate_for_message(other)
+                )))
+            }
         };
         event.validate()?;
         Ok(event)
@@ -186,6 +198,7 @@ impl TradingEvent {
 
     /// Check the invariants of every field.
     pub fn validate(&self) -> Result<()> {
+        validate_timestamp(&self.timestamp())?;
         match self {
             TradingEvent::PriceUpdate(e) => {
                 keys::validate_token(&e.token)?;
@@ -209,7 +222,7 @@ impl TradingEvent {
                 {
                     return Err(Error::invalid(format!(
                         "status must be 1 to 32 of a-z _ -, got {:?}",
-                        e.status
+                        keys::truncate_for_message(&e.status)
                     )));
                 }
                 if e.message.len() > MAX_MESSAGE_LEN {
@@ -226,7 +239,8 @@ pub fn validate_token_pair(pair: &str) -> Result<()> {
     match pair.split_once('/') {
         Some((base, quote)) if keys::validate_token(base).is_ok() && keys::validate_token(quote).is_ok() => Ok(()),
         _ => Err(Error::invalid(format!(
-            "token_pair must be BASE/QUOTE of two tokens, got {pair:?}"
+            "token_pair must be BASE/QUOTE of two tokens, got {:?}",
+            keys::truncate_for_message(pair)
         ))),
     }
 }
@@ -318,11 +332,58 @@ mod tests {
                 format!(r#"{{"component":"x","status":"BAD STATUS","message":"","timestamp":"{ts}"}}"#),
             ),
             ("liquidation", "{}".to_owned()),
+            // Rounded, out-of-range and far-future values.
+            (
+                "price_update",
+                format!(r#"{{"token":"SOL","price":"0.00000000000000000000000000001","timestamp":"{ts}"}}"#),
+            ),
+            (
+                "position_update",
+                format!(r#"{{"token":"SOL","amount":"1e29","pnl":"0","timestamp":"{ts}"}}"#),
+            ),
+            (
+                "price_update",
+                r#"{"token":"SOL","price":"1","timestamp":"9999-12-31T23:59:59-01:00"}"#.to_owned(),
+            ),
         ] {
             assert!(
                 matches!(TradingEvent::decode(t, data.as_bytes()), Err(Error::InvalidInput(_))),
                 "{t} {data}"
             );
         }
+    }
+
+    #[test]
+    fn messages_about_huge_values_stay_short() {
+        let huge = "x".repeat(1 << 20);
+        let ts = "2026-11-26T15:00:00Z";
+        for (t, data) in [
+            (huge.as_str(), "{}".to_owned()),
+            ("price_update", huge.clone()),
+            (
+                "price_update",
+                format!(r#"{{"token":"SOL","price":"{huge}","timestamp":"{ts}"}}"#),
+            ),
+            (
+                "trade_executed",
+                format!(
+                    r#"{{"id":"t","action":"{huge}","token_pair":"SOL/USDC","amount":"1","price":"1","timestamp":"{ts}"}}"#
+                ),
+            ),
+            (
+                "trade_executed",
+                format!(
+                    r#"{{"id":"t","action":"buy","token_pair":"{huge}","amount":"1","price":"1","timestamp":"{ts}"}}"#
+                ),
+            ),
+            (
+                "system_status",
+                format!(r#"{{"component":"x","status":"{huge}","message":"","timestamp":"{ts}"}}"#),
+            ),
+        ] {
+            let e = TradingEvent::decode(t, data.as_bytes()).unwrap_err();
+            assert!(e.to_string().len() < 1024, "{}", e.to_string().len());
+        }
+        assert!(TradeAction::parse(&huge).unwrap_err().to_string().len() < 1024);
     }
 }

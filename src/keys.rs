@@ -78,11 +78,33 @@ pub fn pool_key(address: &str) -> Result<String> {
 }
 
 /// Error messages quote user input; keep a hostile 1 MB string out of logs.
-fn truncate_for_message(s: &str) -> &str {
+pub(crate) fn truncate_for_message(s: &str) -> &str {
     match s.char_indices().nth(64) {
         Some((i, _)) => &s[..i],
         None => s,
     }
+}
+
+/// Longest error message built from a decoder's report, in bytes (a little more with the
+/// ellipsis).
+pub(crate) const MAX_MESSAGE_BYTES: usize = 512;
+
+/// `message` cut to about [`MAX_MESSAGE_BYTES`]: its head and tail around an ellipsis, so a
+/// decoder's report that quotes a 10 MB value keeps its start and its "at line 1 column 9".
+pub(crate) fn bounded_message(message: impl std::fmt::Display) -> String {
+    let message = message.to_string();
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let floor = |mut i: usize| {
+        while !message.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let head = floor(MAX_MESSAGE_BYTES * 3 / 4);
+    let tail = floor(message.len() - MAX_MESSAGE_BYTES / 4);
+    format!("{} … {}", &message[..head], &message[tail..])
 }
 
 #[cfg(test)]
@@ -128,6 +150,20 @@ mod tests {
         assert_eq!(price_key("SOL").unwrap(), "price:SOL");
         let addr = "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2";
         assert_eq!(pool_key(addr).unwrap(), format!("pool:{addr}"));
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_char_boundaries() {
+        assert_eq!(bounded_message("short"), "short");
+        for filler in ["x", "é", "€", "𝄞"] {
+            let long = format!("bad value \"{}\" at line 1 column 9", filler.repeat(100_000));
+            let cut = bounded_message(&long);
+            assert!(cut.len() <= MAX_MESSAGE_BYTES + 8, "{}", cut.len());
+            assert!(
+                cut.starts_with("bad value \"") && cut.ends_with("at line 1 column 9"),
+                "{cut}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! as RFC 3339 in UTC with a `Z` and as many fractional digits as they carry. Golden files under
 //! `tests/golden/` pin the format for the Rust and the Python tests alike.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,7 @@ pub struct PriceData {
     /// Token symbol, e.g. `SOL` (see [`keys::TOKEN_PATTERN`]).
     pub token: String,
     /// Exact price in USD.
+    #[serde(deserialize_with = "exact_decimal::deserialize")]
     pub price: Decimal,
     /// When the source observed the price.
     #[serde(with = "rfc3339_utc")]
@@ -33,12 +34,16 @@ pub struct PoolState {
     /// Base58 address of the pool account.
     pub pool_address: String,
     /// Total value locked, in USD.
+    #[serde(deserialize_with = "exact_decimal::deserialize")]
     pub liquidity: Decimal,
     /// Reserve of token A, in token units.
+    #[serde(deserialize_with = "exact_decimal::deserialize")]
     pub reserve_a: Decimal,
     /// Reserve of token B, in token units.
+    #[serde(deserialize_with = "exact_decimal::deserialize")]
     pub reserve_b: Decimal,
     /// Traded volume over the last 24 h, in USD.
+    #[serde(deserialize_with = "exact_decimal::deserialize")]
     pub volume_24h: Decimal,
     /// When the reserves were observed.
     #[serde(with = "rfc3339_utc")]
@@ -47,6 +52,21 @@ pub struct PoolState {
 
 /// Longest accepted `source` name, in bytes.
 pub const MAX_SOURCE_LEN: usize = 64;
+
+/// Years a timestamp may fall in (UTC). RFC 3339 has four-digit years, and Python's `datetime`
+/// starts at year 1: an instant outside would be written as `+10000-…`, which no reader parses.
+pub const TIMESTAMP_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// Check that `ts` can be written in the wire format and read back (see [`TIMESTAMP_YEARS`]).
+pub fn validate_timestamp(ts: &DateTime<Utc>) -> Result<()> {
+    if !TIMESTAMP_YEARS.contains(&ts.year()) {
+        return Err(Error::invalid(format!(
+            "timestamp {} is outside 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z",
+            format_timestamp(ts)
+        )));
+    }
+    Ok(())
+}
 
 impl PriceData {
     /// Build a validated price.
@@ -75,6 +95,7 @@ impl PriceData {
                 self.token, self.price
             )));
         }
+        validate_timestamp(&self.timestamp)?;
         validate_source(&self.source)
     }
 
@@ -85,7 +106,8 @@ impl PriceData {
 
     /// Decode and validate; `key` names the Redis key in the error.
     pub fn from_json(bytes: &[u8], key: &str) -> Result<Self> {
-        let data: PriceData = serde_json::from_slice(bytes).map_err(|e| Error::serialization(key, e))?;
+        let data: PriceData =
+            serde_json::from_slice(bytes).map_err(|e| Error::serialization(key, keys::bounded_message(e)))?;
         data.validate().map_err(|e| Error::serialization(key, e))?;
         Ok(data)
     }
@@ -134,7 +156,7 @@ impl PoolState {
                 )));
             }
         }
-        Ok(())
+        validate_timestamp(&self.timestamp)
     }
 
     /// Encode to the canonical JSON stored in Redis.
@@ -144,7 +166,8 @@ impl PoolState {
 
     /// Decode and validate; `key` names the Redis key in the error.
     pub fn from_json(bytes: &[u8], key: &str) -> Result<Self> {
-        let state: PoolState = serde_json::from_slice(bytes).map_err(|e| Error::serialization(key, e))?;
+        let state: PoolState =
+            serde_json::from_slice(bytes).map_err(|e| Error::serialization(key, keys::bounded_message(e)))?;
         state.validate().map_err(|e| Error::serialization(key, e))?;
         Ok(state)
     }
@@ -178,7 +201,39 @@ pub(crate) mod rfc3339_utc {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| serde::de::Error::custom(format!("timestamp {text:?} is not RFC 3339: {e}")))
+            .map_err(|e| {
+                let text = crate::keys::truncate_for_message(&text);
+                serde::de::Error::custom(format!("timestamp {text:?} is not RFC 3339: {e}"))
+            })
+    }
+}
+
+/// Decimals exactly as written, or an error: never rounded to 28 digits (`from_str` would turn
+/// `"0.00000000000000000000000000001"` into 0), never NaN or infinite. Scientific notation
+/// (`"1.5e3"`) is read as the binding reads it from Python.
+pub(crate) mod exact_decimal {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer};
+
+    /// Parse `text` without rounding.
+    pub fn parse(text: &str) -> Option<Decimal> {
+        match text.split_once(['e', 'E']) {
+            Some((mantissa, _)) => {
+                Decimal::from_str_exact(mantissa).ok()?;
+                Decimal::from_scientific(text).ok()
+            }
+            None => Decimal::from_str_exact(text).ok(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{:?} is not a decimal that fits in 28 digits (no NaN, infinity or rounding)",
+                crate::keys::truncate_for_message(&text)
+            ))
+        })
     }
 }
 
@@ -244,6 +299,82 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn decimals_are_exact_or_refused() {
+        let json = |price: &str| {
+            format!(r#"{{"token":"SOL","price":"{price}","timestamp":"2026-11-26T15:00:00Z","source":"x"}}"#)
+        };
+        for (text, value) in [
+            ("0.0000000000000000000000000001", "0.0000000000000000000000000001"),
+            ("1.5e3", "1500"),
+            ("1.50", "1.50"),
+        ] {
+            let p = PriceData::from_json(json(text).as_bytes(), "k").unwrap();
+            assert_eq!(p.price.to_string(), value);
+        }
+        // 29 fractional digits, 29 significant digits, too large, NaN, infinity: refused.
+        for text in [
+            "0.00000000000000000000000000001",
+            "9.9999999999999999999999999999",
+            "79228162514264337593543950336",
+            "1.00000000000000000000000000001e0",
+            "1e29",
+            "NaN",
+            "Infinity",
+        ] {
+            assert!(
+                matches!(
+                    PriceData::from_json(json(text).as_bytes(), "k"),
+                    Err(Error::Serialization { .. })
+                ),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn timestamps_stay_within_what_rfc_3339_writes() {
+        use chrono::TimeZone;
+        let last = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap() + chrono::Duration::nanoseconds(999_999_999);
+        assert!(PriceData::new("SOL", Decimal::ONE, last, "x").is_ok());
+        let first = Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap();
+        assert!(PriceData::new("SOL", Decimal::ONE, first, "x").is_ok());
+        for ts in [
+            last + chrono::Duration::nanoseconds(1),
+            first - chrono::Duration::nanoseconds(1),
+            DateTime::<Utc>::MAX_UTC,
+        ] {
+            assert!(matches!(
+                PriceData::new("SOL", Decimal::ONE, ts, "x"),
+                Err(Error::InvalidInput(_))
+            ));
+            let pool = PoolState::new(POOL, Decimal::ONE, Decimal::ONE, Decimal::ONE, Decimal::ONE, ts);
+            assert!(matches!(pool, Err(Error::InvalidInput(_))));
+        }
+        // An offset that carries the last day of 9999 into year 10000 in UTC.
+        let json = br#"{"token":"SOL","price":"1","timestamp":"9999-12-31T23:59:59-01:00","source":"x"}"#;
+        assert!(matches!(
+            PriceData::from_json(json, "k"),
+            Err(Error::Serialization { .. })
+        ));
+    }
+
+    #[test]
+    fn messages_about_huge_values_stay_short() {
+        let huge = "x".repeat(1 << 20);
+        for json in [
+            format!(r#"{{"token":"SOL","price":"{huge}","timestamp":"2026-11-26T15:00:00Z","source":"x"}}"#),
+            format!(r#"{{"token":"SOL","price":"1","timestamp":"{huge}","source":"x"}}"#),
+            format!(r#""{huge}""#),
+            format!(r#"{{"{huge}":1}}"#),
+        ] {
+            let e = PriceData::from_json(json.as_bytes(), "price:SOL").unwrap_err();
+            assert!(e.to_string().len() < 1024, "{}", e.to_string().len());
+        }
+    }
+
+    const POOL: &str = "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2";
 
     #[test]
     fn constructors_validate() {

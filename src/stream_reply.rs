@@ -27,7 +27,7 @@ impl RawEntry {
 }
 
 fn unexpected(what: &str, v: &Value) -> Error {
-    Error::Response(format!("unexpected {what} reply: {v:?}"))
+    Error::Response(crate::keys::bounded_message(format!("unexpected {what} reply: {v:?}")))
 }
 
 /// Text of a bulk or simple string.
@@ -179,7 +179,10 @@ pub fn pending_deliveries(v: &Value) -> Result<HashMap<String, u64>> {
 pub fn entry_id(v: &Value) -> Result<Option<String>> {
     match v {
         Value::Nil => Ok(None),
-        other => Ok(Some(text(&items(other)?[0])?)),
+        other => match items(other)?.first() {
+            Some(id) => Ok(Some(text(id)?)),
+            None => Err(unexpected("stream entry", other)),
+        },
     }
 }
 
@@ -228,5 +231,24 @@ mod tests {
         assert!(read_reply(&Value::Int(3)).is_err());
         assert!(claim_reply("s", &Value::Array(vec![])).is_err());
         assert!(pending_deliveries(&Value::Array(vec![Value::Int(1)])).is_err());
+        // XINFO STREAM's first-entry as an empty array used to index out of bounds.
+        assert!(matches!(entry_id(&Value::Array(vec![])), Err(Error::Response(_))));
+        assert_eq!(
+            entry_id(&Value::Array(vec![bulk("7-1"), Value::Nil])).unwrap(),
+            Some("7-1".into())
+        );
+        assert_eq!(entry_id(&Value::Nil).unwrap(), None);
+    }
+
+    #[test]
+    fn messages_about_huge_replies_stay_short() {
+        let huge = Value::BulkString(vec![0xff; 1 << 20]);
+        let e = read_reply(&Value::Array(vec![Value::Array(vec![
+            huge.clone(),
+            Value::Array(vec![]),
+        ])]))
+        .unwrap_err();
+        assert!(e.to_string().len() < 1024, "{}", e.to_string().len());
+        assert!(int(&huge).unwrap_err().to_string().len() < 1024);
     }
 }
