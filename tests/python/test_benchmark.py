@@ -130,7 +130,7 @@ def test_comparison_table_against_a_real_server(redis_server, tmp_path: Path) ->
         )
     )
     keys = {r.key for r in report.rows}
-    expected = {"raw.c1.before", "raw.c1.after", "raw.throughput"}
+    expected = {"raw.c1.before", "raw.c1.after", "raw.throughput", "raw.throughput.after"}
     for client in ("solcache-async", "solcache-sync", "redis-py-asyncio", "redis-py-sync"):
         expected |= {f"{client}.get", f"{client}.get_many"}
     expected |= {"coredis.get", "valkey-glide.get_many"}

@@ -28,8 +28,10 @@ __all__ = [
 
 Section = Literal["sequential", "concurrent", "writes"]
 
-#: Keys of the raw rows (``redis-benchmark``): the ratio base and the throughput base.
-RAW_BEFORE, RAW_AFTER, RAW_THROUGHPUT = "raw.c1.before", "raw.c1.after", "raw.throughput"
+#: Keys of the raw rows (``redis-benchmark``): the ratio base (-c 1, before and after the
+#: sequential rows) and the throughput base (-c 20, before and after the concurrent rows).
+RAW_BEFORE, RAW_AFTER = "raw.c1.before", "raw.c1.after"
+RAW_THROUGHPUT, RAW_THROUGHPUT_AFTER = "raw.throughput", "raw.throughput.after"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,18 +96,20 @@ class Report:
     @property
     def raw_p50_us(self) -> float | None:
         """The ratio base: mean p50 of the ``redis-benchmark -c 1`` runs before and after."""
-        p50s = [
-            r.timing.p50_us
-            for k in (RAW_BEFORE, RAW_AFTER)
-            if (r := self.row(k)) is not None and r.timing is not None
-        ]
-        return statistics.fmean(p50s) if p50s else None
+        return self._mean_raw((RAW_BEFORE, RAW_AFTER), "p50_us")
 
     @property
     def raw_ops_per_s(self) -> float | None:
-        """``redis-benchmark -c 20`` requests per second, the throughput base."""
-        r = self.row(RAW_THROUGHPUT)
-        return r.timing.ops_per_s if r is not None and r.timing is not None else None
+        """The throughput base: mean requests/s of the ``redis-benchmark -c 20`` runs."""
+        return self._mean_raw((RAW_THROUGHPUT, RAW_THROUGHPUT_AFTER), "ops_per_s")
+
+    def _mean_raw(self, keys: tuple[str, ...], field: str) -> float | None:
+        values = [
+            float(getattr(r.timing, field))
+            for k in keys
+            if (r := self.row(k)) is not None and r.timing is not None
+        ]
+        return statistics.fmean(values) if values else None
 
     def ratio(self, value: float | None) -> float | None:
         """``value`` (µs) divided by the raw p50, when both are known."""
@@ -273,7 +277,12 @@ def render(report: Report) -> str:
             "",
             f"Concurrent callers (asyncio.gather, one shared client; pool of "
             f"{s.get('pool_max_size', '?')} connections), about {s.get('calls', '?')} reads "
-            "per row",
+            "per row; "
+            + (
+                f"shares of raw -c 20 = {report.raw_ops_per_s:,.0f} req/s (mean of its runs)"
+                if report.raw_ops_per_s
+                else "no raw throughput, so no shares"
+            ),
         ]
         out += _conc_lines(report, conc)
     writes = [r for r in report.rows if r.section == "writes"]

@@ -35,6 +35,7 @@ from solcache.benchmark.report import (
     RAW_AFTER,
     RAW_BEFORE,
     RAW_THROUGHPUT,
+    RAW_THROUGHPUT_AFTER,
     Report,
     Row,
     Section,
@@ -291,10 +292,12 @@ def run_comparison(
             if cfg.peers:
                 for spec in specs.values():
                     run.peer(spec)
-            run.raw(RAW_THROUGHPUT, "raw: redis-benchmark GET -c 20", "concurrent", 20)
+            run.raw(RAW_THROUGHPUT, "raw: redis-benchmark GET -c 20 (before)", "concurrent", 20)
             runner.run(run.async_session("solcache-async", "solcache async", solcache_async, True))
             if cfg.peers:
                 run.peer(specs["redis-py-asyncio"], concurrent=True)
+            label = "raw: redis-benchmark GET -c 20 (after)"
+            run.raw(RAW_THROUGHPUT_AFTER, label, "concurrent", 20)
             if extra is not None:
                 run.rows += runner.run(_extra(extra, pool, say))
             run.raw(RAW_AFTER, "raw: redis-benchmark GET -c 1 (after)", "sequential", 1)
