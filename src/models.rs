@@ -4,7 +4,7 @@
 //! as RFC 3339 in UTC with a `Z` and as many fractional digits as they carry. Golden files under
 //! `tests/golden/` pin the format for the Rust and the Python tests alike.
 
-use chrono::{DateTime, Datelike, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -57,11 +57,19 @@ pub const MAX_SOURCE_LEN: usize = 64;
 /// starts at year 1: an instant outside would be written as `+10000-…`, which no reader parses.
 pub const TIMESTAMP_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 
-/// Check that `ts` can be written in the wire format and read back (see [`TIMESTAMP_YEARS`]).
+/// Check that `ts` can be written in the wire format and read back, in Rust and in Python:
+/// within [`TIMESTAMP_YEARS`], and not a leap second (`…23:59:60`, which Python's `datetime`
+/// cannot hold: it would come back a second early, with a warning).
 pub fn validate_timestamp(ts: &DateTime<Utc>) -> Result<()> {
     if !TIMESTAMP_YEARS.contains(&ts.year()) {
         return Err(Error::invalid(format!(
             "timestamp {} is outside 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z",
+            format_timestamp(ts)
+        )));
+    }
+    if ts.nanosecond() >= 1_000_000_000 {
+        return Err(Error::invalid(format!(
+            "timestamp {} is a leap second",
             format_timestamp(ts)
         )));
     }
@@ -352,7 +360,12 @@ mod tests {
             let pool = PoolState::new(POOL, Decimal::ONE, Decimal::ONE, Decimal::ONE, Decimal::ONE, ts);
             assert!(matches!(pool, Err(Error::InvalidInput(_))));
         }
-        // An offset that carries the last day of 9999 into year 10000 in UTC.
+        // An offset that carries the last day of 9999 into year 10000 in UTC, and a leap second.
+        let leap = br#"{"token":"SOL","price":"1","timestamp":"2016-12-31T23:59:60.5Z","source":"x"}"#;
+        assert!(matches!(
+            PriceData::from_json(leap, "k"),
+            Err(Error::Serialization { .. })
+        ));
         let json = br#"{"token":"SOL","price":"1","timestamp":"9999-12-31T23:59:59-01:00","source":"x"}"#;
         assert!(matches!(
             PriceData::from_json(json, "k"),

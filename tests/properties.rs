@@ -138,8 +138,9 @@ fn any_timestamp() -> impl Strategy<Value = DateTime<Utc>> {
     ]
 }
 
+/// Years 1 to 9999, no leap second: what the wire format and Python's `datetime` hold.
 fn in_wire_range(ts: &DateTime<Utc>) -> bool {
-    (YEAR_1..=YEAR_9999_END).contains(&ts.timestamp())
+    (YEAR_1..=YEAR_9999_END).contains(&ts.timestamp()) && ts.timestamp_subsec_nanos() < 1_000_000_000
 }
 
 /// Timestamp texts: well-formed RFC 3339 at and beyond the year limits, offsets that cross
@@ -674,8 +675,8 @@ proptest! {
     }
 
     /// Timestamps: anything that decodes re-encodes to RFC 3339 that decodes again (no year
-    /// 10000 written as `+10000-…`); far-future and far-past instants outside years 1–9999 are
-    /// refused with a typed error.
+    /// 10000 written as `+10000-…`); far-future and far-past instants outside years 1–9999, and
+    /// leap seconds, are refused with a typed error.
     #[test]
     fn timestamp_strings_decode_to_what_can_be_written(text in timestamp_text()) {
         let ts = serde_json::to_string(&text).unwrap();
@@ -1176,6 +1177,10 @@ fn helpers_are_right() {
     assert!(!in_wire_range(&Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap()));
     assert!(in_wire_range(&Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap()));
     assert!(!in_wire_range(&Utc.with_ymd_and_hms(0, 12, 31, 23, 59, 59).unwrap()));
+    let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+        .unwrap()
+        .and_hms_nano_opt(23, 59, 59, 1_500_000_000);
+    assert!(!in_wire_range(&leap.unwrap().and_utc()));
     let mut seen = HashSet::new();
     for t in ["SOL", "sol", "S.L", "S-L", "S_L"] {
         assert!(seen.insert(price_key(t).unwrap()));
