@@ -30,7 +30,8 @@ class Timing:
     ``p50_us``, ``p99_us`` and ``mean_us`` are microseconds per call (None where the source,
     e.g. ``redis-benchmark -q``, does not report them); ``ops_per_s`` is calls per second of
     wall-clock time over the timed calls; ``callers`` is how many ran at once; ``errors``
-    counts calls that raised (concurrent runs only; they are not timed).
+    counts calls that raised (concurrent runs only; they are not timed) and ``first_error``
+    names the first of them.
     """
 
     calls: int
@@ -40,9 +41,18 @@ class Timing:
     ops_per_s: float
     callers: int = 1
     errors: int = 0
+    first_error: str = ""
 
     @classmethod
-    def of(cls, ns: list[int], elapsed_s: float, *, callers: int = 1, errors: int = 0) -> Timing:
+    def of(
+        cls,
+        ns: list[int],
+        elapsed_s: float,
+        *,
+        callers: int = 1,
+        errors: int = 0,
+        first_error: str = "",
+    ) -> Timing:
         """Percentiles of per-call times ``ns`` (nanoseconds) over ``elapsed_s`` seconds."""
         if not ns:
             raise ValueError("no call was timed")
@@ -55,6 +65,7 @@ class Timing:
             ops_per_s=len(us) / elapsed_s if elapsed_s > 0 else math.inf,
             callers=callers,
             errors=errors,
+            first_error=first_error,
         )
 
 
@@ -111,20 +122,22 @@ async def time_concurrent(
     """
     per_caller = max(1, total_calls // callers)
     ns: list[int] = []
-    errors = 0
+    errors: list[BaseException] = []
     clock = time.perf_counter_ns
 
     async def caller() -> None:
-        nonlocal errors
         for _ in range(per_caller):
             t0 = clock()
             try:
                 await op()
-            except error_types:
-                errors += 1
+            except error_types as e:
+                errors.append(e)
                 continue
             ns.append(clock() - t0)
 
     started = clock()
     await asyncio.gather(*(caller() for _ in range(callers)))
-    return Timing.of(ns, (clock() - started) / 1e9, callers=callers, errors=errors)
+    first = f"{type(errors[0]).__name__}: {errors[0]}"[:100] if errors else ""
+    return Timing.of(
+        ns, (clock() - started) / 1e9, callers=callers, errors=len(errors), first_error=first
+    )

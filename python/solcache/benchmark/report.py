@@ -252,6 +252,7 @@ def _conc_lines(report: Report, rows: list[Row]) -> list[str]:
         lines.append(
             f"{r.label:<44}{t.callers:>8}{t.ops_per_s:>10,.0f}{_f(t.p50_us):>10}"
             f"{_f(t.p99_us):>10}{'-' if share is None else f'{share:.0%}':>14}{t.errors:>8}"
+            + (f"  (first: {t.first_error})" if t.first_error else "")
         )
     return lines
 
