@@ -17,6 +17,7 @@
 //! Nothing outside `python/` touches PyO3: the binding only converts types and maps errors.
 
 pub mod cache;
+pub mod direct_connection;
 pub mod error;
 pub mod event_stream;
 pub mod events;
@@ -27,6 +28,7 @@ pub mod pool_state_cache;
 pub mod price_cache;
 pub mod price_impact;
 pub mod redis_pool;
+pub mod resp;
 pub mod stream_reply;
 pub mod subscription;
 pub mod sync_cache;

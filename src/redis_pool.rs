@@ -266,6 +266,8 @@ pub struct Health {
 }
 
 struct PoolInner {
+    /// Unique in this process, never reused.
+    id: u64,
     pool: bb8::Pool<RedisConnectionManager>,
     shared: Arc<Shared>,
     config: PoolConfig,
@@ -370,7 +372,9 @@ impl RedisPool {
         let version = check_server_version(&info, &redacted_url)?;
         let _ = pool.add(first);
 
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let inner = Arc::new(PoolInner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             pool,
             shared,
             metrics: Metrics::new(config.slow_threshold),
@@ -383,6 +387,11 @@ impl RedisPool {
         let task = tokio::spawn(health_loop(Arc::downgrade(&inner), inner.config.health_check_interval));
         *inner.health_task.lock().expect("fresh mutex") = Some(task);
         Ok(RedisPool { inner })
+    }
+
+    /// A number unique to this pool in this process (never reused, unlike an address).
+    pub fn id(&self) -> u64 {
+        self.inner.id
     }
 
     /// The URL with any password replaced by `***`.

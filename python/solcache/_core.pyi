@@ -168,6 +168,7 @@ def open_pool(
     checkout_timeout_ms: int,
     health_check_interval_ms: int,
     slow_threshold_ms: float,
+    direct_reads: bool = True,
 ) -> Awaitable[PoolHandle]: ...
 
 @disjoint_base
@@ -182,6 +183,9 @@ class RedisPool:
     def closed(self) -> bool: ...
     @property
     def redis_version(self) -> str: ...
+    @property
+    def direct_reads(self) -> bool:
+        """Whether cache reads use the running loop's direct connection when it is up."""
     def close(self) -> Awaitable[None]: ...
     def health(self) -> Awaitable[PoolHealth]: ...
     def info(self, section: str) -> Awaitable[dict[str, str]]:

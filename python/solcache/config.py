@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     slow_threshold_ms: float = Field(
         default=1.0, gt=0, description="Operations slower than this are counted and logged."
     )
+    direct_reads: bool = Field(
+        default=True,
+        description="Cache reads on an asyncio loop use a connection that loop reads itself.",
+    )
     price_ttl_ms: int = Field(default=2000, ge=1, le=86_400_000)
     pool_state_ttl_ms: int = Field(default=2000, ge=1, le=86_400_000)
 

@@ -30,12 +30,17 @@ class RedisPool(_core.RedisPool):
         checkout_timeout_ms: int | None = None,
         health_check_interval_ms: int | None = None,
         slow_threshold_ms: float | None = None,
+        direct_reads: bool | None = None,
         settings: Settings | None = None,
     ) -> RedisPool:
         """Connect, check the server is Redis ≥ 6.2, and start the background health check.
 
         Raises ``ConnectionError`` (``AuthenticationError`` for refused credentials) when the
         server cannot be reached within ``connect_timeout_ms``.
+
+        ``direct_reads`` (default on): cache ``get``/``get_many`` awaited on an asyncio loop
+        go over a connection that loop reads itself, with no thread hop (plain TCP and unix
+        sockets; TLS reads use the pool). See docs/performance.md.
         """
         s = settings if settings is not None else Settings()
         handle = await _core.open_pool(
@@ -49,6 +54,7 @@ class RedisPool(_core.RedisPool):
             slow_threshold_ms=(
                 slow_threshold_ms if slow_threshold_ms is not None else s.slow_threshold_ms
             ),
+            direct_reads=direct_reads if direct_reads is not None else s.direct_reads,
         )
         return cls(handle)
 

@@ -66,16 +66,18 @@ pub fn _in_flight_calls() -> u64 {
 }
 
 /// Builds the Python result on the loop thread (holding the GIL), from a Rust value.
-type Deliver = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+pub type Deliver = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
-/// A finished call waiting for its loop: the future to complete and how to build its result.
-struct Completion {
-    future: Py<PyAny>,
-    deliver: Deliver,
+/// Work for a loop's thread: a finished call to deliver, or a task to run there.
+pub enum Completion {
+    /// Set `future`'s result from `deliver`.
+    Call { future: Py<PyAny>, deliver: Deliver },
+    /// Run on the loop thread (e.g. install a direct connection that finished connecting).
+    Task(Box<dyn FnOnce(Python<'_>) + Send>),
 }
 
 /// The completion queue of one event loop and the socketpair that wakes it.
-struct LoopQueue {
+pub struct LoopQueue {
     completions: Mutex<Vec<Completion>>,
     /// True from the first push after a drain until the next drain starts: one byte per wake.
     signalled: AtomicBool,
@@ -83,6 +85,8 @@ struct LoopQueue {
     wake_tx: UnixStream,
     /// Watched by the loop with `add_reader`, drained by [`LoopQueue::drain`].
     wake_rx: UnixStream,
+    /// This loop's direct connections, by pool id (see `direct.rs`); loop thread only.
+    pub links: Mutex<std::collections::HashMap<u64, super::direct::DirectLink>>,
 }
 
 impl LoopQueue {
@@ -95,11 +99,12 @@ impl LoopQueue {
             signalled: AtomicBool::new(false),
             wake_tx,
             wake_rx,
+            links: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
     /// Called from a runtime thread: queue the result, wake the loop if it is not woken yet.
-    fn push(&self, completion: Completion) {
+    pub fn push(&self, completion: Completion) {
         match self.completions.lock() {
             Ok(mut queue) => queue.push(completion),
             Err(poisoned) => poisoned.into_inner().push(completion),
@@ -121,14 +126,17 @@ impl LoopQueue {
             Ok(mut queue) => std::mem::take(&mut *queue),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
-        for Completion { future, deliver } in batch {
-            complete(py, future.bind(py), deliver);
+        for completion in batch {
+            match completion {
+                Completion::Call { future, deliver } => complete(py, future.bind(py), deliver),
+                Completion::Task(task) => task(py),
+            }
         }
     }
 }
 
 /// Set the future's result or exception, unless it was cancelled meanwhile.
-fn complete(py: Python<'_>, future: &Bound<'_, PyAny>, deliver: Deliver) {
+pub fn complete(py: Python<'_>, future: &Bound<'_, PyAny>, deliver: Deliver) {
     if future
         .call_method0(intern!(py, "done"))
         .and_then(|done| done.is_truthy())
@@ -181,7 +189,7 @@ thread_local! {
 }
 
 /// The completion queue of `event_loop`, created and registered with `add_reader` on first use.
-fn queue_for(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<LoopQueue>> {
+pub fn queue_for(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<LoopQueue>> {
     let cached = CURRENT.with_borrow(|current| {
         current
             .as_ref()
@@ -217,7 +225,7 @@ fn queue_for(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Loop
 }
 
 /// `asyncio.get_running_loop`, looked up once.
-fn running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub fn running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     GET_RUNNING_LOOP
         .get_or_try_init(py, || {
@@ -236,7 +244,7 @@ struct Delivery {
 impl Delivery {
     fn send(mut self, deliver: Deliver) {
         if let Some((future, queue)) = self.target.take() {
-            queue.push(Completion { future, deliver });
+            queue.push(Completion::Call { future, deliver });
         }
     }
 }
@@ -249,7 +257,7 @@ impl Drop for Delivery {
             let message = "internal error in the solcache core: the call ended without a result \
                            (a panic, see stderr; please report it)";
             let deliver: Deliver = Box::new(move |_py| Err(super::errors::internal_error(message)));
-            queue.push(Completion { future, deliver });
+            queue.push(Completion::Call { future, deliver });
         }
     }
 }
@@ -261,10 +269,21 @@ where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    log_bridge::flush(py);
     let event_loop = running_loop(py)?;
     let queue = queue_for(py, &event_loop)?;
     let future = event_loop.call_method0(intern!(py, "create_future"))?;
+    spawn_into(py, &future, queue, fut)?;
+    Ok(future)
+}
+
+/// Run `fut` on the runtime and deliver its result into `future`, an `asyncio.Future` of the
+/// loop that owns `queue`. Cancelling `future` aborts the task.
+pub fn spawn_into<F, T>(py: Python<'_>, future: &Bound<'_, PyAny>, queue: Arc<LoopQueue>, fut: F) -> PyResult<()>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    log_bridge::flush(py);
     let counted = InFlight::new();
     let delivery = Delivery {
         target: Some((future.clone().unbind(), queue)),
@@ -281,5 +300,5 @@ where
         },
     )?;
     future.call_method1(intern!(py, "add_done_callback"), (on_done,))?;
-    Ok(future)
+    Ok(())
 }

@@ -4,13 +4,15 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use pyo3::IntoPyObjectExt;
 
-use super::bridge::spawn;
+use super::bridge::{spawn, spawn_into};
 use super::convert::py_repr;
+use super::direct::{self, OnReply, Redo};
 use super::errors::IntoPyResult;
 use super::models::{PyPoolState, PyPriceData};
 use super::pool::PyRedisPool;
-use crate::cache::Cache;
+use crate::cache::{decode_many, decode_one, keys_for, Cache, Cached};
 use crate::models::{PoolState, PriceData};
 
 /// `get_many` result: ids in request order, each with its item or `None`.
@@ -37,12 +39,118 @@ fn ttl(ttl_ms: u64) -> Duration {
     Duration::from_millis(ttl_ms)
 }
 
+/// `get` through the runtime (the path when no direct connection is up).
+async fn get_via_runtime<T: Cached, P>(
+    cache: Cache<T>,
+    id: String,
+    max_age: Option<Duration>,
+    wrap: fn(T) -> P,
+) -> PyResult<Option<P>> {
+    Ok(cache.get(&id, max_age).await.py()?.map(wrap))
+}
+
+/// `get_many` through the runtime.
+async fn get_many_via_runtime<T: Cached, P>(
+    cache: Cache<T>,
+    ids: Vec<String>,
+    max_age: Option<Duration>,
+    wrap: fn(T) -> P,
+) -> PyResult<OrderedItems<P>> {
+    let items = cache.get_many(&ids, max_age).await.py()?;
+    Ok(OrderedItems(
+        ids.into_iter().zip(items.into_iter().map(|i| i.map(wrap))).collect(),
+    ))
+}
+
+/// `get`: direct when this loop has a connection up (see `direct.rs`), else the runtime.
+fn get<'py, T, P>(
+    py: Python<'py>,
+    cache: &Cache<T>,
+    direct_reads: bool,
+    id: String,
+    max_age: Option<Duration>,
+    wrap: fn(T) -> P,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    T: Cached + 'static,
+    P: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    // Invalid ids take the runtime path, which reports (and counts) the error.
+    if let (true, Ok(key)) = (direct_reads, T::key_for(&id)) {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(&key);
+        let (again, again_id) = (cache.clone(), id.clone());
+        let redo: Redo = Box::new(move |py, future, queue| {
+            spawn_into(py, future, queue, get_via_runtime(again, again_id, max_age, wrap))
+        });
+        let reply_id = id.clone();
+        let on_reply: OnReply = Box::new(move |py, reply, metrics| {
+            let result = reply
+                .into_optional_bytes()
+                .and_then(|raw| decode_one::<T>(raw, &key, &reply_id, max_age));
+            if let Err(e) = &result {
+                metrics.record_error(e);
+            }
+            result.py()?.map(wrap).into_py_any(py)
+        });
+        if let Some(future) = direct::submit(py, cache.pool(), T::OPERATIONS.get, &cmd, on_reply, redo)? {
+            return Ok(future);
+        }
+    }
+    spawn(py, get_via_runtime(cache.clone(), id, max_age, wrap))
+}
+
+/// `get_many`: one MGET, direct when possible (see [`get`]).
+fn get_many<'py, T, P>(
+    py: Python<'py>,
+    cache: &Cache<T>,
+    direct_reads: bool,
+    ids: Vec<String>,
+    max_age: Option<Duration>,
+    wrap: fn(T) -> P,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    T: Cached + 'static,
+    P: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    if let (true, false, Ok(keys)) = (direct_reads, ids.is_empty(), keys_for::<T, String>(&ids)) {
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(&keys);
+        let (again, again_ids) = (cache.clone(), ids.clone());
+        let redo: Redo = Box::new(move |py, future, queue| {
+            spawn_into(py, future, queue, get_many_via_runtime(again, again_ids, max_age, wrap))
+        });
+        let reply_ids = ids.clone();
+        let on_reply: OnReply = Box::new(move |py, reply, metrics| {
+            let result = reply
+                .into_optional_bytes_list()
+                .and_then(|raw| decode_many::<T, String>(raw, &keys, &reply_ids, max_age));
+            if let Err(e) = &result {
+                metrics.record_error(e);
+            }
+            let items = result.py()?;
+            OrderedItems(
+                reply_ids
+                    .into_iter()
+                    .zip(items.into_iter().map(|i| i.map(wrap)))
+                    .collect(),
+            )
+            .into_py_any(py)
+        });
+        if let Some(future) = direct::submit(py, cache.pool(), T::OPERATIONS.get_many, &cmd, on_reply, redo)? {
+            return Ok(future);
+        }
+    }
+    spawn(py, get_many_via_runtime(cache.clone(), ids, max_age, wrap))
+}
+
 macro_rules! cache_class {
     ($py_name:literal, $class:ident, $model:ty, $py_model:ident, $arg:ident, $items:ident, $id:ident, $ids:ident) => {
         #[doc = concat!("Typed reads and writes of ", $py_name, " items; see the core `Cache`.")]
         #[pyclass(name = $py_name, module = "solcache._core", frozen)]
         pub struct $class {
             cache: Cache<$model>,
+            direct_reads: bool,
         }
 
         #[pymethods]
@@ -52,6 +160,7 @@ macro_rules! cache_class {
             fn new(pool: PyRef<'_, PyRedisPool>, ttl_ms: u64) -> PyResult<Self> {
                 Ok($class {
                     cache: Cache::with_ttl(pool.pool.clone(), ttl(ttl_ms)).py()?,
+                    direct_reads: pool.direct_reads,
                 })
             }
 
@@ -81,13 +190,9 @@ macro_rules! cache_class {
             /// Read one item, `None` when missing or older than `max_age_ms` (awaitable).
             #[pyo3(signature = ($id, *, max_age_ms = None))]
             fn get<'py>(&self, py: Python<'py>, $id: String, max_age_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
-                let cache = self.cache.clone();
-                spawn(py, async move {
-                    let item = cache
-                        .get(&$id, max_age_ms.map(Duration::from_millis))
-                        .await
-                        .py()?;
-                    Ok(item.map(|inner| $py_model { inner }))
+                let max_age = max_age_ms.map(Duration::from_millis);
+                get(py, &self.cache, self.direct_reads, $id, max_age, |inner| {
+                    $py_model { inner }
                 })
             }
 
@@ -99,18 +204,9 @@ macro_rules! cache_class {
                 $ids: Vec<String>,
                 max_age_ms: Option<u64>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let ids = $ids;
-                let cache = self.cache.clone();
-                spawn(py, async move {
-                    let items = cache
-                        .get_many(&ids, max_age_ms.map(Duration::from_millis))
-                        .await
-                        .py()?;
-                    Ok(OrderedItems(
-                        ids.into_iter()
-                            .zip(items.into_iter().map(|i| i.map(|inner| $py_model { inner })))
-                            .collect(),
-                    ))
+                let max_age = max_age_ms.map(Duration::from_millis);
+                get_many(py, &self.cache, self.direct_reads, $ids, max_age, |inner| {
+                    $py_model { inner }
                 })
             }
 

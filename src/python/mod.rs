@@ -3,6 +3,7 @@
 mod bridge;
 mod caches;
 mod convert;
+mod direct;
 mod errors;
 mod events;
 mod log_bridge;

@@ -15,6 +15,7 @@ use crate::redis_pool::{redact_url, Health, PoolConfig, RedisPool};
 #[pyclass(name = "PoolHandle", module = "solcache._core", frozen)]
 pub struct PoolHandle {
     pool: RedisPool,
+    direct_reads: bool,
 }
 
 fn millis(value: u64, name: &str) -> PyResult<Duration> {
@@ -27,7 +28,7 @@ fn millis(value: u64, name: &str) -> PyResult<Duration> {
 /// Connect and return a `PoolHandle` (awaitable). Every argument is required here: defaults
 /// live in `solcache.Settings`.
 #[pyfunction]
-#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms))]
+#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms, direct_reads = true))]
 #[allow(clippy::too_many_arguments)]
 pub fn open_pool(
     py: Python<'_>,
@@ -39,6 +40,7 @@ pub fn open_pool(
     checkout_timeout_ms: u64,
     health_check_interval_ms: u64,
     slow_threshold_ms: f64,
+    direct_reads: bool,
 ) -> PyResult<Bound<'_, PyAny>> {
     if !(slow_threshold_ms.is_finite() && slow_threshold_ms > 0.0) {
         return Err(invalid_input(format!(
@@ -57,7 +59,10 @@ pub fn open_pool(
         test_on_checkout: false,
     };
     spawn(py, async move {
-        RedisPool::connect(config).await.map(|pool| PoolHandle { pool }).py()
+        RedisPool::connect(config)
+            .await
+            .map(|pool| PoolHandle { pool, direct_reads })
+            .py()
     })
 }
 
@@ -71,6 +76,8 @@ pub fn py_redact_url(url: &str) -> String {
 #[pyclass(name = "RedisPool", module = "solcache._core", subclass, frozen)]
 pub struct PyRedisPool {
     pub pool: RedisPool,
+    /// Cache reads on an asyncio loop use a direct connection of that loop (`direct.rs`).
+    pub direct_reads: bool,
 }
 
 #[pymethods]
@@ -79,6 +86,7 @@ impl PyRedisPool {
     fn new(handle: PyRef<'_, PoolHandle>) -> Self {
         PyRedisPool {
             pool: handle.pool.clone(),
+            direct_reads: handle.direct_reads,
         }
     }
 
@@ -100,8 +108,16 @@ impl PyRedisPool {
         self.pool.redis_version()
     }
 
-    /// Stop the health task and close idle connections (awaitable).
+    /// Whether cache reads use this loop's direct connection when it is up.
+    #[getter]
+    fn direct_reads(&self) -> bool {
+        self.direct_reads
+    }
+
+    /// Stop the health task and close idle connections, and this loop's direct connection
+    /// (awaitable; other loops close theirs on their next call).
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        super::direct::close_on_running_loop(py, self.pool.id());
         let pool = self.pool.clone();
         spawn(py, async move {
             pool.close().await;

@@ -248,8 +248,13 @@ async def test_stopped_server_errors_then_recovers(fresh_redis, eventually) -> N
 
 
 async def test_pool_exhaustion(fresh_redis, eventually) -> None:
+    # Pooled reads only: direct reads share one pipelined connection and never wait for one.
     async with await RedisPool.connect(
-        fresh_redis.url, max_size=2, checkout_timeout_ms=200, response_timeout_ms=5000
+        fresh_redis.url,
+        max_size=2,
+        checkout_timeout_ms=200,
+        response_timeout_ms=5000,
+        direct_reads=False,
     ) as pool:
         cache = PriceCache(pool)
         await cache.set(PriceData("SOL", 1))

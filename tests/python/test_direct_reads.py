@@ -1,0 +1,200 @@
+"""Direct reads: cache gets on an asyncio loop over a connection the loop reads itself.
+
+Every test runs against real redis-server processes; the direct connection names itself
+`solcache-direct`, so `CLIENT LIST` shows whether reads really took the direct path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from decimal import Decimal
+
+import pytest
+
+import solcache
+from conftest import PASSWORD, RedisServer
+from solcache import PriceCache, PriceData, RedisPool
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def direct_clients(server: RedisServer) -> int:
+    return sum("name=solcache-direct" in line for line in server.raw("CLIENT", "LIST").splitlines())
+
+
+async def until_direct(server: RedisServer, cache: PriceCache, token: str = "SOL") -> None:
+    """Read until the loop's direct connection is up (it opens in the background)."""
+    deadline = time.monotonic() + 5
+    while direct_clients(server) < 1:
+        assert time.monotonic() < deadline, "no direct connection was opened"
+        await cache.get(token)
+        await asyncio.sleep(0.01)
+    for _ in range(5):  # the install runs on the loop: let it land
+        await cache.get(token)
+
+
+async def test_reads_use_one_direct_connection_and_close_with_the_pool(
+    redis_server: RedisServer,
+) -> None:
+    pool = await RedisPool.connect(redis_server.url)
+    cache = PriceCache(pool)
+    await cache.set(PriceData("SOL", "150.25"))
+    await until_direct(redis_server, cache)
+    redis_server.raw("CONFIG", "RESETSTAT")
+    for _ in range(50):
+        got = await cache.get("SOL")
+        assert got is not None and got.price == Decimal("150.25")
+    assert direct_clients(redis_server) == 1
+    assert pool.metrics()["price_get"].count >= 50
+    assert "cmdstat_get:calls=50," in redis_server.raw("INFO", "commandstats")
+    await pool.close()
+    assert direct_clients(redis_server) == 0
+
+
+async def test_direct_reads_can_be_turned_off(redis_server: RedisServer) -> None:
+    async with await RedisPool.connect(redis_server.url, direct_reads=False) as pool:
+        assert pool.direct_reads is False
+        cache = PriceCache(pool)
+        for _ in range(20):
+            await cache.get("SOL")
+            await asyncio.sleep(0.005)
+        assert direct_clients(redis_server) == 0
+
+
+async def test_replies_stay_paired_with_requests_under_cancellation_and_mixing(
+    redis_server: RedisServer,
+) -> None:
+    async with await RedisPool.connect(redis_server.url) as pool:
+        cache = PriceCache(pool)
+        prices = {t: Decimal(f"{i + 1}.5") for i, t in enumerate(solcache.MVP_TOKENS)}
+        await cache.set_many([PriceData(t, p) for t, p in prices.items()])
+        await until_direct(redis_server, cache)
+        rng = random.Random(7)
+        cancelled = 0
+
+        async def one(i: int) -> None:
+            nonlocal cancelled
+            token = rng.choice(solcache.MVP_TOKENS)
+            if i % 5 == 0:
+                # Cancelled after its request went out: the reply must still be consumed.
+                call = cache.get(token)
+                await asyncio.sleep(0)
+                if call.cancel():
+                    cancelled += 1
+                    with pytest.raises(asyncio.CancelledError):
+                        await call
+                else:
+                    early = await call
+                    assert early is not None and early.token == token
+            elif i % 5 == 1:
+                many = await cache.get_many([token, "RAY", "USDC"])
+                expected = {t: prices[t] for t in (token, "RAY", "USDC")}
+                assert {t: p.price if p else None for t, p in many.items()} == expected
+            else:
+                got = await cache.get(token)
+                assert got is not None and got.token == token and got.price == prices[token]
+
+        await asyncio.gather(*(one(i) for i in range(2000)))
+        assert cancelled > 0
+        got = await cache.get("BONK")
+        assert got is not None and got.price == prices["BONK"]
+
+
+async def test_paused_server_times_out_then_recovers(fresh_redis: RedisServer) -> None:
+    async with await RedisPool.connect(fresh_redis.url, response_timeout_ms=300) as pool:
+        cache = PriceCache(pool)
+        await cache.set(PriceData("SOL", "1"))
+        await until_direct(fresh_redis, cache)
+        gaps: list[float] = []
+
+        async def ticker() -> None:
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.005)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        fresh_redis.pause()
+        try:
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(cache.get("SOL") for _ in range(20)), return_exceptions=True
+            )
+            elapsed = time.monotonic() - started
+        finally:
+            fresh_redis.resume()
+            tick.cancel()
+        assert all(isinstance(r, solcache.TimeoutError) for r in results), results
+        assert 0.25 < elapsed < 3.0
+        assert max(gaps) < 0.25  # the loop kept running while the reads waited
+        assert pool.error_counts()["timeout"] >= 20
+        await until_direct(fresh_redis, cache)  # a fresh direct connection replaces it
+        got = await cache.get("SOL")
+        assert got is not None and got.price == 1
+
+
+async def test_restart_is_survived(fresh_redis: RedisServer) -> None:
+    async with await RedisPool.connect(fresh_redis.url, connect_timeout_ms=300) as pool:
+        cache = PriceCache(pool)
+        await cache.set(PriceData("SOL", "1"))
+        await until_direct(fresh_redis, cache)
+        fresh_redis.kill()
+        started = time.monotonic()
+        with pytest.raises(solcache.ConnectionError):
+            await cache.get("SOL")
+        assert time.monotonic() - started < 3.0
+        fresh_redis.start()
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                assert await cache.get("SOL") is None  # no persistence: the key is gone
+                break
+            except solcache.ConnectionError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+        await cache.set(PriceData("SOL", "2"))
+        await until_direct(fresh_redis, cache)
+        got = await cache.get("SOL")
+        assert got is not None and got.price == 2
+
+
+async def test_bad_values_and_errors_on_the_direct_path(redis_server: RedisServer) -> None:
+    async with await RedisPool.connect(redis_server.url) as pool:
+        cache = PriceCache(pool)
+        await until_direct(redis_server, cache)
+        redis_server.raw("SET", "price:SOL", b"{broken")
+        with pytest.raises(solcache.SerializationError):
+            await cache.get("SOL")
+        redis_server.raw("HSET", "price:USDC", "a", "b")  # WRONGTYPE for GET
+        with pytest.raises(solcache.ResponseError):
+            await cache.get("USDC")
+        # MGET answers nil for a key of another type, like for a missing one.
+        assert (await cache.get_many(["USDC", "RAY"])) == {"USDC": None, "RAY": None}
+        with pytest.raises(solcache.SerializationError):
+            await cache.get_many(["RAY", "SOL"])
+        counts = pool.error_counts()
+        assert counts["serialization"] >= 2 and counts["response"] >= 1
+
+
+@pytest.mark.parametrize("kind", ["unix", "acl", "db"])
+async def test_unix_socket_acl_user_and_database(
+    kind: str, redis_server: RedisServer, auth_redis: RedisServer
+) -> None:
+    server = auth_redis if kind == "acl" else redis_server
+    url = {
+        "unix": redis_server.unix_url,
+        "acl": f"redis://alice:{PASSWORD}@127.0.0.1:{auth_redis.port}/0",
+        "db": f"redis://127.0.0.1:{redis_server.port}/3",
+    }[kind]
+    async with await RedisPool.connect(url) as pool:
+        cache = PriceCache(pool)
+        await cache.set(PriceData("JitoSOL", "201.5"))
+        await until_direct(server, cache, "JitoSOL")
+        got = await cache.get("JitoSOL")
+        assert got is not None and got.price == Decimal("201.5")
+        if kind == "db":
+            assert "db3:keys=1" in redis_server.raw("INFO", "keyspace")
