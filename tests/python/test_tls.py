@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -46,3 +47,25 @@ async def test_rediss_verifies_certificates_by_default(tls_redis: tuple[RedisSer
     _, port = tls_redis
     with pytest.raises(solcache.ConnectionError):
         await solcache.RedisPool.connect(f"rediss://127.0.0.1:{port}/0")
+
+
+async def test_rediss_to_a_plain_port_fails_within_the_connect_timeout(
+    tls_redis: tuple[RedisServer, int],
+) -> None:
+    server, _ = tls_redis  # its plain port waits for the end of an inline command that the
+    start = time.monotonic()  # ClientHello never sends: a connect timeout, not a hang
+    with pytest.raises((solcache.ConnectionError, solcache.TimeoutError)):
+        await solcache.RedisPool.connect(
+            f"rediss://127.0.0.1:{server.port}/0#insecure", connect_timeout_ms=1000
+        )
+    assert time.monotonic() - start < 1.0 + 2.0
+
+
+async def test_plain_redis_to_the_tls_port_fails_within_the_connect_timeout(
+    tls_redis: tuple[RedisServer, int],
+) -> None:
+    _, port = tls_redis  # it expects a TLS handshake, gets RESP
+    start = time.monotonic()
+    with pytest.raises((solcache.ConnectionError, solcache.TimeoutError)):
+        await solcache.RedisPool.connect(f"redis://127.0.0.1:{port}/0", connect_timeout_ms=1000)
+    assert time.monotonic() - start < 1.0 + 2.0
