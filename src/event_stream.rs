@@ -79,7 +79,16 @@ pub struct StreamInfo {
 
 /// Stream names: 1–128 bytes of `A–Z a–z 0–9 : . _ -` (no `{}` hash tags, spaces or globs).
 pub fn validate_stream_name(name: &str) -> Result<()> {
-    validate_name("stream", name)
+    validate_name("stream", name)?;
+    // A stream under a cache key would break that cache (WRONGTYPE) or be deleted by its SET.
+    for prefix in [crate::keys::PRICE_PREFIX, crate::keys::POOL_PREFIX] {
+        if name.starts_with(prefix) {
+            return Err(Error::invalid(format!(
+                "stream name {name:?} is in the {prefix}* key space of the caches"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Group and consumer names follow the same rule as stream names.

@@ -566,11 +566,9 @@ async fn ids_and_keys_redis_refuses_are_response_errors() {
     assert!(matches!(&got, Err(Error::Response(_))), "{got:?}");
 }
 
-/// Stream names may contain `:`, so a caller-chosen stream can land on a cache key: the price
-/// of SOL then reads as WRONGTYPE until the stream is deleted. Stream names should be kept out
-/// of the `price:` and `pool:` families (event_stream.rs `validate_stream_name`).
+/// Stream names may contain `:`, but not the `price:` / `pool:` key spaces: a stream there
+/// would make the cached price read as WRONGTYPE, and the next SET would delete the stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known collision: a stream name can be a cache key (see the report of issue 6)"]
 async fn stream_names_cannot_collide_with_cache_keys() {
     let server = RedisServer::start();
     let pool = open(&server).await;

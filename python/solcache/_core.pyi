@@ -3,9 +3,11 @@
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Self, final
+from typing import Self, TypeVar, final
 
 from typing_extensions import disjoint_base
+
+_T = TypeVar("_T")
 
 __version__: str
 
@@ -457,6 +459,9 @@ class EventStream:
         claim_interval_ms: int,
         max_deliveries: int,
     ) -> CoreSubscription: ...
+
+def _bridge_echo(value: _T) -> Awaitable[_T]:
+    """Resolves to ``value`` after one trip through the runtime (measures the boundary)."""
 
 def _in_flight_calls() -> int:
     """Async calls whose Rust future has not finished or been dropped yet."""

@@ -59,6 +59,13 @@ impl Drop for InFlight {
     }
 }
 
+/// An awaitable that resolves to `value` after one trip through the runtime: the cost of the
+/// asyncio boundary alone, for benchmarks (`solcache bench`, docs/performance.md).
+#[pyfunction]
+pub fn _bridge_echo<'py>(py: Python<'py>, value: Py<PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    spawn(py, async move { Ok(value) })
+}
+
 /// Async calls whose Rust future has not finished or been dropped yet.
 #[pyfunction]
 pub fn _in_flight_calls() -> u64 {

@@ -45,6 +45,7 @@ fn pool_key(address: &str) -> PyResult<String> {
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     log_bridge::install();
     m.add_function(wrap_pyfunction!(bridge::_in_flight_calls, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge::_bridge_echo, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MVP_TOKENS", keys::MVP_TOKENS.to_vec())?;
     m.setattr("MVP_TOKENS", pyo3::types::PyTuple::new(m.py(), keys::MVP_TOKENS)?)?;
