@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use criterion::{black_box, Criterion};
+use std::hint::black_box;
+
+use criterion::Criterion;
 use solcache::metrics::Metrics;
 use solcache::{keys, resp, Operation, PriceData};
 
