@@ -210,6 +210,11 @@ impl DirectConnection {
         self.flush()
     }
 
+    /// Queue `cmd` without writing; [`Self::flush`] sends it.
+    pub fn queue(&mut self, cmd: &redis::Cmd) {
+        cmd.write_packed_command(&mut self.write_buf);
+    }
+
     /// Write queued bytes without blocking; true when none are left.
     pub fn flush(&mut self) -> Result<bool> {
         let mut written = 0;

@@ -53,6 +53,8 @@ pub struct DirectLink {
     unsupported: bool,
     timer_armed: bool,
     writer_armed: bool,
+    /// A `call_soon` flush is queued: requests made meanwhile are only buffered.
+    flush_scheduled: bool,
 }
 
 impl DirectLink {
@@ -69,6 +71,7 @@ impl DirectLink {
             unsupported,
             timer_armed: false,
             writer_armed: false,
+            flush_scheduled: false,
         }
     }
 
@@ -83,6 +86,7 @@ impl DirectLink {
             }
         }
         self.writer_armed = false;
+        self.flush_scheduled = false;
         self.pending.drain(..).collect()
     }
 }
@@ -118,20 +122,25 @@ pub fn submit<'py>(
     };
     let started = Instant::now();
     let fd = conn.raw_fd();
-    match conn.send(cmd) {
-        Ok(true) => {}
-        Ok(false) => {
-            if !link.writer_armed {
-                let writer = Bound::new(py, DirectCallback::new(&queue, pool.id(), &event_loop, Event::Writable))?;
-                event_loop.call_method1(intern!(py, "add_writer"), (fd, writer))?;
-                link.writer_armed = true;
-            }
+    if !link.pending.is_empty() || link.flush_scheduled {
+        // Replies are still due: buffer, and write every request of this loop iteration in
+        // one syscall at its end. A lone request (the latency case) goes out at once.
+        conn.queue(cmd);
+        if !link.flush_scheduled {
+            let flush = Bound::new(py, DirectCallback::new(&queue, pool.id(), &event_loop, Event::Flush))?;
+            event_loop.call_method1(intern!(py, "call_soon"), (flush,))?;
+            link.flush_scheduled = true;
         }
-        Err(_) => {
-            let orphans = link.close(&event_loop);
-            drop(links);
-            redo_all(py, orphans, &queue);
-            return Ok(None);
+    } else {
+        match conn.send(cmd) {
+            Ok(true) => {}
+            Ok(false) => arm_writer(py, link, &queue, pool.id(), &event_loop, fd)?,
+            Err(_) => {
+                let orphans = link.close(&event_loop);
+                drop(links);
+                redo_all(py, orphans, &queue);
+                return Ok(None);
+            }
         }
     }
     let future = event_loop.call_method0(intern!(py, "create_future"))?;
@@ -150,6 +159,23 @@ pub fn submit<'py>(
         link.timer_armed = true;
     }
     Ok(Some(future))
+}
+
+/// Have the loop call back when the socket takes more bytes.
+fn arm_writer(
+    py: Python<'_>,
+    link: &mut DirectLink,
+    queue: &Arc<LoopQueue>,
+    pool_id: u64,
+    event_loop: &Bound<'_, PyAny>,
+    fd: std::os::fd::RawFd,
+) -> PyResult<()> {
+    if !link.writer_armed {
+        let writer = Bound::new(py, DirectCallback::new(queue, pool_id, event_loop, Event::Writable))?;
+        event_loop.call_method1(intern!(py, "add_writer"), (fd, writer))?;
+        link.writer_armed = true;
+    }
+    Ok(())
 }
 
 /// Close this loop's direct connection to `pool_id` (called by `RedisPool.close`).
@@ -271,6 +297,8 @@ enum Event {
     Readable,
     Writable,
     Timer,
+    /// End of a loop iteration: write the requests buffered during it.
+    Flush,
 }
 
 /// The loop's `add_reader` / `add_writer` / `call_later` callback for one link.
@@ -342,6 +370,24 @@ impl DirectCallback {
                         link.writer_armed = false;
                     }
                     Some(Err(_)) => {
+                        let orphans = link.close(event_loop);
+                        drop(links);
+                        redo_all(py, orphans, &queue);
+                    }
+                }
+            }
+            Event::Flush => {
+                link.flush_scheduled = false;
+                let Some(conn) = link.conn.as_mut() else {
+                    return;
+                };
+                let fd = conn.raw_fd();
+                match conn.flush() {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let _ = arm_writer(py, link, &queue, self.pool_id, event_loop, fd);
+                    }
+                    Err(_) => {
                         let orphans = link.close(event_loop);
                         drop(links);
                         redo_all(py, orphans, &queue);
