@@ -171,6 +171,7 @@ def open_pool(
     health_check_interval_ms: int,
     slow_threshold_ms: float,
     direct_reads: bool = True,
+    direct_spin_us: int = 0,
 ) -> Awaitable[PoolHandle]: ...
 
 @disjoint_base
@@ -188,6 +189,9 @@ class RedisPool:
     @property
     def direct_reads(self) -> bool:
         """Whether cache reads use the running loop's direct connection when it is up."""
+    @property
+    def direct_spin_us(self) -> int:
+        """How long a lone direct read polls for its reply before yielding, in µs."""
     def close(self) -> Awaitable[None]: ...
     def health(self) -> Awaitable[PoolHealth]: ...
     def info(self, section: str) -> Awaitable[dict[str, str]]:

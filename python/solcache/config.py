@@ -47,6 +47,14 @@ class Settings(BaseSettings):
         default=True,
         description="Cache reads on an asyncio loop use a connection that loop reads itself.",
     )
+    direct_spin_us: int = Field(
+        default=100,
+        ge=0,
+        le=1000,
+        description=(
+            "A lone direct read polls for its reply this long (µs) before yielding to the loop."
+        ),
+    )
     price_ttl_ms: int = Field(default=2000, ge=1, le=86_400_000)
     pool_state_ttl_ms: int = Field(default=2000, ge=1, le=86_400_000)
 

@@ -31,6 +31,7 @@ class RedisPool(_core.RedisPool):
         health_check_interval_ms: int | None = None,
         slow_threshold_ms: float | None = None,
         direct_reads: bool | None = None,
+        direct_spin_us: int | None = None,
         settings: Settings | None = None,
     ) -> RedisPool:
         """Connect, check the server is Redis ≥ 6.2, and start the background health check.
@@ -40,7 +41,10 @@ class RedisPool(_core.RedisPool):
 
         ``direct_reads`` (default on): cache ``get``/``get_many`` awaited on an asyncio loop
         go over a connection that loop reads itself, with no thread hop (plain TCP and unix
-        sockets; TLS reads use the pool). See docs/performance.md.
+        sockets; TLS reads use the pool). ``direct_spin_us``: a lone direct read polls its
+        socket this long for the reply before yielding to the loop, so a fast reply skips a
+        loop iteration; it stops polling by itself when replies take longer (remote server).
+        See docs/performance.md.
         """
         s = settings if settings is not None else Settings()
         handle = await _core.open_pool(
@@ -55,6 +59,7 @@ class RedisPool(_core.RedisPool):
                 slow_threshold_ms if slow_threshold_ms is not None else s.slow_threshold_ms
             ),
             direct_reads=direct_reads if direct_reads is not None else s.direct_reads,
+            direct_spin_us=_pick(direct_spin_us, s.direct_spin_us),
         )
         return cls(handle)
 

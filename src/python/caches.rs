@@ -8,7 +8,7 @@ use pyo3::IntoPyObjectExt;
 
 use super::bridge::{spawn, spawn_into};
 use super::convert::py_repr;
-use super::direct::{self, OnReply, Redo};
+use super::direct::{self, DirectOptions, OnReply, Redo};
 use super::errors::IntoPyResult;
 use super::models::{PyPoolState, PyPriceData};
 use super::pool::PyRedisPool;
@@ -66,7 +66,7 @@ async fn get_many_via_runtime<T: Cached, P>(
 fn get<'py, T, P>(
     py: Python<'py>,
     cache: &Cache<T>,
-    direct_reads: bool,
+    direct: DirectOptions,
     id: String,
     max_age: Option<Duration>,
     wrap: fn(T) -> P,
@@ -76,7 +76,7 @@ where
     P: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     // Invalid ids take the runtime path, which reports (and counts) the error.
-    if let (true, Ok(key)) = (direct_reads, T::key_for(&id)) {
+    if let (true, Ok(key)) = (direct.enabled, T::key_for(&id)) {
         let mut cmd = redis::cmd("GET");
         cmd.arg(&key);
         let (again, again_id) = (cache.clone(), id.clone());
@@ -93,7 +93,7 @@ where
             }
             result.py()?.map(wrap).into_py_any(py)
         });
-        if let Some(future) = direct::submit(py, cache.pool(), T::OPERATIONS.get, &cmd, on_reply, redo)? {
+        if let Some(future) = direct::submit(py, cache.pool(), direct.spin, T::OPERATIONS.get, &cmd, on_reply, redo)? {
             return Ok(future);
         }
     }
@@ -104,7 +104,7 @@ where
 fn get_many<'py, T, P>(
     py: Python<'py>,
     cache: &Cache<T>,
-    direct_reads: bool,
+    direct: DirectOptions,
     ids: Vec<String>,
     max_age: Option<Duration>,
     wrap: fn(T) -> P,
@@ -113,7 +113,7 @@ where
     T: Cached + 'static,
     P: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    if let (true, false, Ok(keys)) = (direct_reads, ids.is_empty(), keys_for::<T, String>(&ids)) {
+    if let (true, false, Ok(keys)) = (direct.enabled, ids.is_empty(), keys_for::<T, String>(&ids)) {
         let mut cmd = redis::cmd("MGET");
         cmd.arg(&keys);
         let (again, again_ids) = (cache.clone(), ids.clone());
@@ -137,7 +137,15 @@ where
             )
             .into_py_any(py)
         });
-        if let Some(future) = direct::submit(py, cache.pool(), T::OPERATIONS.get_many, &cmd, on_reply, redo)? {
+        if let Some(future) = direct::submit(
+            py,
+            cache.pool(),
+            direct.spin,
+            T::OPERATIONS.get_many,
+            &cmd,
+            on_reply,
+            redo,
+        )? {
             return Ok(future);
         }
     }
@@ -150,7 +158,7 @@ macro_rules! cache_class {
         #[pyclass(name = $py_name, module = "solcache._core", frozen)]
         pub struct $class {
             cache: Cache<$model>,
-            direct_reads: bool,
+            direct: DirectOptions,
         }
 
         #[pymethods]
@@ -160,7 +168,7 @@ macro_rules! cache_class {
             fn new(pool: PyRef<'_, PyRedisPool>, ttl_ms: u64) -> PyResult<Self> {
                 Ok($class {
                     cache: Cache::with_ttl(pool.pool.clone(), ttl(ttl_ms)).py()?,
-                    direct_reads: pool.direct_reads,
+                    direct: pool.direct,
                 })
             }
 
@@ -191,8 +199,8 @@ macro_rules! cache_class {
             #[pyo3(signature = ($id, *, max_age_ms = None))]
             fn get<'py>(&self, py: Python<'py>, $id: String, max_age_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
                 let max_age = max_age_ms.map(Duration::from_millis);
-                get(py, &self.cache, self.direct_reads, $id, max_age, |inner| {
-                    $py_model { inner }
+                get(py, &self.cache, self.direct, $id, max_age, |inner| $py_model {
+                    inner,
                 })
             }
 
@@ -205,8 +213,8 @@ macro_rules! cache_class {
                 max_age_ms: Option<u64>,
             ) -> PyResult<Bound<'py, PyAny>> {
                 let max_age = max_age_ms.map(Duration::from_millis);
-                get_many(py, &self.cache, self.direct_reads, $ids, max_age, |inner| {
-                    $py_model { inner }
+                get_many(py, &self.cache, self.direct, $ids, max_age, |inner| $py_model {
+                    inner,
                 })
             }
 

@@ -11,6 +11,7 @@
 //! stream can no longer be trusted.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,25 @@ use crate::resp::Reply;
 pub type OnReply = Box<dyn FnOnce(Python<'_>, Reply, &Metrics) -> PyResult<Py<PyAny>> + Send>;
 /// Sends the same call through the runtime instead, delivering into the given future.
 pub type Redo = Box<dyn FnOnce(Python<'_>, &Bound<'_, PyAny>, Arc<LoopQueue>) -> PyResult<()> + Send>;
+
+/// How a pool's cache reads use direct connections (set when the pool opens).
+#[derive(Debug, Clone, Copy)]
+pub struct DirectOptions {
+    /// Use direct connections at all.
+    pub enabled: bool,
+    /// After sending a lone request, poll the socket for its reply this long before handing
+    /// the wait to the event loop (zero: never). A reply that arrives within it completes
+    /// the call without a loop iteration.
+    pub spin: Duration,
+}
+
+/// Consecutive spins that ran out before the reply came; after this many, spin only on
+/// every [`SPIN_PROBE_EVERY`]th call (the server is farther away than the spin budget).
+const MAX_SPIN_MISSES: u32 = 3;
+const SPIN_PROBE_EVERY: u64 = 64;
+/// Spin only after this many calls in a row found nothing else outstanding: with concurrent
+/// callers the loop has other work, and batching beats polling.
+const QUIET_CALLS_BEFORE_SPIN: u64 = 32;
 
 /// How long to wait before trying to open a direct connection again after a failure.
 const RECONNECT_DELAY: Duration = Duration::from_millis(250);
@@ -55,6 +75,13 @@ pub struct DirectLink {
     writer_armed: bool,
     /// A `call_soon` flush is queued: requests made meanwhile are only buffered.
     flush_scheduled: bool,
+    /// Calls submitted, and spins in a row that ended without the reply.
+    calls: u64,
+    spin_misses: u32,
+    /// The last call that found another call outstanding (concurrent callers).
+    last_overlap: u64,
+    /// Spun replies whose futures are not resolved yet (they resolve one iteration later).
+    unresolved: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl DirectLink {
@@ -72,6 +99,10 @@ impl DirectLink {
             timer_armed: false,
             writer_armed: false,
             flush_scheduled: false,
+            calls: 0,
+            spin_misses: 0,
+            last_overlap: 0,
+            unresolved: Arc::new(std::sync::atomic::AtomicU32::new(0)),
         }
     }
 
@@ -100,6 +131,7 @@ fn lock(queue: &LoopQueue) -> MutexGuard<'_, std::collections::HashMap<u64, Dire
 pub fn submit<'py>(
     py: Python<'py>,
     pool: &RedisPool,
+    spin: Duration,
     op: Operation,
     cmd: &redis::Cmd,
     on_reply: OnReply,
@@ -122,6 +154,11 @@ pub fn submit<'py>(
     };
     let started = Instant::now();
     let fd = conn.raw_fd();
+    link.calls += 1;
+    let outstanding = !link.pending.is_empty() || link.unresolved.load(Ordering::Relaxed) > 0;
+    if outstanding {
+        link.last_overlap = link.calls;
+    }
     if !link.pending.is_empty() || link.flush_scheduled {
         // Replies are still due: buffer, and write every request of this loop iteration in
         // one syscall at its end. A lone request (the latency case) goes out at once.
@@ -133,7 +170,44 @@ pub fn submit<'py>(
         }
     } else {
         match conn.send(cmd) {
-            Ok(true) => {}
+            Ok(true) => {
+                let probe = link.calls.is_multiple_of(SPIN_PROBE_EVERY);
+                let quiet = link.calls - link.last_overlap > QUIET_CALLS_BEFORE_SPIN;
+                if !spin.is_zero() && quiet && (link.spin_misses < MAX_SPIN_MISSES || probe) {
+                    match spin_for_reply(conn, spin) {
+                        Spin::Reply(reply) => {
+                            link.spin_misses = 0;
+                            let unresolved = link.unresolved.clone();
+                            unresolved.fetch_add(1, Ordering::Relaxed);
+                            drop(links);
+                            let future = event_loop.call_method0(intern!(py, "create_future"))?;
+                            let result = on_reply(py, reply, pool.metrics());
+                            pool.metrics().record(op, started.elapsed(), result.is_ok());
+                            // Resolved on the next loop iteration, not now: an already-done
+                            // future would let the caller's task run on without ever yielding.
+                            let resolve = Bound::new(
+                                py,
+                                Resolve {
+                                    future: future.clone().unbind(),
+                                    result: std::sync::Mutex::new(Some(result)),
+                                    unresolved,
+                                },
+                            )?;
+                            event_loop.call_method1(intern!(py, "call_soon"), (resolve,))?;
+                            return Ok(Some(future));
+                        }
+                        Spin::Waiting => link.spin_misses = link.spin_misses.saturating_add(1),
+                        Spin::Broken => {
+                            let orphans = link.close(&event_loop);
+                            drop(links);
+                            redo_all(py, orphans, &queue);
+                            let future = event_loop.call_method0(intern!(py, "create_future"))?;
+                            redo(py, &future, queue.clone())?;
+                            return Ok(Some(future));
+                        }
+                    }
+                }
+            }
             Ok(false) => arm_writer(py, link, &queue, pool.id(), &event_loop, fd)?,
             Err(_) => {
                 let orphans = link.close(&event_loop);
@@ -159,6 +233,33 @@ pub fn submit<'py>(
         link.timer_armed = true;
     }
     Ok(Some(future))
+}
+
+enum Spin {
+    /// The one reply due (nothing else was in flight).
+    Reply(Reply),
+    /// Not here within the budget: the loop takes over (any partial reply stays buffered).
+    Waiting,
+    /// The connection failed or fell out of step.
+    Broken,
+}
+
+/// Poll the socket for the reply of the only request in flight, for at most `budget`.
+fn spin_for_reply(conn: &mut DirectConnection, budget: Duration) -> Spin {
+    let started = Instant::now();
+    let mut replies = Vec::with_capacity(1);
+    loop {
+        match conn.read_replies(&mut replies) {
+            Ok(ReadOutcome::Drained) => {}
+            _ => return Spin::Broken,
+        }
+        match replies.len() {
+            0 if started.elapsed() < budget => std::hint::spin_loop(),
+            0 => return Spin::Waiting,
+            1 => return Spin::Reply(replies.pop().expect("one reply")),
+            _ => return Spin::Broken,
+        }
+    }
 }
 
 /// Have the loop call back when the socket takes more bytes.
@@ -289,6 +390,25 @@ fn expire(py: Python<'_>, expired: Vec<Pending>, timeout: Duration, metrics: &Me
         metrics.record_error(&err);
         let future = pending.future.bind(py);
         super::bridge::complete(py, future, Box::new(move |_py| Err(to_py_err(err))));
+    }
+}
+
+/// Completes a future from a result computed earlier (a `call_soon` callback).
+#[pyclass(name = "_Resolve", module = "solcache._core", frozen)]
+struct Resolve {
+    future: Py<PyAny>,
+    result: std::sync::Mutex<Option<PyResult<Py<PyAny>>>>,
+    unresolved: Arc<std::sync::atomic::AtomicU32>,
+}
+
+#[pymethods]
+impl Resolve {
+    fn __call__(&self, py: Python<'_>) {
+        let taken = self.result.lock().ok().and_then(|mut r| r.take());
+        if let Some(result) = taken {
+            self.unresolved.fetch_sub(1, Ordering::Relaxed);
+            super::bridge::complete(py, self.future.bind(py), Box::new(move |_py| result));
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 
 use super::bridge::spawn;
 use super::convert::py_opt;
+use super::direct::DirectOptions;
 use super::errors::{invalid_input, IntoPyResult};
 use crate::metrics::OperationStats;
 use crate::redis_pool::{redact_url, Health, PoolConfig, RedisPool};
@@ -15,7 +16,7 @@ use crate::redis_pool::{redact_url, Health, PoolConfig, RedisPool};
 #[pyclass(name = "PoolHandle", module = "solcache._core", frozen)]
 pub struct PoolHandle {
     pool: RedisPool,
-    direct_reads: bool,
+    direct: DirectOptions,
 }
 
 fn millis(value: u64, name: &str) -> PyResult<Duration> {
@@ -28,7 +29,7 @@ fn millis(value: u64, name: &str) -> PyResult<Duration> {
 /// Connect and return a `PoolHandle` (awaitable). Every argument is required here: defaults
 /// live in `solcache.Settings`.
 #[pyfunction]
-#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms, direct_reads = true))]
+#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms, direct_reads = true, direct_spin_us = 0))]
 #[allow(clippy::too_many_arguments)]
 pub fn open_pool(
     py: Python<'_>,
@@ -41,7 +42,17 @@ pub fn open_pool(
     health_check_interval_ms: u64,
     slow_threshold_ms: f64,
     direct_reads: bool,
+    direct_spin_us: u64,
 ) -> PyResult<Bound<'_, PyAny>> {
+    if direct_spin_us > 1000 {
+        return Err(invalid_input(format!(
+            "direct_spin_us must be at most 1000 (it holds the event loop), got {direct_spin_us}"
+        )));
+    }
+    let direct = DirectOptions {
+        enabled: direct_reads,
+        spin: Duration::from_micros(direct_spin_us),
+    };
     if !(slow_threshold_ms.is_finite() && slow_threshold_ms > 0.0) {
         return Err(invalid_input(format!(
             "slow_threshold_ms must be a positive number, got {slow_threshold_ms}"
@@ -61,7 +72,7 @@ pub fn open_pool(
     spawn(py, async move {
         RedisPool::connect(config)
             .await
-            .map(|pool| PoolHandle { pool, direct_reads })
+            .map(|pool| PoolHandle { pool, direct })
             .py()
     })
 }
@@ -77,7 +88,7 @@ pub fn py_redact_url(url: &str) -> String {
 pub struct PyRedisPool {
     pub pool: RedisPool,
     /// Cache reads on an asyncio loop use a direct connection of that loop (`direct.rs`).
-    pub direct_reads: bool,
+    pub direct: DirectOptions,
 }
 
 #[pymethods]
@@ -86,7 +97,7 @@ impl PyRedisPool {
     fn new(handle: PyRef<'_, PoolHandle>) -> Self {
         PyRedisPool {
             pool: handle.pool.clone(),
-            direct_reads: handle.direct_reads,
+            direct: handle.direct,
         }
     }
 
@@ -111,7 +122,13 @@ impl PyRedisPool {
     /// Whether cache reads use this loop's direct connection when it is up.
     #[getter]
     fn direct_reads(&self) -> bool {
-        self.direct_reads
+        self.direct.enabled
+    }
+
+    /// How long a direct read polls for its reply before yielding to the loop, in µs.
+    #[getter]
+    fn direct_spin_us(&self) -> u64 {
+        self.direct.spin.as_micros() as u64
     }
 
     /// Stop the health task and close idle connections, and this loop's direct connection

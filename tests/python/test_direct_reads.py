@@ -198,3 +198,35 @@ async def test_unix_socket_acl_user_and_database(
         assert got is not None and got.price == Decimal("201.5")
         if kind == "db":
             assert "db3:keys=1" in redis_server.raw("INFO", "keyspace")
+
+
+@pytest.mark.parametrize("spin_us", [0, 1000])
+async def test_reads_always_yield_to_other_tasks(redis_server: RedisServer, spin_us: int) -> None:
+    """A reply found by polling still resolves on the next loop iteration: a tight loop of
+    reads never starves the other tasks."""
+    async with await RedisPool.connect(redis_server.url, direct_spin_us=spin_us) as pool:
+        assert pool.direct_spin_us == spin_us
+        cache = PriceCache(pool)
+        await cache.set(PriceData("SOL", "3"))
+        await until_direct(redis_server, cache)
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        before = ticks
+        for _ in range(200):
+            got = await cache.get("SOL")
+            assert got is not None and got.price == 3
+        tick.cancel()
+        assert ticks - before >= 190
+
+
+async def test_spin_budget_is_bounded(redis_server: RedisServer) -> None:
+    with pytest.raises(solcache.InvalidInputError):
+        await RedisPool.connect(redis_server.url, direct_spin_us=5000)
