@@ -25,7 +25,7 @@ use redis::aio::MultiplexedConnection;
 use redis::io::tcp::TcpSettings;
 use redis::IntoConnectionInfo;
 use rust_decimal::Decimal;
-use solcache::{PoolConfig, PriceCache, PriceData, RedisPool, MVP_TOKENS};
+use solcache::{PoolConfig, PriceCache, PriceData, RedisPool, SyncCache, SyncPool, MVP_TOKENS};
 use support::RedisServer;
 use tokio::runtime::Runtime;
 
@@ -41,6 +41,7 @@ struct Target {
     cache: PriceCache,
     raw: MultiplexedConnection,
     prices: Vec<PriceData>,
+    sync: SyncCache<PriceData>,
 }
 
 /// Everything the benches run against.
@@ -146,11 +147,14 @@ async fn target(name: &'static str, url: &str) -> Target {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
+    // The blocking twin: its I/O runs on the bench thread, no runtime involved.
+    let sync = SyncCache::new(SyncPool::connect(PoolConfig::new(url)).expect("sync pool"));
     Target {
         name,
         cache,
         raw,
         prices,
+        sync,
     }
 }
 
@@ -173,6 +177,10 @@ fn bench_transport(c: &mut Criterion, rt: &Runtime, t: &Target) {
     g.bench_function("get_many_5", |b| {
         b.to_async(rt)
             .iter(|| async { black_box(t.cache.get_many(&MVP_TOKENS, None).await.unwrap()) })
+    });
+    g.bench_function("sync_get", |b| b.iter(|| black_box(t.sync.get("SOL", None).unwrap())));
+    g.bench_function("sync_get_many_5", |b| {
+        b.iter(|| black_box(t.sync.get_many(&MVP_TOKENS, None).unwrap()))
     });
     g.bench_function("set", |b| {
         b.to_async(rt)
