@@ -56,8 +56,11 @@ CALL_BUDGET_S = (300 + 300 + 300) / 1000
 #: Added to every wall-clock bound: scheduling delays on a loaded 2-core machine.
 MARGIN_S = 1.5
 #: How soon after Redis is back each component must work again (measured: milliseconds for the
-#: pool, about a second for the slowest part of `serve`); generous on purpose.
-RECOVERY_S = 5.0
+#: pool, about a second for the slowest parts of `serve`); generous on purpose.
+RECOVERY_S = 3.0
+#: How long `serve` is left without Redis: long enough for each retry loop to reach its longest
+#: backoff (a loop capped at 5 s would then need up to 5 s more after Redis is back).
+OUTAGE_S = 12.0
 #: The longest the event loop may go without running a 5 ms ticker: far below any timeout, so a
 #: call that blocked the loop while waiting on Redis would show.
 MAX_LOOP_GAP_S = 0.2
@@ -426,8 +429,12 @@ def test_sigkill_serve_reports_degraded_then_recovers_without_a_restart(
                 and svc.get("/api/prices").status_code == 503
             )
 
+        killed = time.monotonic()
         print(f"outage noticed after {_wait(degraded, 10, 'degraded reported') * 1000:.0f} ms")
         consumed = svc.status()["service"]["events_consumed"]
+        # A long enough outage for every retry loop to reach its longest backoff: recovery must
+        # not depend on how long Redis was away.
+        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - killed)))
         fresh_redis.start()  # same port, empty
         recovered = _wait_all(
             {

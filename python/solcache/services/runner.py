@@ -120,7 +120,9 @@ async def _run(
         async def count(_entry: object) -> None:
             consumed["n"] += 1
 
-        manager = SubscriptionManager(events, SERVE_GROUP, start_id="$")
+        # Backoff capped at 1 s: after an outage of any length the group reads again within
+        # about a second of Redis coming back (a retry against a dead server costs nothing).
+        manager = SubscriptionManager(events, SERVE_GROUP, start_id="$", backoff_max_s=1.0)
         for stream in sorted({s for _, s in EVENT_TYPES.values()}):
             manager.on_stream(stream, count)
 

@@ -8,7 +8,8 @@
   bounded queue without awaiting anything, and sleeps ``poll_interval_s`` when nothing new
   came (a full batch is followed at once by the next read; after ``idle_after_s`` without
   any entry it polls every ``idle_poll_interval_s`` instead, to cost next to nothing while
-  the streams are quiet). It survives Redis outages with a capped exponential backoff.
+  the streams are quiet). It survives Redis outages with an exponential backoff capped at
+  ``retry_max_s`` (1 s), so it reads again about a second after Redis is back.
   (Polling, because ``EventStream.read`` reads one stream and opens a new connection for
   every blocking call; a multi-stream ``XREAD BLOCK`` on a kept connection would replace it.)
 - the **pool poller** reads the configured pools' states every ``pool_poll_interval_s`` (one
@@ -88,7 +89,7 @@ class EventHub:
         read_timeout_s: float = 2.0,
         replay_timeout_s: float = 5.0,
         retry_min_s: float = 0.1,
-        retry_max_s: float = 2.0,
+        retry_max_s: float = 1.0,
     ) -> None:
         for name, value in {
             "poll_interval_s": poll_interval_s,
