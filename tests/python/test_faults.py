@@ -823,6 +823,7 @@ async def test_reset_mid_call_is_a_connection_error_and_the_next_call_succeeds(
 
 @pytest.mark.xfail(
     strict=True,
+    raises=solcache.ConnectionError,
     reason="core bug (src/redis_pool.rs execute_with_retry): a request is retried on a fresh "
     "connection only if the dead one had served a call (`conn.used`); an idle connection opened "
     "in the background (min_idle) and never used fails the call instead",
@@ -835,8 +836,8 @@ async def test_a_never_used_idle_connection_that_died_does_not_fail_the_next_cal
     ) as pool:
         cache = PriceCache(pool, ttl_ms=600_000)
         await cache.set(PriceData("SOL", VALUES["SOL"]))  # uses one connection of two
-        await eventually(lambda: _assert(pool.counts()["idle"] == 2))
-        assert proxy.reset_all() == 2  # e.g. a load balancer's idle timeout
+        await eventually(lambda: _assert(pool.counts()["idle"] >= 2))
+        assert proxy.reset_all() >= 2  # e.g. a load balancer's idle timeout
         # expected: the dead connection is replaced and the request retried on a fresh one, as
         # it is for a connection that had served a call
         sol = await cache.get("SOL")  # observed: ConnectionError "broken pipe"
