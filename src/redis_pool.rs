@@ -149,6 +149,8 @@ pub struct PooledRedis {
     epoch: u64,
     broken: bool,
     used: bool,
+    /// When it was opened: one opened before a checkout began sat idle and may have died.
+    opened_at: Instant,
 }
 
 /// bb8 manager: opens multiplexed connections with our timeouts and TCP settings.
@@ -194,6 +196,7 @@ impl ManageConnection for RedisConnectionManager {
                 epoch,
                 broken: false,
                 used: false,
+                opened_at: Instant::now(),
             }),
             Ok(Err(e)) => {
                 let err = Error::from_redis(e, &self.url, "connect", self.connect_timeout);
@@ -526,8 +529,11 @@ impl RedisPool {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let asked = Instant::now();
             let mut conn = self.checkout().await?;
-            let reused = conn.used;
+            // Served calls before, or waited idle (e.g. opened by `min_idle`): either may
+            // have died with a server restart, so a dropped connection earns one retry.
+            let reused = conn.used || conn.opened_at < asked;
             conn.used = true;
             let reply = match request {
                 Request::Cmd(cmd) => cmd.query_async::<T>(&mut conn.conn).await,
@@ -565,7 +571,9 @@ impl RedisPool {
         if self.is_closed() {
             return Err(Error::PoolClosed);
         }
-        let mut conn = self.inner.pool.dedicated_connection().await?;
+        let mut conn = self.inner.pool.dedicated_connection().await.inspect_err(|e| {
+            self.inner.metrics.record_error(e);
+        })?;
         let response_timeout = block + self.inner.config.response_timeout;
         conn.conn.set_response_timeout(response_timeout);
         Ok(BlockingConnection {

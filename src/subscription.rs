@@ -158,6 +158,14 @@ impl Subscription {
         Ok(())
     }
 
+    /// Send the pending acknowledgements and close this subscription's own connection (a
+    /// later [`Subscription::next_batch`] would open a new one).
+    pub async fn close(&mut self) -> Result<()> {
+        let flushed = self.flush_acks().await;
+        self.conn = None;
+        flushed
+    }
+
     /// Acknowledge what was marked, then return the next batch: reclaimed entries when any are
     /// due, else this consumer's own pending ones (after a start or reconnect), else new ones
     /// (waiting up to `block`). An empty batch means nothing arrived in time.

@@ -430,6 +430,8 @@ class CoreSubscription:
     def next_batch(self, acks: Sequence[tuple[str, str]]) -> Awaitable[list[StreamEntry]]:
         """Acknowledge ``(stream, id)`` pairs, then read the next batch."""
     def flush_acks(self, acks: Sequence[tuple[str, str]]) -> Awaitable[None]: ...
+    def close(self, acks: Sequence[tuple[str, str]]) -> Awaitable[None]:
+        """Send the acknowledgements, then close the subscription's own connection."""
     def stats(self) -> SubscriptionStats: ...
 
 @disjoint_base

@@ -117,15 +117,14 @@ class Subscription:
                 self.ack(*batch)
 
     async def close(self) -> None:
-        """Send queued acknowledgements and stop. An entry whose loop body did not finish is
-        not acknowledged: it is redelivered (at least once)."""
+        """Send queued acknowledgements, close the read connection and stop. An entry whose
+        loop body did not finish is not acknowledged: it is redelivered (at least once)."""
         if self._closed:
             return
         self._closed = True
         self._buffer.clear()
         acks, self._acks = self._acks, []
-        if acks:
-            await self._core.flush_acks(acks)
+        await self._core.close(acks)  # also closes its blocking-read connection
 
     async def __aenter__(self) -> Subscription:
         return self

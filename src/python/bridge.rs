@@ -298,7 +298,14 @@ where
     let task = runtime().spawn(async move {
         let _counted = counted;
         let result = fut.await;
-        delivery.send(Box::new(move |py| result?.into_py_any(py)));
+        delivery.send(Box::new(move |py| {
+            let value = result?;
+            // `()` means "nothing": Python's None, not pyo3's empty tuple.
+            if std::any::TypeId::of::<T>() == std::any::TypeId::of::<()>() {
+                return Ok(py.None());
+            }
+            value.into_py_any(py)
+        }));
     });
     let on_done = Bound::new(
         py,

@@ -199,6 +199,23 @@ impl PyCoreSubscription {
         })
     }
 
+    /// Send `(stream, id)` acknowledgements, then close the subscription's own connection
+    /// (awaitable).
+    fn close<'py>(&self, py: Python<'py>, acks: Vec<(String, String)>) -> PyResult<Bound<'py, PyAny>> {
+        let (inner, stats) = (self.inner.clone(), self.stats.clone());
+        spawn(py, async move {
+            let mut sub = inner.lock().await;
+            for (stream, id) in &acks {
+                sub.ack_later(stream, id);
+            }
+            let result = sub.close().await;
+            if let Ok(mut s) = stats.lock() {
+                *s = sub.stats();
+            }
+            result.py()
+        })
+    }
+
     /// Acknowledge `(stream, id)` pairs now (awaitable).
     fn flush_acks<'py>(&self, py: Python<'py>, acks: Vec<(String, String)>) -> PyResult<Bound<'py, PyAny>> {
         let (inner, stats) = (self.inner.clone(), self.stats.clone());

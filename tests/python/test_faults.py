@@ -774,8 +774,7 @@ async def test_black_hole_times_out_then_recovers_with_the_right_replies(
 async def test_reset_mid_call_is_a_connection_error_and_the_next_call_succeeds(
     proxy: FaultProxy, fresh_redis: RedisServer, eventually: Callable[..., Awaitable[Any]]
 ) -> None:
-    # min_idle 0: no connection is opened in the background while the proxy resets them (see
-    # the xfail test below for what such a never-used connection does to the next call)
+    # min_idle 0: no connection is opened in the background while the proxy resets them
     async with await RedisPool.connect(
         proxy.url(),
         max_size=4,
@@ -821,13 +820,6 @@ async def test_reset_mid_call_is_a_connection_error_and_the_next_call_succeeds(
         await eventually(lambda: pool_settled(pool))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=solcache.ConnectionError,
-    reason="core bug (src/redis_pool.rs execute_with_retry): a request is retried on a fresh "
-    "connection only if the dead one had served a call (`conn.used`); an idle connection opened "
-    "in the background (min_idle) and never used fails the call instead",
-)
 async def test_a_never_used_idle_connection_that_died_does_not_fail_the_next_call(
     proxy: FaultProxy, eventually: Callable[..., Awaitable[Any]]
 ) -> None:
@@ -838,9 +830,9 @@ async def test_a_never_used_idle_connection_that_died_does_not_fail_the_next_cal
         await cache.set(PriceData("SOL", VALUES["SOL"]))  # uses one connection of two
         await eventually(lambda: _assert(pool.counts()["idle"] >= 2))
         assert proxy.reset_all() >= 2  # e.g. a load balancer's idle timeout
-        # expected: the dead connection is replaced and the request retried on a fresh one, as
-        # it is for a connection that had served a call
-        sol = await cache.get("SOL")  # observed: ConnectionError "broken pipe"
+        # The dead connection is replaced and the request retried on a fresh one, as it is for
+        # a connection that had served a call.
+        sol = await cache.get("SOL")
         assert sol is not None and sol.price == Decimal(VALUES["SOL"])
 
 

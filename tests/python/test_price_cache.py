@@ -159,3 +159,9 @@ async def test_wrong_type_is_response_error(pool, redis_server) -> None:
         await cache.get("SOL")
     await cache.set(price("USDC"))  # the pool still works afterwards
     assert await cache.get("USDC") is not None
+
+
+async def test_calls_that_return_nothing_return_none(pool) -> None:
+    cache = solcache.PriceCache(pool)
+    assert await cache.set(solcache.PriceData("SOL", "1")) is None
+    assert await cache.set_many([solcache.PriceData("USDC", "1")]) is None

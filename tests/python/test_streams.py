@@ -337,3 +337,22 @@ async def test_invalid_subscription_rejected_before_redis(
     with pytest.raises(InvalidInputError):
         events.subscribe(streams, group, consumer, **options)
     assert stream_commands_called(redis_server) == {}
+
+
+async def test_closing_a_subscription_closes_its_connection(
+    events: solcache.EventStream, redis_server, eventually
+) -> None:
+    def clients() -> int:
+        return len(redis_server.raw("CLIENT", "LIST").splitlines())
+
+    await events.ensure_group(solcache.STREAM_UI_EVENTS, "g", start_id="0")
+    before = clients()
+    sub = events.subscribe(solcache.STREAM_UI_EVENTS, "g", "c", block_ms=10)
+    assert await sub.next_batch() == []
+    assert clients() == before + 1  # the blocking reads' own connection
+    await sub.close()
+
+    async def released() -> None:
+        assert clients() == before
+
+    await eventually(released)
