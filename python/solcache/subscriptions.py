@@ -94,7 +94,7 @@ class SubscriptionManager:
         max_deliveries: int = 5,
         handler_timeout_s: float = 30.0,
         backoff_initial_s: float = 0.1,
-        backoff_max_s: float = 5.0,
+        backoff_max_s: float = 1.0,
         close_timeout_s: float = 5.0,
     ) -> None:
         for name, value in [
