@@ -77,6 +77,9 @@ pub struct StreamInfo {
     pub groups: Vec<GroupInfo>,
 }
 
+/// Events per pipeline in [`EventStream::publish_many`].
+pub const PUBLISH_CHUNK: usize = 128;
+
 /// Stream names: 1–128 bytes of `A–Z a–z 0–9 : . _ -` (no `{}` hash tags, spaces or globs).
 pub fn validate_stream_name(name: &str) -> Result<()> {
     validate_name("stream", name)?;
@@ -197,18 +200,28 @@ impl EventStream {
         self.pool.execute(Operation::StreamPublish, Request::Cmd(&cmd)).await
     }
 
-    /// Append many events in one pipeline (one round trip); ids in the order of `events`.
+    /// Append many events in pipelines of [`PUBLISH_CHUNK`] sent back to back on one
+    /// connection (about one round trip); ids in the order of `events`. Every event is
+    /// validated before anything is sent.
     pub async fn publish_many(&self, events: &[TradingEvent], stream: Option<&str>) -> Result<Vec<String>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for event in events {
-            pipe.add_command(self.xadd(Self::target(event, stream)?, event));
+        // Chunks in flight together on one connection (in order): the server appends one
+        // while the next is encoded, instead of waiting for the whole batch.
+        let mut pipes = Vec::with_capacity(events.len().div_ceil(PUBLISH_CHUNK));
+        for chunk in events.chunks(PUBLISH_CHUNK) {
+            let mut pipe = redis::pipe();
+            for event in chunk {
+                pipe.add_command(self.xadd(Self::target(event, stream)?, event));
+            }
+            pipes.push(pipe);
         }
-        self.pool
-            .execute(Operation::StreamPublishMany, Request::Pipeline(&pipe))
-            .await
+        let request = match pipes.as_slice() {
+            [one] => Request::Pipeline(one),
+            many => Request::Pipelines(many),
+        };
+        self.pool.execute(Operation::StreamPublishMany, request).await
     }
 
     /// Read up to `count` entries after `last_id` (`$` for only new ones), waiting up to

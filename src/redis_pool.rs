@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bb8::{ManageConnection, PooledConnection, RunError};
 use redis::aio::MultiplexedConnection;
 use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
-use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, Pipeline};
+use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -244,6 +244,10 @@ impl Drop for Counted<'_> {
 pub enum Request<'a> {
     Cmd(&'a Cmd),
     Pipeline(&'a Pipeline),
+    /// Several pipelines sent back to back on one connection without waiting between them,
+    /// so the server works on one while the next is encoded and the last one's replies are
+    /// parsed. The replies, in order, form one array (as if it were one pipeline).
+    Pipelines(&'a [Pipeline]),
 }
 
 /// Counts of the pool's connections at one instant.
@@ -295,6 +299,27 @@ impl std::fmt::Debug for RedisPool {
             .field("closed", &self.is_closed())
             .finish()
     }
+}
+
+/// Send `pipes` on clones of one multiplexed connection (same socket, so in order), all in
+/// flight at once; join their reply arrays into one and convert it.
+pub(crate) async fn query_pipelines<T: FromRedisValue>(
+    conn: &MultiplexedConnection,
+    pipes: &[Pipeline],
+) -> redis::RedisResult<T> {
+    let replies = futures_util::future::try_join_all(pipes.iter().map(|pipe| {
+        let mut conn = conn.clone();
+        async move { pipe.query_async::<Value>(&mut conn).await }
+    }))
+    .await?;
+    let joined = replies
+        .into_iter()
+        .flat_map(|reply| match reply {
+            Value::Array(items) => items,
+            other => vec![other],
+        })
+        .collect();
+    Ok(T::from_redis_value(Value::Array(joined))?)
 }
 
 /// A redis-rs client for `url` with our TCP settings, and the URL with its password hidden.
@@ -538,6 +563,7 @@ impl RedisPool {
             let reply = match request {
                 Request::Cmd(cmd) => cmd.query_async::<T>(&mut conn.conn).await,
                 Request::Pipeline(pipe) => pipe.query_async::<T>(&mut conn.conn).await,
+                Request::Pipelines(pipes) => query_pipelines::<T>(&conn.conn, pipes).await,
             };
             let err = match reply {
                 Ok(value) => return Ok(value),
@@ -669,6 +695,7 @@ impl BlockingConnection {
         let reply = match request {
             Request::Cmd(cmd) => cmd.query_async::<T>(&mut self.conn).await,
             Request::Pipeline(pipe) => pipe.query_async::<T>(&mut self.conn).await,
+            Request::Pipelines(pipes) => query_pipelines::<T>(&self.conn, pipes).await,
         };
         let result = reply.map_err(|err| {
             if err.is_io_error() || err.is_connection_dropped() || err.kind() == redis::ErrorKind::Parse {

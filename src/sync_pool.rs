@@ -131,6 +131,18 @@ impl SyncInner {
     }
 }
 
+/// Several pipelines one after the other, their replies joined into one array.
+fn query_pipelines<T: FromRedisValue>(conn: &mut Connection, pipes: &[redis::Pipeline]) -> redis::RedisResult<T> {
+    let mut joined = Vec::new();
+    for pipe in pipes {
+        match pipe.query::<redis::Value>(conn)? {
+            redis::Value::Array(items) => joined.extend(items),
+            other => joined.push(other),
+        }
+    }
+    Ok(T::from_redis_value(redis::Value::Array(joined))?)
+}
+
 impl SyncPool {
     /// Open a pool: connect once (so a bad URL, password or server fails here, within
     /// `connect_timeout`) and check the server is Redis ≥ 6.2. Blocks the calling thread.
@@ -187,6 +199,7 @@ impl SyncPool {
             let reply = match request {
                 Request::Cmd(cmd) => cmd.query::<T>(conn),
                 Request::Pipeline(pipe) => pipe.query::<T>(conn),
+                Request::Pipelines(pipes) => query_pipelines::<T>(conn, pipes),
             };
             let err = match reply {
                 Ok(value) => return Ok(value),

@@ -291,3 +291,29 @@ async fn a_restarted_consumer_rereads_its_own_pending_entries_first() {
     assert_eq!(batch.len(), 5, "own pending entries come back at once, no claim delay");
     assert!(batch.iter().all(|e| e.deliveries == 2), "{batch:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_publish_many_keeps_order_across_its_chunks() {
+    let server = RedisServer::start();
+    let events = open(&server).await;
+    let n = solcache::event_stream::PUBLISH_CHUNK * 7 + 5;
+    let batch: Vec<_> = (0..n as i64).map(price).collect();
+    let ids = events.publish_many(&batch, None).await.unwrap();
+    assert_eq!(ids.len(), n);
+    let mut read = Vec::new();
+    let mut last = "0".to_string();
+    while read.len() < n {
+        let page = events.read(PRICE_UPDATES, &last, 1000, Duration::ZERO).await.unwrap();
+        assert!(!page.is_empty(), "stream ended after {} of {n}", read.len());
+        last = page.last().unwrap().id.clone();
+        read.extend(page);
+    }
+    // Ids come back in the order of the events, and the stream holds them in that order.
+    assert_eq!(read.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), ids);
+    for (i, entry) in read.iter().enumerate() {
+        match entry.event.as_ref().unwrap() {
+            TradingEvent::PriceUpdate(p) => assert_eq!(p.price, Decimal::from(i as i64)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
