@@ -51,6 +51,18 @@ pub fn timestamp_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<DateTime<Utc>
     let aware: DateTime<FixedOffset> = value
         .extract()
         .map_err(|_| invalid_input("timestamp must be a timezone-aware datetime (e.g. datetime.now(timezone.utc))"))?;
+    // chrono offsets are whole seconds: a sub-second offset would silently move the instant.
+    let offset = value.call_method0(pyo3::intern!(value.py(), "utcoffset"))?;
+    if !offset.is_none()
+        && offset
+            .getattr(pyo3::intern!(value.py(), "microseconds"))?
+            .extract::<i64>()?
+            != 0
+    {
+        return Err(invalid_input(
+            "timestamp's UTC offset must be a whole number of seconds",
+        ));
+    }
     Ok(aware.with_timezone(&Utc))
 }
 

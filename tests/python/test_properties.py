@@ -753,13 +753,13 @@ def test_out_of_range_arguments_are_invalid_input(live: Live, call: Callable[[Li
     assert live.data_commands() == before
 
 
-@pytest.mark.xfail(raises=AssertionError, strict=True, reason=_BINDING)
-def test_a_sub_second_utc_offset_keeps_the_instant() -> None:
-    """Python offsets may carry microseconds; chrono's FixedOffset has whole seconds, and the
-    conversion drops the rest, moving the instant (by under a second) without a word."""
+def test_a_sub_second_utc_offset_is_refused() -> None:
+    """Python offsets may carry microseconds; chrono's FixedOffset has whole seconds, so the
+    conversion would move the instant (by under a second) without a word: refused instead."""
     ts = datetime(2000, 1, 1, tzinfo=timezone(timedelta(microseconds=1)))
-    try:
-        price = PriceData("SOL", 1, ts)
-    except InvalidInputError:
-        return  # refusing it is fine too
-    assert price.timestamp == ts, f"{ts!r} became {price.timestamp!r}"
+    with pytest.raises(InvalidInputError, match="whole number of seconds"):
+        PriceData("SOL", 1, ts)
+    with pytest.raises(InvalidInputError, match="whole number of seconds"):
+        PriceUpdate("SOL", 1, ts)
+    whole = datetime(2000, 1, 1, tzinfo=timezone(timedelta(hours=5, seconds=7)))
+    assert PriceData("SOL", 1, whole).timestamp == whole
