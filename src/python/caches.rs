@@ -7,7 +7,7 @@ use pyo3::types::PyDict;
 use pyo3::IntoPyObjectExt;
 
 use super::bridge::{spawn, spawn_into};
-use super::convert::py_repr;
+use super::convert::{py_repr, str_arg, str_list_arg, u64_arg};
 use super::direct::{self, DirectOptions, OnReply, Redo};
 use super::errors::IntoPyResult;
 use super::models::{PyPoolState, PyPriceData};
@@ -33,6 +33,14 @@ where
         }
         Ok(dict)
     }
+}
+
+/// `max_age_ms` (None: no limit).
+pub fn max_age_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+    value
+        .filter(|v| !v.is_none())
+        .map(|v| u64_arg(v, "max_age_ms").map(Duration::from_millis))
+        .transpose()
 }
 
 fn ttl(ttl_ms: u64) -> Duration {
@@ -197,8 +205,14 @@ macro_rules! cache_class {
 
             /// Read one item, `None` when missing or older than `max_age_ms` (awaitable).
             #[pyo3(signature = ($id, *, max_age_ms = None))]
-            fn get<'py>(&self, py: Python<'py>, $id: String, max_age_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
-                let max_age = max_age_ms.map(Duration::from_millis);
+            fn get<'py>(
+                &self,
+                py: Python<'py>,
+                $id: &Bound<'py, PyAny>,
+                max_age_ms: Option<&Bound<'py, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let $id = str_arg($id, stringify!($id))?;
+                let max_age = max_age_arg(max_age_ms)?;
                 get(py, &self.cache, self.direct, $id, max_age, |inner| $py_model {
                     inner,
                 })
@@ -209,10 +223,11 @@ macro_rules! cache_class {
             fn get_many<'py>(
                 &self,
                 py: Python<'py>,
-                $ids: Vec<String>,
-                max_age_ms: Option<u64>,
+                $ids: &Bound<'py, PyAny>,
+                max_age_ms: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let max_age = max_age_ms.map(Duration::from_millis);
+                let $ids = str_list_arg($ids, stringify!($ids))?;
+                let max_age = max_age_arg(max_age_ms)?;
                 get_many(py, &self.cache, self.direct, $ids, max_age, |inner| $py_model {
                     inner,
                 })

@@ -66,6 +66,38 @@ pub fn timestamp_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<DateTime<Utc>
     Ok(aware.with_timezone(&Utc))
 }
 
+/// A `str` argument as Rust text. A `str` Rust cannot hold (a lone surrogate such as
+/// `"\ud800"`) is bad input, not a `UnicodeEncodeError`; a non-`str` is a `TypeError`.
+pub fn str_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
+    let text = value
+        .cast::<PyString>()
+        .map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("{name} must be str")))?;
+    text.to_str()
+        .map(str::to_owned)
+        .map_err(|_| invalid_input(format!("{name} is not valid Unicode (it holds a lone surrogate)")))
+}
+
+/// A sequence of `str` arguments (a single `str` is refused, not split into characters).
+pub fn str_list_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<String>> {
+    if value.is_instance_of::<PyString>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "{name} must be a sequence of str, not a str"
+        )));
+    }
+    value.try_iter()?.map(|item| str_arg(&item?, name)).collect()
+}
+
+/// A non-negative `int` argument that fits `u64`; anything else in range terms (negative,
+/// too large) is bad input, not an `OverflowError`.
+pub fn u64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
+    if !value.is_instance_of::<PyInt>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!("{name} must be int")));
+    }
+    value
+        .extract::<u64>()
+        .map_err(|_| invalid_input(format!("{name} must be between 0 and {}, got {value}", u64::MAX)))
+}
+
 /// `str` or `bytes` for the `from_json` decoders.
 pub fn json_arg(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(s) = data.cast::<PyString>() {

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::bridge::spawn;
+use super::convert::str_arg;
 use super::errors::{invalid_input, IntoPyResult};
 use super::events::{event_to_py, PyTradingEvent};
 use super::pool::PyRedisPool;
@@ -304,11 +305,12 @@ impl PyEventStream {
     fn read<'py>(
         &self,
         py: Python<'py>,
-        stream: String,
+        stream: &Bound<'py, PyAny>,
         last_id: &str,
         count: usize,
         block_ms: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let stream = str_arg(stream, "stream")?;
         let (handle, last_id) = (self.inner.clone(), last_id.to_owned());
         spawn(py, async move {
             let entries = handle

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use super::caches::max_age_arg;
 use super::caches::OrderedItems;
-use super::convert::py_repr;
+use super::convert::{py_repr, str_arg, str_list_arg};
 use super::errors::{invalid_input, IntoPyResult};
 use super::models::{PyPoolState, PyPriceData};
 use super::pool::PyOperationStats;
@@ -158,10 +159,15 @@ macro_rules! sync_cache_class {
 
             /// Read one item, `None` when missing or older than `max_age_ms`.
             #[pyo3(signature = ($id, *, max_age_ms = None))]
-            fn get(&self, py: Python<'_>, $id: &str, max_age_ms: Option<u64>) -> PyResult<Option<$py_model>> {
-                let item = py
-                    .detach(|| self.cache.get($id, max_age_ms.map(Duration::from_millis)))
-                    .py()?;
+            fn get(
+                &self,
+                py: Python<'_>,
+                $id: &Bound<'_, PyAny>,
+                max_age_ms: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<Option<$py_model>> {
+                let $id = str_arg($id, stringify!($id))?;
+                let max_age = max_age_arg(max_age_ms)?;
+                let item = py.detach(|| self.cache.get(&$id, max_age)).py()?;
                 Ok(item.map(|inner| $py_model { inner }))
             }
 
@@ -170,13 +176,12 @@ macro_rules! sync_cache_class {
             fn get_many(
                 &self,
                 py: Python<'_>,
-                $ids: Vec<String>,
-                max_age_ms: Option<u64>,
+                $ids: &Bound<'_, PyAny>,
+                max_age_ms: Option<&Bound<'_, PyAny>>,
             ) -> PyResult<OrderedItems<$py_model>> {
-                let ids = $ids;
-                let items = py
-                    .detach(|| self.cache.get_many(&ids, max_age_ms.map(Duration::from_millis)))
-                    .py()?;
+                let ids = str_list_arg($ids, stringify!($ids))?;
+                let max_age = max_age_arg(max_age_ms)?;
+                let items = py.detach(|| self.cache.get_many(&ids, max_age)).py()?;
                 Ok(OrderedItems(
                     ids.into_iter()
                         .zip(items.into_iter().map(|i| i.map(|inner| $py_model { inner })))
