@@ -137,6 +137,9 @@ pub fn submit<'py>(
     on_reply: OnReply,
     redo: Redo,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
+    // Core log records wait for a Python thread; direct reads may be the only calls a
+    // service makes, so they hand them over too (one atomic load when there are none).
+    super::log_bridge::flush(py);
     let event_loop = running_loop(py)?;
     let queue = queue_for(py, &event_loop)?;
     let mut links = lock(&queue);

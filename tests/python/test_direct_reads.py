@@ -7,6 +7,7 @@ Every test runs against real redis-server processes; the direct connection names
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from decimal import Decimal
@@ -230,3 +231,18 @@ async def test_reads_always_yield_to_other_tasks(redis_server: RedisServer, spin
 async def test_spin_budget_is_bounded(redis_server: RedisServer) -> None:
     with pytest.raises(solcache.InvalidInputError):
         await RedisPool.connect(redis_server.url, direct_spin_us=5000)
+
+
+async def test_core_log_records_reach_logging_with_direct_reads_only(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="solcache")
+    async with await RedisPool.connect(redis_server.url, slow_threshold_ms=0.001) as pool:
+        cache = PriceCache(pool)
+        await until_direct(redis_server, cache)
+        await asyncio.sleep(1.1)  # past the slow-call log's rate limit (1 s)
+        caplog.clear()
+        for _ in range(50):  # direct reads only: no call through the runtime
+            await cache.get("SOL")
+        warnings = [r.getMessage() for r in caplog.records if r.name == "solcache"]
+        assert any("slow Redis operation: price_get" in m for m in warnings), warnings
