@@ -7,7 +7,7 @@ use pyo3::types::PyDict;
 use pyo3::IntoPyObjectExt;
 
 use super::bridge::{spawn, spawn_into};
-use super::convert::{py_repr, str_arg, str_list_arg, u64_arg};
+use super::convert::{py_repr, str_arg, str_list_arg, u64_arg, UInt};
 use super::direct::{self, DirectOptions, OnReply, Redo};
 use super::errors::IntoPyResult;
 use super::models::{PyPoolState, PyPriceData};
@@ -172,10 +172,10 @@ macro_rules! cache_class {
         #[pymethods]
         impl $class {
             #[new]
-            #[pyo3(signature = (pool, *, ttl_ms = 2000))]
-            fn new(pool: PyRef<'_, PyRedisPool>, ttl_ms: u64) -> PyResult<Self> {
+            #[pyo3(signature = (pool, *, ttl_ms = UInt(2000)), text_signature = "(pool, *, ttl_ms=2000)")]
+            fn new(pool: PyRef<'_, PyRedisPool>, ttl_ms: UInt) -> PyResult<Self> {
                 Ok($class {
-                    cache: Cache::with_ttl(pool.pool.clone(), ttl(ttl_ms)).py()?,
+                    cache: Cache::with_ttl(pool.pool.clone(), ttl(ttl_ms.0)).py()?,
                     direct: pool.direct,
                 })
             }

@@ -98,6 +98,55 @@ pub fn u64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
         .map_err(|_| invalid_input(format!("{name} must be between 0 and {}, got {value}", u64::MAX)))
 }
 
+/// A value's `str()` for a message, cut to 40 characters (ints can be huge).
+fn short(obj: &Bound<'_, PyAny>) -> String {
+    let text = obj.to_string();
+    match text.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// An `int` argument that must fit `u64`: negative or too large is `InvalidInputError`
+/// (pyo3's own conversion raises `OverflowError`); not an `int` is a `TypeError`.
+#[derive(Debug, Clone, Copy)]
+pub struct UInt(pub u64);
+
+impl FromPyObject<'_, '_> for UInt {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        if !obj.is_instance_of::<PyInt>() {
+            return Err(pyo3::exceptions::PyTypeError::new_err("an int is required"));
+        }
+        obj.extract::<u64>().map(UInt).map_err(|_| {
+            invalid_input(format!(
+                "{} is out of range: an int from 0 to {} is required",
+                short(&obj),
+                u64::MAX
+            ))
+        })
+    }
+}
+
+/// An `int` argument that must fit `i64` (range checked by the caller); too large is
+/// `InvalidInputError`, not `OverflowError`.
+#[derive(Debug, Clone, Copy)]
+pub struct Int(pub i64);
+
+impl FromPyObject<'_, '_> for Int {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        if !obj.is_instance_of::<PyInt>() {
+            return Err(pyo3::exceptions::PyTypeError::new_err("an int is required"));
+        }
+        obj.extract::<i64>()
+            .map(Int)
+            .map_err(|_| invalid_input(format!("{} is out of range for a 64-bit int", short(&obj))))
+    }
+}
+
 /// `str` or `bytes` for the `from_json` decoders.
 pub fn json_arg(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(s) = data.cast::<PyString>() {

@@ -3,7 +3,7 @@
 use pyo3::prelude::*;
 use rust_decimal::Decimal;
 
-use super::convert::{decimal_arg, json_arg, py_repr, timestamp_arg};
+use super::convert::{decimal_arg, json_arg, py_repr, timestamp_arg, Int};
 use super::errors::{decode_error, invalid_input, IntoPyResult};
 use crate::models::{format_timestamp, PoolState, PriceData};
 use crate::price_impact::{Direction, SwapQuote};
@@ -129,14 +129,18 @@ impl PyPoolState {
     }
 
     /// Quote a swap: fee and slippage in basis points (Raydium AMM v4 charges 25).
-    #[pyo3(signature = (amount_in, *, a_to_b = true, fee_bps = 25, slippage_bps = 50))]
+    #[pyo3(
+        signature = (amount_in, *, a_to_b = true, fee_bps = Int(25), slippage_bps = Int(50)),
+        text_signature = "($self, amount_in, *, a_to_b=True, fee_bps=25, slippage_bps=50)"
+    )]
     fn quote_swap(
         &self,
         amount_in: &Bound<'_, PyAny>,
         a_to_b: bool,
-        fee_bps: i64,
-        slippage_bps: i64,
+        fee_bps: Int,
+        slippage_bps: Int,
     ) -> PyResult<PySwapQuote> {
+        let (fee_bps, slippage_bps) = (fee_bps.0, slippage_bps.0);
         let bps = |v: i64, name: &str| {
             u32::try_from(v).map_err(|_| invalid_input(format!("{name} must be between 0 and 10000, got {v}")))
         };

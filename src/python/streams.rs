@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::bridge::spawn;
-use super::convert::str_arg;
+use super::convert::{str_arg, UInt};
 use super::errors::{invalid_input, IntoPyResult};
 use super::events::{event_to_py, PyTradingEvent};
 use super::pool::PyRedisPool;
@@ -254,13 +254,21 @@ fn ms(value: u64, name: &str) -> PyResult<Duration> {
 #[pymethods]
 impl PyEventStream {
     #[new]
-    #[pyo3(signature = (pool, *, maxlen = 10000, maxlen_per_stream = None))]
+    #[pyo3(
+        signature = (pool, *, maxlen = UInt(10000), maxlen_per_stream = None),
+        text_signature = "(pool, *, maxlen=10000, maxlen_per_stream=None)"
+    )]
     fn new(
         pool: PyRef<'_, PyRedisPool>,
-        maxlen: usize,
-        maxlen_per_stream: Option<HashMap<String, usize>>,
+        maxlen: UInt,
+        maxlen_per_stream: Option<HashMap<String, UInt>>,
     ) -> PyResult<Self> {
-        let inner = EventStream::with_maxlen(pool.pool.clone(), maxlen, maxlen_per_stream.unwrap_or_default()).py()?;
+        let per_stream = maxlen_per_stream
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(stream, n)| (stream, n.0 as usize))
+            .collect();
+        let inner = EventStream::with_maxlen(pool.pool.clone(), maxlen.0 as usize, per_stream).py()?;
         Ok(PyEventStream { inner })
     }
 
@@ -301,20 +309,23 @@ impl PyEventStream {
     }
 
     /// Read up to `count` entries after `last_id`, waiting up to `block_ms` (0: no wait).
-    #[pyo3(signature = (stream, last_id = "$", *, count = 100, block_ms = 100))]
+    #[pyo3(
+        signature = (stream, last_id = "$", *, count = UInt(100), block_ms = 100),
+        text_signature = "($self, stream, last_id='$', *, count=100, block_ms=100)"
+    )]
     fn read<'py>(
         &self,
         py: Python<'py>,
         stream: &Bound<'py, PyAny>,
         last_id: &str,
-        count: usize,
+        count: UInt,
         block_ms: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let stream = str_arg(stream, "stream")?;
         let (handle, last_id) = (self.inner.clone(), last_id.to_owned());
         spawn(py, async move {
             let entries = handle
-                .read(&stream, &last_id, count, Duration::from_millis(block_ms))
+                .read(&stream, &last_id, count.0 as usize, Duration::from_millis(block_ms))
                 .await
                 .py()?;
             Ok(Entries(entries))
@@ -354,18 +365,18 @@ impl PyEventStream {
         streams: Vec<String>,
         group: &str,
         consumer: &str,
-        count: usize,
-        block_ms: u64,
-        claim_min_idle_ms: u64,
-        claim_interval_ms: u64,
-        max_deliveries: u64,
+        count: UInt,
+        block_ms: UInt,
+        claim_min_idle_ms: UInt,
+        claim_interval_ms: UInt,
+        max_deliveries: UInt,
     ) -> PyResult<PyCoreSubscription> {
         let options = SubscriptionOptions {
-            count,
-            block: ms(block_ms, "block_ms")?,
-            claim_min_idle: ms(claim_min_idle_ms, "claim_min_idle_ms")?,
-            claim_interval: ms(claim_interval_ms, "claim_interval_ms")?,
-            max_deliveries,
+            count: count.0 as usize,
+            block: ms(block_ms.0, "block_ms")?,
+            claim_min_idle: ms(claim_min_idle_ms.0, "claim_min_idle_ms")?,
+            claim_interval: ms(claim_interval_ms.0, "claim_interval_ms")?,
+            max_deliveries: max_deliveries.0,
         };
         let sub = Subscription::new(self.inner.clone(), streams, group, consumer, options).py()?;
         Ok(PyCoreSubscription {

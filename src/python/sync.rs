@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 use super::caches::max_age_arg;
 use super::caches::OrderedItems;
-use super::convert::{py_repr, str_arg, str_list_arg};
+use super::convert::{py_repr, str_arg, str_list_arg, UInt};
 use super::errors::{invalid_input, IntoPyResult};
 use super::models::{PyPoolState, PyPriceData};
 use super::pool::PyOperationStats;
@@ -129,10 +129,10 @@ macro_rules! sync_cache_class {
         #[pymethods]
         impl $class {
             #[new]
-            #[pyo3(signature = (pool, *, ttl_ms = 2000))]
-            fn new(pool: PyRef<'_, PySyncRedisPool>, ttl_ms: u64) -> PyResult<Self> {
+            #[pyo3(signature = (pool, *, ttl_ms = UInt(2000)), text_signature = "(pool, *, ttl_ms=2000)")]
+            fn new(pool: PyRef<'_, PySyncRedisPool>, ttl_ms: UInt) -> PyResult<Self> {
                 Ok($class {
-                    cache: SyncCache::with_ttl(pool.pool.clone(), Duration::from_millis(ttl_ms)).py()?,
+                    cache: SyncCache::with_ttl(pool.pool.clone(), Duration::from_millis(ttl_ms.0)).py()?,
                 })
             }
 

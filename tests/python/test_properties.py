@@ -762,7 +762,6 @@ def test_unholdable_text_and_out_of_range_reads_are_invalid_input(
         ),
     ],
 )
-@pytest.mark.xfail(raises=OverflowError, strict=True, reason=_BINDING)
 def test_out_of_range_arguments_are_invalid_input(live: Live, call: Callable[[Live], Any]) -> None:
     before = live.data_commands()
     with pytest.raises(InvalidInputError):
