@@ -69,14 +69,9 @@ impl<T: Cached> Cache<T> {
 
     /// A cache writing with `ttl` (1 ms to 1 day).
     pub fn with_ttl(pool: RedisPool, ttl: Duration) -> Result<Self> {
-        if ttl < Duration::from_millis(1) || ttl > Duration::from_secs(86_400) {
-            return Err(Error::invalid(format!(
-                "ttl must be between 1 ms and 1 day, got {ttl:?}"
-            )));
-        }
         Ok(Cache {
             pool,
-            ttl_ms: ttl.as_millis() as u64,
+            ttl_ms: checked_ttl_ms(ttl)?,
             _item: PhantomData,
         })
     }
@@ -111,10 +106,7 @@ impl<T: Cached> Cache<T> {
     /// Count errors that did not come from Redis (validation, decoding) by kind; errors from
     /// the pool are counted there.
     fn counted<R>(&self, result: Result<R>) -> Result<R> {
-        if let Err(e @ (Error::InvalidInput(_) | Error::Serialization { .. })) = &result {
-            self.pool.metrics().record_error(e);
-        }
-        result
+        count_local_error(self.pool.metrics(), result)
     }
 
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
@@ -148,6 +140,25 @@ impl<T: Cached> Cache<T> {
 }
 
 // The transport-free halves of every operation, shared with the blocking `SyncCache`.
+
+/// A cache TTL in milliseconds, if it is between 1 ms and 1 day.
+pub(crate) fn checked_ttl_ms(ttl: Duration) -> Result<u64> {
+    if ttl < Duration::from_millis(1) || ttl > Duration::from_secs(86_400) {
+        return Err(Error::invalid(format!(
+            "ttl must be between 1 ms and 1 day, got {ttl:?}"
+        )));
+    }
+    Ok(ttl.as_millis() as u64)
+}
+
+/// Count an error that did not come from Redis (validation, decoding) by kind; errors from
+/// the pool are counted there.
+pub(crate) fn count_local_error<R>(metrics: &crate::metrics::Metrics, result: Result<R>) -> Result<R> {
+    if let Err(e @ (Error::InvalidInput(_) | Error::Serialization { .. })) = &result {
+        metrics.record_error(e);
+    }
+    result
+}
 
 /// `SET key json PX ttl_ms` for one item (validated).
 pub(crate) fn set_command<T: Cached>(item: &T, ttl_ms: u64) -> Result<redis::Cmd> {

@@ -262,9 +262,4 @@ impl DirectConnection {
         }
         Ok(outcome)
     }
-
-    /// The URL with any password hidden.
-    pub fn redacted_url(&self) -> &str {
-        &self.url
-    }
 }

@@ -4,8 +4,11 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::cache::{decode_many, decode_one, keys_for, set_command, set_pipeline, Cached, DEFAULT_TTL};
-use crate::error::{Error, Result};
+use crate::cache::{
+    checked_ttl_ms, count_local_error, decode_many, decode_one, keys_for, set_command, set_pipeline, Cached,
+    DEFAULT_TTL,
+};
+use crate::error::Result;
 use crate::redis_pool::Request;
 use crate::sync_pool::SyncPool;
 
@@ -38,14 +41,9 @@ impl<T: Cached> SyncCache<T> {
 
     /// A cache writing with `ttl` (1 ms to 1 day).
     pub fn with_ttl(pool: SyncPool, ttl: Duration) -> Result<Self> {
-        if ttl < Duration::from_millis(1) || ttl > Duration::from_secs(86_400) {
-            return Err(Error::invalid(format!(
-                "ttl must be between 1 ms and 1 day, got {ttl:?}"
-            )));
-        }
         Ok(SyncCache {
             pool,
-            ttl_ms: ttl.as_millis() as u64,
+            ttl_ms: checked_ttl_ms(ttl)?,
             _item: PhantomData,
         })
     }
@@ -92,11 +90,7 @@ impl<T: Cached> SyncCache<T> {
         self.counted(decode_many(raw, &keys, ids, max_age))
     }
 
-    /// Count validation and decoding errors by kind; errors from the pool are counted there.
     fn counted<R>(&self, result: Result<R>) -> Result<R> {
-        if let Err(e @ (Error::InvalidInput(_) | Error::Serialization { .. })) = &result {
-            self.pool.metrics().record_error(e);
-        }
-        result
+        count_local_error(self.pool.metrics(), result)
     }
 }

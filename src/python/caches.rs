@@ -7,7 +7,7 @@ use pyo3::types::PyDict;
 use pyo3::IntoPyObjectExt;
 
 use super::bridge::{spawn, spawn_into};
-use super::convert::{py_repr, str_arg, str_list_arg, u64_arg, UInt};
+use super::convert::{py_repr, str_arg, str_list_arg, UInt};
 use super::direct::{self, DirectOptions, OnReply, Redo};
 use super::errors::IntoPyResult;
 use super::models::{PyPoolState, PyPriceData};
@@ -33,14 +33,6 @@ where
         }
         Ok(dict)
     }
-}
-
-/// `max_age_ms` (None: no limit).
-pub fn max_age_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
-    value
-        .filter(|v| !v.is_none())
-        .map(|v| u64_arg(v, "max_age_ms").map(Duration::from_millis))
-        .transpose()
 }
 
 fn ttl(ttl_ms: u64) -> Duration {
@@ -209,10 +201,10 @@ macro_rules! cache_class {
                 &self,
                 py: Python<'py>,
                 $id: &Bound<'py, PyAny>,
-                max_age_ms: Option<&Bound<'py, PyAny>>,
+                max_age_ms: Option<UInt>,
             ) -> PyResult<Bound<'py, PyAny>> {
                 let $id = str_arg($id, stringify!($id))?;
-                let max_age = max_age_arg(max_age_ms)?;
+                let max_age = max_age_ms.map(|ms| Duration::from_millis(ms.0));
                 get(py, &self.cache, self.direct, $id, max_age, |inner| $py_model {
                     inner,
                 })
@@ -224,10 +216,10 @@ macro_rules! cache_class {
                 &self,
                 py: Python<'py>,
                 $ids: &Bound<'py, PyAny>,
-                max_age_ms: Option<&Bound<'py, PyAny>>,
+                max_age_ms: Option<UInt>,
             ) -> PyResult<Bound<'py, PyAny>> {
                 let $ids = str_list_arg($ids, stringify!($ids))?;
-                let max_age = max_age_arg(max_age_ms)?;
+                let max_age = max_age_ms.map(|ms| Duration::from_millis(ms.0));
                 get_many(py, &self.cache, self.direct, $ids, max_age, |inner| $py_model {
                     inner,
                 })

@@ -87,17 +87,6 @@ pub fn str_list_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<String
     value.try_iter()?.map(|item| str_arg(&item?, name)).collect()
 }
 
-/// A non-negative `int` argument that fits `u64`; anything else in range terms (negative,
-/// too large) is bad input, not an `OverflowError`.
-pub fn u64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
-    if !value.is_instance_of::<PyInt>() {
-        return Err(pyo3::exceptions::PyTypeError::new_err(format!("{name} must be int")));
-    }
-    value
-        .extract::<u64>()
-        .map_err(|_| invalid_input(format!("{name} must be between 0 and {}, got {value}", u64::MAX)))
-}
-
 /// A value's `str()` for a message, cut to 40 characters (ints can be huge).
 fn short(obj: &Bound<'_, PyAny>) -> String {
     let text = obj.to_string();

@@ -9,8 +9,8 @@ use super::bridge::spawn;
 use super::convert::py_opt;
 use super::direct::DirectOptions;
 use super::errors::{invalid_input, IntoPyResult};
-use crate::metrics::OperationStats;
-use crate::redis_pool::{redact_url, Health, PoolConfig, RedisPool};
+use crate::metrics::{Metrics, OperationStats};
+use crate::redis_pool::{redact_url, Health, PoolConfig, PoolCounts, RedisPool};
 
 /// An opened core pool, handed to `RedisPool.__new__` once connected.
 #[pyclass(name = "PoolHandle", module = "solcache._core", frozen)]
@@ -19,7 +19,7 @@ pub struct PoolHandle {
     direct: DirectOptions,
 }
 
-fn millis(value: u64, name: &str) -> PyResult<Duration> {
+pub(super) fn millis(value: u64, name: &str) -> PyResult<Duration> {
     if value == 0 {
         return Err(invalid_input(format!("{name} must be at least 1 ms")));
     }
@@ -156,13 +156,7 @@ impl PyRedisPool {
 
     /// Connections, idle, in use and waiting callers right now (no round trip).
     fn counts(&self) -> HashMap<&'static str, u64> {
-        let c = self.pool.counts();
-        HashMap::from([
-            ("connections", u64::from(c.connections)),
-            ("idle", u64::from(c.idle)),
-            ("in_use", u64::from(c.in_use)),
-            ("waiting", c.waiting as u64),
-        ])
+        counts_dict(self.pool.counts())
     }
 
     /// Errors returned to callers so far, by kind (`timeout`, `connection`, …; zeros included).
@@ -172,13 +166,27 @@ impl PyRedisPool {
 
     /// Latency stats per operation name (only operations called at least once).
     fn metrics(&self) -> HashMap<&'static str, PyOperationStats> {
-        self.pool
-            .metrics()
-            .snapshot()
-            .into_iter()
-            .map(|(name, s)| (name, PyOperationStats::from(s)))
-            .collect()
+        stats_dict(self.pool.metrics())
     }
+}
+
+/// `pool.counts()` as Python sees it (async and sync pools alike).
+pub(super) fn counts_dict(c: PoolCounts) -> HashMap<&'static str, u64> {
+    HashMap::from([
+        ("connections", u64::from(c.connections)),
+        ("idle", u64::from(c.idle)),
+        ("in_use", u64::from(c.in_use)),
+        ("waiting", c.waiting as u64),
+    ])
+}
+
+/// `pool.metrics()` as Python sees it (async and sync pools alike).
+pub(super) fn stats_dict(metrics: &Metrics) -> HashMap<&'static str, PyOperationStats> {
+    metrics
+        .snapshot()
+        .into_iter()
+        .map(|(name, s)| (name, PyOperationStats::from(s)))
+        .collect()
 }
 
 /// Latency of one operation since the pool opened, in microseconds.

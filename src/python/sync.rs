@@ -6,23 +6,15 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use super::caches::max_age_arg;
 use super::caches::OrderedItems;
 use super::convert::{py_repr, str_arg, str_list_arg, UInt};
 use super::errors::{invalid_input, IntoPyResult};
 use super::models::{PyPoolState, PyPriceData};
-use super::pool::PyOperationStats;
+use super::pool::{counts_dict, millis, stats_dict, PyOperationStats};
 use crate::models::{PoolState, PriceData};
 use crate::redis_pool::PoolConfig;
 use crate::sync_cache::SyncCache;
 use crate::sync_pool::SyncPool;
-
-fn millis(value: u64, name: &str) -> PyResult<Duration> {
-    if value == 0 {
-        return Err(invalid_input(format!("{name} must be at least 1 ms")));
-    }
-    Ok(Duration::from_millis(value))
-}
 
 /// A blocking pool; `solcache.sync.RedisPool` subclasses it to add `connect` and `with`.
 #[pyclass(name = "SyncRedisPool", module = "solcache._core", subclass, frozen)]
@@ -93,13 +85,7 @@ impl PySyncRedisPool {
 
     /// Connections, idle, in use and waiting callers right now (no round trip).
     fn counts(&self) -> HashMap<&'static str, u64> {
-        let c = self.pool.counts();
-        HashMap::from([
-            ("connections", u64::from(c.connections)),
-            ("idle", u64::from(c.idle)),
-            ("in_use", u64::from(c.in_use)),
-            ("waiting", c.waiting as u64),
-        ])
+        counts_dict(self.pool.counts())
     }
 
     /// Errors returned to callers so far, by kind (zeros included).
@@ -109,12 +95,7 @@ impl PySyncRedisPool {
 
     /// Latency stats per operation name (only operations called at least once).
     fn metrics(&self) -> HashMap<&'static str, PyOperationStats> {
-        self.pool
-            .metrics()
-            .snapshot()
-            .into_iter()
-            .map(|(name, s)| (name, PyOperationStats::from(s)))
-            .collect()
+        stats_dict(self.pool.metrics())
     }
 }
 
@@ -163,10 +144,10 @@ macro_rules! sync_cache_class {
                 &self,
                 py: Python<'_>,
                 $id: &Bound<'_, PyAny>,
-                max_age_ms: Option<&Bound<'_, PyAny>>,
+                max_age_ms: Option<UInt>,
             ) -> PyResult<Option<$py_model>> {
                 let $id = str_arg($id, stringify!($id))?;
-                let max_age = max_age_arg(max_age_ms)?;
+                let max_age = max_age_ms.map(|ms| Duration::from_millis(ms.0));
                 let item = py.detach(|| self.cache.get(&$id, max_age)).py()?;
                 Ok(item.map(|inner| $py_model { inner }))
             }
@@ -177,10 +158,10 @@ macro_rules! sync_cache_class {
                 &self,
                 py: Python<'_>,
                 $ids: &Bound<'_, PyAny>,
-                max_age_ms: Option<&Bound<'_, PyAny>>,
+                max_age_ms: Option<UInt>,
             ) -> PyResult<OrderedItems<$py_model>> {
                 let ids = str_list_arg($ids, stringify!($ids))?;
-                let max_age = max_age_arg(max_age_ms)?;
+                let max_age = max_age_ms.map(|ms| Duration::from_millis(ms.0));
                 let items = py.detach(|| self.cache.get_many(&ids, max_age)).py()?;
                 Ok(OrderedItems(
                     ids.into_iter()
