@@ -1,6 +1,11 @@
 //! A typed JSON cache over Redis strings: one key per item, value and TTL written by one
 //! `SET key json PX ttl`, reads by `GET` / one `MGET`. [`crate::PriceCache`] and
 //! [`crate::PoolStateCache`] are this cache over their model.
+//!
+//! Every read is planned here once, before any I/O ([`Get`], [`GetMany`]: validated keys, the
+//! command, and the decoding of its reply), and sent by whichever transport the caller uses:
+//! [`Cache`] over any async [`Transport`], [`crate::SyncCache`] over any [`BlockingTransport`],
+//! and the Python binding's direct reads over an event loop's own connection.
 
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -8,8 +13,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::metrics::Operation;
-use crate::redis_pool::{RedisPool, Request};
+use crate::metrics::{Metrics, Operation};
+use crate::transport::resp::Reply;
+use crate::transport::{RedisPool, Request, Transport};
 
 /// Default time to live of every cached item (2 s).
 pub const DEFAULT_TTL: Duration = Duration::from_millis(2000);
@@ -40,14 +46,15 @@ pub trait Cached: Sized + Send + Sync {
     fn decode(bytes: &[u8], key: &str) -> Result<Self>;
 }
 
-/// Typed reads and writes of one kind of item, sharing a [`RedisPool`].
-pub struct Cache<T> {
-    pool: RedisPool,
+/// Typed reads and writes of one kind of item over an async [`Transport`] (by default the
+/// [`RedisPool`]).
+pub struct Cache<T, P = RedisPool> {
+    pool: P,
     ttl_ms: u64,
     _item: PhantomData<fn() -> T>,
 }
 
-impl<T> Clone for Cache<T> {
+impl<T, P: Clone> Clone for Cache<T, P> {
     fn clone(&self) -> Self {
         Cache {
             pool: self.pool.clone(),
@@ -57,9 +64,9 @@ impl<T> Clone for Cache<T> {
     }
 }
 
-impl<T: Cached> Cache<T> {
+impl<T: Cached, P: Transport> Cache<T, P> {
     /// A cache writing with the default 2 s TTL.
-    pub fn new(pool: RedisPool) -> Self {
+    pub fn new(pool: P) -> Self {
         Cache {
             pool,
             ttl_ms: DEFAULT_TTL.as_millis() as u64,
@@ -68,7 +75,7 @@ impl<T: Cached> Cache<T> {
     }
 
     /// A cache writing with `ttl` (1 ms to 1 day).
-    pub fn with_ttl(pool: RedisPool, ttl: Duration) -> Result<Self> {
+    pub fn with_ttl(pool: P, ttl: Duration) -> Result<Self> {
         Ok(Cache {
             pool,
             ttl_ms: checked_ttl_ms(ttl)?,
@@ -81,8 +88,8 @@ impl<T: Cached> Cache<T> {
         self.ttl_ms
     }
 
-    /// The pool this cache sends through.
-    pub fn pool(&self) -> &RedisPool {
+    /// The transport this cache sends through.
+    pub fn pool(&self) -> &P {
         &self.pool
     }
 
@@ -111,35 +118,130 @@ impl<T: Cached> Cache<T> {
 
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
     pub async fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
-        self.counted(self.get_uncounted(id, max_age).await)
-    }
-
-    async fn get_uncounted(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
-        let key = T::key_for(id)?;
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(&key);
-        let raw: Option<Vec<u8>> = self.pool.execute(T::OPERATIONS.get, Request::Cmd(&cmd)).await?;
-        decode_one(raw, &key, id, max_age)
+        self.read(&self.counted(Get::new(id, max_age))?).await
     }
 
     /// Read many items with one MGET; the result is in the order of `ids`.
     pub async fn get_many<S: AsRef<str>>(&self, ids: &[S], max_age: Option<Duration>) -> Result<Vec<Option<T>>> {
-        self.counted(self.get_many_uncounted(ids, max_age).await)
-    }
-
-    async fn get_many_uncounted<S: AsRef<str>>(&self, ids: &[S], max_age: Option<Duration>) -> Result<Vec<Option<T>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = keys_for::<T, S>(ids)?;
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(&keys);
-        let raw: Vec<Option<Vec<u8>>> = self.pool.execute(T::OPERATIONS.get_many, Request::Cmd(&cmd)).await?;
-        decode_many(raw, &keys, ids, max_age)
+        let ids = ids.iter().map(|id| id.as_ref().to_owned()).collect();
+        self.read(&self.counted(GetMany::new(ids, max_age))?).await
+    }
+
+    /// Send a planned read and decode its reply.
+    pub async fn read<R: ReadPlan>(&self, plan: &R) -> Result<R::Items> {
+        let reply = self
+            .pool
+            .execute(plan.operation(), Request::Cmd(&plan.command()))
+            .await?;
+        self.counted(plan.decode(reply))
     }
 }
 
-// The transport-free halves of every operation, shared with the blocking `SyncCache`.
+/// A read planned before any I/O: the validated keys, the command to send, and how its reply
+/// decodes, whatever transport carries it.
+pub trait ReadPlan: Send + Sync {
+    /// What the read returns.
+    type Items;
+    /// The operation its latency is recorded under.
+    fn operation(&self) -> Operation;
+    /// The command to send.
+    fn command(&self) -> redis::Cmd;
+    /// The result from the reply.
+    fn decode(&self, reply: Reply) -> Result<Self::Items>;
+}
+
+/// A read of one item, planned before any I/O: the validated key, the `GET` to send, and
+/// [`Get::decode`] for its reply, whatever transport carried it.
+pub struct Get<T> {
+    id: String,
+    key: String,
+    max_age: Option<Duration>,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T: Cached> Get<T> {
+    /// Plan reading `id`; `InvalidInput` for an id that has no valid key.
+    pub fn new(id: impl Into<String>, max_age: Option<Duration>) -> Result<Self> {
+        let id = id.into();
+        Ok(Get {
+            key: T::key_for(&id)?,
+            id,
+            max_age,
+            _item: PhantomData,
+        })
+    }
+}
+
+impl<T: Cached> ReadPlan for Get<T> {
+    /// The item: `None` when missing or older than `max_age`.
+    type Items = Option<T>;
+
+    fn operation(&self) -> Operation {
+        T::OPERATIONS.get
+    }
+
+    fn command(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(&self.key);
+        cmd
+    }
+
+    fn decode(&self, reply: Reply) -> Result<Option<T>> {
+        decode_one(reply.into_optional_bytes()?, &self.key, &self.id, self.max_age)
+    }
+}
+
+/// A read of many items with one `MGET`, planned before any I/O; see [`Get`].
+pub struct GetMany<T> {
+    ids: Vec<String>,
+    keys: Vec<String>,
+    max_age: Option<Duration>,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T: Cached> GetMany<T> {
+    /// Plan reading `ids` (at least one); `InvalidInput` when any has no valid key.
+    pub fn new(ids: Vec<String>, max_age: Option<Duration>) -> Result<Self> {
+        if ids.is_empty() {
+            return Err(Error::invalid("get_many needs at least one id"));
+        }
+        Ok(GetMany {
+            keys: ids.iter().map(|id| T::key_for(id)).collect::<Result<_>>()?,
+            ids,
+            max_age,
+            _item: PhantomData,
+        })
+    }
+
+    /// The ids, in request order.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+}
+
+impl<T: Cached> ReadPlan for GetMany<T> {
+    /// One item or `None` per id, in the order of [`GetMany::ids`].
+    type Items = Vec<Option<T>>;
+
+    fn operation(&self) -> Operation {
+        T::OPERATIONS.get_many
+    }
+
+    fn command(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(&self.keys);
+        cmd
+    }
+
+    fn decode(&self, reply: Reply) -> Result<Vec<Option<T>>> {
+        decode_many(reply.into_optional_bytes_list()?, &self.keys, &self.ids, self.max_age)
+    }
+}
+
+// The transport-free halves of the writes, shared with the blocking `SyncCache`.
 
 /// A cache TTL in milliseconds, if it is between 1 ms and 1 day.
 pub(crate) fn checked_ttl_ms(ttl: Duration) -> Result<u64> {
@@ -153,7 +255,7 @@ pub(crate) fn checked_ttl_ms(ttl: Duration) -> Result<u64> {
 
 /// Count an error that did not come from Redis (validation, decoding) by kind; errors from
 /// the pool are counted there.
-pub(crate) fn count_local_error<R>(metrics: &crate::metrics::Metrics, result: Result<R>) -> Result<R> {
+pub(crate) fn count_local_error<R>(metrics: &Metrics, result: Result<R>) -> Result<R> {
     if let Err(e @ (Error::InvalidInput(_) | Error::Serialization { .. })) = &result {
         metrics.record_error(e);
     }
@@ -181,18 +283,8 @@ pub(crate) fn set_pipeline<T: Cached>(items: &[T], ttl_ms: u64) -> Result<redis:
     Ok(pipe)
 }
 
-/// The validated keys of `ids`, in order.
-pub(crate) fn keys_for<T: Cached, S: AsRef<str>>(ids: &[S]) -> Result<Vec<String>> {
-    ids.iter().map(|id| T::key_for(id.as_ref())).collect()
-}
-
 /// Decode a GET reply: `None` when missing or older than `max_age`.
-pub(crate) fn decode_one<T: Cached>(
-    raw: Option<Vec<u8>>,
-    key: &str,
-    id: &str,
-    max_age: Option<Duration>,
-) -> Result<Option<T>> {
+fn decode_one<T: Cached>(raw: Option<Vec<u8>>, key: &str, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
     let now = max_age.map(|_| Utc::now());
     raw.map(|bytes| decode_checked::<T>(&bytes, key, id))
         .transpose()
@@ -200,7 +292,7 @@ pub(crate) fn decode_one<T: Cached>(
 }
 
 /// Decode an MGET reply, in the order of `ids`.
-pub(crate) fn decode_many<T: Cached, S: AsRef<str>>(
+fn decode_many<T: Cached, S: AsRef<str>>(
     raw: Vec<Option<Vec<u8>>>,
     keys: &[String],
     ids: &[S],

@@ -13,8 +13,8 @@ use redis::Value;
 use crate::error::{Error, Result};
 use crate::events::TradingEvent;
 use crate::metrics::Operation;
-use crate::redis_pool::{RedisPool, Request};
 use crate::stream_reply::{self, RawEntry};
+use crate::transport::{RedisPool, Request};
 
 /// Default approximate length limit of every stream.
 pub const DEFAULT_MAXLEN: usize = 10_000;

@@ -14,10 +14,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Every connection to Redis goes through [`transport`]: the async pool, the blocking pool and
+//! the event-loop-driven direct connection share one handshake and one retry policy, and the
+//! caches are written against its seam ([`Transport`], [`BlockingTransport`]).
+//!
 //! Nothing outside `python/` touches PyO3: the binding only converts types and maps errors.
 
 pub mod cache;
-pub mod direct_connection;
 pub mod error;
 pub mod event_stream;
 pub mod events;
@@ -27,17 +30,15 @@ pub mod models;
 pub mod pool_state_cache;
 pub mod price_cache;
 pub mod price_impact;
-pub mod redis_pool;
-pub mod resp;
 pub mod stream_reply;
 pub mod subscription;
 pub mod sync_cache;
-pub mod sync_pool;
+pub mod transport;
 
 #[cfg(feature = "python")]
 mod python;
 
-pub use cache::{Cache, Cached, DEFAULT_TTL};
+pub use cache::{Cache, Cached, Get, GetMany, ReadPlan, DEFAULT_TTL};
 pub use error::{Error, Result};
 pub use event_stream::{EventStream, GroupInfo, StreamEntry, StreamInfo};
 pub use events::{PositionUpdate, PriceUpdate, SystemStatus, TradeAction, TradeExecuted, TradingEvent};
@@ -47,7 +48,8 @@ pub use models::{PoolState, PriceData};
 pub use pool_state_cache::PoolStateCache;
 pub use price_cache::PriceCache;
 pub use price_impact::{Direction, SwapQuote};
-pub use redis_pool::{Health, PoolConfig, PoolCounts, RedisPool};
 pub use subscription::{Subscription, SubscriptionOptions, SubscriptionStats};
 pub use sync_cache::SyncCache;
-pub use sync_pool::SyncPool;
+pub use transport::{
+    redact_url, BlockingTransport, Health, PoolConfig, PoolCounts, RedisPool, Request, SyncPool, Transport,
+};

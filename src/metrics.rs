@@ -196,6 +196,14 @@ impl Metrics {
         }
     }
 
+    /// Record one completed call and, if it failed, count its error by kind.
+    pub fn record_outcome<T>(&self, op: Operation, elapsed: Duration, result: &Result<T, Error>) {
+        self.record(op, elapsed, result.is_ok());
+        if let Err(e) = result {
+            self.record_error(e);
+        }
+    }
+
     /// Count an error returned to a caller, by kind.
     pub fn record_error(&self, err: &Error) {
         if let Some(i) = ERROR_KINDS.iter().position(|&k| k == err.kind_name()) {
@@ -224,7 +232,7 @@ impl Metrics {
         {
             m.slow_since_log.store(0, Ordering::Relaxed);
             log::warn!(
-                target: "solcache",
+                target: "solcache::pool",
                 "slow Redis operation: {} took {:.3} ms (budget {:.3} ms); {} slow calls since the last report",
                 op.name(),
                 elapsed.as_secs_f64() * 1e3,

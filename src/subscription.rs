@@ -21,8 +21,8 @@ use crate::error::{Error, Result};
 use crate::event_stream::{validate_name, validate_stream_name, EventStream, StreamEntry};
 use crate::events::DEAD_LETTER;
 use crate::metrics::Operation;
-use crate::redis_pool::{BlockingConnection, Request};
 use crate::stream_reply::{self, RawEntry};
+use crate::transport::{BlockingConnection, Request};
 
 /// How a subscription reads, reclaims and gives up.
 #[derive(Debug, Clone)]
@@ -338,7 +338,7 @@ impl Subscription {
             match reason {
                 Some(reason) => {
                     log::warn!(
-                        target: "solcache",
+                        target: "solcache::stream",
                         "moving {} {} (group {}) to {DEAD_LETTER}: {reason}",
                         entry.stream,
                         entry.id,

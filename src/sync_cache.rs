@@ -1,25 +1,24 @@
-//! [`SyncCache`]: the blocking twin of [`crate::cache::Cache`], over a [`SyncPool`]. Same keys,
-//! same JSON, same validation; only the transport differs.
+//! [`SyncCache`]: the blocking twin of [`crate::cache::Cache`], over any
+//! [`BlockingTransport`] (by default the [`SyncPool`]). Same plans, so the same keys, JSON and
+//! validation; only the transport differs.
 
 use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::cache::{
-    checked_ttl_ms, count_local_error, decode_many, decode_one, keys_for, set_command, set_pipeline, Cached,
-    DEFAULT_TTL,
+    checked_ttl_ms, count_local_error, set_command, set_pipeline, Cached, Get, GetMany, ReadPlan, DEFAULT_TTL,
 };
 use crate::error::Result;
-use crate::redis_pool::Request;
-use crate::sync_pool::SyncPool;
+use crate::transport::{BlockingTransport, Request, SyncPool};
 
-/// Blocking typed reads and writes of one kind of item, sharing a [`SyncPool`].
-pub struct SyncCache<T> {
-    pool: SyncPool,
+/// Blocking typed reads and writes of one kind of item over a [`BlockingTransport`].
+pub struct SyncCache<T, P = SyncPool> {
+    pool: P,
     ttl_ms: u64,
     _item: PhantomData<fn() -> T>,
 }
 
-impl<T> Clone for SyncCache<T> {
+impl<T, P: Clone> Clone for SyncCache<T, P> {
     fn clone(&self) -> Self {
         SyncCache {
             pool: self.pool.clone(),
@@ -29,9 +28,9 @@ impl<T> Clone for SyncCache<T> {
     }
 }
 
-impl<T: Cached> SyncCache<T> {
+impl<T: Cached, P: BlockingTransport> SyncCache<T, P> {
     /// A cache writing with the default 2 s TTL.
-    pub fn new(pool: SyncPool) -> Self {
+    pub fn new(pool: P) -> Self {
         SyncCache {
             pool,
             ttl_ms: DEFAULT_TTL.as_millis() as u64,
@@ -40,7 +39,7 @@ impl<T: Cached> SyncCache<T> {
     }
 
     /// A cache writing with `ttl` (1 ms to 1 day).
-    pub fn with_ttl(pool: SyncPool, ttl: Duration) -> Result<Self> {
+    pub fn with_ttl(pool: P, ttl: Duration) -> Result<Self> {
         Ok(SyncCache {
             pool,
             ttl_ms: checked_ttl_ms(ttl)?,
@@ -71,11 +70,7 @@ impl<T: Cached> SyncCache<T> {
 
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
     pub fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
-        let key = self.counted(T::key_for(id))?;
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(&key);
-        let raw: Option<Vec<u8>> = self.pool.execute(T::OPERATIONS.get, Request::Cmd(&cmd))?;
-        self.counted(decode_one(raw, &key, id, max_age))
+        self.read(&self.counted(Get::new(id, max_age))?)
     }
 
     /// Read many items with one MGET; the result is in the order of `ids`.
@@ -83,11 +78,14 @@ impl<T: Cached> SyncCache<T> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = self.counted(keys_for::<T, S>(ids))?;
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(&keys);
-        let raw: Vec<Option<Vec<u8>>> = self.pool.execute(T::OPERATIONS.get_many, Request::Cmd(&cmd))?;
-        self.counted(decode_many(raw, &keys, ids, max_age))
+        let ids = ids.iter().map(|id| id.as_ref().to_owned()).collect();
+        self.read(&self.counted(GetMany::new(ids, max_age))?)
+    }
+
+    /// Send a planned read and decode its reply.
+    pub fn read<R: ReadPlan>(&self, plan: &R) -> Result<R::Items> {
+        let reply = self.pool.execute(plan.operation(), Request::Cmd(&plan.command()))?;
+        self.counted(plan.decode(reply))
     }
 
     fn counted<R>(&self, result: Result<R>) -> Result<R> {

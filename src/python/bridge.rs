@@ -10,6 +10,7 @@
 //! Cancelling the asyncio future aborts the Rust task (its drop releases any pooled
 //! connection); a panic in a task becomes `solcache.InternalError`, never a crash or a hang.
 
+use std::any::Any;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -79,7 +80,7 @@ pub type Deliver = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 pub enum Completion {
     /// Set `future`'s result from `deliver`.
     Call { future: Py<PyAny>, deliver: Deliver },
-    /// Run on the loop thread (e.g. install a direct connection that finished connecting).
+    /// Run on the loop thread (e.g. hand over a socket that finished connecting).
     Task(Box<dyn FnOnce(Python<'_>) + Send>),
 }
 
@@ -92,8 +93,8 @@ pub struct LoopQueue {
     wake_tx: UnixStream,
     /// Watched by the loop with `add_reader`, drained by [`LoopQueue::drain`].
     wake_rx: UnixStream,
-    /// This loop's direct connections, by pool id (see `direct.rs`); loop thread only.
-    pub links: Mutex<std::collections::HashMap<u64, super::direct::DirectLink>>,
+    /// State other modules keep per event loop (one value per type), dropped with the queue.
+    locals: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
 }
 
 impl LoopQueue {
@@ -106,8 +107,28 @@ impl LoopQueue {
             signalled: AtomicBool::new(false),
             wake_tx,
             wake_rx,
-            links: Mutex::new(std::collections::HashMap::new()),
+            locals: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Drop the results queued for this (closed) loop and every module's state for it.
+    fn release(&self) {
+        let completions = std::mem::take(&mut *self.completions.lock().unwrap_or_else(|p| p.into_inner()));
+        let locals = std::mem::take(&mut *self.locals.lock().unwrap_or_else(|p| p.into_inner()));
+        // Dropped with no lock held: releasing Python objects may run Python code.
+        drop((completions, locals));
+    }
+
+    /// This loop's value of type `T`, created on first use: state another module keeps per
+    /// event loop, living as long as the loop's queue.
+    pub fn local<T: Any + Default + Send + Sync>(&self) -> Arc<T> {
+        let mut locals = self.locals.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(found) = locals.iter().find(|local| (***local).is::<T>()) {
+            return found.clone().downcast::<T>().expect("the type was checked");
+        }
+        let created = Arc::new(T::default());
+        locals.push(created.clone());
+        created
     }
 
     /// Called from a runtime thread: queue the result, wake the loop if it is not woken yet.
@@ -206,18 +227,12 @@ pub fn queue_for(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<
     if let Some(queue) = cached {
         return Ok(queue);
     }
-    static REGISTRY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let registry = REGISTRY
-        .get_or_try_init(py, || {
-            py.import("weakref")?
-                .getattr("WeakKeyDictionary")?
-                .call0()
-                .map(Bound::unbind)
-        })?
-        .bind(py);
+    let registry = registry(py)?;
     let handle = match registry.get_item(event_loop) {
         Ok(found) => found.cast_into::<PyLoopQueue>()?,
         Err(_) => {
+            // A new loop: a good moment to let go of loops closed since the last one.
+            release_closed_loops(py);
             let queue = Arc::new(LoopQueue::new().map_err(|e| PyRuntimeError::new_err(e.to_string()))?);
             let handle = Bound::new(py, PyLoopQueue { queue })?;
             let fd = handle.get().queue.wake_rx.as_raw_fd();
@@ -229,6 +244,44 @@ pub fn queue_for(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<
     let queue = handle.get().queue.clone();
     CURRENT.with_borrow_mut(|current| *current = Some((event_loop.clone().unbind(), queue.clone())));
     Ok(queue)
+}
+
+/// Every loop's queue handle, weakly keyed by the loop.
+fn registry(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static REGISTRY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    Ok(REGISTRY
+        .get_or_try_init(py, || {
+            py.import("weakref")?
+                .getattr("WeakKeyDictionary")?
+                .call0()
+                .map(Bound::unbind)
+        })?
+        .bind(py))
+}
+
+/// Release what is kept for loops that were closed: results queued for them and other
+/// modules' per-loop state. A loop closed with calls in flight would otherwise be kept alive
+/// for good by the futures of those calls (its registry entry is only weakly keyed), with any
+/// sockets its state holds. Runs when a new loop registers and when a pool closes.
+pub fn release_closed_loops(py: Python<'_>) {
+    let Ok(items) = registry(py)
+        .and_then(|r| r.call_method0("items"))
+        .and_then(|i| i.try_iter())
+    else {
+        return;
+    };
+    for item in items.flatten() {
+        let Ok((event_loop, handle)) = item.extract::<(Bound<'_, PyAny>, Bound<'_, PyLoopQueue>)>() else {
+            continue;
+        };
+        let closed = event_loop
+            .call_method0(intern!(py, "is_closed"))
+            .and_then(|c| c.is_truthy())
+            .unwrap_or(false);
+        if closed {
+            handle.get().queue.release();
+        }
+    }
 }
 
 /// `asyncio.get_running_loop`, looked up once.

@@ -1,19 +1,21 @@
 //! `PriceCache` and `PoolStateCache`: one macro, because PyO3 classes cannot be generic.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3::IntoPyObjectExt;
 
-use super::bridge::{spawn, spawn_into};
+use super::bridge::{spawn, spawn_into, LoopQueue};
 use super::convert::{py_repr, str_arg, str_list_arg, UInt};
-use super::direct::{self, DirectOptions, OnReply, Redo};
-use super::errors::IntoPyResult;
+use super::direct::{self, DirectCall, DirectOptions};
 use super::models::{PyPoolState, PyPriceData};
 use super::pool::PyRedisPool;
-use crate::cache::{decode_many, decode_one, keys_for, Cache, Cached};
+use crate::cache::{Cache, Cached, Get, GetMany, ReadPlan};
+use crate::metrics::Metrics;
 use crate::models::{PoolState, PriceData};
+use crate::transport::resp::Reply;
 
 /// `get_many` result: ids in request order, each with its item or `None`.
 pub struct OrderedItems<T>(pub Vec<(String, Option<T>)>);
@@ -39,30 +41,84 @@ fn ttl(ttl_ms: u64) -> Duration {
     Duration::from_millis(ttl_ms)
 }
 
-/// `get` through the runtime (the path when no direct connection is up).
-async fn get_via_runtime<T: Cached, P>(
+/// A planned cache read as the binding sends it (directly over this loop's connection, or
+/// through the runtime), with `present` turning the core's items into the Python result.
+struct Read<T, R, F> {
     cache: Cache<T>,
-    id: String,
-    max_age: Option<Duration>,
-    wrap: fn(T) -> P,
-) -> PyResult<Option<P>> {
-    Ok(cache.get(&id, max_age).await.py()?.map(wrap))
+    plan: R,
+    present: F,
 }
 
-/// `get_many` through the runtime.
-async fn get_many_via_runtime<T: Cached, P>(
-    cache: Cache<T>,
-    ids: Vec<String>,
-    max_age: Option<Duration>,
-    wrap: fn(T) -> P,
-) -> PyResult<OrderedItems<P>> {
-    let items = cache.get_many(&ids, max_age).await.py()?;
-    Ok(OrderedItems(
-        ids.into_iter().zip(items.into_iter().map(|i| i.map(wrap))).collect(),
-    ))
+impl<T, R, F, O> Read<T, R, F>
+where
+    T: Cached + 'static,
+    R: ReadPlan + 'static,
+    F: Fn(&R, R::Items) -> O + Send + 'static,
+    O: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    /// The whole read through the runtime (the pool's retry and fail-fast included).
+    async fn run(self) -> PyResult<O> {
+        let items = self.cache.read(&self.plan).await?;
+        Ok((self.present)(&self.plan, items))
+    }
 }
 
-/// `get`: direct when this loop has a connection up (see `direct.rs`), else the runtime.
+impl<T, R, F, O> DirectCall for Read<T, R, F>
+where
+    T: Cached + 'static,
+    R: ReadPlan + 'static,
+    F: Fn(&R, R::Items) -> O + Send + 'static,
+    O: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    fn on_reply(self: Box<Self>, py: Python<'_>, reply: Reply, metrics: &Metrics) -> PyResult<Py<PyAny>> {
+        let items = self.plan.decode(reply).inspect_err(|e| metrics.record_error(e))?;
+        (self.present)(&self.plan, items).into_py_any(py)
+    }
+
+    fn redo(self: Box<Self>, py: Python<'_>, future: &Bound<'_, PyAny>, queue: Arc<LoopQueue>) -> PyResult<()> {
+        spawn_into(py, future, queue, self.run())
+    }
+}
+
+/// Send a read: direct when this loop has a connection up (see `direct.rs`), else through
+/// the runtime. A plan refused before any I/O (bad input) fails like any call: counted, and
+/// raised when awaited.
+fn send<'py, T, R, F, O>(
+    py: Python<'py>,
+    cache: &Cache<T>,
+    direct: DirectOptions,
+    plan: crate::Result<R>,
+    present: F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    T: Cached + 'static,
+    R: ReadPlan + 'static,
+    F: Fn(&R, R::Items) -> O + Send + 'static,
+    O: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(err) => {
+            cache.pool().metrics().record_error(&err);
+            return spawn(py, async move { Err::<(), _>(PyErr::from(err)) });
+        }
+    };
+    let (op, cmd) = (plan.operation(), plan.command());
+    let read = Read {
+        cache: cache.clone(),
+        plan,
+        present,
+    };
+    if !direct.enabled {
+        return spawn(py, read.run());
+    }
+    match direct::submit(py, cache.pool(), direct.spin, op, &cmd, read)? {
+        Ok(future) => Ok(future),
+        Err(read) => spawn(py, read.run()),
+    }
+}
+
+/// `get`: one GET.
 fn get<'py, T, P>(
     py: Python<'py>,
     cache: &Cache<T>,
@@ -75,32 +131,11 @@ where
     T: Cached + 'static,
     P: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    // Invalid ids take the runtime path, which reports (and counts) the error.
-    if let (true, Ok(key)) = (direct.enabled, T::key_for(&id)) {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(&key);
-        let (again, again_id) = (cache.clone(), id.clone());
-        let redo: Redo = Box::new(move |py, future, queue| {
-            spawn_into(py, future, queue, get_via_runtime(again, again_id, max_age, wrap))
-        });
-        let reply_id = id.clone();
-        let on_reply: OnReply = Box::new(move |py, reply, metrics| {
-            let result = reply
-                .into_optional_bytes()
-                .and_then(|raw| decode_one::<T>(raw, &key, &reply_id, max_age));
-            if let Err(e) = &result {
-                metrics.record_error(e);
-            }
-            result.py()?.map(wrap).into_py_any(py)
-        });
-        if let Some(future) = direct::submit(py, cache.pool(), direct.spin, T::OPERATIONS.get, &cmd, on_reply, redo)? {
-            return Ok(future);
-        }
-    }
-    spawn(py, get_via_runtime(cache.clone(), id, max_age, wrap))
+    let present = move |_: &Get<T>, item: Option<T>| item.map(wrap);
+    send(py, cache, direct, Get::new(id, max_age), present)
 }
 
-/// `get_many`: one MGET, direct when possible (see [`get`]).
+/// `get_many`: one MGET, `{id: item or None}` in request order (nothing at all for no ids).
 fn get_many<'py, T, P>(
     py: Python<'py>,
     cache: &Cache<T>,
@@ -113,43 +148,14 @@ where
     T: Cached + 'static,
     P: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    if let (true, false, Ok(keys)) = (direct.enabled, ids.is_empty(), keys_for::<T, String>(&ids)) {
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(&keys);
-        let (again, again_ids) = (cache.clone(), ids.clone());
-        let redo: Redo = Box::new(move |py, future, queue| {
-            spawn_into(py, future, queue, get_many_via_runtime(again, again_ids, max_age, wrap))
-        });
-        let reply_ids = ids.clone();
-        let on_reply: OnReply = Box::new(move |py, reply, metrics| {
-            let result = reply
-                .into_optional_bytes_list()
-                .and_then(|raw| decode_many::<T, String>(raw, &keys, &reply_ids, max_age));
-            if let Err(e) = &result {
-                metrics.record_error(e);
-            }
-            let items = result.py()?;
-            OrderedItems(
-                reply_ids
-                    .into_iter()
-                    .zip(items.into_iter().map(|i| i.map(wrap)))
-                    .collect(),
-            )
-            .into_py_any(py)
-        });
-        if let Some(future) = direct::submit(
-            py,
-            cache.pool(),
-            direct.spin,
-            T::OPERATIONS.get_many,
-            &cmd,
-            on_reply,
-            redo,
-        )? {
-            return Ok(future);
-        }
+    if ids.is_empty() {
+        return spawn(py, async move { Ok(OrderedItems::<P>(Vec::new())) });
     }
-    spawn(py, get_many_via_runtime(cache.clone(), ids, max_age, wrap))
+    let present = move |plan: &GetMany<T>, items: Vec<Option<T>>| {
+        let ids = plan.ids().iter().cloned();
+        OrderedItems(ids.zip(items.into_iter().map(|i| i.map(wrap))).collect())
+    };
+    send(py, cache, direct, GetMany::new(ids, max_age), present)
 }
 
 macro_rules! cache_class {
@@ -167,7 +173,7 @@ macro_rules! cache_class {
             #[pyo3(signature = (pool, *, ttl_ms = UInt(2000)), text_signature = "(pool, *, ttl_ms=2000)")]
             fn new(pool: PyRef<'_, PyRedisPool>, ttl_ms: UInt) -> PyResult<Self> {
                 Ok($class {
-                    cache: Cache::with_ttl(pool.pool.clone(), ttl(ttl_ms.0)).py()?,
+                    cache: Cache::with_ttl(pool.pool.clone(), ttl(ttl_ms.0))?,
                     direct: pool.direct,
                 })
             }
@@ -182,7 +188,7 @@ macro_rules! cache_class {
             fn set<'py>(&self, py: Python<'py>, $arg: PyRef<'py, $py_model>) -> PyResult<Bound<'py, PyAny>> {
                 let cache = self.cache.clone();
                 let item = $arg.inner.clone();
-                spawn(py, async move { cache.set(&item).await.py() })
+                spawn(py, async move { Ok(cache.set(&item).await?) })
             }
 
             /// Write many items in one pipeline (awaitable).
@@ -192,7 +198,7 @@ macro_rules! cache_class {
                     .map(|item| Ok(item?.extract::<PyRef<'_, $py_model>>()?.inner.clone()))
                     .collect::<PyResult<Vec<_>>>()?;
                 let cache = self.cache.clone();
-                spawn(py, async move { cache.set_many(&items).await.py() })
+                spawn(py, async move { Ok(cache.set_many(&items).await?) })
             }
 
             /// Read one item, `None` when missing or older than `max_age_ms` (awaitable).

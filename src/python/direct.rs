@@ -1,35 +1,38 @@
-//! Direct reads: a cache `get`/`get_many` awaited on an asyncio loop is written from the
-//! calling thread on a connection that loop owns, and its reply is read by the loop's own
-//! `add_reader` callback. No runtime thread, no thread hop: the same path as the raw round trip
-//! plus the decode. Everything else (writes, streams, TLS) goes through the runtime.
+//! The asyncio adapter of direct reads: an event loop's `add_reader`, `add_writer`,
+//! `call_soon` and `call_later` mapped onto the core's [`Link`] state machine and its
+//! [`DirectSocket`], and paired replies turned into the results of asyncio futures. Every
+//! decision (pairing, deadlines, batching, polling, reconnect timing) is the link's.
 //!
-//! The connection (a core [`DirectConnection`]) is opened in the background on first use;
-//! until it is ready, and whenever it is down, calls take the runtime path, which has the
-//! pool's fail-fast and retry behaviour. Requests in flight on a connection that breaks are
-//! re-sent through the runtime (they are reads); requests still waiting when the response
-//! timeout passes fail with `TimeoutError` and the connection is closed, because its reply
-//! stream can no longer be trusted.
+//! A cache `get`/`get_many` awaited on a loop is written from the calling thread on a
+//! connection that loop owns, and its reply is read by the loop's own reader callback: no
+//! runtime thread, no thread hop. Until the connection is up, and whenever it is down, calls
+//! take the pool through the runtime (`bridge.rs`); reads in flight on a connection that breaks
+//! are re-sent there; reads unanswered at the response timeout fail with `TimeoutError`.
 
-use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard, Weak};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use pyo3::intern;
 use pyo3::prelude::*;
 
 use super::bridge::{queue_for, running_loop, runtime, Completion, LoopQueue};
-use super::errors::to_py_err;
-use crate::direct_connection::{DirectConnection, ReadOutcome};
 use crate::error::Error;
 use crate::metrics::{Metrics, Operation};
-use crate::redis_pool::RedisPool;
-use crate::resp::Reply;
+use crate::transport::direct::{self, DirectSocket, Expiry, Link, Route, Submitted};
+use crate::transport::resp::Reply;
+use crate::transport::RedisPool;
 
-/// Turns the reply into the call's Python result; records decode errors in `metrics`.
-pub type OnReply = Box<dyn FnOnce(Python<'_>, Reply, &Metrics) -> PyResult<Py<PyAny>> + Send>;
-/// Sends the same call through the runtime instead, delivering into the given future.
-pub type Redo = Box<dyn FnOnce(Python<'_>, &Bound<'_, PyAny>, Arc<LoopQueue>) -> PyResult<()> + Send>;
+/// A direct read, as the adapter sees it: how its reply becomes the call's result, and how
+/// to send it through the runtime instead.
+pub trait DirectCall: Send {
+    /// The reply arrived: the call's Python result (decode errors are counted in `metrics`).
+    fn on_reply(self: Box<Self>, py: Python<'_>, reply: Reply, metrics: &Metrics) -> PyResult<Py<PyAny>>;
+
+    /// Send the same read through the runtime, delivering into `future`.
+    fn redo(self: Box<Self>, py: Python<'_>, future: &Bound<'_, PyAny>, queue: Arc<LoopQueue>) -> PyResult<()>;
+}
 
 /// How a pool's cache reads use direct connections (set when the pool opens).
 #[derive(Debug, Clone, Copy)]
@@ -37,247 +40,208 @@ pub struct DirectOptions {
     /// Use direct connections at all.
     pub enabled: bool,
     /// After sending a lone request, poll the socket for its reply this long before handing
-    /// the wait to the event loop (zero: never). A reply that arrives within it completes
-    /// the call without a loop iteration.
+    /// the wait to the event loop (zero: never).
     pub spin: Duration,
 }
 
-/// Consecutive spins that ran out before the reply came; after this many, spin only on
-/// every [`SPIN_PROBE_EVERY`]th call (the server is farther away than the spin budget).
-const MAX_SPIN_MISSES: u32 = 3;
-const SPIN_PROBE_EVERY: u64 = 64;
-/// Spin only after this many calls in a row found nothing else outstanding: with concurrent
-/// callers the loop has other work, and batching beats polling.
-const QUIET_CALLS_BEFORE_SPIN: u64 = 32;
-
-/// How long to wait before trying to open a direct connection again after a failure.
-const RECONNECT_DELAY: Duration = Duration::from_millis(250);
-
+/// A call waiting for its reply: the link's token.
 struct Pending {
     future: Py<PyAny>,
     op: Operation,
     started: Instant,
-    deadline: Instant,
-    on_reply: OnReply,
-    redo: Redo,
+    call: Box<dyn DirectCall>,
 }
 
-/// One loop's direct connection to one pool's server, and the calls waiting on it.
-pub struct DirectLink {
+/// One loop's direct connection to one pool's server: the link, its socket, and what is
+/// registered with the loop for it.
+struct Entry {
     pool: RedisPool,
-    conn: Option<DirectConnection>,
-    pending: VecDeque<Pending>,
-    connecting: bool,
-    next_connect: Instant,
-    /// `rediss://` and friends: never direct.
-    unsupported: bool,
+    link: Link<Pending>,
+    socket: Option<DirectSocket>,
     timer_armed: bool,
     writer_armed: bool,
-    /// A `call_soon` flush is queued: requests made meanwhile are only buffered.
-    flush_scheduled: bool,
-    /// Calls submitted, and spins in a row that ended without the reply.
-    calls: u64,
-    spin_misses: u32,
-    /// The last call that found another call outstanding (concurrent callers).
-    last_overlap: u64,
-    /// Spun replies whose futures are not resolved yet (they resolve one iteration later).
-    unresolved: Arc<std::sync::atomic::AtomicU32>,
+    /// Replies found by polling whose futures resolve on the next loop iteration.
+    unresolved: Arc<AtomicU32>,
 }
 
-impl DirectLink {
-    fn new(pool: RedisPool) -> Self {
-        let url = pool.config().url.to_ascii_lowercase();
-        let unsupported =
-            !(url.starts_with("redis://") || url.starts_with("unix://") || url.starts_with("redis+unix://"));
-        DirectLink {
+impl Entry {
+    fn new(pool: RedisPool, spin: Duration) -> Self {
+        let supported = direct::supports(pool.endpoint());
+        let link = Link::new(supported, pool.config().response_timeout, spin, Instant::now());
+        Entry {
             pool,
-            conn: None,
-            pending: VecDeque::new(),
-            connecting: false,
-            next_connect: Instant::now(),
-            unsupported,
+            link,
+            socket: None,
             timer_armed: false,
             writer_armed: false,
-            flush_scheduled: false,
-            calls: 0,
-            spin_misses: 0,
-            last_overlap: 0,
-            unresolved: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+            unresolved: Arc::new(AtomicU32::new(0)),
         }
     }
 
-    /// Close the connection (unregistering it from the loop) and hand back what was waiting.
+    /// Close the socket (unregistering it from the loop) and hand back what was in flight.
     fn close(&mut self, event_loop: &Bound<'_, PyAny>) -> Vec<Pending> {
-        if let Some(conn) = self.conn.take() {
+        self.drop_socket(event_loop);
+        self.link.close(Instant::now())
+    }
+
+    /// Unregister the socket from the loop and close it.
+    fn drop_socket(&mut self, event_loop: &Bound<'_, PyAny>) {
+        if let Some(socket) = self.socket.take() {
             let py = event_loop.py();
-            let fd = conn.raw_fd();
+            let fd = socket.raw_fd();
             let _ = event_loop.call_method1(intern!(py, "remove_reader"), (fd,));
             if self.writer_armed {
                 let _ = event_loop.call_method1(intern!(py, "remove_writer"), (fd,));
             }
         }
         self.writer_armed = false;
-        self.flush_scheduled = false;
-        self.pending.drain(..).collect()
     }
 }
 
-fn lock(queue: &LoopQueue) -> MutexGuard<'_, std::collections::HashMap<u64, DirectLink>> {
-    queue.links.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// This loop's entries by pool id (kept with the loop's queue).
+#[derive(Default)]
+struct Entries(Mutex<HashMap<u64, Entry>>);
+
+impl Entries {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
-/// Send a read directly if this loop has a live connection to `pool`'s server; `None` means
-/// "use the runtime path" (no connection yet, connection down, pool closed, TLS).
-pub fn submit<'py>(
+/// Send a read (`cmd`, answered through `call`) directly if this loop has a live connection
+/// to `pool`'s server: its future. `Err(call)` hands the call back to take the runtime path
+/// (no connection yet, connection down, pool closed, TLS).
+pub fn submit<'py, C: DirectCall + 'static>(
     py: Python<'py>,
     pool: &RedisPool,
     spin: Duration,
     op: Operation,
     cmd: &redis::Cmd,
-    on_reply: OnReply,
-    redo: Redo,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
+    call: C,
+) -> PyResult<Result<Bound<'py, PyAny>, C>> {
     // Core log records wait for a Python thread; direct reads may be the only calls a
     // service makes, so they hand them over too (one atomic load when there are none).
     super::log_bridge::flush(py);
     let event_loop = running_loop(py)?;
     let queue = queue_for(py, &event_loop)?;
-    let mut links = lock(&queue);
-    let link = links.entry(pool.id()).or_insert_with(|| DirectLink::new(pool.clone()));
+    let entries = queue.local::<Entries>();
+    let mut map = entries.lock();
+    let entry = map.entry(pool.id()).or_insert_with(|| Entry::new(pool.clone(), spin));
     if pool.is_closed() {
-        let orphans = link.close(&event_loop);
-        links.remove(&pool.id());
-        drop(links);
+        let orphans = entry.close(&event_loop);
+        map.remove(&pool.id());
+        drop(map);
         redo_all(py, orphans, &queue);
-        return Ok(None);
+        return Ok(Err(call));
     }
-    let Some(conn) = link.conn.as_mut() else {
-        start_connect(link, &event_loop, &queue);
-        return Ok(None);
-    };
     let started = Instant::now();
-    let fd = conn.raw_fd();
-    link.calls += 1;
-    let outstanding = !link.pending.is_empty() || link.unresolved.load(Ordering::Relaxed) > 0;
-    if outstanding {
-        link.last_overlap = link.calls;
-    }
-    if !link.pending.is_empty() || link.flush_scheduled {
-        // Replies are still due: buffer, and write every request of this loop iteration in
-        // one syscall at its end. A lone request (the latency case) goes out at once.
-        conn.queue(cmd);
-        if !link.flush_scheduled {
-            let flush = Bound::new(py, DirectCallback::new(&queue, pool.id(), &event_loop, Event::Flush))?;
-            event_loop.call_method1(intern!(py, "call_soon"), (flush,))?;
-            link.flush_scheduled = true;
+    if let Route::Pool { connect } = entry.link.route(started) {
+        if connect {
+            start_connect(entry, &event_loop, &queue);
         }
-    } else {
-        match conn.send(cmd) {
-            Ok(true) => {
-                let probe = link.calls.is_multiple_of(SPIN_PROBE_EVERY);
-                let quiet = link.calls - link.last_overlap > QUIET_CALLS_BEFORE_SPIN;
-                if !spin.is_zero() && quiet && (link.spin_misses < MAX_SPIN_MISSES || probe) {
-                    match spin_for_reply(conn, spin) {
-                        Spin::Reply(reply) => {
-                            link.spin_misses = 0;
-                            let unresolved = link.unresolved.clone();
-                            unresolved.fetch_add(1, Ordering::Relaxed);
-                            drop(links);
-                            let future = event_loop.call_method0(intern!(py, "create_future"))?;
-                            let result = on_reply(py, reply, pool.metrics());
-                            pool.metrics().record(op, started.elapsed(), result.is_ok());
-                            // Resolved on the next loop iteration, not now: an already-done
-                            // future would let the caller's task run on without ever yielding.
-                            let resolve = Bound::new(
-                                py,
-                                Resolve {
-                                    future: future.clone().unbind(),
-                                    result: std::sync::Mutex::new(Some(result)),
-                                    unresolved,
-                                },
-                            )?;
-                            event_loop.call_method1(intern!(py, "call_soon"), (resolve,))?;
-                            return Ok(Some(future));
-                        }
-                        Spin::Waiting => link.spin_misses = link.spin_misses.saturating_add(1),
-                        Spin::Broken => {
-                            let orphans = link.close(&event_loop);
-                            drop(links);
-                            redo_all(py, orphans, &queue);
-                            let future = event_loop.call_method0(intern!(py, "create_future"))?;
-                            redo(py, &future, queue.clone())?;
-                            return Ok(Some(future));
-                        }
-                    }
-                }
-            }
-            Ok(false) => arm_writer(py, link, &queue, pool.id(), &event_loop, fd)?,
-            Err(_) => {
-                let orphans = link.close(&event_loop);
-                drop(links);
-                redo_all(py, orphans, &queue);
-                return Ok(None);
-            }
-        }
+        return Ok(Err(call));
     }
     let future = event_loop.call_method0(intern!(py, "create_future"))?;
-    let timeout = link.pool.config().response_timeout;
-    link.pending.push_back(Pending {
+    let pending = Pending {
         future: future.clone().unbind(),
         op,
         started,
-        deadline: started + timeout,
-        on_reply,
-        redo,
-    });
-    if !link.timer_armed {
+        call: Box::new(call),
+    };
+    let busy = entry.unresolved.load(Ordering::Relaxed) > 0;
+    match entry.link.submit(cmd, pending, started, busy) {
+        Submitted::Buffered { schedule_flush } => {
+            // Replies are still due: every request of this loop iteration goes out in one
+            // write at its end.
+            if schedule_flush {
+                let flush = Bound::new(py, DirectCallback::new(&queue, pool.id(), &event_loop, Event::Flush))?;
+                event_loop.call_method1(intern!(py, "call_soon"), (flush,))?;
+            }
+        }
+        Submitted::WriteNow { spin } => {
+            let socket = entry.socket.as_mut().expect("a link that is up has a socket");
+            let fd = socket.raw_fd();
+            match socket.write(&mut entry.link) {
+                Ok(true) if spin => {
+                    let mut answered = Vec::with_capacity(1);
+                    match socket.spin(&mut entry.link, &mut answered) {
+                        Ok(true) => {
+                            let unresolved = entry.unresolved.clone();
+                            drop(map);
+                            let (pending, reply) = answered.pop().expect("a poll hit holds the reply");
+                            resolve_next_iteration(py, &event_loop, pending, reply, pool.metrics(), unresolved)?;
+                            return Ok(Ok(future));
+                        }
+                        Ok(false) => {} // the loop's reader takes over
+                        Err(_) => return broken(py, entry.close(&event_loop), map, &queue, future).map(Ok),
+                    }
+                }
+                Ok(true) => {}
+                Ok(false) => arm_writer(py, entry, &queue, pool.id(), &event_loop, fd)?,
+                Err(_) => return broken(py, entry.close(&event_loop), map, &queue, future).map(Ok),
+            }
+        }
+    }
+    if !entry.timer_armed {
+        let timeout = entry.pool.config().response_timeout;
         let timer = Bound::new(py, DirectCallback::new(&queue, pool.id(), &event_loop, Event::Timer))?;
         event_loop.call_method1(intern!(py, "call_later"), (timeout.as_secs_f64(), timer))?;
-        link.timer_armed = true;
+        entry.timer_armed = true;
     }
-    Ok(Some(future))
+    Ok(Ok(future))
 }
 
-enum Spin {
-    /// The one reply due (nothing else was in flight).
-    Reply(Reply),
-    /// Not here within the budget: the loop takes over (any partial reply stays buffered).
-    Waiting,
-    /// The connection failed or fell out of step.
-    Broken,
+/// The connection broke under a new call: re-send everything in flight, the new call too.
+fn broken<'py>(
+    py: Python<'py>,
+    orphans: Vec<Pending>,
+    map: MutexGuard<'_, HashMap<u64, Entry>>,
+    queue: &Arc<LoopQueue>,
+    future: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    drop(map);
+    redo_all(py, orphans, queue);
+    Ok(future)
 }
 
-/// Poll the socket for the reply of the only request in flight, for at most `budget`.
-fn spin_for_reply(conn: &mut DirectConnection, budget: Duration) -> Spin {
-    let started = Instant::now();
-    let mut replies = Vec::with_capacity(1);
-    loop {
-        match conn.read_replies(&mut replies) {
-            Ok(ReadOutcome::Drained) => {}
-            _ => return Spin::Broken,
-        }
-        match replies.len() {
-            0 if started.elapsed() < budget => std::hint::spin_loop(),
-            0 => return Spin::Waiting,
-            1 => return Spin::Reply(replies.pop().expect("one reply")),
-            _ => return Spin::Broken,
-        }
-    }
+/// A reply found by polling: its future resolves on the next loop iteration, not now (an
+/// already-done future would let the caller's task run on without ever yielding).
+fn resolve_next_iteration(
+    py: Python<'_>,
+    event_loop: &Bound<'_, PyAny>,
+    pending: Pending,
+    reply: Reply,
+    metrics: &Metrics,
+    unresolved: Arc<AtomicU32>,
+) -> PyResult<()> {
+    let result = pending.call.on_reply(py, reply, metrics);
+    metrics.record(pending.op, pending.started.elapsed(), result.is_ok());
+    unresolved.fetch_add(1, Ordering::Relaxed);
+    let resolve = Bound::new(
+        py,
+        Resolve {
+            future: pending.future,
+            result: Mutex::new(Some(result)),
+            unresolved,
+        },
+    )?;
+    event_loop.call_method1(intern!(py, "call_soon"), (resolve,))?;
+    Ok(())
 }
 
 /// Have the loop call back when the socket takes more bytes.
 fn arm_writer(
     py: Python<'_>,
-    link: &mut DirectLink,
+    entry: &mut Entry,
     queue: &Arc<LoopQueue>,
     pool_id: u64,
     event_loop: &Bound<'_, PyAny>,
     fd: std::os::fd::RawFd,
 ) -> PyResult<()> {
-    if !link.writer_armed {
+    if !entry.writer_armed {
         let writer = Bound::new(py, DirectCallback::new(queue, pool_id, event_loop, Event::Writable))?;
         event_loop.call_method1(intern!(py, "add_writer"), (fd, writer))?;
-        link.writer_armed = true;
+        entry.writer_armed = true;
     }
     Ok(())
 }
@@ -290,27 +254,24 @@ pub fn close_on_running_loop(py: Python<'_>, pool_id: u64) {
     let Ok(queue) = queue_for(py, &event_loop) else {
         return;
     };
-    let mut links = lock(&queue);
-    if let Some(mut link) = links.remove(&pool_id) {
-        let orphans = link.close(&event_loop);
-        drop(links);
+    let entries = queue.local::<Entries>();
+    let mut map = entries.lock();
+    if let Some(mut entry) = map.remove(&pool_id) {
+        let orphans = entry.close(&event_loop);
+        drop(map);
         redo_all(py, orphans, &queue);
     }
 }
 
-/// Open the connection in the background; the loop installs it when ready.
-fn start_connect(link: &mut DirectLink, event_loop: &Bound<'_, PyAny>, queue: &Arc<LoopQueue>) {
-    if link.unsupported || link.connecting || Instant::now() < link.next_connect {
-        return;
-    }
-    link.connecting = true;
-    let url = link.pool.config().url.clone();
-    let connect_timeout = link.pool.config().connect_timeout;
-    let pool_id = link.pool.id();
+/// Open the socket on a runtime worker (connecting blocks); the loop installs it when ready.
+fn start_connect(entry: &Entry, event_loop: &Bound<'_, PyAny>, queue: &Arc<LoopQueue>) {
+    let endpoint = entry.pool.endpoint().clone();
+    let connect_timeout = entry.pool.config().connect_timeout;
+    let pool_id = entry.pool.id();
     let event_loop = event_loop.clone().unbind();
     let queue = queue.clone();
     runtime().spawn_blocking(move || {
-        let result = DirectConnection::connect(&url, connect_timeout);
+        let result = DirectSocket::connect(&endpoint, connect_timeout);
         let target = queue.clone();
         target.push(Completion::Task(Box::new(move |py| {
             install(py, &queue, pool_id, event_loop.bind(py), result)
@@ -318,51 +279,46 @@ fn start_connect(link: &mut DirectLink, event_loop: &Bound<'_, PyAny>, queue: &A
     });
 }
 
-/// On the loop thread: register a fresh connection with the loop, or note the failure.
+/// On the loop thread: register a fresh socket with the loop, or tell the link it failed.
 fn install(
     py: Python<'_>,
     queue: &Arc<LoopQueue>,
     pool_id: u64,
     event_loop: &Bound<'_, PyAny>,
-    result: crate::error::Result<DirectConnection>,
+    result: crate::error::Result<DirectSocket>,
 ) {
-    let mut links = lock(queue);
-    let Some(link) = links.get_mut(&pool_id) else {
-        return; // the pool was closed meanwhile: dropping the connection closes it
+    let entries = queue.local::<Entries>();
+    let mut map = entries.lock();
+    let Some(entry) = map.get_mut(&pool_id) else {
+        return; // the pool was closed meanwhile: dropping the socket closes it
     };
-    link.connecting = false;
-    let conn = match result {
-        Ok(conn) if !link.pool.is_closed() => conn,
+    let socket = match result {
+        Ok(socket) if !entry.pool.is_closed() => socket,
         Ok(_) => return,
-        Err(Error::InvalidInput(_)) => {
-            link.unsupported = true;
-            return;
-        }
-        Err(_) => {
-            link.next_connect = Instant::now() + RECONNECT_DELAY;
-            return;
-        }
+        Err(Error::InvalidInput(_)) => return entry.link.connect_failed(true, Instant::now()),
+        Err(_) => return entry.link.connect_failed(false, Instant::now()),
     };
     let registered = Bound::new(py, DirectCallback::new(queue, pool_id, event_loop, Event::Readable))
-        .and_then(|reader| event_loop.call_method1(intern!(py, "add_reader"), (conn.raw_fd(), reader)));
+        .and_then(|reader| event_loop.call_method1(intern!(py, "add_reader"), (socket.raw_fd(), reader)));
     match registered {
-        Ok(_) => link.conn = Some(conn),
+        Ok(_) => {
+            entry.socket = Some(socket);
+            entry.link.connected();
+        }
         Err(err) => {
             // A loop without add_reader (e.g. Windows' proactor): stay on the runtime path.
-            link.unsupported = true;
-            drop(links);
-            log::warn!(target: "solcache", "direct reads disabled on this event loop: {err}");
+            entry.link.connect_failed(true, Instant::now());
+            drop(map);
+            log::warn!(target: "solcache::direct", "direct reads disabled on this event loop: {err}");
         }
     }
 }
 
 /// Deliver one reply to its waiting call.
 fn deliver(py: Python<'_>, pending: Pending, reply: Reply, metrics: &Metrics) {
-    let elapsed = pending.started.elapsed();
-    let result = (pending.on_reply)(py, reply, metrics);
-    metrics.record(pending.op, elapsed, result.is_ok());
-    let future = pending.future.bind(py);
-    super::bridge::complete(py, future, Box::new(move |_py| result));
+    let result = pending.call.on_reply(py, reply, metrics);
+    metrics.record(pending.op, pending.started.elapsed(), result.is_ok());
+    super::bridge::complete(py, pending.future.bind(py), Box::new(move |_py| result));
 }
 
 /// Re-send calls through the runtime after their connection broke.
@@ -376,7 +332,7 @@ fn redo_all(py: Python<'_>, orphans: Vec<Pending>, queue: &Arc<LoopQueue>) {
         {
             continue;
         }
-        if let Err(err) = (pending.redo)(py, future, queue.clone()) {
+        if let Err(err) = pending.call.redo(py, future, queue.clone()) {
             let _ = future.call_method1(intern!(py, "set_exception"), (err.into_value(py),));
         }
     }
@@ -392,7 +348,7 @@ fn expire(py: Python<'_>, expired: Vec<Pending>, timeout: Duration, metrics: &Me
         metrics.record(pending.op, pending.started.elapsed(), false);
         metrics.record_error(&err);
         let future = pending.future.bind(py);
-        super::bridge::complete(py, future, Box::new(move |_py| Err(to_py_err(err))));
+        super::bridge::complete(py, future, Box::new(move |_py| Err(err.into())));
     }
 }
 
@@ -400,8 +356,8 @@ fn expire(py: Python<'_>, expired: Vec<Pending>, timeout: Duration, metrics: &Me
 #[pyclass(name = "_Resolve", module = "solcache._core", frozen)]
 struct Resolve {
     future: Py<PyAny>,
-    result: std::sync::Mutex<Option<PyResult<Py<PyAny>>>>,
-    unresolved: Arc<std::sync::atomic::AtomicU32>,
+    result: Mutex<Option<PyResult<Py<PyAny>>>>,
+    unresolved: Arc<AtomicU32>,
 }
 
 #[pymethods]
@@ -424,7 +380,7 @@ enum Event {
     Flush,
 }
 
-/// The loop's `add_reader` / `add_writer` / `call_later` callback for one link.
+/// The loop's `add_reader` / `add_writer` / `call_soon` / `call_later` callback for one entry.
 #[pyclass(name = "_DirectCallback", module = "solcache._core", frozen)]
 struct DirectCallback {
     queue: Weak<LoopQueue>,
@@ -451,95 +407,73 @@ impl DirectCallback {
             return;
         };
         let event_loop = self.event_loop.bind(py);
-        let mut links = lock(&queue);
-        let Some(link) = links.get_mut(&self.pool_id) else {
+        let entries = queue.local::<Entries>();
+        let mut map = entries.lock();
+        let Some(entry) = map.get_mut(&self.pool_id) else {
             return;
         };
-        let pool = link.pool.clone();
+        let mut answered = Vec::new();
+        let mut orphans = Vec::new();
+        let mut expired = Vec::new();
         match self.event {
             Event::Readable => {
-                let Some(conn) = link.conn.as_mut() else {
+                let Some(socket) = entry.socket.as_mut() else {
                     return;
                 };
-                let mut replies = Vec::new();
-                let outcome = conn.read_replies(&mut replies);
-                let mut answered = Vec::with_capacity(replies.len());
-                let mut out_of_step = false;
-                for reply in replies {
-                    match link.pending.pop_front() {
-                        Some(pending) => answered.push((pending, reply)),
-                        None => {
-                            out_of_step = true;
-                            break;
-                        }
-                    }
-                }
-                let broken = out_of_step || !matches!(outcome, Ok(ReadOutcome::Drained));
-                let orphans = if broken { link.close(event_loop) } else { Vec::new() };
-                drop(links);
-                for (pending, reply) in answered {
-                    deliver(py, pending, reply, pool.metrics());
-                }
-                redo_all(py, orphans, &queue);
-            }
-            Event::Writable => {
-                let flushed = link.conn.as_mut().map(DirectConnection::flush);
-                match flushed {
-                    Some(Ok(false)) => {}
-                    Some(Ok(true)) | None => {
-                        if let Some(conn) = &link.conn {
-                            let _ = event_loop.call_method1(intern!(py, "remove_writer"), (conn.raw_fd(),));
-                        }
-                        link.writer_armed = false;
-                    }
-                    Some(Err(_)) => {
-                        let orphans = link.close(event_loop);
-                        drop(links);
-                        redo_all(py, orphans, &queue);
-                    }
+                if socket.read(&mut entry.link, &mut answered).is_err() {
+                    orphans = entry.close(event_loop);
                 }
             }
+            Event::Writable => match entry.socket.as_mut().map(|s| s.write(&mut entry.link)) {
+                Some(Ok(false)) => {}
+                Some(Ok(true)) | None => {
+                    if let Some(socket) = &entry.socket {
+                        let _ = event_loop.call_method1(intern!(py, "remove_writer"), (socket.raw_fd(),));
+                    }
+                    entry.writer_armed = false;
+                }
+                Some(Err(_)) => orphans = entry.close(event_loop),
+            },
             Event::Flush => {
-                link.flush_scheduled = false;
-                let Some(conn) = link.conn.as_mut() else {
+                entry.link.flush_due();
+                let Some(socket) = entry.socket.as_mut() else {
                     return;
                 };
-                let fd = conn.raw_fd();
-                match conn.flush() {
+                let fd = socket.raw_fd();
+                match socket.write(&mut entry.link) {
                     Ok(true) => {}
                     Ok(false) => {
-                        let _ = arm_writer(py, link, &queue, self.pool_id, event_loop, fd);
+                        let _ = arm_writer(py, entry, &queue, self.pool_id, event_loop, fd);
                     }
-                    Err(_) => {
-                        let orphans = link.close(event_loop);
-                        drop(links);
-                        redo_all(py, orphans, &queue);
-                    }
+                    Err(_) => orphans = entry.close(event_loop),
                 }
             }
-            Event::Timer => {
-                let timeout = pool.config().response_timeout;
-                let Some(oldest) = link.pending.front().map(|p| p.deadline) else {
-                    link.timer_armed = false;
-                    return;
-                };
-                let now = Instant::now();
-                if now >= oldest {
-                    link.timer_armed = false;
-                    let (expired, younger) = link.close(event_loop).into_iter().partition(|p| p.deadline <= now);
-                    drop(links);
-                    expire(py, expired, timeout, pool.metrics());
-                    redo_all(py, younger, &queue);
-                } else {
+            Event::Timer => match entry.link.expire(Instant::now()) {
+                Expiry::Idle => entry.timer_armed = false,
+                Expiry::Later(due) => {
+                    let delay = due.saturating_duration_since(Instant::now()).as_secs_f64();
                     let again = Bound::new(py, DirectCallback::new(&queue, self.pool_id, event_loop, Event::Timer))
-                        .and_then(|timer| {
-                            event_loop.call_method1(intern!(py, "call_later"), ((oldest - now).as_secs_f64(), timer))
-                        });
-                    if again.is_err() {
-                        link.timer_armed = false;
-                    }
+                        .and_then(|timer| event_loop.call_method1(intern!(py, "call_later"), (delay, timer)));
+                    entry.timer_armed = again.is_ok();
                 }
-            }
+                Expiry::Closed {
+                    expired: past_due,
+                    orphans: younger,
+                } => {
+                    // The link closed itself; only the socket is left to unregister.
+                    entry.timer_armed = false;
+                    entry.drop_socket(event_loop);
+                    (expired, orphans) = (past_due, younger);
+                }
+            },
         }
+        let pool = entry.pool.clone();
+        drop(map);
+        let metrics = pool.metrics();
+        for (pending, reply) in answered {
+            deliver(py, pending, reply, metrics);
+        }
+        expire(py, expired, pool.config().response_timeout, metrics);
+        redo_all(py, orphans, &queue);
     }
 }

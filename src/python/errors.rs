@@ -22,19 +22,27 @@ pub fn internal_error(message: impl Into<String>) -> PyErr {
     PyErr::new::<exc::InternalError, _>(message.into())
 }
 
-/// Convert a core error; lazily, so no GIL is needed where the error arises.
-pub fn to_py_err(err: Error) -> PyErr {
-    let message = err.to_string();
-    match err {
-        Error::Connection { .. } | Error::PoolClosed => PyErr::new::<exc::ConnectionError, _>(message),
-        Error::Authentication { .. } => PyErr::new::<exc::AuthenticationError, _>(message),
-        Error::Timeout { .. } => PyErr::new::<exc::TimeoutError, _>(message),
-        Error::PoolExhausted { .. } => PyErr::new::<exc::PoolExhaustedError, _>(message),
-        Error::Serialization { key, .. } => PyErr::new::<exc::SerializationError, _>((message, key)),
-        Error::InvalidInput(_) => PyErr::new::<exc::InvalidInputError, _>(message),
-        Error::Response(_) => PyErr::new::<exc::ResponseError, _>(message),
-        Error::UnsupportedServer { .. } => PyErr::new::<exc::UnsupportedServerError, _>(message),
+/// A core error as the Python exception of its meaning; built lazily, so no GIL is needed
+/// where the error arises. `?` applies it in every binding function.
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        let message = err.to_string();
+        match err {
+            Error::Connection { .. } | Error::PoolClosed => PyErr::new::<exc::ConnectionError, _>(message),
+            Error::Authentication { .. } => PyErr::new::<exc::AuthenticationError, _>(message),
+            Error::Timeout { .. } => PyErr::new::<exc::TimeoutError, _>(message),
+            Error::PoolExhausted { .. } => PyErr::new::<exc::PoolExhaustedError, _>(message),
+            Error::Serialization { key, .. } => PyErr::new::<exc::SerializationError, _>((message, key)),
+            Error::InvalidInput(_) => PyErr::new::<exc::InvalidInputError, _>(message),
+            Error::Response(_) => PyErr::new::<exc::ResponseError, _>(message),
+            Error::UnsupportedServer { .. } => PyErr::new::<exc::UnsupportedServerError, _>(message),
+        }
     }
+}
+
+/// Convert a core error (for `map_err`; `?` does it by itself).
+pub fn to_py_err(err: Error) -> PyErr {
+    PyErr::from(err)
 }
 
 /// A `from_json` decode failure: `SerializationError` with no key (nothing was read from Redis).
@@ -52,7 +60,7 @@ pub fn invalid_input(message: impl Into<String>) -> PyErr {
     to_py_err(Error::InvalidInput(message.into()))
 }
 
-/// `map_err` helper.
+/// `map_err` helper where a `?` does not fit (a value built in an expression).
 pub trait IntoPyResult<T> {
     fn py(self) -> pyo3::PyResult<T>;
 }

@@ -8,9 +8,10 @@ use pyo3::prelude::*;
 use super::bridge::spawn;
 use super::convert::py_opt;
 use super::direct::DirectOptions;
-use super::errors::{invalid_input, IntoPyResult};
+use super::errors::invalid_input;
 use crate::metrics::{Metrics, OperationStats};
-use crate::redis_pool::{redact_url, Health, PoolConfig, PoolCounts, RedisPool};
+use crate::transport::direct::DEFAULT_SPIN;
+use crate::transport::{redact_url, Health, PoolConfig, PoolCounts, RedisPool};
 
 /// An opened core pool, handed to `RedisPool.__new__` once connected.
 #[pyclass(name = "PoolHandle", module = "solcache._core", frozen)]
@@ -26,10 +27,11 @@ pub(super) fn millis(value: u64, name: &str) -> PyResult<Duration> {
     Ok(Duration::from_millis(value))
 }
 
-/// Connect and return a `PoolHandle` (awaitable). Every argument is required here: defaults
-/// live in `solcache.Settings`.
+/// Connect and return a `PoolHandle` (awaitable). Every argument but the direct-read ones is
+/// required here: defaults live in `solcache.Settings` (whose `direct_spin_us` default is
+/// `DEFAULT_DIRECT_SPIN_US`, the core's).
 #[pyfunction]
-#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms, direct_reads = true, direct_spin_us = 0))]
+#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms, direct_reads = true, direct_spin_us = DEFAULT_SPIN.as_micros() as u64))]
 #[allow(clippy::too_many_arguments)]
 pub fn open_pool(
     py: Python<'_>,
@@ -70,10 +72,8 @@ pub fn open_pool(
         test_on_checkout: false,
     };
     spawn(py, async move {
-        RedisPool::connect(config)
-            .await
-            .map(|pool| PoolHandle { pool, direct })
-            .py()
+        let pool = RedisPool::connect(config).await?;
+        Ok(PoolHandle { pool, direct })
     })
 }
 
@@ -132,9 +132,10 @@ impl PyRedisPool {
     }
 
     /// Stop the health task and close idle connections, and this loop's direct connection
-    /// (awaitable; other loops close theirs on their next call).
+    /// (awaitable; other running loops close theirs on their next call, closed loops now).
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         super::direct::close_on_running_loop(py, self.pool.id());
+        super::bridge::release_closed_loops(py);
         let pool = self.pool.clone();
         spawn(py, async move {
             pool.close().await;
@@ -151,7 +152,7 @@ impl PyRedisPool {
     /// `INFO <section>` as a dict of strings (awaitable), e.g. `memory`, `persistence`.
     fn info<'py>(&self, py: Python<'py>, section: String) -> PyResult<Bound<'py, PyAny>> {
         let pool = self.pool.clone();
-        spawn(py, async move { pool.info(&section).await.py() })
+        spawn(py, async move { Ok(pool.info(&section).await?) })
     }
 
     /// Connections, idle, in use and waiting callers right now (no round trip).

@@ -9,7 +9,7 @@ use pyo3::types::PyList;
 
 use super::bridge::spawn;
 use super::convert::{str_arg, UInt};
-use super::errors::{invalid_input, IntoPyResult};
+use super::errors::invalid_input;
 use super::events::{event_to_py, PyTradingEvent};
 use super::pool::PyRedisPool;
 use crate::event_stream::{EventStream, GroupInfo, StreamEntry, StreamInfo};
@@ -196,7 +196,7 @@ impl PyCoreSubscription {
             if let Ok(mut s) = stats.lock() {
                 *s = sub.stats();
             }
-            Ok(Entries(batch.py()?))
+            Ok(Entries(batch?))
         })
     }
 
@@ -213,7 +213,7 @@ impl PyCoreSubscription {
             if let Ok(mut s) = stats.lock() {
                 *s = sub.stats();
             }
-            result.py()
+            Ok(result?)
         })
     }
 
@@ -229,7 +229,7 @@ impl PyCoreSubscription {
             if let Ok(mut s) = stats.lock() {
                 *s = sub.stats();
             }
-            result.py()
+            Ok(result?)
         })
     }
 
@@ -268,7 +268,7 @@ impl PyEventStream {
             .into_iter()
             .map(|(stream, n)| (stream, n.0 as usize))
             .collect();
-        let inner = EventStream::with_maxlen(pool.pool.clone(), maxlen.0 as usize, per_stream).py()?;
+        let inner = EventStream::with_maxlen(pool.pool.clone(), maxlen.0 as usize, per_stream)?;
         Ok(PyEventStream { inner })
     }
 
@@ -286,7 +286,7 @@ impl PyEventStream {
         stream: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (events, event) = (self.inner.clone(), event.inner.clone());
-        spawn(py, async move { events.publish(&event, stream.as_deref()).await.py() })
+        spawn(py, async move { Ok(events.publish(&event, stream.as_deref()).await?) })
     }
 
     /// Append many events in one pipeline; returns their ids in order.
@@ -304,7 +304,7 @@ impl PyEventStream {
         let handle = self.inner.clone();
         spawn(
             py,
-            async move { handle.publish_many(&batch, stream.as_deref()).await.py() },
+            async move { Ok(handle.publish_many(&batch, stream.as_deref()).await?) },
         )
     }
 
@@ -326,8 +326,7 @@ impl PyEventStream {
         spawn(py, async move {
             let entries = handle
                 .read(&stream, &last_id, count.0 as usize, Duration::from_millis(block_ms))
-                .await
-                .py()?;
+                .await?;
             Ok(Entries(entries))
         })
     }
@@ -344,7 +343,7 @@ impl PyEventStream {
         let (handle, start_id) = (self.inner.clone(), start_id.to_owned());
         spawn(
             py,
-            async move { handle.ensure_group(&stream, &group, &start_id).await.py() },
+            async move { Ok(handle.ensure_group(&stream, &group, &start_id).await?) },
         )
     }
 
@@ -353,7 +352,7 @@ impl PyEventStream {
         let handle = self.inner.clone();
         spawn(py, async move {
             Ok(PyStreamInfo {
-                info: handle.info(&stream).await.py()?,
+                info: handle.info(&stream).await?,
             })
         })
     }
@@ -378,7 +377,7 @@ impl PyEventStream {
             claim_interval: ms(claim_interval_ms.0, "claim_interval_ms")?,
             max_deliveries: max_deliveries.0,
         };
-        let sub = Subscription::new(self.inner.clone(), streams, group, consumer, options).py()?;
+        let sub = Subscription::new(self.inner.clone(), streams, group, consumer, options)?;
         Ok(PyCoreSubscription {
             inner: Arc::new(tokio::sync::Mutex::new(sub)),
             stats: Arc::new(Mutex::new(SubscriptionStats::default())),

@@ -1,20 +1,30 @@
 //! The blocking API (`solcache.sync`): the same caches over the core's `SyncPool`. Every call
-//! releases the GIL while it waits on Redis, so other Python threads keep running.
+//! releases the GIL while it waits on Redis, so other Python threads keep running, and hands
+//! queued core log records to `logging` once it has the GIL back (a program that only makes
+//! blocking calls sees them too).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 
 use super::caches::OrderedItems;
 use super::convert::{py_repr, str_arg, str_list_arg, UInt};
-use super::errors::{invalid_input, IntoPyResult};
+use super::errors::invalid_input;
+use super::log_bridge;
 use super::models::{PyPoolState, PyPriceData};
 use super::pool::{counts_dict, millis, stats_dict, PyOperationStats};
 use crate::models::{PoolState, PriceData};
-use crate::redis_pool::PoolConfig;
 use crate::sync_cache::SyncCache;
-use crate::sync_pool::SyncPool;
+use crate::transport::{PoolConfig, SyncPool};
+
+/// Run a blocking core call with the GIL released, then flush the core's queued log records.
+fn blocking<T: Send>(py: Python<'_>, call: impl Ungil + FnOnce() -> crate::Result<T>) -> PyResult<T> {
+    let result = py.detach(call);
+    log_bridge::flush(py);
+    Ok(result?)
+}
 
 /// A blocking pool; `solcache.sync.RedisPool` subclasses it to add `connect` and `with`.
 #[pyclass(name = "SyncRedisPool", module = "solcache._core", subclass, frozen)]
@@ -52,7 +62,7 @@ impl PySyncRedisPool {
             slow_threshold: Duration::from_secs_f64(slow_threshold_ms / 1e3),
             ..PoolConfig::default()
         };
-        let pool = py.detach(|| SyncPool::connect(config)).py()?;
+        let pool = blocking(py, || SyncPool::connect(config))?;
         Ok(PySyncRedisPool { pool })
     }
 
@@ -70,7 +80,7 @@ impl PySyncRedisPool {
         self.pool.is_closed()
     }
     #[getter]
-    fn redis_version(&self) -> &str {
+    fn redis_version(&self) -> String {
         self.pool.redis_version()
     }
 
@@ -113,7 +123,7 @@ macro_rules! sync_cache_class {
             #[pyo3(signature = (pool, *, ttl_ms = UInt(2000)), text_signature = "(pool, *, ttl_ms=2000)")]
             fn new(pool: PyRef<'_, PySyncRedisPool>, ttl_ms: UInt) -> PyResult<Self> {
                 Ok($class {
-                    cache: SyncCache::with_ttl(pool.pool.clone(), Duration::from_millis(ttl_ms.0)).py()?,
+                    cache: SyncCache::with_ttl(pool.pool.clone(), Duration::from_millis(ttl_ms.0))?,
                 })
             }
 
@@ -126,7 +136,7 @@ macro_rules! sync_cache_class {
             /// Write one item with `SET key json PX ttl`.
             fn set(&self, py: Python<'_>, $arg: PyRef<'_, $py_model>) -> PyResult<()> {
                 let item = $arg.inner.clone();
-                py.detach(|| self.cache.set(&item)).py()
+                blocking(py, || self.cache.set(&item))
             }
 
             /// Write many items in one pipeline.
@@ -135,7 +145,7 @@ macro_rules! sync_cache_class {
                     .try_iter()?
                     .map(|item| Ok(item?.extract::<PyRef<'_, $py_model>>()?.inner.clone()))
                     .collect::<PyResult<Vec<_>>>()?;
-                py.detach(|| self.cache.set_many(&items)).py()
+                blocking(py, || self.cache.set_many(&items))
             }
 
             /// Read one item, `None` when missing or older than `max_age_ms`.
@@ -148,7 +158,7 @@ macro_rules! sync_cache_class {
             ) -> PyResult<Option<$py_model>> {
                 let $id = str_arg($id, stringify!($id))?;
                 let max_age = max_age_ms.map(|ms| Duration::from_millis(ms.0));
-                let item = py.detach(|| self.cache.get(&$id, max_age)).py()?;
+                let item = blocking(py, || self.cache.get(&$id, max_age))?;
                 Ok(item.map(|inner| $py_model { inner }))
             }
 
@@ -162,7 +172,7 @@ macro_rules! sync_cache_class {
             ) -> PyResult<OrderedItems<$py_model>> {
                 let ids = str_list_arg($ids, stringify!($ids))?;
                 let max_age = max_age_ms.map(|ms| Duration::from_millis(ms.0));
-                let items = py.detach(|| self.cache.get_many(&ids, max_age)).py()?;
+                let items = blocking(py, || self.cache.get_many(&ids, max_age))?;
                 Ok(OrderedItems(
                     ids.into_iter()
                         .zip(items.into_iter().map(|i| i.map(|inner| $py_model { inner })))

@@ -5,18 +5,24 @@
 //! [`PoolConfig`] timeouts apply: `connect_timeout` per connect, `response_timeout` as the
 //! socket read and write timeout, `checkout_timeout` for waiting on a busy pool.
 //!
-//! A connection that fails at the I/O level or times out is discarded (its reply stream is no
-//! longer in step). If it had served earlier calls, the request is sent once more on a fresh
-//! connection: after a server restart the first call succeeds instead of failing.
+//! Connections are opened with the shared handshake and fail under the shared
+//! [retry policy](super::retry): one that fails at the I/O level or times out is discarded (its
+//! reply stream is no longer in step); if it had served earlier calls, the request is sent once
+//! more on a fresh connection, so after a server restart the first call succeeds.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use redis::{Client, Connection, ConnectionLike, FromRedisValue};
 
+use super::async_pool::PoolCounts;
+use super::endpoint::Endpoint;
+use super::handshake::{Handshake, SYNC_CLIENT_NAME};
+use super::retry::{Attempts, Failure};
+use super::settings::PoolConfig;
+use super::Request;
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, Operation};
-use crate::redis_pool::{check_server_version, client_for, PoolConfig, PoolCounts, Request};
 
 /// A blocking pool of Redis connections; clones share it.
 #[derive(Clone)]
@@ -26,9 +32,11 @@ pub struct SyncPool {
 
 struct SyncInner {
     client: Client,
+    handshake: Handshake,
     config: PoolConfig,
     redacted_url: String,
-    redis_version: String,
+    /// The server version the latest handshake saw.
+    redis_version: Mutex<String>,
     metrics: Metrics,
     state: Mutex<State>,
     /// Signalled whenever a connection is returned or a slot frees up.
@@ -69,17 +77,26 @@ impl SyncInner {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Connect and run the handshake within `connect_timeout`, then switch the socket to the
+    /// response timeout.
     fn open_connection(&self) -> Result<Connection> {
-        let connect_error =
-            |e: redis::RedisError| Error::from_redis(e, &self.redacted_url, "connect", self.config.connect_timeout);
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.config.connect_timeout)
-            .map_err(connect_error)?;
+        let timeout = self.config.connect_timeout;
+        let failed = |e: redis::RedisError| Error::from_redis(e, &self.redacted_url, "connect", timeout);
+        let started = Instant::now();
+        let mut conn = self.client.get_connection_with_timeout(timeout).map_err(failed)?;
+        let left = timeout
+            .saturating_sub(started.elapsed())
+            .max(std::time::Duration::from_millis(1));
+        conn.set_read_timeout(Some(left)).map_err(failed)?;
+        conn.set_write_timeout(Some(left)).map_err(failed)?;
+        let version = self.handshake.run_blocking(&mut conn, failed)?;
+        if let Ok(mut slot) = self.redis_version.lock() {
+            *slot = version;
+        }
         conn.set_read_timeout(Some(self.config.response_timeout))
-            .map_err(connect_error)?;
+            .map_err(failed)?;
         conn.set_write_timeout(Some(self.config.response_timeout))
-            .map_err(connect_error)?;
+            .map_err(failed)?;
         Ok(conn)
     }
 
@@ -131,29 +148,18 @@ impl SyncInner {
     }
 }
 
-/// Several pipelines one after the other, their replies joined into one array.
-fn query_pipelines<T: FromRedisValue>(conn: &mut Connection, pipes: &[redis::Pipeline]) -> redis::RedisResult<T> {
-    let mut joined = Vec::new();
-    for pipe in pipes {
-        match pipe.query::<redis::Value>(conn)? {
-            redis::Value::Array(items) => joined.extend(items),
-            other => joined.push(other),
-        }
-    }
-    Ok(T::from_redis_value(redis::Value::Array(joined))?)
-}
-
 impl SyncPool {
     /// Open a pool: connect once (so a bad URL, password or server fails here, within
     /// `connect_timeout`) and check the server is Redis ≥ 6.2. Blocks the calling thread.
     pub fn connect(config: PoolConfig) -> Result<SyncPool> {
         config.validate()?;
-        let (client, redacted_url) = client_for(&config.url)?;
+        let endpoint = Endpoint::parse(&config.url)?;
         let inner = SyncInner {
-            client,
+            client: endpoint.client()?,
+            handshake: Handshake::new(&endpoint, SYNC_CLIENT_NAME),
             metrics: Metrics::new(config.slow_threshold),
-            redacted_url,
-            redis_version: String::new(),
+            redacted_url: endpoint.redacted_url().to_owned(),
+            redis_version: Mutex::new(String::new()),
             state: Mutex::new(State {
                 idle: Vec::new(),
                 open: 0,
@@ -163,13 +169,7 @@ impl SyncPool {
             returned: Condvar::new(),
             config,
         };
-        let mut first = inner.open_connection()?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query(&mut first)
-            .map_err(|e| Error::from_redis(e, &inner.redacted_url, "connect", inner.config.connect_timeout))?;
-        let redis_version = check_server_version(&info, &inner.redacted_url)?;
-        let inner = SyncInner { redis_version, ..inner };
+        let first = inner.open_connection()?;
         {
             let mut state = inner.lock();
             state.idle.push(first);
@@ -183,43 +183,32 @@ impl SyncPool {
     pub fn execute<T: FromRedisValue>(&self, op: Operation, request: Request<'_>) -> Result<T> {
         let started = Instant::now();
         let result = self.execute_with_retry(request);
-        self.inner.metrics.record(op, started.elapsed(), result.is_ok());
-        if let Err(e) = &result {
-            self.inner.metrics.record_error(e);
-        }
+        self.inner.metrics.record_outcome(op, started.elapsed(), &result);
         result
     }
 
     fn execute_with_retry<T: FromRedisValue>(&self, request: Request<'_>) -> Result<T> {
-        let mut attempt = 0;
+        let mut attempts = Attempts::default();
         loop {
-            attempt += 1;
             let mut checkout = self.inner.checkout()?;
             let conn = checkout.conn.as_mut().expect("a checkout holds a connection");
-            let reply = match request {
-                Request::Cmd(cmd) => cmd.query::<T>(conn),
-                Request::Pipeline(pipe) => pipe.query::<T>(conn),
-                Request::Pipelines(pipes) => query_pipelines::<T>(conn, pipes),
-            };
-            let err = match reply {
+            let err = match request.send_blocking(conn) {
                 Ok(value) => return Ok(value),
                 Err(e) => e,
             };
-            let dropped = err.is_connection_dropped() || err.kind() == redis::ErrorKind::Parse;
-            // After an I/O error or a timeout the reply stream is out of step: never reuse it.
-            checkout.broken = dropped || err.is_io_error() || err.is_timeout();
-            let retry = dropped && checkout.reused && attempt == 1;
+            let failure = Failure::of(&err);
+            checkout.broken = failure.breaks_connection();
+            let reused = checkout.reused;
             drop(checkout);
-            let mapped = Error::from_redis(
+            let err = Error::from_redis(
                 err,
                 &self.inner.redacted_url,
                 "response",
                 self.inner.config.response_timeout,
             );
-            if retry && !self.is_closed() {
-                continue;
+            if !attempts.again(failure, reused) || self.is_closed() {
+                return Err(err);
             }
-            return Err(mapped);
         }
     }
 
@@ -266,9 +255,9 @@ impl SyncPool {
         &self.inner.config
     }
 
-    /// The server's version, read when the pool opened.
-    pub fn redis_version(&self) -> &str {
-        &self.inner.redis_version
+    /// The server's version, read by the latest connect.
+    pub fn redis_version(&self) -> String {
+        self.inner.redis_version.lock().map(|v| v.clone()).unwrap_or_default()
     }
 }
 

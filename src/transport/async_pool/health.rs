@@ -1,0 +1,100 @@
+//! Health: the live probe behind [`RedisPool::health`] and [`RedisPool::info`], and the
+//! background task that PINGs one pooled connection per `health_check_interval`, so dead
+//! connections are found and replaced between calls, not by them.
+
+use std::collections::HashMap;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use super::{PoolCounts, PoolInner, RedisPool};
+use crate::error::{Error, Result};
+use crate::metrics::Operation;
+use crate::transport::handshake::parse_redis_version;
+use crate::transport::Request;
+
+/// Result of [`RedisPool::health`]: a live probe plus the pool's counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub reachable: bool,
+    /// PING round trip, when reachable.
+    pub rtt: Option<Duration>,
+    pub redis_version: Option<String>,
+    /// Why the probe failed, when it did.
+    pub error: Option<String>,
+    pub counts: PoolCounts,
+}
+
+impl RedisPool {
+    /// PING and INFO the server, and report the pool's counters. Never fails: an unreachable
+    /// server is `reachable: false` with the reason in `error`.
+    pub async fn health(&self) -> Health {
+        let started = Instant::now();
+        let ping = self
+            .execute::<String>(Operation::Ping, Request::Cmd(&redis::cmd("PING")))
+            .await;
+        let rtt = started.elapsed();
+        let result = match ping {
+            Ok(_) => {
+                let mut info = redis::cmd("INFO");
+                info.arg("server");
+                self.execute::<String>(Operation::Ping, Request::Cmd(&info)).await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(info) => {
+                let version = parse_redis_version(&info);
+                if let (Some(v), Ok(mut slot)) = (&version, self.inner.shared.redis_version.lock()) {
+                    slot.clone_from(v);
+                }
+                Health {
+                    reachable: true,
+                    rtt: Some(rtt),
+                    redis_version: version,
+                    error: None,
+                    counts: self.counts(),
+                }
+            }
+            Err(e) => Health {
+                reachable: false,
+                rtt: None,
+                redis_version: None,
+                error: Some(e.to_string()),
+                counts: self.counts(),
+            },
+        }
+    }
+
+    /// `INFO <section>` as key/value pairs (e.g. `memory` → `maxmemory_policy`).
+    pub async fn info(&self, section: &str) -> Result<HashMap<String, String>> {
+        if section.is_empty() || !section.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Error::invalid(format!("INFO section {section:?} is not a word")));
+        }
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg(section);
+        let text: String = self.execute(Operation::Ping, Request::Cmd(&cmd)).await?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+            .collect())
+    }
+}
+
+/// PING one pooled connection per tick; failures mark and replace connections via `execute`.
+pub(super) async fn health_loop(pool: Weak<PoolInner>, interval: Duration) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(inner) = pool.upgrade() else { return };
+        let pool = RedisPool { inner };
+        if pool.is_closed() {
+            return;
+        }
+        let _ = pool
+            .execute::<String>(Operation::Ping, Request::Cmd(&redis::cmd("PING")))
+            .await;
+    }
+}

@@ -1,0 +1,160 @@
+//! The bb8 connection manager: opens redis-rs multiplexed connections (socket, TLS and the
+//! shared handshake, all within `connect_timeout`) and tells bb8 which ones are broken.
+//!
+//! bb8 never reports a failed connect to the caller waiting for it (it waits the whole
+//! checkout timeout), so the manager broadcasts connect failures: a checkout during an outage
+//! fails fast with the real error (see `checkout.rs`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bb8::ManageConnection;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client};
+use tokio::sync::watch;
+
+use super::super::handshake::Handshake;
+use crate::error::{Error, Result};
+
+/// State shared between the pool and its connection manager.
+pub(super) struct Shared {
+    /// Connections opened before this epoch are considered dead.
+    pub epoch: AtomicU64,
+    /// Bumped on every failed connect, so waiting checkouts fail fast.
+    pub connect_failures: watch::Sender<u64>,
+    pub last_connect_error: Mutex<Option<Error>>,
+    /// Set by `close`: no new connections, every returned one is dropped.
+    pub closed: AtomicBool,
+    /// Connects under way right now (tells a slow connect from a busy pool).
+    pub connecting: AtomicUsize,
+    /// The server version the latest handshake (or health probe) saw.
+    pub redis_version: Mutex<String>,
+}
+
+impl Shared {
+    pub fn new() -> Self {
+        Shared {
+            epoch: AtomicU64::new(0),
+            connect_failures: watch::channel(0).0,
+            last_connect_error: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            connecting: AtomicUsize::new(0),
+            redis_version: Mutex::new(String::new()),
+        }
+    }
+}
+
+/// One pooled connection and what the pool knows about it.
+pub struct PooledRedis {
+    pub(super) conn: MultiplexedConnection,
+    pub(super) epoch: u64,
+    pub(super) broken: bool,
+    used: bool,
+    /// When it was opened: one opened before a checkout began sat idle and may have died.
+    opened_at: Instant,
+}
+
+impl PooledRedis {
+    /// Mark it used by a call that asked for a connection at `asked`; true when it had served
+    /// calls before or sat idle since before `asked` (either may have died with a restart).
+    pub(super) fn reused_since(&mut self, asked: Instant) -> bool {
+        let reused = self.used || self.opened_at < asked;
+        self.used = true;
+        reused
+    }
+}
+
+/// bb8 manager: opens multiplexed connections with our timeouts, TCP settings and handshake.
+pub struct RedisConnectionManager {
+    pub(super) client: Client,
+    pub(super) config: AsyncConnectionConfig,
+    pub(super) connect_timeout: Duration,
+    pub(super) handshake: Handshake,
+    pub(super) url: String,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl RedisConnectionManager {
+    fn record_connect_failure(&self, err: Error) -> Error {
+        if let Ok(mut last) = self.shared.last_connect_error.lock() {
+            *last = Some(err.clone());
+        }
+        self.shared.connect_failures.send_modify(|n| *n = n.wrapping_add(1));
+        err
+    }
+
+    async fn open(&self) -> Result<MultiplexedConnection> {
+        let failed = |e| Error::from_redis(e, &self.url, "connect", self.connect_timeout);
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+            .map_err(failed)?;
+        let version = self.handshake.run(&mut conn, failed).await?;
+        if let Ok(mut slot) = self.shared.redis_version.lock() {
+            *slot = version;
+        }
+        Ok(conn)
+    }
+}
+
+impl ManageConnection for RedisConnectionManager {
+    type Connection = PooledRedis;
+    type Error = Error;
+
+    async fn connect(&self) -> Result<PooledRedis> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            // bb8 replenishes min_idle in the background; a closed pool must not reopen.
+            return Err(Error::PoolClosed);
+        }
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
+        let opened = {
+            let _connecting = Counted::new(&self.shared.connecting); // also undone if cancelled
+            tokio::time::timeout(self.connect_timeout, self.open()).await
+        };
+        match opened {
+            Ok(Ok(conn)) => Ok(PooledRedis {
+                conn,
+                epoch,
+                broken: false,
+                used: false,
+                opened_at: Instant::now(),
+            }),
+            Ok(Err(e)) => Err(self.record_connect_failure(e)),
+            Err(_) => Err(self.record_connect_failure(Error::Timeout {
+                operation: "connect",
+                timeout: self.connect_timeout,
+            })),
+        }
+    }
+
+    async fn is_valid(&self, conn: &mut PooledRedis) -> Result<()> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn.conn)
+            .await
+            .map_err(|e| Error::from_redis(e, &self.url, "ping", self.connect_timeout))
+    }
+
+    fn has_broken(&self, conn: &mut PooledRedis) -> bool {
+        conn.broken
+            || conn.epoch < self.shared.epoch.load(Ordering::Acquire)
+            || self.shared.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Counts itself in while alive (a cancelled future still counts itself out).
+pub(super) struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    pub fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}

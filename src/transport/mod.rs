@@ -1,0 +1,102 @@
+//! Every way solcache talks to Redis, behind one seam.
+//!
+//! The rules every transport shares, each written once:
+//! - [`settings`]: [`PoolConfig`], the URL, sizes and timeouts (none infinite);
+//! - [`endpoint`]: the URL parsed once (address, TLS, credentials, database) and
+//!   [`redact_url`];
+//! - [`handshake`]: `AUTH`, `SELECT`, `CLIENT SETNAME` and the server-version check, one
+//!   pipeline sent by every new connection;
+//! - [`retry`]: which failures break a connection, which requests are sent once more;
+//! - [`request`]: what a transport sends; [`resp`]: how replies are read off a raw socket.
+//!
+//! The transports:
+//! - [`async_pool`]: [`RedisPool`], bb8 over redis-rs multiplexed connections (tokio);
+//! - [`sync_pool`]: [`SyncPool`], blocking connections used on the caller's thread;
+//! - [`direct`]: a connection an event loop drives itself, as a sans-IO state machine.
+//!
+//! Caches are written against [`Transport`] and [`BlockingTransport`], not against a pool: a
+//! new topology (a cluster) is one more implementation of these two traits.
+
+pub mod async_pool;
+pub mod direct;
+pub mod endpoint;
+pub mod handshake;
+pub mod request;
+pub mod resp;
+pub mod retry;
+pub mod settings;
+pub mod sync_pool;
+
+use std::future::Future;
+
+use redis::FromRedisValue;
+
+pub use async_pool::{BlockingConnection, Health, PoolCounts, RedisPool};
+pub use endpoint::{redact_url, Endpoint};
+pub use request::Request;
+pub use settings::PoolConfig;
+pub use sync_pool::SyncPool;
+
+use crate::error::Result;
+use crate::metrics::{Metrics, Operation};
+
+/// The seam for async callers: send a request (under the [`retry`] policy) and convert the
+/// reply, recording its latency under `op` in [`Transport::metrics`].
+pub trait Transport: Clone + Send + Sync + 'static {
+    /// Send an idempotent request and convert its reply.
+    fn execute<T: FromRedisValue + Send>(
+        &self,
+        op: Operation,
+        request: Request<'_>,
+    ) -> impl Future<Output = Result<T>> + Send;
+
+    /// Latency histograms and error counts of every call sent this way.
+    fn metrics(&self) -> &Metrics;
+
+    /// The server URL with any password replaced by `***`.
+    fn redacted_url(&self) -> &str;
+}
+
+/// The seam for blocking callers: like [`Transport`], on the calling thread.
+pub trait BlockingTransport: Clone + Send + Sync + 'static {
+    /// Send an idempotent request and convert its reply.
+    fn execute<T: FromRedisValue>(&self, op: Operation, request: Request<'_>) -> Result<T>;
+
+    /// Latency histograms and error counts of every call sent this way.
+    fn metrics(&self) -> &Metrics;
+
+    /// The server URL with any password replaced by `***`.
+    fn redacted_url(&self) -> &str;
+}
+
+impl Transport for RedisPool {
+    fn execute<T: FromRedisValue + Send>(
+        &self,
+        op: Operation,
+        request: Request<'_>,
+    ) -> impl Future<Output = Result<T>> + Send {
+        RedisPool::execute(self, op, request)
+    }
+
+    fn metrics(&self) -> &Metrics {
+        RedisPool::metrics(self)
+    }
+
+    fn redacted_url(&self) -> &str {
+        RedisPool::redacted_url(self)
+    }
+}
+
+impl BlockingTransport for SyncPool {
+    fn execute<T: FromRedisValue>(&self, op: Operation, request: Request<'_>) -> Result<T> {
+        SyncPool::execute(self, op, request)
+    }
+
+    fn metrics(&self) -> &Metrics {
+        SyncPool::metrics(self)
+    }
+
+    fn redacted_url(&self) -> &str {
+        SyncPool::redacted_url(self)
+    }
+}
