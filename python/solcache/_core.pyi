@@ -16,6 +16,7 @@ MVP_TOKENS: tuple[str, ...]
 #: Documented token pattern (``keys.rs``): 1 to 32 of ``A-Z a-z 0-9 . _ -``, first alphanumeric.
 TOKEN_PATTERN: str
 DEFAULT_TTL_MS: int
+DEFAULT_DIRECT_SPIN_US: int
 
 def validate_token(token: str) -> str:
     """Return ``token`` unchanged, or raise ``InvalidInputError``."""
@@ -171,7 +172,7 @@ def open_pool(
     health_check_interval_ms: int,
     slow_threshold_ms: float,
     direct_reads: bool = True,
-    direct_spin_us: int = 0,
+    direct_spin_us: int = 100,
 ) -> Awaitable[PoolHandle]: ...
 
 @disjoint_base

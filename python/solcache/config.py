@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from solcache._core import redact_url
+from solcache._core import DEFAULT_DIRECT_SPIN_US, redact_url
 
 __all__ = ["DEFAULT_REDIS_URL", "Settings"]
 
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         description="Cache reads on an asyncio loop use a connection that loop reads itself.",
     )
     direct_spin_us: int = Field(
-        default=100,
+        default=DEFAULT_DIRECT_SPIN_US,
         ge=0,
         le=1000,
         description=(

@@ -27,11 +27,15 @@ pub(super) fn millis(value: u64, name: &str) -> PyResult<Duration> {
     Ok(Duration::from_millis(value))
 }
 
+// `open_pool`'s `direct_spin_us` default is written out (a literal shows in the Python
+// signature); it is the core's.
+const _: () = assert!(DEFAULT_SPIN.as_micros() == 100);
+
 /// Connect and return a `PoolHandle` (awaitable). Every argument but the direct-read ones is
 /// required here: defaults live in `solcache.Settings` (whose `direct_spin_us` default is
 /// `DEFAULT_DIRECT_SPIN_US`, the core's).
 #[pyfunction]
-#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms, direct_reads = true, direct_spin_us = DEFAULT_SPIN.as_micros() as u64))]
+#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms, direct_reads = true, direct_spin_us = 100))]
 #[allow(clippy::too_many_arguments)]
 pub fn open_pool(
     py: Python<'_>,

@@ -1,10 +1,15 @@
-"""Many concurrent callers on one pool get the right answers (no timing assertions)."""
+"""Many concurrent callers on one pool get the right answers (no timing assertions), also
+from several event loops in several threads."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import threading
+import time
+from decimal import Decimal
 
-from solcache import MVP_TOKENS, PriceCache, PriceData, RedisPool
+from solcache import MVP_TOKENS, PriceCache, PriceData, RedisPool, _core
 
 
 async def test_200_concurrent_gets_on_20_connections(redis_server) -> None:
@@ -26,3 +31,70 @@ async def test_200_concurrent_sets_then_get_many(redis_server) -> None:
         await asyncio.gather(*(cache.set(p) for p in prices))
         got = await cache.get_many([p.token for p in prices])
         assert list(got.values()) == prices
+
+
+def _direct_clients(server) -> int:
+    return sum("name=solcache-direct" in line for line in server.raw("CLIENT", "LIST").splitlines())
+
+
+async def test_one_pool_on_two_loops_in_two_threads_and_a_loop_closed_mid_call(fresh_redis) -> None:
+    """Another thread's loop reads through the same pool while this loop does; it is then
+    closed with calls in flight. This loop and the pool go on, and nothing of the closed
+    loop stays behind (its direct connection, queued results, calls in flight)."""
+    prices = {t: Decimal(i + 1) for i, t in enumerate(MVP_TOKENS)}
+    async with await RedisPool.connect(fresh_redis.url) as pool:
+        cache = PriceCache(pool, ttl_ms=60_000)
+        await cache.set_many([PriceData(t, p, source="test") for t, p in prices.items()])
+        other_reads = 0
+        failures: list[BaseException] = []
+
+        def other_thread() -> None:
+            loop = asyncio.new_event_loop()
+
+            async def reader() -> None:
+                nonlocal other_reads
+                while True:
+                    for token, expected in prices.items():
+                        got = await cache.get(token)
+                        assert got is not None and got.price == expected
+                        other_reads += 1
+
+            async def run() -> list[asyncio.Task[None]]:
+                readers = [loop.create_task(reader()) for _ in range(10)]
+                deadline = time.monotonic() + 20
+                while other_reads < 3000 and not any(r.done() for r in readers):
+                    assert time.monotonic() < deadline, f"only {other_reads} reads"
+                    await asyncio.sleep(0.01)
+                for r in readers:
+                    if r.done():
+                        r.result()  # a failed read fails the test
+                return readers  # still running: their reads are in flight
+
+            try:
+                readers = loop.run_until_complete(run())
+                assert not any(r.done() for r in readers)
+            except BaseException as e:  # reported by the test's thread
+                failures.append(e)
+            finally:
+                loop.close()
+
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        mine = 0
+        while thread.is_alive():
+            got = await cache.get_many(list(prices))
+            assert {t: p.price if p else None for t, p in got.items()} == prices
+            mine += 1
+            await asyncio.sleep(0)
+        thread.join()
+        assert not failures, failures
+        assert mine > 0 and other_reads >= 3000
+        for token, expected in prices.items():
+            got = await cache.get(token)
+            assert got is not None and got.price == expected
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while _direct_clients(fresh_redis) or _core._in_flight_calls():
+        assert time.monotonic() < deadline, (_direct_clients(fresh_redis), _core._in_flight_calls())
+        await asyncio.sleep(0.02)
+        gc.collect()

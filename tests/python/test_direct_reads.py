@@ -16,7 +16,7 @@ import pytest
 
 import solcache
 from conftest import PASSWORD, RedisServer
-from solcache import PriceCache, PriceData, RedisPool
+from solcache import PriceCache, PriceData, RedisPool, _core
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -228,6 +228,25 @@ async def test_reads_always_yield_to_other_tasks(redis_server: RedisServer, spin
         assert ticks - before >= 190
 
 
+async def test_polling_is_on_by_default_with_one_budget(redis_server: RedisServer) -> None:
+    assert solcache.Settings().direct_spin_us == _core.DEFAULT_DIRECT_SPIN_US == 100
+    async with await RedisPool.connect(redis_server.url) as pool:
+        assert pool.direct_spin_us == 100
+    handle = await _core.open_pool(
+        redis_server.url,
+        max_size=2,
+        min_idle=0,
+        connect_timeout_ms=1000,
+        response_timeout_ms=500,
+        checkout_timeout_ms=500,
+        health_check_interval_ms=1000,
+        slow_threshold_ms=1.0,
+    )
+    raw_pool = _core.RedisPool(handle)
+    assert raw_pool.direct_spin_us == 100  # the extension's own default is the same
+    await raw_pool.close()
+
+
 async def test_spin_budget_is_bounded(redis_server: RedisServer) -> None:
     with pytest.raises(solcache.InvalidInputError):
         await RedisPool.connect(redis_server.url, direct_spin_us=5000)
@@ -244,5 +263,5 @@ async def test_core_log_records_reach_logging_with_direct_reads_only(
         caplog.clear()
         for _ in range(50):  # direct reads only: no call through the runtime
             await cache.get("SOL")
-        warnings = [r.getMessage() for r in caplog.records if r.name == "solcache"]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "solcache.pool"]
         assert any("slow Redis operation: price_get" in m for m in warnings), warnings

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import solcache
-from solcache import PriceCache, PriceData, RedisPool
+from solcache import PriceCache, PriceData, RedisPool, sync
 
 PASSWORD = "s3cret-pw"  # the password of conftest's `auth_redis`
 
@@ -284,3 +284,26 @@ async def test_errors_are_counted_by_kind(pool: RedisPool) -> None:
     assert counts["invalid_input"] == 2
     assert counts["timeout"] == 0 and counts["connection"] == 0
     assert set(counts) >= {"serialization", "response", "pool_exhausted", "authentication"}
+
+
+async def test_every_connection_names_its_transport(fresh_redis) -> None:
+    """`CLIENT LIST` tells pooled, blocking and direct connections apart: each transport
+    sends the same handshake with its own name."""
+    async with await RedisPool.connect(fresh_redis.url) as pool:
+        cache = PriceCache(pool)
+        await cache.set(PriceData("SOL", "1"))
+        with sync.RedisPool.connect(fresh_redis.url) as blocking:
+            assert sync.PriceCache(blocking).get("SOL") is not None
+            deadline = time.monotonic() + 5
+            while True:
+                await cache.get("SOL")  # the direct connection opens in the background
+                names = {
+                    field.split("=", 1)[1]
+                    for line in fresh_redis.raw("CLIENT", "LIST").splitlines()
+                    for field in line.split()
+                    if field.startswith("name=")
+                }
+                if {"solcache-pool", "solcache-sync", "solcache-direct"} <= names:
+                    break
+                assert time.monotonic() < deadline, names
+                await asyncio.sleep(0.01)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -216,3 +217,19 @@ def test_connect_errors_and_password_redaction(auth_redis: RedisServer) -> None:
         sync.PriceCache(pool).set(price("SOL"))
     with pytest.raises(solcache.InvalidInputError):
         sync.RedisPool.connect(url, response_timeout_ms=0)
+
+
+def test_core_log_records_reach_logging_from_blocking_calls_alone(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A program that only makes blocking calls sees the core's log records, each under the
+    dotted logger of its part (the slow-call warning: `solcache.pool`)."""
+    caplog.set_level(logging.WARNING, logger="solcache")
+    with sync.RedisPool.connect(redis_server.url, slow_threshold_ms=0.001) as pool:
+        prices = sync.PriceCache(pool)
+        for _ in range(20):
+            prices.get("SOL")
+        records = [r for r in caplog.records if r.name == "solcache.pool"]
+    assert any("slow Redis operation: price_get" in r.getMessage() for r in records), [
+        (r.name, r.getMessage()) for r in caplog.records
+    ]
