@@ -72,6 +72,25 @@ class Settings(BaseSettings):
     publish_hz: float = Field(default=10.0, gt=0, le=1000, description="Price events per second.")
     pool_update_hz: float = Field(default=10.0, gt=0, le=1000)
     stream_maxlen: int = Field(default=10_000, ge=1)
+    health_max_missed_ticks: int = Field(
+        default=10,
+        ge=1,
+        le=100_000,
+        description=(
+            "`serve` is degraded when its price writes, pool writes or consumer reads have not "
+            "succeeded for this many of their periods (1/publish_hz, 1/pool_update_hz, the "
+            "consumer's 100 ms read)."
+        ),
+    )
+    health_hold_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description=(
+            "A change between healthy and degraded is reported (/healthz, /api/status, "
+            "/metrics, SystemStatus) only once it has held this long (s)."
+        ),
+    )
 
     @property
     def effective_redis_url(self) -> str:

@@ -11,7 +11,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Protocol
 
@@ -44,6 +44,7 @@ class Api:
         reporter: StatusReporter,
         registry: CollectorRegistry,
         read_timeout_s: float = 2.0,
+        health: Callable[[], tuple[bool, str]] | None = None,
     ) -> None:
         if not 0 < read_timeout_s < math.inf:
             raise ValueError("read_timeout_s must be finite and > 0")
@@ -52,6 +53,7 @@ class Api:
         self._tokens = list(tokens)
         self._pool_addresses = list(pool_addresses)
         self._reporter = reporter
+        self._health = health
         self._registry = registry
         self._timeout_s = read_timeout_s
         self._page = resources.files("solcache.web").joinpath("dashboard.html").read_bytes()
@@ -88,7 +90,12 @@ class Api:
         return _snapshot("pools", found)
 
     async def healthz(self, request: Request) -> Response:
-        """200 ``ok`` when Redis answers, 503 with the reason otherwise."""
+        """200 ``ok`` when healthy, 503 with the reason otherwise: the ``health`` callable's
+        verdict when there is one, else whether Redis answers."""
+        if self._health is not None:
+            healthy, text = self._health()
+            status_code = 200 if healthy else 503
+            return Response(text, status_code, media_type="text/plain", headers=_NO_STORE)
         reachable, error = await self._reporter.reachable()
         if reachable:
             return Response("ok\n", media_type="text/plain", headers=_NO_STORE)

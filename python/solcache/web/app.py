@@ -6,7 +6,8 @@ Routes (all GET, read-only):
 - ``/events``: Server-Sent Events from ``stream:price-updates``, ``stream:trade-events`` and
   ``stream:ui-events`` plus ``pool_state`` snapshots (see :mod:`solcache.web.sse`).
 - ``/api/status``, ``/api/prices``, ``/api/pools``: JSON (see :mod:`solcache.web.api`).
-- ``/metrics``: Prometheus text; ``/healthz``: 200 when Redis answers, 503 otherwise.
+- ``/metrics``: Prometheus text; ``/healthz``: 200 when healthy (the ``health`` callable's
+  verdict, or else Redis answering), 503 with the reason otherwise.
 
 The app's lifespan starts the stream reader (and the pool poller, and the metrics refresher
 when the app made its own registry) and stops them on shutdown. The pool, caches and event
@@ -44,6 +45,7 @@ def create_app(
     tokens: Sequence[str],
     pool_addresses: Sequence[str],
     status: Callable[[], Mapping[str, object]] | None = None,
+    health: Callable[[], tuple[bool, str]] | None = None,
     registry: CollectorRegistry | None = None,
     heartbeat_s: float = 15.0,
     client_queue_size: int = 256,
@@ -60,7 +62,9 @@ def create_app(
     ``tokens`` and ``pool_addresses`` are what ``/api/prices``, ``/api/pools`` and the
     dashboard show (pool states are polled every ``pool_poll_interval_s`` and streamed as
     ``pool_state`` events). ``status`` returns the services' state for ``/api/status``
-    (JSON-serializable values; others are shown with ``str``). ``registry`` is what
+    (JSON-serializable values; others are shown with ``str``). ``health`` returns the
+    services' verdict for ``/healthz``: ``(healthy, text)``; without it ``/healthz`` only
+    checks that Redis answers. ``registry`` is what
     ``/metrics`` serves; the gateway registers its ``solcache_sse_*`` collector there while it
     runs. Without one the app makes its own (``solcache.prometheus.build_registry``) and runs
     its refresher with the app.
@@ -95,6 +99,7 @@ def create_app(
         tokens=tokens,
         pool_addresses=pool_addresses,
         reporter=reporter,
+        health=health,
         registry=serving,
         read_timeout_s=read_timeout_s,
     )
