@@ -25,9 +25,15 @@ redis:
 chromium:
 	@bash scripts/ensure-chromium.sh
 
-# The extension, built in release mode into the venv (tests and benchmarks use this).
-build-dev: install
-	maturin develop --release --quiet
+# The extension, built in release mode into the venv (tests and benchmarks use this), rebuilt
+# only when the Rust sources or the build settings changed. PIP_QUIET: maturin's pip run would
+# otherwise list every dependency $(VENV)/.deps already installed.
+RUST_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+$(VENV)/.built: $(VENV)/.deps $(RUST_SOURCES) pyproject.toml
+	PIP_QUIET=1 maturin develop --release --quiet
+	@touch $@
+
+build-dev: $(VENV)/.built
 
 wheel: install
 	rm -f target/wheels/solcache-*.whl
@@ -76,8 +82,8 @@ soak: redis build-dev
 leak-check: redis
 	bash scripts/leak-check.sh
 
-# The main job on embedded defaults: `solcache serve` (a private redis-server unless one
-# listens on 127.0.0.1:6379 or SOLCACHE_REDIS_URL is set); prints the dashboard URL.
+# The main job on embedded defaults: `solcache serve` on a private redis-server (unless
+# SOLCACHE_REDIS_URL or DEMO_ARGS="--redis-url …" names one); prints the dashboard URL.
 demo: redis build-dev
 	$(PY) -m solcache serve $(DEMO_ARGS)
 

@@ -269,6 +269,39 @@ impl EventStream {
         }
     }
 
+    /// Remove `group` from `stream` with its consumers and pending entries (`XGROUP DESTROY`),
+    /// e.g. when the worker that used it is retired; returns false if there was no such group.
+    /// A stream that does not exist has no group.
+    pub async fn delete_group(&self, stream: &str, group: &str) -> Result<bool> {
+        validate_stream_name(stream)?;
+        validate_name("group", group)?;
+        let mut cmd = redis::cmd("XGROUP");
+        cmd.arg("DESTROY").arg(stream).arg(group);
+        match self
+            .pool
+            .execute::<i64>(Operation::StreamAdmin, Request::Cmd(&cmd))
+            .await
+        {
+            Ok(n) => Ok(n > 0),
+            // Redis answers an error, not 0, when the stream itself is missing.
+            Err(Error::Response(m)) if m.contains("requires the key to exist") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Let `stream` expire `ttl` from now (`PEXPIRE`), for throw-away streams such as a
+    /// benchmark's; returns false if the stream does not exist. Publishing keeps the TTL.
+    pub async fn expire(&self, stream: &str, ttl: Duration) -> Result<bool> {
+        validate_stream_name(stream)?;
+        if ttl.is_zero() {
+            return Err(Error::invalid("ttl must be at least 1 ms"));
+        }
+        let mut cmd = redis::cmd("PEXPIRE");
+        cmd.arg(stream).arg(ttl.as_millis() as u64);
+        let set: i64 = self.pool.execute(Operation::StreamAdmin, Request::Cmd(&cmd)).await?;
+        Ok(set == 1)
+    }
+
     /// Length, first and last id, and every group's consumers, pending and lag (a stream that
     /// does not exist yet is reported empty).
     pub async fn info(&self, stream: &str) -> Result<StreamInfo> {

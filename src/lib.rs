@@ -29,6 +29,7 @@ pub mod price_cache;
 pub mod price_impact;
 pub mod redis_pool;
 pub mod resp;
+pub mod slow_calls;
 pub mod stream_reply;
 pub mod subscription;
 pub mod sync_cache;

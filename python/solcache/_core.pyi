@@ -452,6 +452,10 @@ class EventStream:
         self, stream: str, last_id: str = "$", *, count: int = 100, block_ms: int = 100
     ) -> Awaitable[list[StreamEntry]]: ...
     def ensure_group(self, stream: str, group: str, start_id: str = "$") -> Awaitable[bool]: ...
+    def delete_group(self, stream: str, group: str) -> Awaitable[bool]:
+        """Remove the group with its consumers and pending entries; True if there was one."""
+    def expire(self, stream: str, ttl_ms: int) -> Awaitable[bool]:
+        """Let the stream expire ``ttl_ms`` from now (publishing keeps it); True if it exists."""
     def info(self, stream: str) -> Awaitable[StreamInfo]: ...
     def _subscription(
         self,

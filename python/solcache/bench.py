@@ -8,7 +8,8 @@ callers, then solcache's writes and stream publishing, and issue 5's goals.
 
 Writes only throw-away data: prices of ``bench-*`` tokens (re-written before each row with a
 60 s TTL, so every read is a hit; the ``set`` rows write with the production 2 s TTL) and the
-stream ``stream:solcache-bench``, trimmed to about 1 000 entries.
+stream ``stream:solcache-bench``, trimmed to about 1 000 entries and expiring 60 s after the
+run.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ __all__ = ["BENCH_SEED_TTL_MS", "BENCH_STREAM", "BENCH_TOKENS", "run_bench"]
 
 BENCH_TOKENS = ("bench-SOL", "bench-USDC", "bench-BONK", "bench-JitoSOL", "bench-RAY")
 BENCH_STREAM = "stream:solcache-bench"
-#: TTL of the seeded ``bench-*`` prices: the longest a benchmark key outlives the run.
+#: TTL of the seeded ``bench-*`` prices and of the bench stream: the longest a benchmark key
+#: outlives the run.
 BENCH_SEED_TTL_MS = 60_000
 #: Events per ``publish_many`` call; that row's ops/s counts events.
 PUBLISH_BATCH = 100
@@ -66,11 +68,15 @@ def _writes(calls: int) -> ExtraRows:
                 PUBLISH_BATCH,
             ),
         ]
-        for key, label, n, op, per_call in cases:
-            say(label)
-            timing = await time_async(op, n, default_warmup(n))
-            timing = dataclasses.replace(timing, ops_per_s=timing.ops_per_s * per_call)
-            rows.append(Row(f"solcache-async.{key}", label, "writes", timing))
+        try:
+            for key, label, n, op, per_call in cases:
+                say(label)
+                timing = await time_async(op, n, default_warmup(n))
+                timing = dataclasses.replace(timing, ops_per_s=timing.ops_per_s * per_call)
+                rows.append(Row(f"solcache-async.{key}", label, "writes", timing))
+        finally:
+            # Like the seeded prices, the stream goes away by itself after the run.
+            await events.expire(BENCH_STREAM, BENCH_SEED_TTL_MS)
         return rows
 
     return measure
@@ -131,8 +137,8 @@ def run_bench(
         bar.finish()
     print(render(report), file=out)
     print(
-        f"(publish_many ops/s counts events; data: bench-* prices, {BENCH_SEED_TTL_MS // 1000} s "
-        f"TTL, and {BENCH_STREAM})",
+        f"(publish_many ops/s counts events; data: bench-* prices and {BENCH_STREAM}, both "
+        f"expiring {BENCH_SEED_TTL_MS // 1000} s after the run)",
         file=out,
     )
     if json_path is not None:

@@ -27,13 +27,15 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the services, the live dashboard and /metrics")
     serve.add_argument("--host", help="HTTP bind address (SOLCACHE_HTTP_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (SOLCACHE_HTTP_PORT, default 8000)")
-    serve.add_argument("--redis-url", help="Redis URL (SOLCACHE_REDIS_URL)")
+    serve.add_argument(
+        "--redis-url", help="Redis URL (SOLCACHE_REDIS_URL; unset: a private redis-server)"
+    )
     serve.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     serve.add_argument(
         "--embedded-redis",
         action="store_true",
-        help="always start a private redis-server (default: only when no URL is configured "
-        "and nothing listens on 127.0.0.1:6379)",
+        help="start a private redis-server even when a URL is configured (without a URL "
+        "serve always does: it never writes into a Redis it was not pointed at)",
     )
     serve.add_argument("--source", choices=["simulated", "pyth"], help="price source")
     serve.add_argument("--seed", type=int, help="seed of the simulated random walk")

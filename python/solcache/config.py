@@ -28,8 +28,8 @@ class Settings(BaseSettings):
         repr=False,  # may hold a password; see `redacted_redis_url`
         description=(
             "redis://, rediss:// (TLS) or unix:// URL, ACL user and password allowed. Unset: "
-            "the library uses redis://127.0.0.1:6379/0; `solcache serve` uses that when "
-            "something listens there and starts a private redis-server otherwise."
+            "the library uses redis://127.0.0.1:6379/0; `solcache serve` starts a private "
+            "redis-server."
         ),
     )
     pool_max_size: int = Field(default=20, ge=1, le=10_000)

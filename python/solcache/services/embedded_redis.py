@@ -1,4 +1,4 @@
-"""A private redis-server for `solcache serve` when no Redis is configured or running."""
+"""A private redis-server for `solcache serve` (and so `make demo`) when no Redis URL is given."""
 
 from __future__ import annotations
 
@@ -10,20 +10,11 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["EmbeddedRedis", "EmbeddedRedisError", "something_listens"]
+__all__ = ["EmbeddedRedis", "EmbeddedRedisError"]
 
 
 class EmbeddedRedisError(RuntimeError):
     """redis-server is missing or did not come up."""
-
-
-def something_listens(host: str = "127.0.0.1", port: int = 6379, timeout_s: float = 0.3) -> bool:
-    """True when a TCP connect to ``host:port`` succeeds within ``timeout_s``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
 
 
 class EmbeddedRedis:

@@ -13,15 +13,16 @@ from collections.abc import Iterator, Mapping
 from typing import TextIO
 
 from solcache._core import EVENT_TYPES, PoolStateCache, PriceCache, redact_url
-from solcache.config import DEFAULT_REDIS_URL, Settings
+from solcache.config import Settings
 from solcache.exceptions import SolcacheError
 from solcache.pool import RedisPool
 from solcache.prometheus import ServiceSnapshot, build_registry
-from solcache.services.embedded_redis import EmbeddedRedis, EmbeddedRedisError, something_listens
+from solcache.services.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from solcache.services.health import Freshness, HealthCheck, HealthMonitor, HealthReport
 from solcache.services.listener import bind_listener
 from solcache.services.pool_service import PoolStateUpdater
 from solcache.services.price_service import PriceUpdateService
+from solcache.services.status_line import StatusLine
 from solcache.services.supervisor import Supervised, Supervisor
 from solcache.sources import (
     PYTH_FEED_IDS,
@@ -125,7 +126,9 @@ async def _serve_on(
     sources = make_sources(settings)  # a bad source setting fails here, before Redis
     embedded: EmbeddedRedis | None = None
     url = settings.redis_url
-    if force_embedded or (url is None and not something_listens("127.0.0.1", 6379)):
+    # No URL: a private server, never whatever happens to listen on 6379 (a shared Redis gets
+    # only what it was explicitly pointed at).
+    if force_embedded or url is None:
         embedded = EmbeddedRedis()
         try:
             url = embedded.start()
@@ -133,13 +136,10 @@ async def _serve_on(
             print(f"solcache: {e}", file=out)
             return 2
         print(
-            f"solcache: no Redis configured: started a private redis-server ({url}, "
-            "nothing persisted); it stops on exit",
+            f"solcache: started a private redis-server ({url}, nothing persisted; it stops on "
+            "exit); --redis-url or SOLCACHE_REDIS_URL uses yours",
             file=out,
         )
-    elif url is None:
-        url = DEFAULT_REDIS_URL
-        print(f"solcache: using the Redis listening at {url}", file=out)
     try:
         return await _run(settings, url, listener, sources, stop, duration_s, status_line, out)
     finally:
@@ -311,6 +311,7 @@ async def _run(
         code = 0
         server_task: asyncio.Task[None] | None = None
         started = time.monotonic()
+        console = StatusLine(out, enabled=status_line)
         try:
             await supervisor.start()
             server_task = asyncio.create_task(_serve_http(server, listener), name="solcache-http")
@@ -336,21 +337,13 @@ async def _run(
                 if server_task.done():  # the front door closed: serve would be deaf
                     code = _http_failed(server_task, out)
                     break
-                if status_line:
-                    print(
-                        "\r"
-                        + _status_line(
-                            time.monotonic() - started, price_service, consumed["n"], pool
-                        ),
-                        end="",
-                        file=out,
-                        flush=True,
-                    )
+                console.update(
+                    time.monotonic() - started, price_service.stats, consumed["n"], pool.metrics()
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
         finally:
-            if status_line:
-                print(file=out)
+            console.close()
             server.should_exit = True
             if server_task is not None:
                 await asyncio.gather(server_task, return_exceptions=True)
@@ -453,16 +446,3 @@ def _http_failed(task: asyncio.Task[None], out: TextIO) -> int:
     print(f"solcache: the HTTP server stopped ({what}); stopping", file=out)
     return 1
 
-
-def _status_line(
-    elapsed_s: float, service: PriceUpdateService, consumed: int, pool: RedisPool
-) -> str:
-    st = service.stats
-    get = pool.metrics().get("price_set_many")
-    p99 = f"{get.p99_us / 1000:.2f} ms" if get is not None else "-"
-    state = f"DEGRADED ({st.reason})" if st.degraded else "healthy"
-    rate = st.ticks / elapsed_s if elapsed_s > 0 else 0.0
-    return (
-        f"[{elapsed_s:6.1f} s] {state} · {rate:4.1f} Hz · published {st.events_published} · "
-        f"consumed {consumed} · write p99 {p99}   "
-    )
