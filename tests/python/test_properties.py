@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import re
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
@@ -577,9 +578,13 @@ def plain(value: Any) -> bool:
 
 
 def exact(value: Any) -> Decimal | None:
-    """The exact value the binding should store for `value`, or None if it must refuse it."""
-    if isinstance(value, bool | float) or value is None:
+    """The exact value the binding should store for `value`, or None if it must refuse it: a
+    finite float is read by its shortest repr (pydantic's ``Decimal(repr(x))``), a bool is no
+    number."""
+    if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
     try:
         d = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
     except InvalidOperation:

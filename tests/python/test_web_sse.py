@@ -599,3 +599,69 @@ async def eventually_publish(events: EventStream, event: PriceUpdate) -> str:
         except solcache.ConnectionError:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
+
+
+# --- wire formats of every message -----------------------------------------------------------
+
+PLAIN_DECIMAL = r"-?[0-9]+(\.[0-9]+)?"
+MICROS_UTC = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"
+DECIMAL_FIELDS = {
+    *("price", "amount", "pnl", "liquidity", "reserve_a", "reserve_b", "volume_24h"),
+    *("amount_in", "amount_out", "execution_price", "price_impact", "max_sandwich_loss"),
+}
+
+
+def assert_wire_formats(value: Any, field: str = "") -> int:
+    """Every decimal field of a message's JSON is a positional-notation string and every
+    timestamp has exactly six fractional digits; returns how many fields were checked."""
+    import re
+
+    if isinstance(value, dict):
+        return sum(assert_wire_formats(v, k) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(assert_wire_formats(v, field) for v in value)
+    if field in DECIMAL_FIELDS:
+        assert isinstance(value, str) and re.fullmatch(PLAIN_DECIMAL, value), (field, value)
+        return 1
+    if field == "timestamp":
+        assert isinstance(value, str) and re.fullmatch(MICROS_UTC, value), (field, value)
+        return 1
+    return 0
+
+
+async def test_messages_carry_plain_decimals_and_microsecond_timestamps(
+    pool: solcache.RedisPool,
+    events: EventStream,
+    start_gateway: Callable[..., Any],
+    http: Any,
+) -> None:
+    pools = solcache.PoolStateCache(pool)
+    gw = await start_gateway(pool, pool_poll_interval_s=0.05)
+    # A deep pool: a 1-unit swap moves the price by about 1e-12, which str() writes as 1E-12.
+    deep = solcache.PoolState(SOL_USDC, 2634567.89, "1000000000000", "187000000000000", 0)
+    async with subscribe(http, gw.url) as response:
+        sse = SseClient(response)
+        await sse.connected()
+        await pools.set(deep)
+        (state,) = await sse.events(1)
+        published = [
+            PriceUpdate("BONK", Decimal("6.65E-7")),
+            TradeExecuted("sig-fmt", "sell", "BONK/USDC", Decimal("1E+7"), Decimal("6.65E-7")),
+            solcache.PositionUpdate("BONK", Decimal("-1E+7"), Decimal("-1E-9")),
+            SystemStatus("price-service", "healthy", "prices flowing"),  # timestamp: now
+        ]
+        for event in published:
+            await events.publish(event)
+        got = await sse.events(len(published), skip=("pool_state",))
+
+    assert state.event == "pool_state"
+    impact = state.json["quotes"][0]["price_impact"]
+    assert "E" not in impact and Decimal(impact) < Decimal("1e-6"), impact
+    assert Decimal(impact) == deep.quote_swap("1", fee_bps=25, slippage_bps=50).price_impact
+    assert assert_wire_formats(state.json) == 5 + 5 * 3
+    by_type = {m.event: m.json["data"] for m in got}  # three streams: no order across them
+    assert set(by_type) == {e.type for e in published}
+    assert by_type["price_update"]["price"] == "0.000000665"
+    assert by_type["trade_executed"]["amount"] == "10000000"
+    assert by_type["position_update"]["pnl"] == "-0.000000001"
+    assert sum(assert_wire_formats(data) for data in by_type.values()) == 2 + 3 + 3 + 1
