@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::cache::{
-    checked_ttl_ms, count_local_error, decode_many, decode_one, keys_for, set_command, set_pipeline, Cached,
+    checked_ttl_ms, count_local_error, decode_many, decode_one, set_command, set_pipeline, Cached, ManyKeys,
     DEFAULT_TTL,
 };
 use crate::error::Result;
@@ -78,15 +78,14 @@ impl<T: Cached> SyncCache<T> {
         self.counted(decode_one(raw, &key, id, max_age))
     }
 
-    /// Read many items with one MGET; the result is in the order of `ids`.
+    /// Read many items with one MGET; the result is in the order of `ids`. An id asked for more
+    /// than once is read once and its item repeated at every position it was asked at.
     pub fn get_many<S: AsRef<str>>(&self, ids: &[S], max_age: Option<Duration>) -> Result<Vec<Option<T>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = self.counted(keys_for::<T, S>(ids))?;
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(&keys);
-        let raw: Vec<Option<Vec<u8>>> = self.pool.execute(T::OPERATIONS.get_many, Request::Cmd(&cmd))?;
+        let keys = self.counted(ManyKeys::new::<T, S>(ids))?;
+        let raw: Vec<Option<Vec<u8>>> = self.pool.execute(T::OPERATIONS.get_many, Request::Cmd(&keys.mget()))?;
         self.counted(decode_many(raw, &keys, ids, max_age))
     }
 

@@ -12,7 +12,7 @@ use super::direct::{self, DirectOptions, OnReply, Redo};
 use super::errors::IntoPyResult;
 use super::models::{PyPoolState, PyPriceData};
 use super::pool::PyRedisPool;
-use crate::cache::{decode_many, decode_one, keys_for, Cache, Cached};
+use crate::cache::{decode_many, decode_one, Cache, Cached, ManyKeys};
 use crate::models::{PoolState, PriceData};
 
 /// `get_many` result: ids in request order, each with its item or `None`.
@@ -113,9 +113,9 @@ where
     T: Cached + 'static,
     P: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    if let (true, false, Ok(keys)) = (direct.enabled, ids.is_empty(), keys_for::<T, String>(&ids)) {
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(&keys);
+    // One MGET of the distinct keys (a token asked for twice is sent once), as the core does.
+    if let (true, false, Ok(keys)) = (direct.enabled, ids.is_empty(), ManyKeys::new::<T, String>(&ids)) {
+        let cmd = keys.mget();
         let (again, again_ids) = (cache.clone(), ids.clone());
         let redo: Redo = Box::new(move |py, future, queue| {
             spawn_into(py, future, queue, get_many_via_runtime(again, again_ids, max_age, wrap))
