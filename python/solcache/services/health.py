@@ -33,6 +33,8 @@ logger = logging.getLogger("solcache")
 #: A check: returns what is wrong (one line), or None when all is well.
 HealthCheck = Callable[[], Awaitable[str | None]]
 
+#: The longest error text a freshness problem quotes.
+MAX_ERROR_CHARS = 200
 #: Status events kept for a later publish while Redis cannot take them (the newest win).
 MAX_UNSENT_STATUSES = 16
 
@@ -105,7 +107,11 @@ class Freshness:
             return None
         error = self._last_error()
         problem = f"{self._what} for {age_s:.1f} s (allowed {self._allowed_s:.1f} s)"
-        return f"{problem}; last error: {error}" if error else problem
+        if not error:
+            return problem
+        if len(error) > MAX_ERROR_CHARS:  # a pipeline's error repeats once per command
+            error = error[: MAX_ERROR_CHARS - 1] + "…"
+        return f"{problem}; last error: {error}"
 
 
 class HealthMonitor:
