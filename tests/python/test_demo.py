@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
+
 from conftest import RedisServer
 from service_process import serve
 
@@ -80,3 +82,19 @@ def test_make_demo_installs_and_builds_nothing_when_nothing_changed(tmp_path: Pa
     plan = make_dry_run(venv, "demo")
     assert "maturin" not in plan and "pip install" not in plan, plan
     assert "-m solcache serve" in plan, plan
+
+
+def test_the_demo_streams_every_event_type(fresh_redis: RedisServer) -> None:
+    wanted = {"price_update", "pool_state", "trade_executed", "position_update", "system_status"}
+    seen: set[str] = set()
+    with serve("--redis-url", fresh_redis.url, "--seed", "9") as served:
+        deadline = time.monotonic() + 30
+        with httpx.stream("GET", served.url + "/events", timeout=10) as sse:
+            for line in sse.iter_lines():
+                if line.startswith("event: "):
+                    seen.add(line.removeprefix("event: "))
+                if seen >= wanted or time.monotonic() > deadline:
+                    break
+        assert seen >= wanted, f"missing {wanted - seen}"
+        desk = served.status()["service"]["trade-simulator"]
+        assert desk["trades"] > 0 and desk["errors"] == 0, desk

@@ -17,7 +17,13 @@ from solcache import (
     SystemStatus,
     TradeExecuted,
 )
-from solcache.services.trade_simulator import TradeSimulator
+from solcache.services.trade_simulator import TradeSimulator, simulated_desk
+from solcache.sources import (
+    PYTH_FEED_IDS,
+    PythPriceSource,
+    SimulatedPoolSource,
+    SimulatedPriceSource,
+)
 from solcache.sources.simulated_trades import SimulatedTradeSource
 
 
@@ -84,3 +90,13 @@ async def test_an_outage_delays_events_counts_errors_and_bounds_the_backlog(
         assert len(kept) + len(await read_all(events, STREAM_UI_EVENTS)) == published - 1
         produced = 2 * source.trades + 2  # each trade and its position, starting, stopped
         assert published + sim.dropped == produced
+
+
+def test_only_a_fully_simulated_market_gets_simulated_trades(pool: solcache.RedisPool) -> None:
+    events = solcache.EventStream(pool)
+    prices = SimulatedPriceSource(seed=1)
+    pools = SimulatedPoolSource(seed=1)
+    desk = simulated_desk(prices, pools, events, seed=1)
+    assert desk is not None and desk.component == "trade-simulator"
+    pyth = PythPriceSource({"SOL": PYTH_FEED_IDS["SOL"]}, base_url="http://127.0.0.1:1")
+    assert simulated_desk(pyth, pools, events) is None, "no made-up trades next to real prices"

@@ -24,6 +24,7 @@ from solcache.services.pool_service import PoolStateUpdater
 from solcache.services.price_service import PriceUpdateService
 from solcache.services.status_line import StatusLine
 from solcache.services.supervisor import Supervised, Supervisor
+from solcache.services.trade_simulator import TradeSimulator, simulated_desk
 from solcache.sources import (
     PYTH_FEED_IDS,
     PythPriceSource,
@@ -177,6 +178,9 @@ async def _run(
         source, pool_source = sources
         price_service = PriceUpdateService(source, prices, events, publish_hz=settings.publish_hz)
         pool_updater = PoolStateUpdater(pool_source, pools, update_hz=settings.pool_update_hz)
+        # A simulated market also trades, so every event type flows (the demo's Events panel).
+        desk = simulated_desk(source, pool_source, events, seed=settings.simulation_seed)
+        desks = [desk] if desk is not None else []
         consumed = {"n": 0}
 
         async def count(_entry: object) -> None:
@@ -242,6 +246,7 @@ async def _run(
                     "last_error": manager.last_error,
                 },
                 "events_consumed": consumed["n"],
+                **{d.component: d.status() for d in desks},
             }
 
         registry, refresher = build_registry(pool, events, snapshot)
@@ -270,6 +275,7 @@ async def _run(
                     refresher.stop,
                     lambda: refresher.running,
                 ),
+                *(_supervised(d) for d in desks),
             ]
         )
 
@@ -280,6 +286,7 @@ async def _run(
                 "consumer": manager.stats.errors,
                 "metrics-refresher": refresher.collector.refresh_errors,
                 "health-monitor": monitor.errors if monitor is not None else 0,
+                **{d.component: d.errors for d in desks},
             }
             for service in supervisor.services:  # failed starts, unexpected stops
                 counts[service.name] = counts.get(service.name, 0) + service.errors
@@ -292,6 +299,7 @@ async def _run(
             pools=pools,
             tokens=source.tokens,
             pool_addresses=pool_source.addresses,
+            pool_pairs=pool_source.pairs,
             status=status,
             health=lambda: (health().healthy, health().text()),
             registry=registry,
@@ -446,3 +454,6 @@ def _http_failed(task: asyncio.Task[None], out: TextIO) -> int:
     print(f"solcache: the HTTP server stopped ({what}); stopping", file=out)
     return 1
 
+
+def _supervised(desk: TradeSimulator) -> Supervised:
+    return Supervised(desk.component, desk.start, desk.stop, lambda: desk.running)

@@ -45,6 +45,7 @@ class Api:
         registry: CollectorRegistry,
         read_timeout_s: float = 2.0,
         health: Callable[[], tuple[bool, str]] | None = None,
+        pool_pairs: Mapping[str, str] | None = None,
     ) -> None:
         if not 0 < read_timeout_s < math.inf:
             raise ValueError("read_timeout_s must be finite and > 0")
@@ -52,6 +53,7 @@ class Api:
         self._pools = pools
         self._tokens = list(tokens)
         self._pool_addresses = list(pool_addresses)
+        self._pairs_json = json.dumps(dict(pool_pairs or {}), separators=(",", ":"))
         self._reporter = reporter
         self._health = health
         self._registry = registry
@@ -81,13 +83,14 @@ class Api:
         return _snapshot("prices", found)
 
     async def pools(self, request: Request) -> Response:
-        """``{"time": unix s, "pools": {address: PoolState JSON or null}}`` (one MGET)."""
+        """``{"time": unix s, "pools": {address: PoolState JSON or null}, "pairs": {address:
+        "SOL/USDC"}}`` (one MGET; ``pairs`` has the pools whose pair the service knows)."""
         try:
             async with asyncio.timeout(self._timeout_s):
                 found = await self._pools.get_many(self._pool_addresses)
         except Exception as exc:
             return _unavailable(exc)
-        return _snapshot("pools", found)
+        return _snapshot("pools", found, f',"pairs":{self._pairs_json}')
 
     async def healthz(self, request: Request) -> Response:
         """200 ``ok`` when healthy, 503 with the reason otherwise: the ``health`` callable's
@@ -106,12 +109,12 @@ class Api:
         return Response(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _snapshot(name: str, found: Mapping[str, _HasJson | None]) -> Response:
+def _snapshot(name: str, found: Mapping[str, _HasJson | None], extra: str = "") -> Response:
     items = ",".join(
         f"{json.dumps(key)}:{value.to_json() if value is not None else 'null'}"
         for key, value in found.items()
     )
-    body = f'{{"time":{time.time()!r},"{name}":{{{items}}}}}'
+    body = f'{{"time":{time.time()!r},"{name}":{{{items}}}{extra}}}'
     return Response(body, media_type="application/json", headers=_NO_STORE)
 
 

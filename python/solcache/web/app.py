@@ -44,6 +44,7 @@ def create_app(
     pools: PoolStateCache,
     tokens: Sequence[str],
     pool_addresses: Sequence[str],
+    pool_pairs: Mapping[str, str] | None = None,
     status: Callable[[], Mapping[str, object]] | None = None,
     health: Callable[[], tuple[bool, str]] | None = None,
     registry: CollectorRegistry | None = None,
@@ -61,7 +62,8 @@ def create_app(
 
     ``tokens`` and ``pool_addresses`` are what ``/api/prices``, ``/api/pools`` and the
     dashboard show (pool states are polled every ``pool_poll_interval_s`` and streamed as
-    ``pool_state`` events). ``status`` returns the services' state for ``/api/status``
+    ``pool_state`` events); ``pool_pairs`` names what each pool trades (``SOL/USDC``), for
+    ``/api/pools`` and the dashboard. ``status`` returns the services' state for ``/api/status``
     (JSON-serializable values; others are shown with ``str``). ``health`` returns the
     services' verdict for ``/healthz``: ``(healthy, text)``; without it ``/healthz`` only
     checks that Redis answers. ``registry`` is what
@@ -100,6 +102,7 @@ def create_app(
         pool_addresses=pool_addresses,
         reporter=reporter,
         health=health,
+        pool_pairs=pool_pairs,
         registry=serving,
         read_timeout_s=read_timeout_s,
     )
