@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     pyth_feed_ids: dict[str, str] | None = Field(
         default=None, description="token → Pyth feed id (hex); unset: the MVP tokens' feeds."
     )
+    max_confidence_fraction: float = Field(
+        default=0.02,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "A price whose confidence interval (Pyth's conf) is wider than this fraction of the "
+            "price is refused: not written, counted, reported. 0 turns the check off."
+        ),
+    )
     publish_hz: float = Field(default=10.0, gt=0, le=1000, description="Price events per second.")
     pool_update_hz: float = Field(default=10.0, gt=0, le=1000)
     stream_maxlen: int = Field(default=10_000, ge=1)

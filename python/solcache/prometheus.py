@@ -59,6 +59,8 @@ Services (from the ``extra`` callable, a :class:`ServiceSnapshot`):
 - ``solcache_events_consumed_total`` (counter): events the services consumed.
 - ``solcache_source_staleness_seconds`` (gauge): time since the price source last had fresh
   data from upstream.
+- ``solcache_prices_refused_total`` (counter): prices the price service refused because their
+  confidence interval was wider than ``max_confidence_fraction`` of the price.
 - ``solcache_service_degraded`` (gauge): 1 while the services report a degraded state.
 - ``solcache_health_check_failing{check}`` (gauge): 1 for each health check that makes the
   reported state degraded, 0 for the others.
@@ -161,6 +163,8 @@ class ServiceSnapshot:
     events_consumed_total: int = 0
     #: Seconds since the price source last had fresh upstream data (0 for simulated).
     source_staleness_seconds: float = 0.0
+    #: Prices refused for a confidence interval wider than the configured fraction.
+    prices_refused_total: int = 0
     #: True while the services consider themselves degraded.
     degraded: bool = False
     #: Health check name → whether it fails in the reported state.
@@ -461,6 +465,11 @@ def _service_families(service: ServiceSnapshot) -> list[Metric]:
             "solcache_source_staleness_seconds",
             "Seconds since the price source last had fresh upstream data.",
             service.source_staleness_seconds,
+        ),
+        CounterMetricFamily(
+            "solcache_prices_refused",
+            "Prices refused because their confidence interval was too wide.",
+            value=service.prices_refused_total,
         ),
         _gauge(
             "solcache_service_degraded",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
-from solcache._core import PriceCache, PriceUpdate
+from solcache._core import PriceCache, PriceData, PriceUpdate
 from solcache.exceptions import SolcacheError
 from solcache.services.periodic import Periodic
 from solcache.sources.base import PriceSource, SourceError
@@ -38,6 +40,10 @@ class PriceServiceStats:
     source_staleness_s: float
     #: Tokens the source had no price for at the last tick.
     missing: tuple[str, ...]
+    #: Prices refused because their confidence interval was too wide (since start).
+    prices_refused: int = 0
+    #: Tokens whose price was refused at the last tick.
+    refused: tuple[str, ...] = ()
 
 
 class PriceUpdateService:
@@ -50,6 +56,12 @@ class PriceUpdateService:
     than ``stale_after_s``) or a token without a price is reported too; :attr:`stats` says
     what the last tick saw. Deciding what that means for the whole service, and announcing
     it, is the caller's job (``solcache serve`` does it in :mod:`solcache.services.health`).
+
+    With ``max_confidence_fraction``, a price whose confidence interval (``PriceData.confidence``,
+    Pyth's ``conf``) is wider than that fraction of the price is refused: not written, no event
+    published (readers keep the last good price until its TTL ends), counted in
+    ``stats.prices_refused`` and reported as the source's problem. Prices without a
+    confidence always pass.
     """
 
     component = "price-service"
@@ -64,7 +76,15 @@ class PriceUpdateService:
         stale_after_s: float = 2.0,
         ready_timeout_s: float = 5.0,
         backoff_max_s: float = 1.0,
+        max_confidence_fraction: float | None = None,
     ) -> None:
+        if max_confidence_fraction is not None and not 0 < max_confidence_fraction < float("inf"):
+            raise ValueError("max_confidence_fraction must be finite and > 0 (None: no check)")
+        self._max_confidence = (
+            None if max_confidence_fraction is None else Decimal(repr(max_confidence_fraction))
+        )
+        self._refused_total = 0
+        self._refused: tuple[str, ...] = ()
         self._source = source
         self._prices = prices
         self._events = events
@@ -109,6 +129,8 @@ class PriceUpdateService:
             last_write_monotonic_s=self._last_write,
             source_staleness_s=self._staleness_s,
             missing=self._missing,
+            prices_refused=self._refused_total,
+            refused=self._refused,
         )
 
     async def start(self) -> None:
@@ -138,23 +160,50 @@ class PriceUpdateService:
             raise
         self._staleness_s = snap.staleness_s
         self._missing = snap.missing
+        prices, too_wide = self._confident(snap.prices)
         if snap.staleness_s > self._stale_after_s:
             self._source_problem = f"source data is {snap.staleness_s:.1f} s old"
         elif snap.missing:
             self._source_problem = f"no price for {', '.join(snap.missing)}"
+        elif too_wide:
+            self._source_problem = "; ".join(too_wide)
         else:
             self._source_problem = ""
         self._last_ok = time.monotonic()
-        if not snap.prices:
+        if not prices:
             return
         try:
-            await self._prices.set_many(snap.prices)
-            updates = [PriceUpdate(p.token, p.price, p.timestamp) for p in snap.prices]
+            await self._prices.set_many(prices)
+            updates = [PriceUpdate(p.token, p.price, p.timestamp) for p in prices]
             await self._events.publish_many(updates)
         except SolcacheError as e:
             self._write_error = str(e)
             raise
-        self._written += len(snap.prices)
+        self._written += len(prices)
         self._published += len(updates)
         self._write_error = ""
         self._last_write = time.monotonic()
+
+    def _confident(self, prices: Sequence[PriceData]) -> tuple[list[PriceData], list[str]]:
+        """The prices to write, and why each refused one was refused (confidence too wide)."""
+        if self._max_confidence is None:
+            self._refused = ()
+            return list(prices), []
+        kept: list[PriceData] = []
+        refused: list[PriceData] = []
+        for p in prices:
+            wide = p.confidence is not None and p.confidence > p.price * self._max_confidence
+            (refused if wide else kept).append(p)
+        self._refused = tuple(p.token for p in refused)
+        self._refused_total += len(refused)
+        return kept, [_too_wide(p, self._max_confidence) for p in refused]
+
+
+def _too_wide(price: PriceData, limit: Decimal) -> str:
+    """Why ``price`` was refused, decimals in positional notation."""
+    confidence = price.confidence or Decimal(0)
+    share = f"{confidence / price.price:.2%}" if price.price else "all"
+    return (
+        f"{price.token} price refused: confidence ±{confidence:f} is {share} of "
+        f"{price.price:f} (limit {limit:.2%})"
+    )

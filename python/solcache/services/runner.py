@@ -176,7 +176,13 @@ async def _run(
         prices = PriceCache(pool, ttl_ms=settings.price_ttl_ms)
         pools = PoolStateCache(pool, ttl_ms=settings.pool_state_ttl_ms)
         source, pool_source = sources
-        price_service = PriceUpdateService(source, prices, events, publish_hz=settings.publish_hz)
+        price_service = PriceUpdateService(
+            source,
+            prices,
+            events,
+            publish_hz=settings.publish_hz,
+            max_confidence_fraction=settings.max_confidence_fraction or None,
+        )
         pool_updater = PoolStateUpdater(pool_source, pools, update_hz=settings.pool_update_hz)
         # A simulated market also trades, so every event type flows (the demo's Events panel).
         desk = simulated_desk(source, pool_source, events, seed=settings.simulation_seed)
@@ -213,6 +219,7 @@ async def _run(
                 events_published_total=st.events_published,
                 events_consumed_total=consumed["n"],
                 source_staleness_seconds=st.source_staleness_s,
+                prices_refused_total=st.prices_refused,
                 degraded=report.status == "degraded",
                 health_checks={c: c in failing for c in (monitor.checks if monitor else ())},
                 health_changes_total=report.changes,
@@ -230,6 +237,8 @@ async def _run(
                     "errors": st.errors,
                     "events_published": st.events_published,
                     "missing": list(st.missing),
+                    "prices_refused": st.prices_refused,
+                    "refused": list(st.refused),
                     "source": source.name,
                     "source_staleness_s": st.source_staleness_s,
                 },
