@@ -131,7 +131,7 @@ class TradeSimulator:
 
     def _summary(self) -> str:
         held = ", ".join(
-            f"{token} {p.amount} (PnL {p.pnl_usd} USD)"
+            f"{token} {p.amount:f} (PnL {p.pnl_usd:f} USD)"  # positional, never 1E-7
             for token, p in sorted(self._source.positions().items())
         )
         return f"{self._source.trades} trades; positions: {held or 'none'}"[:1000]
