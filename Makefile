@@ -7,7 +7,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 CARGO_TEST ?= $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run" || echo "cargo test")
 
-.PHONY: all install redis chromium build-dev wheel lint stubtest fmt test test-rust test-python bench compare soak leak-check demo clean
+.PHONY: all install redis chromium build-dev wheel wheel-check lint stubtest fmt test test-rust test-python bench compare soak leak-check demo clean
 
 all: test
 
@@ -30,14 +30,26 @@ chromium:
 # otherwise list every dependency $(VENV)/.deps already installed.
 RUST_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 $(VENV)/.built: $(VENV)/.deps $(RUST_SOURCES) pyproject.toml
+	@# The extension is abi3 (_core.abi3.so): a version-specific _core.cpython-*.so left by an
+	@# older build would be imported first and shadow it.
+	rm -f python/solcache/_core.cpython-*.so
 	PIP_QUIET=1 maturin develop --release --quiet
 	@touch $@
 
 build-dev: $(VENV)/.built
 
+# One wheel for every CPython >= 3.11 (abi3) on glibc >= 2.17 (manylinux2014): zig, from the
+# ziglang package, links against glibc 2.17's symbols whatever glibc this machine has.
 wheel: install
 	rm -f target/wheels/solcache-*.whl
-	maturin build --release --out target/wheels
+	maturin build --release --zig --compatibility manylinux2014 --out target/wheels
+
+# What the wheel's tags promise, checked by third-party tools: abi3audit fails on a symbol outside
+# CPython 3.11's stable ABI; auditwheel names the oldest manylinux policy the symbols allow
+# (tests/python/test_wheel.py asserts both against the wheel's tags).
+wheel-check: wheel
+	abi3audit --strict --summary target/wheels/solcache-*.whl
+	auditwheel show target/wheels/solcache-*.whl
 
 fmt:
 	cargo fmt --all
@@ -60,7 +72,7 @@ stubtest: build-dev
 test-rust: redis
 	$(CARGO_TEST) --no-default-features
 
-test-python: redis chromium build-dev stubtest wheel
+test-python: redis chromium build-dev stubtest wheel-check
 	$(PY) -m pytest
 
 test: redis install lint test-rust test-python

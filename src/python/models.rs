@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 use rust_decimal::Decimal;
 
 use super::convert::{decimal_arg, json_arg, py_repr, timestamp_arg, Int};
+use super::datetimes::UtcDateTime;
 use super::errors::{decode_error, invalid_input, IntoPyResult};
 use crate::models::{format_timestamp, PoolState, PriceData};
 use crate::price_impact::{Direction, SwapQuote};
@@ -53,8 +54,8 @@ impl PyPriceData {
         self.inner.confidence
     }
     #[getter]
-    fn timestamp(&self) -> chrono::DateTime<chrono::Utc> {
-        self.inner.timestamp
+    fn timestamp(&self) -> UtcDateTime {
+        UtcDateTime(self.inner.timestamp)
     }
     #[getter]
     fn source(&self) -> &str {
@@ -142,8 +143,8 @@ impl PyPoolState {
         self.inner.volume_24h
     }
     #[getter]
-    fn timestamp(&self) -> chrono::DateTime<chrono::Utc> {
-        self.inner.timestamp
+    fn timestamp(&self) -> UtcDateTime {
+        UtcDateTime(self.inner.timestamp)
     }
 
     /// Quote a swap: fee and slippage in basis points (Raydium AMM v4 charges 25).
