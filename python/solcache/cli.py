@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import shlex
 import sys
@@ -16,12 +17,23 @@ from solcache.config import Settings
 __all__ = ["main"]
 
 
+def _version() -> str:
+    """The installed package's version (the extension is built from the same Cargo.toml)."""
+    try:
+        return importlib.metadata.version("solcache")
+    except importlib.metadata.PackageNotFoundError:  # imported from a tree pip never installed
+        from solcache import __version__
+
+        return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="solcache",
         description="Solana price and pool-state cache on Redis. Settings also come from "
         "SOLCACHE_* environment variables (see README).",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the services, the live dashboard and /metrics")

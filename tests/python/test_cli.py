@@ -71,3 +71,20 @@ def test_doctor_on_refused_credentials_says_to_check_them(auth_redis) -> None:
     assert "fix: check the user and password" in run.stdout, run.stdout
     assert "wrong" not in run.stdout, "the password is never shown"
     assert "start redis-server" not in run.stdout, run.stdout
+
+
+def test_version_prints_the_installed_package_version() -> None:
+    import importlib.metadata
+    import shutil
+    from pathlib import Path
+
+    import solcache
+
+    installed = importlib.metadata.version("solcache")
+    assert installed == solcache.__version__, "the extension and the package disagree"
+    script = shutil.which("solcache", path=str(Path(sys.executable).parent))
+    assert script is not None, "the solcache console script is not installed"
+    for cmd in ([sys.executable, "-m", "solcache", "--version"], [script, "--version"]):
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout == f"solcache {installed}\n", (cmd, run.stdout)
