@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 
 from conftest import RedisServer
@@ -87,17 +88,19 @@ def fastapi_example(fresh_redis: RedisServer, monkeypatch: pytest.MonkeyPatch) -
     return module
 
 
-def test_fastapi_example_answers_422_404_200_and_503(
+async def test_fastapi_example_answers_422_404_200_and_503(
     fastapi_example: ModuleType, fresh_redis: RedisServer
 ) -> None:
-    from fastapi.testclient import TestClient
-
     app: Any = fastapi_example.app
-    with TestClient(app) as client:
-        bad = client.get("/price/SOL:USDC")
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://readme") as client,
+    ):
+        bad = await client.get("/price/SOL:USDC")
         assert bad.status_code == 422, bad.text
         assert "does not match" in bad.json()["detail"], bad.text
-        assert client.get("/price/SOL").status_code == 404
+        assert (await client.get("/price/SOL")).status_code == 404
         stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         fresh_redis.raw(
             "SET",
@@ -106,8 +109,8 @@ def test_fastapi_example_answers_422_404_200_and_503(
             "PX",
             "2000",
         )
-        ok = client.get("/price/SOL")
+        ok = await client.get("/price/SOL")
         assert ok.status_code == 200 and ok.json()["price"] == "187.2345", ok.text
         fresh_redis.stop()
-        down = client.get("/price/SOL")
+        down = await client.get("/price/SOL")
         assert down.status_code == 503, down.text
