@@ -61,6 +61,36 @@ class Settings(BaseSettings):
     # --- the service (`solcache serve`) -----------------------------------------------------
     http_host: str = Field(default="127.0.0.1", description="Gateway bind address.")
     http_port: int = Field(default=8000, ge=0, le=65535)
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="A connection that has not sent a complete request head by then is closed.",
+    )
+    http_keep_alive_timeout_s: float = Field(
+        default=5.0, gt=0, le=3600, description="Idle keep-alive connections are closed after."
+    )
+    http_max_connections: int = Field(
+        default=1000, ge=1, le=1_000_000, description="Connections beyond this get 503."
+    )
+    sse_send_buffer_bytes: int = Field(
+        default=65_536,
+        ge=0,
+        le=64 * 1024 * 1024,
+        description="SO_SNDBUF of an /events connection (0: the system's autotuning).",
+    )
+    sse_max_unsent_bytes: int = Field(
+        default=524_288,
+        ge=1,
+        description="An /events client further behind than this many bytes is disconnected.",
+    )
+    sse_max_unsent_age_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="An /events client that has not received what was written this long ago "
+        "is disconnected.",
+    )
     price_source: Literal["simulated", "pyth"] = "simulated"
     simulation_seed: int | None = Field(default=None, description="Fixes the random walk.")
     pyth_base_url: str = "https://hermes.pyth.network"

@@ -383,7 +383,10 @@ async def test_replay_of_trimmed_entries_ends_with_resync(
     assert got[-1].json == {"reason": "trimmed", "streams": [STREAM_PRICE_UPDATES]}
 
 
-async def test_garbage_last_event_id_is_a_fresh_subscription(
+UNKNOWN = {"reason": "unknown_id", "streams": list(STREAMS)}
+
+
+async def test_garbage_last_event_id_is_unknown_resync_then_live(
     pool: solcache.RedisPool, events: EventStream, start_gateway: Callable[..., Any], http: Any
 ) -> None:
     await events.publish(PriceUpdate("SOL", "1"))
@@ -391,8 +394,63 @@ async def test_garbage_last_event_id_is_a_fresh_subscription(
     async with subscribe(http, gw.url, last_event_id="not-an-id") as response:
         sse = SseClient(response)
         await sse.connected()
+        (notice,) = await sse.events(1, skip=("pool_state",))
+        assert notice.event == "resync" and notice.json == UNKNOWN
         fresh = await events.publish(PriceUpdate("SOL", "2"))
         assert entry_ids(await sse.events(1, skip=("pool_state",))) == [fresh]
+    assert gw.hub.totals().unknown_last_event_ids == 1
+
+
+@pytest.mark.parametrize(
+    "ahead",
+    [
+        "99999999999999-0,99999999999999-0,99999999999999-0",  # far future on every stream
+        "99999999999999-0,0-0,0-0",  # only the price stream
+    ],
+)
+async def test_last_event_id_ahead_of_the_streams_is_unknown_resync_then_live(
+    pool: solcache.RedisPool,
+    events: EventStream,
+    start_gateway: Callable[..., Any],
+    http: Any,
+    ahead: str,
+) -> None:
+    await events.publish(PriceUpdate("SOL", "1"))
+    gw = await start_gateway(pool)
+    async with subscribe(http, gw.url, last_event_id=ahead) as response:
+        sse = SseClient(response)
+        await sse.connected()
+        (notice,) = await sse.events(1, skip=("pool_state",))
+        assert notice.event == "resync" and notice.json == UNKNOWN
+        fresh = await publish_each(events, [PriceUpdate("SOL", "2"), PriceUpdate("USDC", "1")])
+        got = await sse.events(2, skip=("pool_state",))
+        assert entry_ids(got) == fresh  # price updates flow, none skipped
+        assert parse_composite(got[-1].id or "")[0] == fresh[-1]  # ids restart from the stream
+    assert gw.hub.totals().unknown_last_event_ids == 1
+
+
+async def test_last_event_id_ahead_of_the_reader_but_in_the_stream_resumes_without_resync(
+    pool: solcache.RedisPool, events: EventStream, start_gateway: Callable[..., Any], http: Any
+) -> None:
+    """A client coming from a gateway that had read further than this one (its reader polls
+    slowly here) resumes after its id: no resync, no duplicate."""
+    gw = await start_gateway(pool, poll_interval_s=5.0, idle_poll_interval_s=5.0)
+    await eventually_reached(lambda: gw.hub.position is not None)
+    ids = await publish_each(events, [PriceUpdate("SOL", str(i)) for i in range(3)])
+    seen = format_composite([ids[1], *gw.hub.position[1:]])
+    async with subscribe(http, gw.url, last_event_id=seen) as response:
+        sse = SseClient(response)
+        got = await sse.events(1, within_s=15.0, skip=("pool_state",))
+        assert entry_ids(got) == ids[2:]
+        assert await sse.quiet(0.3) == []
+    assert gw.hub.totals().unknown_last_event_ids == 0
+
+
+async def eventually_reached(check: Callable[[], bool], within_s: float = 10.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
 
 
 # --- slow and stalled clients --------------------------------------------------------------------

@@ -36,6 +36,7 @@ from solcache.streams import EventStream
 from solcache.subscriptions import SubscriptionManager
 from solcache.web.app import create_app
 from solcache.web.hub import EventHub
+from solcache.web.limits import GatewayLimits
 from solcache.web.server import GatewayServer
 
 __all__ = ["serve"]
@@ -312,6 +313,7 @@ async def _run(
             status=status,
             health=lambda: (health().healthy, health().text()),
             registry=registry,
+            limits=GatewayLimits.from_settings(settings),
         )
         hub: EventHub = app.state.hub
         # GatewayServer closes open /events streams on shutdown (plain uvicorn would wait for
