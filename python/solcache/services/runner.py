@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import signal
 import socket
@@ -356,9 +357,14 @@ async def _run(
                 if server_task.done():  # the front door closed: serve would be deaf
                     code = _http_failed(server_task, out)
                     break
-                console.update(
-                    time.monotonic() - started, price_service.stats, consumed["n"], pool.metrics()
+                # The line shows the reported health (the checks failing), not one service's.
+                report = health()
+                shown = dataclasses.replace(
+                    price_service.stats,
+                    degraded=report.status == "degraded",
+                    reason=", ".join(check for check, _ in report.reasons),
                 )
+                console.update(time.monotonic() - started, shown, consumed["n"], pool.metrics())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
         finally:
