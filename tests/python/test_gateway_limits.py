@@ -56,9 +56,10 @@ def metric_samples(text: str) -> dict[str, float]:
 
 
 @pytest.fixture
-def gateway_log() -> Iterator[list[logging.LogRecord]]:
-    """Records of the gateway's, uvicorn's and asyncio's loggers (uvicorn does not propagate
-    to the root logger, so caplog would not see its errors)."""
+def gateway_log() -> Iterator[Callable[[], list[logging.LogRecord]]]:
+    """Call it after starting the gateway (uvicorn's logging setup drops earlier handlers):
+    it collects the records of the gateway's, uvicorn's and asyncio's loggers from then on
+    (uvicorn does not propagate to the root logger, so caplog would not see its errors)."""
     records: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):
@@ -66,10 +67,14 @@ def gateway_log() -> Iterator[list[logging.LogRecord]]:
             records.append(record)
 
     handler = Keep(level=logging.DEBUG)
-    loggers = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "asyncio", "solcache")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    yield records
+    loggers = [logging.getLogger(n) for n in ("uvicorn", "asyncio", "solcache")]
+
+    def capture() -> list[logging.LogRecord]:
+        for logger in loggers:
+            logger.addHandler(handler)
+        return records
+
+    yield capture
     for logger in loggers:
         logger.removeHandler(handler)
 
@@ -143,10 +148,13 @@ async def test_idle_keep_alive_connections_close_after_the_configured_timeout(
 
 
 async def test_connections_beyond_the_limit_get_503_and_are_closed(
-    pool: solcache.RedisPool, start_gateway: Callable[..., Any], gateway_log: list[Any]
+    pool: solcache.RedisPool,
+    start_gateway: Callable[..., Any],
+    gateway_log: Callable[[], list[logging.LogRecord]],
 ) -> None:
     limits = GatewayLimits(max_connections=20, header_timeout_s=600.0)
     gw = await start_gateway(pool, limits=limits)
+    log = gateway_log()
     counters = gw.app.state.http_counters
     idle = [await open_raw(gw.port) for _ in range(20)]
     await until(lambda: counters.open == 20)
@@ -160,7 +168,7 @@ async def test_connections_beyond_the_limit_get_503_and_are_closed(
         assert answer.startswith(b"HTTP/1.1 503 "), answer
         assert b"retry-after: 1" in answer.lower()
     assert counters.rejected == 3
-    warnings = [r for r in gateway_log if "refusing new ones" in r.getMessage()]
+    warnings = [r for r in log if "refusing new ones" in r.getMessage()]
     assert len(warnings) == 1  # one line per episode, not one per connection
     # Once one closes, a new connection is served again.
     idle[0][1].close()
@@ -180,9 +188,12 @@ BAD_CHUNK = b"zz\r\nnot hex\r\n"
 
 
 async def test_a_malformed_chunked_body_logs_one_line_and_no_traceback(
-    pool: solcache.RedisPool, start_gateway: Callable[..., Any], gateway_log: list[Any]
+    pool: solcache.RedisPool,
+    start_gateway: Callable[..., Any],
+    gateway_log: Callable[[], list[logging.LogRecord]],
 ) -> None:
     gw = await start_gateway(pool)
+    log = gateway_log()
     paths = ["/events", "/api/status", "/healthz", "/metrics", "/nowhere", "/events/"]
     for path in paths:  # the head parses, the body does not: the app already runs
         reader, writer = await open_raw(gw.port)
@@ -202,9 +213,9 @@ async def test_a_malformed_chunked_body_logs_one_line_and_no_traceback(
     await until(lambda: counters.bad_requests == len(paths) + 1)
     await asyncio.sleep(0.5)  # let the request tasks finish: they would log last
     assert gw.hub.clients == ()
-    loud = [r for r in gateway_log if r.levelno >= logging.ERROR or r.exc_info]
+    loud = [r for r in log if r.levelno >= logging.ERROR or r.exc_info]
     assert loud == [], [r.getMessage() for r in loud]
-    lines = [r for r in gateway_log if r.levelno >= logging.WARNING]
+    lines = [r for r in log if r.levelno >= logging.WARNING]
     assert len(lines) <= len(paths) + 1  # at most uvicorn's one line per bad request
     async with httpx.AsyncClient(timeout=10) as http:
         scraped = metric_samples((await http.get(gw.url + "/metrics")).text)

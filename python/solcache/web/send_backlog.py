@@ -65,6 +65,11 @@ class SendBacklog:
         #: The most unsent bytes seen at a check.
         self.high_water_bytes = 0
 
+    def abort(self) -> None:
+        """Drop the connection and whatever it still buffers (a client given up on)."""
+        if self._transport is not None:
+            self._transport.abort()
+
     def record(self, nbytes: int) -> None:
         """Note a write of ``nbytes`` bytes just handed to the transport."""
         now = time.monotonic()

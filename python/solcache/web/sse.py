@@ -110,9 +110,11 @@ class EventsEndpoint:
         try:
             await self._stream(send, client, since, position, unknown, backlog)
         except _SendTimeout:
+            backlog.abort()
             self._hub.record_send_timeout()
             logger.info("SSE client stalled for %.1f s: disconnected", self._send_timeout_s)
         except _FellBehind as exc:
+            backlog.abort()
             self._hub.record_fell_behind(exc.reason)
             logger.info("SSE client disconnected: %s", exc)
         except OSError as exc:  # the connection broke under us
