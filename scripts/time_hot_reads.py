@@ -7,12 +7,12 @@ installed into its own venv:
 
 It starts a private redis-server, then runs one short worker process per environment and round,
 interleaved (a, b, a, b, ...), so a busy spell on a shared machine hits both alike. Each worker
-times ``await cache.get``, ``await cache.get_many(5 tokens)``, the sync ``get`` and reading
+times ``await cache.get``, ``await cache.get_many(5 tokens)``, the sync ``get``, reading
 ``price`` or ``timestamp`` off a ``PriceData`` (no I/O: the conversion to Decimal or datetime
-alone); it reports wall
-and CPU time (``time.process_time_ns``: every thread of the worker) per call. The table gives
-medians over rounds and, per environment, the median of its per-round ratio to the first
-environment, which is the figure to compare: absolute times vary with the machine's load.
+alone) and building a ``PriceData`` from a Decimal and a datetime (the other direction). It
+reports wall and CPU time (``time.process_time_ns``: every thread of the worker) per call. The
+table gives medians over rounds and, per environment, the median of its per-round ratio to the
+first environment, which is the figure to compare: absolute times vary with the machine's load.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-OPS = ("async get", "async get_many(5)", "sync get", ".price", ".timestamp")
+OPS = ("async get", "async get_many(5)", "sync get", ".price", ".timestamp", "PriceData()")
 TTL_MS = 600_000  # the worker's prices outlive the run
 
 
@@ -99,7 +99,17 @@ def worker(url: str, calls: int) -> dict[str, dict[str, float]]:
         for _ in range(n):
             held.timestamp  # noqa: B018
 
-    for name, read in ((".price", prices_of), (".timestamp", timestamps_of)):
+    price, stamp = held.price, held.timestamp
+
+    def constructs(n: int) -> None:
+        for _ in range(n):
+            solcache.PriceData("SOL", price, stamp, "bench")
+
+    for name, read in (
+        (".price", prices_of),
+        (".timestamp", timestamps_of),
+        ("PriceData()", constructs),
+    ):
         read(calls)
         results[name] = timed(calls * 10, lambda read=read: read(calls * 10))  # type: ignore[misc]
     return results
