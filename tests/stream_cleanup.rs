@@ -64,3 +64,65 @@ async fn expire_gives_a_stream_a_ttl_that_publishing_keeps() {
     let zero = events.expire(stream, Duration::ZERO).await;
     assert!(matches!(zero, Err(Error::InvalidInput(_))), "{zero:?}");
 }
+
+#[tokio::test]
+async fn delete_consumer_removes_an_idle_consumer_and_keeps_one_holding_entries() {
+    let server = RedisServer::start();
+    let events = open(&server).await;
+    assert!(
+        events.delete_consumer(PRICE_UPDATES, "ui", "c1").await.unwrap(),
+        "no stream, nothing left behind"
+    );
+    events.ensure_group(PRICE_UPDATES, "ui", "$").await.unwrap();
+    events.publish(&price(), None).await.unwrap();
+    let mut conn = raw(&server).await;
+    // c1 reads the entry and does not ack it; c2 holds nothing.
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("ui")
+        .arg("c1")
+        .arg("STREAMS")
+        .arg(PRICE_UPDATES)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("CREATECONSUMER")
+        .arg(PRICE_UPDATES)
+        .arg("ui")
+        .arg("c2")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(consumer_names(&mut conn).await, ["c1", "c2"]);
+    assert!(events.delete_consumer(PRICE_UPDATES, "ui", "c2").await.unwrap());
+    assert!(
+        !events.delete_consumer(PRICE_UPDATES, "ui", "c1").await.unwrap(),
+        "c1 still holds an entry: keeping it keeps the entry claimable"
+    );
+    assert_eq!(consumer_names(&mut conn).await, ["c1"]);
+    assert!(
+        events.delete_consumer(PRICE_UPDATES, "gone", "c1").await.unwrap(),
+        "no such group"
+    );
+    let bad = events.delete_consumer(PRICE_UPDATES, "ui", "").await;
+    assert!(matches!(bad, Err(Error::InvalidInput(_))), "{bad:?}");
+}
+
+/// The names of group `ui`'s consumers on the price stream, sorted (XINFO CONSUMERS).
+async fn consumer_names(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let rows: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(PRICE_UPDATES)
+        .arg("ui")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let mut names: Vec<String> = rows
+        .iter()
+        .map(|r| redis::from_redis_value(r["name"].clone()).unwrap())
+        .collect();
+    names.sort();
+    names
+}

@@ -464,6 +464,11 @@ class EventStream:
     def ensure_group(self, stream: str, group: str, start_id: str = "$") -> Awaitable[bool]: ...
     def delete_group(self, stream: str, group: str) -> Awaitable[bool]:
         """Remove the group with its consumers and pending entries; True if there was one."""
+    def delete_consumer(self, stream: str, group: str, consumer: str) -> Awaitable[bool]:
+        """Remove ``consumer`` from ``group`` if it holds no pending entries; True if it is gone.
+
+        A consumer that still holds entries is kept, so they stay claimable.
+        """
     def expire(self, stream: str, ttl_ms: int) -> Awaitable[bool]:
         """Let the stream expire ``ttl_ms`` from now (publishing keeps it); True if it exists."""
     def info(self, stream: str) -> Awaitable[StreamInfo]: ...

@@ -100,6 +100,7 @@ class SubscriptionManager:
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 1.0,
         close_timeout_s: float = 5.0,
+        remove_consumer_on_stop: bool = True,
     ) -> None:
         for name, value in [
             ("handler_timeout_s", handler_timeout_s),
@@ -132,6 +133,7 @@ class SubscriptionManager:
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._close_timeout_s = close_timeout_s
+        self._remove_consumer_on_stop = remove_consumer_on_stop
 
         self._streams: dict[str, None] = {}  # an ordered set
         self._stream_handlers: dict[str, list[EntryHandler]] = {}
@@ -306,6 +308,11 @@ class SubscriptionManager:
 
         If that takes longer than ``timeout_s`` the task is cancelled: entries whose handlers
         had not finished stay pending and are redelivered.
+
+        With ``remove_consumer_on_stop`` (the default) the consumer then leaves its groups
+        (``XGROUP DELCONSUMER``), so restarts under new names do not pile up dead consumers; a
+        consumer that still holds pending entries is kept so they stay claimable. Failing to
+        remove it (Redis down) is logged, never raised.
         """
         _check_seconds("timeout_s", timeout_s)
         task = self._task
@@ -323,6 +330,32 @@ class SubscriptionManager:
             task.cancel()
             await asyncio.wait({task}, timeout=self._close_timeout_s + 1.0)
         self._task = None
+        if self._remove_consumer_on_stop:
+            await self._remove_consumer()
+
+    async def _remove_consumer(self) -> None:
+        for stream in self._streams:
+            try:
+                removed = await asyncio.wait_for(
+                    self._events.delete_consumer(stream, self._group, self._consumer),
+                    self._close_timeout_s,
+                )
+            except (exc.SolcacheError, TimeoutError) as e:
+                logger.warning(
+                    "subscription %s/%s: could not leave %s: %s",
+                    self._group,
+                    self._consumer,
+                    stream,
+                    e,
+                )
+                continue
+            if not removed:
+                logger.info(
+                    "subscription %s/%s: kept in %s, it still holds pending entries",
+                    self._group,
+                    self._consumer,
+                    stream,
+                )
 
     async def __aenter__(self) -> SubscriptionManager:
         await self.start()

@@ -354,6 +354,18 @@ impl PyEventStream {
         spawn(py, async move { handle.delete_group(&stream, &group).await.py() })
     }
 
+    /// Remove an idle consumer from the group; False if it still holds pending entries.
+    fn delete_consumer<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        group: String,
+        consumer: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let handle = self.inner.clone();
+        spawn(py, async move { handle.delete_consumer(&stream, &group, &consumer).await.py() })
+    }
+
     /// Let the stream expire `ttl_ms` from now; True if it exists.
     fn expire<'py>(&self, py: Python<'py>, stream: String, ttl_ms: UInt) -> PyResult<Bound<'py, PyAny>> {
         let handle = self.inner.clone();

@@ -48,6 +48,11 @@ def pending_count(server, stream: str, group: str) -> int:
     return int(server.raw("XPENDING", stream, group)[0])
 
 
+def consumer_names(server, stream: str, group: str) -> list[str]:
+    """XINFO CONSUMERS: the group's consumer names, sorted."""
+    return sorted(fields(row)["name"] for row in server.raw("XINFO", "CONSUMERS", stream, group))
+
+
 def pending_ids(server, stream: str, group: str, consumer: str | None = None) -> set[str]:
     args = [stream, group, "-", "+", 10_000] + ([consumer] if consumer else [])
     return {row[0] for row in server.raw("XPENDING", *args)}
@@ -439,9 +444,11 @@ async def test_manager_stop_timeout_cancels_a_stuck_handler(
     await asyncio.wait_for(started.wait(), 10)
     await manager.stop(timeout_s=0.3)
     assert not manager.running and cancelled.is_set()
-    # not handled, so not acknowledged: it will be delivered again
+    # not handled, so not acknowledged: it will be delivered again, and the consumer holding it
+    # stays in the group so it can be claimed
     assert pending_ids(redis_server, STREAM_PRICE_UPDATES, "g", "stuck-1") == {entry_id}
     assert manager.stats.handled == 0
+    assert consumer_names(redis_server, STREAM_PRICE_UPDATES, "g") == ["stuck-1"]
 
 
 async def test_graceful_stop_acks_what_was_handled_and_restart_resumes(
@@ -483,6 +490,23 @@ async def test_graceful_stop_acks_what_was_handled_and_restart_resumes(
     assert set(handled) == set(published)
     assert [i for i, n in Counter(handled).items() if n > 1] == []  # handled-and-acked: once
     assert pending_count(redis_server, s, group) == 0
+    # having acked everything, the consumer left the group on stop (no dead consumers pile up)
+    assert consumer_names(redis_server, s, group) == []
+
+
+async def test_remove_consumer_on_stop_can_be_turned_off(events: EventStream, redis_server) -> None:
+    manager = SubscriptionManager(
+        events, "g", "stays-1", block_ms=50, remove_consumer_on_stop=False
+    )
+
+    async def handle(_event: PriceUpdate) -> None:
+        pass
+
+    manager.on(PriceUpdate, handle)
+    async with manager:
+        await events.publish(PriceUpdate("SOL", 1, TS))
+        await wait_until(lambda: manager.stats.handled == 1)
+    assert consumer_names(redis_server, STREAM_PRICE_UPDATES, "g") == ["stays-1"]
 
 
 async def test_manager_survives_a_redis_restart(fresh_redis, eventually) -> None:
