@@ -279,6 +279,11 @@ def test_demo_on_a_phone_shows_pairs_and_every_event_type(fresh_redis: Any) -> N
                 path=str(SCREENSHOT.with_name("solcache-dashboard-420px.png")), full_page=True
             )
             assert widths[0] <= widths[1], f"the page scrolls sideways at 420 px: {widths}"
+            # Tiny and huge values read as plain decimals, never "1.000e-7".
+            shown = page.evaluate(
+                "[fmtPrice(0.0000001234), fmtPrice(0.5), fmtNum(0.0000000665), fmtNum(-0.00002)]"
+            )
+            assert shown == ["0.0000001234", "0.5", "0.0000000665", "-0.00002"], shown
             assert errors == []
         finally:
             context.close()
