@@ -168,7 +168,7 @@ async def test_connections_beyond_the_limit_get_503_and_are_closed(
         assert answer.startswith(b"HTTP/1.1 503 "), answer
         assert b"retry-after: 1" in answer.lower()
     assert counters.rejected == 3
-    warnings = [r for r in log if "refusing new ones" in r.getMessage()]
+    warnings = [r for r in log if "connection limit (20) reached" in r.getMessage()]
     assert len(warnings) == 1  # one line per episode, not one per connection
     # Once one closes, a new connection is served again.
     idle[0][1].close()

@@ -106,7 +106,7 @@ def guarded_protocol(limits: GatewayLimits, counters: HttpCounters) -> type[H11P
             if not counters.at_limit:
                 counters.at_limit = True
                 logger.warning(
-                    "%d HTTP connections open, the limit: refusing new ones with 503",
+                    "HTTP connection limit (%d) reached: refusing new connections with 503",
                     limits.max_connections,
                 )
             self.transport.write(_BUSY)
