@@ -112,6 +112,17 @@ fn short(obj: &Bound<'_, PyAny>) -> String {
     }
 }
 
+/// `TypeError` unless `obj` is an `int`; `bool` is refused too (`True` is no count of ms).
+fn int_only(obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err("an int is required, not bool"));
+    }
+    if !obj.is_instance_of::<PyInt>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err("an int is required"));
+    }
+    Ok(())
+}
+
 /// An `int` argument that must fit `u64`: negative or too large is `InvalidInputError`
 /// (pyo3's own conversion raises `OverflowError`); not an `int` is a `TypeError`.
 #[derive(Debug, Clone, Copy)]
@@ -121,9 +132,7 @@ impl FromPyObject<'_, '_> for UInt {
     type Error = PyErr;
 
     fn extract(obj: pyo3::Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
-        if !obj.is_instance_of::<PyInt>() {
-            return Err(pyo3::exceptions::PyTypeError::new_err("an int is required"));
-        }
+        int_only(&obj)?;
         obj.extract::<u64>().map(UInt).map_err(|_| {
             invalid_input(format!(
                 "{} is out of range: an int from 0 to {} is required",
@@ -143,9 +152,7 @@ impl FromPyObject<'_, '_> for Int {
     type Error = PyErr;
 
     fn extract(obj: pyo3::Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
-        if !obj.is_instance_of::<PyInt>() {
-            return Err(pyo3::exceptions::PyTypeError::new_err("an int is required"));
-        }
+        int_only(&obj)?;
         obj.extract::<i64>()
             .map(Int)
             .map_err(|_| invalid_input(format!("{} is out of range for a 64-bit int", short(&obj))))

@@ -363,7 +363,9 @@ impl PyEventStream {
         consumer: String,
     ) -> PyResult<Bound<'py, PyAny>> {
         let handle = self.inner.clone();
-        spawn(py, async move { handle.delete_consumer(&stream, &group, &consumer).await.py() })
+        spawn(py, async move {
+            handle.delete_consumer(&stream, &group, &consumer).await.py()
+        })
     }
 
     /// Let the stream expire `ttl_ms` from now; True if it exists.

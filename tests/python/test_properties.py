@@ -776,6 +776,28 @@ def test_out_of_range_arguments_are_invalid_input(live: Live, call: Callable[[Li
     assert live.data_commands() == before
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda live: solcache.PriceCache(live.pool, ttl_ms=True), id="ttl_ms"),
+        pytest.param(lambda live: live.prices.get("SOL", max_age_ms=True), id="max_age_ms"),
+        pytest.param(lambda live: live.events.read("stream:x", "0", count=True), id="count"),
+        pytest.param(
+            lambda live: PoolState(RAYDIUM_POOL, 1, 1, 1, 1).quote_swap(1, fee_bps=False),
+            id="fee_bps",
+        ),
+    ],
+)
+def test_a_bool_is_no_int_argument(live: Live, call: Callable[[Live], Any]) -> None:
+    """``True`` is an ``int`` to Python, but ``ttl_ms=True`` is a mistake, not 1 ms."""
+    before = live.data_commands()
+    with pytest.raises(TypeError, match="not bool"):
+        result = call(live)
+        if isinstance(result, Awaitable):
+            live.run(result)
+    assert live.data_commands() == before
+
+
 def test_a_sub_second_utc_offset_is_refused() -> None:
     """Python offsets may carry microseconds; chrono's FixedOffset has whole seconds, so the
     conversion would move the instant (by under a second) without a word: refused instead."""
