@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
+import importlib.util
 import logging
 import shlex
 import sys
@@ -15,6 +16,21 @@ from typing import Any
 from solcache.config import Settings
 
 __all__ = ["main"]
+
+#: What `solcache serve` needs beyond the library (module → distribution): the `serve` extra.
+SERVE_EXTRA = {
+    "starlette": "starlette",
+    "uvicorn": "uvicorn",
+    "httpx": "httpx",
+    "prometheus_client": "prometheus-client",
+}
+
+
+def _missing_serve_extra() -> list[str]:
+    """The distributions of the `serve` extra that are not installed here."""
+    return [
+        dist for module, dist in SERVE_EXTRA.items() if importlib.util.find_spec(module) is None
+    ]
 
 
 def _version() -> str:
@@ -36,7 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the services, the live dashboard and /metrics")
+    serve = sub.add_parser(
+        "serve",
+        help="run the services, the live dashboard and /metrics (pip install 'solcache[serve]')",
+    )
     serve.add_argument("--host", help="HTTP bind address (SOLCACHE_HTTP_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (SOLCACHE_HTTP_PORT, default 8000)")
     serve.add_argument(
@@ -137,6 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
         return 0
+    if missing := _missing_serve_extra():
+        print(
+            f"solcache serve needs {', '.join(missing)}: pip install 'solcache[serve]'",
+            file=sys.stderr,
+        )
+        return 2
     from solcache.services.runner import serve
 
     try:

@@ -88,3 +88,20 @@ def test_version_prints_the_installed_package_version() -> None:
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stderr
         assert run.stdout == f"solcache {installed}\n", (cmd, run.stdout)
+
+
+def test_serve_without_the_serve_extra_says_what_to_install() -> None:
+    # The modules of the `serve` extra made unimportable, as in an environment without it.
+    code = (
+        "import sys\n"
+        "sys.modules.update(dict.fromkeys(['starlette', 'uvicorn', 'httpx', 'prometheus_client']))\n"
+        "from solcache.cli import main\n"
+        "sys.exit(main(['serve', '--duration', '1']))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert run.stdout == ""
+    assert run.stderr == (
+        "solcache serve needs starlette, uvicorn, httpx, prometheus-client: "
+        "pip install 'solcache[serve]'\n"
+    )
