@@ -18,11 +18,11 @@ from solcache.config import Settings
 from solcache.exceptions import SolcacheError
 from solcache.pool import RedisPool
 from solcache.prometheus import ServiceSnapshot, build_registry
-from solcache.services.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from solcache.services.health import Freshness, HealthCheck, HealthMonitor, HealthReport
 from solcache.services.listener import bind_listener
 from solcache.services.pool_service import PoolStateUpdater
 from solcache.services.price_service import PriceUpdateService
+from solcache.services.private_redis import PrivateRedis, PrivateRedisError
 from solcache.services.status_line import StatusLine
 from solcache.services.supervisor import Supervised, Supervisor
 from solcache.services.trade_simulator import TradeSimulator, simulated_desk
@@ -127,17 +127,20 @@ async def _serve_on(
     out: TextIO,
 ) -> int:
     sources = make_sources(settings)  # a bad source setting fails here, before Redis
-    embedded: EmbeddedRedis | None = None
+    embedded: PrivateRedis | None = None
     url = settings.redis_url
     # No URL: a private server, never whatever happens to listen on 6379 (a shared Redis gets
     # only what it was explicitly pointed at).
     if force_embedded or url is None:
-        embedded = EmbeddedRedis()
+        embedded = PrivateRedis()
         try:
-            url = embedded.start()
-        except EmbeddedRedisError as e:
+            embedded.start()
+        except PrivateRedisError as e:
+            embedded.close()
             print(f"solcache: {e}", file=out)
+            print("solcache: --redis-url or SOLCACHE_REDIS_URL uses a Redis of yours", file=out)
             return 2
+        url = embedded.unix_url
         print(
             f"solcache: started a private redis-server ({url}, nothing persisted; it stops on "
             "exit); --redis-url or SOLCACHE_REDIS_URL uses yours",
@@ -147,7 +150,7 @@ async def _serve_on(
         return await _run(settings, url, listener, sources, stop, duration_s, status_line, out)
     finally:
         if embedded is not None:
-            embedded.stop()
+            embedded.close()
             print("solcache: private redis-server stopped", file=out)
 
 
