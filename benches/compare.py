@@ -7,13 +7,15 @@
 2. starts a private ``redis-server`` on a free port (``--save "" --appendonly no``), killed at
    exit, Ctrl-C included; it never touches a Redis on 6379;
 3. seeds ``price:{token}`` for the five MVP tokens with solcache's own ``set_many`` (1 h TTL,
-   re-written before every row) and measures, with :mod:`solcache.benchmark`:
-   ``redis-benchmark GET price:SOL`` (-c 1 before and after the rows, -c 20 for throughput),
-   solcache async and sync ``get``/``get_many``, redis-py asyncio and sync (hiredis), coredis
-   and valkey-glide doing the same work (GET or MGET + ``json.loads`` + ``Decimal`` + a small
-   object), then 20 and 200 concurrent callers;
-4. prints one table of µs and ratios to the raw p50, issue 5's goals (met / NOT met), the
-   machine and every command run; ``--json PATH`` writes the same as JSON.
+   re-written before every row) and measures, with :mod:`solcache.latency` (what ``solcache
+   bench`` runs) plus the peers of :mod:`comparison.peers`: ``redis-benchmark GET price:SOL``
+   (-c 1 before and after the rows, -c 20 for throughput), solcache async and sync
+   ``get``/``get_many``, redis-py asyncio and sync (hiredis), coredis and valkey-glide doing
+   the same work (GET or MGET + ``json.loads`` + ``Decimal`` + a small object), then 20 and
+   200 concurrent callers;
+4. prints one table of µs and ratios to the raw p50, the goals of :mod:`comparison.goals`
+   (met / NOT met), the machine and every command run; ``--json PATH`` writes the same as
+   JSON.
 
 It takes a few minutes with the default 20 000 calls per row.
 """
@@ -34,16 +36,11 @@ from pathlib import Path
 from types import FrameType
 
 import solcache
-from solcache.benchmark import CompareConfig, render, run_comparison
+from comparison import run_comparison
+from comparison.peers import PEER_REQUIREMENTS
+from solcache.latency import BenchConfig
 from solcache.services.private_redis import PrivateRedis
 
-#: Peers and the versions measured (``pip index versions`` on 2026-11-26): module → requirement.
-PEERS = {
-    "redis": "redis[hiredis]==8.1.0",
-    "hiredis": "hiredis==3.5.0",
-    "coredis": "coredis==6.9.0",
-    "glide": "valkey-glide==2.6.0",
-}
 UVLOOP = "uvloop==0.23.0"
 #: Long enough that no seeded price expires during a row (they are re-seeded before each).
 SEED_TTL_MS = 3_600_000
@@ -111,14 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("solcache").setLevel(logging.ERROR)
     if not args.no_install:
-        install_missing(PEERS | ({"uvloop": UVLOOP} if args.uvloop else {}))
+        install_missing(PEER_REQUIREMENTS | ({"uvloop": UVLOOP} if args.uvloop else {}))
     # SIGTERM / SIGHUP end the run like Ctrl-C does: through `finally`, which stops the server.
     signal.signal(signal.SIGTERM, _raise_on_signal)
     signal.signal(signal.SIGHUP, _raise_on_signal)
     server = PrivateRedis(tcp=True, executable=args.redis_server)
     try:
         server.start()
-        cfg = CompareConfig(
+        cfg = BenchConfig(
             url=server.tcp_url,
             tokens=tuple(solcache.MVP_TOKENS),
             calls=args.calls,
@@ -136,15 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         def progress(label: str) -> None:
             print(f"  … {label}", file=sys.stderr, flush=True)
 
-        report = run_comparison(cfg, progress)
+        comparison = run_comparison(cfg, progress)
     except KeyboardInterrupt:
         print("\ninterrupted: redis-server stopped", file=sys.stderr)
         return 130
     finally:
         server.close()
-    print(render(report))
+    print(comparison.render())
     if args.json is not None:
-        args.json.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+        data = comparison.to_json()
+        args.json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         print(f"\nJSON: {args.json}")
     return 0
 

@@ -77,16 +77,13 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
-        help="latency and throughput against your Redis, side by side with redis-benchmark "
-        "and the other clients installed here",
+        help="solcache's latency and throughput against the raw round trip of your Redis "
+        "(redis-benchmark)",
     )
     bench.add_argument("--redis-url", help="Redis URL (SOLCACHE_REDIS_URL)")
     bench.add_argument("--calls", type=int, default=2000, help="calls per sequential benchmark")
     bench.add_argument(
         "--uvloop", action="store_true", help="run the asyncio rows on uvloop (if installed)"
-    )
-    bench.add_argument(
-        "--no-peers", action="store_true", help="measure solcache only (no redis-py, coredis, …)"
     )
     bench.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON")
     return p
@@ -132,8 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return asyncio.run(run_doctor(settings))
     if args.command == "bench":
-        from solcache.bench import run_bench
         from solcache.exceptions import SolcacheError
+        from solcache.latency import run_bench
 
         if args.calls < 1:
             print("solcache bench: --calls must be at least 1", file=sys.stderr)
@@ -146,7 +143,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings,
                 calls=args.calls,
                 use_uvloop=args.uvloop,
-                peers=not args.no_peers,
                 json_path=args.json,
                 command=_redacted_command(sys.argv[1:] if argv is None else argv),
             )

@@ -94,7 +94,8 @@ def test_serve_without_the_serve_extra_says_what_to_install() -> None:
     # The modules of the `serve` extra made unimportable, as in an environment without it.
     code = (
         "import sys\n"
-        "sys.modules.update(dict.fromkeys(['starlette', 'uvicorn', 'httpx', 'prometheus_client']))\n"
+        "missing = ['starlette', 'uvicorn', 'httpx', 'prometheus_client']\n"
+        "sys.modules.update(dict.fromkeys(missing))\n"
         "from solcache.cli import main\n"
         "sys.exit(main(['serve', '--duration', '1']))\n"
     )
