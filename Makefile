@@ -7,7 +7,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 CARGO_TEST ?= $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run" || echo "cargo test")
 
-.PHONY: all install redis chromium build-dev wheel lint stubtest fmt test test-rust test-python bench compare soak leak-check demo clean
+.PHONY: all install redis chromium build-dev wheel wheel-check lint stubtest fmt test test-rust test-python bench compare soak leak-check demo clean
 
 all: test
 
@@ -25,13 +25,31 @@ redis:
 chromium:
 	@bash scripts/ensure-chromium.sh
 
-# The extension, built in release mode into the venv (tests and benchmarks use this).
-build-dev: install
-	maturin develop --release --quiet
+# The extension, built in release mode into the venv (tests and benchmarks use this), rebuilt
+# only when the Rust sources or the build settings changed. PIP_QUIET: maturin's pip run would
+# otherwise list every dependency $(VENV)/.deps already installed.
+RUST_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+$(VENV)/.built: $(VENV)/.deps $(RUST_SOURCES) pyproject.toml
+	@# The extension is abi3 (_core.abi3.so): a version-specific _core.cpython-*.so left by an
+	@# older build would be imported first and shadow it.
+	rm -f python/solcache/_core.cpython-*.so
+	PIP_QUIET=1 maturin develop --release --quiet
+	@touch $@
 
+build-dev: $(VENV)/.built
+
+# One wheel for every CPython >= 3.11 (abi3) on glibc >= 2.17 (manylinux2014): zig, from the
+# ziglang package, links against glibc 2.17's symbols whatever glibc this machine has.
 wheel: install
 	rm -f target/wheels/solcache-*.whl
-	maturin build --release --out target/wheels
+	maturin build --release --zig --compatibility manylinux2014 --out target/wheels
+
+# What the wheel's tags promise, checked by third-party tools: abi3audit fails on a symbol outside
+# CPython 3.11's stable ABI; auditwheel names the oldest manylinux policy the symbols allow
+# (tests/python/test_wheel.py asserts both against the wheel's tags).
+wheel-check: wheel
+	abi3audit --strict --summary target/wheels/solcache-*.whl
+	auditwheel show target/wheels/solcache-*.whl
 
 fmt:
 	cargo fmt --all
@@ -54,7 +72,7 @@ stubtest: build-dev
 test-rust: redis
 	$(CARGO_TEST) --no-default-features
 
-test-python: redis chromium build-dev stubtest wheel
+test-python: redis chromium build-dev stubtest wheel-check
 	$(PY) -m pytest
 
 test: redis install lint test-rust test-python
@@ -76,8 +94,8 @@ soak: redis build-dev
 leak-check: redis
 	bash scripts/leak-check.sh
 
-# The main job on embedded defaults: `solcache serve` (a private redis-server unless one
-# listens on 127.0.0.1:6379 or SOLCACHE_REDIS_URL is set); prints the dashboard URL.
+# The main job on embedded defaults: `solcache serve` on a private redis-server (unless
+# SOLCACHE_REDIS_URL or DEMO_ARGS="--redis-url …" names one); prints the dashboard URL.
 demo: redis build-dev
 	$(PY) -m solcache serve $(DEMO_ARGS)
 

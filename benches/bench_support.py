@@ -1,7 +1,4 @@
-"""Helpers shared by the Python benchmarks: a private redis-server, percentiles, redis-benchmark.
-
-Mirrors ``tests/python/conftest.py`` (not imported from there: benches stand on their own).
-"""
+"""Helpers shared by the Python benchmarks: a private redis-server, percentiles, redis-benchmark."""
 
 from __future__ import annotations
 
@@ -9,51 +6,21 @@ import shutil
 import socket
 import statistics
 import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import solcache
+from solcache.services.private_redis import PrivateRedis
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class BenchRedis:
-    """One ``redis-server`` child: TCP on 127.0.0.1:port plus a unix socket, no persistence."""
+class BenchRedis(PrivateRedis):
+    """solcache's private redis-server, on TCP (127.0.0.1:port) and its unix socket."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="solcache-bench-"))
-        self.unix_socket = str(self.dir / "redis.sock")
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(tcp=True)
 
     def url(self, transport: str = "tcp") -> str:
-        if transport == "unix":
-            return f"unix://{self.unix_socket}"
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        # fmt: off
-        cmd = [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-            "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
-            "--logfile", str(self.dir / "redis.log"),
-        ]
-        # fmt: on
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while self.command("PING") != "PONG":
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server on port {self.port} did not start")
-            time.sleep(0.05)
+        return self.unix_url if transport == "unix" else self.tcp_url
 
     def command(self, *args: str) -> str | None:
         """One command over a plain socket; the first reply line, or None when unreachable."""
@@ -67,13 +34,6 @@ class BenchRedis:
                 return sock.makefile("rb").readline().decode().strip().lstrip("+")
         except OSError:
             return None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @dataclass

@@ -7,13 +7,15 @@
 2. starts a private ``redis-server`` on a free port (``--save "" --appendonly no``), killed at
    exit, Ctrl-C included; it never touches a Redis on 6379;
 3. seeds ``price:{token}`` for the five MVP tokens with solcache's own ``set_many`` (1 h TTL,
-   re-written before every row) and measures, with :mod:`solcache.benchmark`:
-   ``redis-benchmark GET price:SOL`` (-c 1 before and after the rows, -c 20 for throughput),
-   solcache async and sync ``get``/``get_many``, redis-py asyncio and sync (hiredis), coredis
-   and valkey-glide doing the same work (GET or MGET + ``json.loads`` + ``Decimal`` + a small
-   object), then 20 and 200 concurrent callers;
-4. prints one table of µs and ratios to the raw p50, issue 5's goals (met / NOT met), the
-   machine and every command run; ``--json PATH`` writes the same as JSON.
+   re-written before every row) and measures, with :mod:`solcache.latency` (what ``solcache
+   bench`` runs) plus the peers of :mod:`comparison.peers`: ``redis-benchmark GET price:SOL``
+   (-c 1 before and after the rows, -c 20 for throughput), solcache async and sync
+   ``get``/``get_many``, redis-py asyncio and sync (hiredis), coredis and valkey-glide doing
+   the same work (GET or MGET + ``json.loads`` + ``Decimal`` + a small object), then 20 and
+   200 concurrent callers;
+4. prints one table of µs and ratios to the raw p50, the goals of :mod:`comparison.goals`
+   (met / NOT met), the machine and every command run; ``--json PATH`` writes the same as
+   JSON.
 
 It takes a few minutes with the default 20 000 calls per row.
 """
@@ -28,89 +30,20 @@ import logging
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from types import FrameType
 
 import solcache
-from solcache.benchmark import CompareConfig, render, run_comparison
+from comparison import run_comparison
+from comparison.peers import PEER_REQUIREMENTS
+from solcache.latency import BenchConfig
+from solcache.services.private_redis import PrivateRedis
 
-#: Peers and the versions measured (``pip index versions`` on 2026-11-26): module → requirement.
-PEERS = {
-    "redis": "redis[hiredis]==8.1.0",
-    "hiredis": "hiredis==3.5.0",
-    "coredis": "coredis==6.9.0",
-    "glide": "valkey-glide==2.6.0",
-}
 UVLOOP = "uvloop==0.23.0"
 #: Long enough that no seeded price expires during a row (they are re-seeded before each).
 SEED_TTL_MS = 3_600_000
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class PrivateRedis:
-    """A ``redis-server`` child on 127.0.0.1:<free port>, nothing persisted.
-
-    It runs in its own session, so a Ctrl-C in the terminal reaches only this script, which
-    then stops the server itself (``stop``, called from ``main``'s ``finally``).
-    """
-
-    def __init__(self, executable: str = "redis-server") -> None:
-        self.executable = executable
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="solcache-compare-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        # fmt: off
-        cmd = [
-            self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-            "--logfile", str(self.dir / "redis.log"),
-        ]
-        # fmt: on
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + 10
-        while not self._answers_ping():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server on port {self.port} did not start")
-            time.sleep(0.05)
-
-    def _answers_ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def install_missing(requirements: dict[str, str]) -> None:
@@ -175,15 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("solcache").setLevel(logging.ERROR)
     if not args.no_install:
-        install_missing(PEERS | ({"uvloop": UVLOOP} if args.uvloop else {}))
+        install_missing(PEER_REQUIREMENTS | ({"uvloop": UVLOOP} if args.uvloop else {}))
     # SIGTERM / SIGHUP end the run like Ctrl-C does: through `finally`, which stops the server.
     signal.signal(signal.SIGTERM, _raise_on_signal)
     signal.signal(signal.SIGHUP, _raise_on_signal)
-    server = PrivateRedis(args.redis_server)
+    server = PrivateRedis(tcp=True, executable=args.redis_server)
     try:
         server.start()
-        cfg = CompareConfig(
-            url=server.url,
+        cfg = BenchConfig(
+            url=server.tcp_url,
             tokens=tuple(solcache.MVP_TOKENS),
             calls=args.calls,
             warmup=args.warmup,
@@ -200,15 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         def progress(label: str) -> None:
             print(f"  … {label}", file=sys.stderr, flush=True)
 
-        report = run_comparison(cfg, progress)
+        comparison = run_comparison(cfg, progress)
     except KeyboardInterrupt:
         print("\ninterrupted: redis-server stopped", file=sys.stderr)
         return 130
     finally:
-        server.stop()
-    print(render(report))
+        server.close()
+    print(comparison.render())
     if args.json is not None:
-        args.json.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+        data = comparison.to_json()
+        args.json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         print(f"\nJSON: {args.json}")
     return 0
 

@@ -68,10 +68,8 @@ def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
 def bench_redis() -> Iterator[BenchRedis]:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (make redis installs it)")
-    server = BenchRedis()
-    server.start()
-    yield server
-    server.stop()
+    with BenchRedis() as server:
+        yield server
 
 
 # ------------------------------------------------------------------------------ the caches

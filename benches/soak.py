@@ -51,6 +51,7 @@ from typing import Any, TypeVar
 
 import solcache
 from solcache import _core
+from solcache.services.private_redis import PrivateRedis
 from solcache.subscriptions import SubscriptionManager
 
 __all__ = ["SoakConfig", "SoakReport", "Verdict", "main", "run_soak"]
@@ -741,26 +742,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # SIGTERM unwinds like Ctrl-C, so the private redis-server is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    server = None
-    url = args.url
-    if url is None:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from bench_support import BenchRedis
-
-        server = BenchRedis()
-        server.start()
-        url = server.url()
-    print(
-        f"soak: {config.ticks:,} ticks (scale {config.scale}) = {config.ticks:,} events per "
-        f"stream, {config.ticks * 5:,} price sets, {config.ticks * config.reads_per_tick:,} "
-        f"reads; MAXLEN ~ {config.maxlen}; {url}",
-        flush=True,
-    )
-    try:
+    with contextlib.ExitStack() as stack:
+        url = args.url
+        if url is None:
+            url = stack.enter_context(PrivateRedis(tcp=True)).tcp_url
+        print(
+            f"soak: {config.ticks:,} ticks (scale {config.scale}) = {config.ticks:,} events per "
+            f"stream, {config.ticks * 5:,} price sets, {config.ticks * config.reads_per_tick:,} "
+            f"reads; MAXLEN ~ {config.maxlen}; {url}",
+            flush=True,
+        )
         report = asyncio.run(run_soak(url, config, lambda s: print(s, flush=True)))
-    finally:
-        if server is not None:
-            server.stop()
     report.command = command
     t = report.totals
     print(

@@ -7,6 +7,7 @@
 //! [`Cache`] over any async [`Transport`], [`crate::SyncCache`] over any [`BlockingTransport`],
 //! and the Python binding's direct reads over an event loop's own connection.
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ pub struct CacheOperations {
 }
 
 /// A model that can live in a [`Cache`].
-pub trait Cached: Sized + Send + Sync {
+pub trait Cached: Sized + Send + Sync + Clone {
     /// What one item is, for messages ("price", "pool state").
     const WHAT: &'static str;
     /// Metric names of this cache's operations.
@@ -121,7 +122,8 @@ impl<T: Cached, P: Transport> Cache<T, P> {
         self.read(&self.counted(Get::new(id, max_age))?).await
     }
 
-    /// Read many items with one MGET; the result is in the order of `ids`.
+    /// Read many items with one MGET; the result is in the order of `ids`. An id asked for more
+    /// than once is read once and its item repeated at every position it was asked at.
     pub async fn get_many<S: AsRef<str>>(&self, ids: &[S], max_age: Option<Duration>) -> Result<Vec<Option<T>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -194,10 +196,11 @@ impl<T: Cached> ReadPlan for Get<T> {
     }
 }
 
-/// A read of many items with one `MGET`, planned before any I/O; see [`Get`].
+/// A read of many items with one `MGET`, planned before any I/O; see [`Get`]. An id asked
+/// for more than once is read once and its item repeated at every position it was asked at.
 pub struct GetMany<T> {
     ids: Vec<String>,
-    keys: Vec<String>,
+    keys: ManyKeys,
     max_age: Option<Duration>,
     _item: PhantomData<fn() -> T>,
 }
@@ -209,7 +212,7 @@ impl<T: Cached> GetMany<T> {
             return Err(Error::invalid("get_many needs at least one id"));
         }
         Ok(GetMany {
-            keys: ids.iter().map(|id| T::key_for(id)).collect::<Result<_>>()?,
+            keys: ManyKeys::new::<T, String>(&ids)?,
             ids,
             max_age,
             _item: PhantomData,
@@ -231,9 +234,7 @@ impl<T: Cached> ReadPlan for GetMany<T> {
     }
 
     fn command(&self) -> redis::Cmd {
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(&self.keys);
-        cmd
+        self.keys.mget()
     }
 
     fn decode(&self, reply: Reply) -> Result<Vec<Option<T>>> {
@@ -283,6 +284,58 @@ pub(crate) fn set_pipeline<T: Cached>(items: &[T], ttl_ms: u64) -> Result<redis:
     Ok(pipe)
 }
 
+/// The keys of one `get_many`: each distinct key once, in the order first asked, and for every
+/// requested id the index of its key, so a duplicated id costs one MGET slot, not two.
+struct ManyKeys {
+    /// Distinct validated keys, first-asked order: the MGET's arguments.
+    keys: Vec<String>,
+    /// For each key, the position in the request of the id it was first asked for.
+    first: Vec<usize>,
+    /// For every requested id, in request order, the index of its key in `keys`.
+    slots: Vec<usize>,
+}
+
+/// Up to this many ids a linear scan finds duplicates faster than hashing them.
+const LINEAR_DEDUPE_MAX: usize = 16;
+
+impl ManyKeys {
+    /// Validate every id (all before any is sent) and fold duplicates.
+    fn new<T: Cached, S: AsRef<str>>(ids: &[S]) -> Result<Self> {
+        let large = ids.len() > LINEAR_DEDUPE_MAX;
+        let mut keys: Vec<String> = Vec::with_capacity(ids.len());
+        let mut first = Vec::with_capacity(ids.len());
+        let mut slots = Vec::with_capacity(ids.len());
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (position, id) in ids.iter().enumerate() {
+            let key = T::key_for(id.as_ref())?;
+            let seen = if large {
+                index.get(&key).copied()
+            } else {
+                keys.iter().position(|k| *k == key)
+            };
+            slots.push(match seen {
+                Some(slot) => slot,
+                None => {
+                    if large {
+                        index.insert(key.clone(), keys.len());
+                    }
+                    keys.push(key);
+                    first.push(position);
+                    keys.len() - 1
+                }
+            });
+        }
+        Ok(ManyKeys { keys, first, slots })
+    }
+
+    /// `MGET` of the distinct keys.
+    fn mget(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(&self.keys);
+        cmd
+    }
+}
+
 /// Decode a GET reply: `None` when missing or older than `max_age`.
 fn decode_one<T: Cached>(raw: Option<Vec<u8>>, key: &str, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
     let now = max_age.map(|_| Utc::now());
@@ -291,30 +344,36 @@ fn decode_one<T: Cached>(raw: Option<Vec<u8>>, key: &str, id: &str, max_age: Opt
         .map(|item| item.filter(|i| fresh(i, now, max_age)))
 }
 
-/// Decode an MGET reply, in the order of `ids`.
+/// Decode the MGET reply of `keys` (one value per distinct key) into one result per id of
+/// `ids` (the ids `keys` was built from), in request order.
 fn decode_many<T: Cached, S: AsRef<str>>(
     raw: Vec<Option<Vec<u8>>>,
-    keys: &[String],
+    keys: &ManyKeys,
     ids: &[S],
     max_age: Option<Duration>,
 ) -> Result<Vec<Option<T>>> {
-    if raw.len() != keys.len() {
+    if raw.len() != keys.keys.len() {
         return Err(Error::Response(format!(
             "MGET of {} keys returned {} values",
-            keys.len(),
+            keys.keys.len(),
             raw.len()
         )));
     }
     let now = max_age.map(|_| Utc::now());
-    raw.into_iter()
-        .zip(keys.iter().zip(ids))
-        .map(|(bytes, (key, id))| {
+    let distinct = raw
+        .into_iter()
+        .zip(keys.keys.iter().zip(&keys.first))
+        .map(|(bytes, (key, &position))| {
             bytes
-                .map(|b| decode_checked::<T>(&b, key, id.as_ref()))
+                .map(|b| decode_checked::<T>(&b, key, ids[position].as_ref()))
                 .transpose()
                 .map(|item| item.filter(|i| fresh(i, now, max_age)))
         })
-        .collect()
+        .collect::<Result<Vec<Option<T>>>>()?;
+    if keys.slots.len() == distinct.len() {
+        return Ok(distinct); // no duplicates: the slots are 0, 1, 2, …
+    }
+    Ok(keys.slots.iter().map(|&slot| distinct[slot].clone()).collect())
 }
 
 /// Decode and make sure the item is the one its key names (no silent cross-wiring).

@@ -85,6 +85,19 @@ impl Error {
         }
     }
 
+    /// The code of a Redis error reply (`"NOGROUP"`, `"OOM"`, `"READONLY"`, …): its first word,
+    /// quoted or not. `None` for every other error.
+    pub fn response_code(&self) -> Option<&str> {
+        match self {
+            Error::Response(m) => m
+                .split([' ', ':'])
+                .next()
+                .map(|w| w.trim_matches('"'))
+                .filter(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_uppercase())),
+            _ => None,
+        }
+    }
+
     /// True for connect, response and checkout timeouts.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. } | Error::PoolExhausted { .. })
@@ -213,5 +226,19 @@ mod tests {
             timeout: Duration::from_millis(500),
         };
         assert_eq!(t.to_string(), "price_get timed out after 500 ms");
+    }
+
+    #[test]
+    fn response_codes_are_the_first_word_of_an_error_reply() {
+        let code = |m: &str| Error::Response(m.to_owned()).response_code().map(str::to_owned);
+        assert_eq!(
+            code("\"NOGROUP\": No such key 's' or consumer group 'g'").as_deref(),
+            Some("NOGROUP")
+        );
+        assert_eq!(code("OOM command not allowed").as_deref(), Some("OOM"));
+        assert_eq!(code("READONLY: You can't write").as_deref(), Some("READONLY"));
+        assert_eq!(code("no code here"), None);
+        assert_eq!(code(""), None);
+        assert_eq!(Error::invalid("OOM").response_code(), None);
     }
 }

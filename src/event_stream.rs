@@ -269,6 +269,70 @@ impl EventStream {
         }
     }
 
+    /// Remove `group` from `stream` with its consumers and pending entries (`XGROUP DESTROY`),
+    /// e.g. when the worker that used it is retired; returns false if there was no such group.
+    /// A stream that does not exist has no group.
+    pub async fn delete_group(&self, stream: &str, group: &str) -> Result<bool> {
+        validate_stream_name(stream)?;
+        validate_name("group", group)?;
+        let mut cmd = redis::cmd("XGROUP");
+        cmd.arg("DESTROY").arg(stream).arg(group);
+        match self
+            .pool
+            .execute::<i64>(Operation::StreamAdmin, Request::Cmd(&cmd))
+            .await
+        {
+            Ok(n) => Ok(n > 0),
+            // Redis answers an error, not 0, when the stream itself is missing.
+            Err(Error::Response(m)) if m.contains("requires the key to exist") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Remove `consumer` from `group` (`XGROUP DELCONSUMER`) if it holds no pending entries;
+    /// returns true if it was removed. A consumer that still holds entries is kept: deleting it
+    /// would drop them from the group's pending list, and nobody could claim them any more.
+    /// A missing stream, group or consumer counts as removed (there is nothing left behind).
+    pub async fn delete_consumer(&self, stream: &str, group: &str, consumer: &str) -> Result<bool> {
+        validate_stream_name(stream)?;
+        validate_name("group", group)?;
+        validate_name("consumer", consumer)?;
+        let mut pending = redis::cmd("XPENDING");
+        pending.arg(stream).arg(group).arg("-").arg("+").arg(1).arg(consumer);
+        let held: Vec<Value> = match self.pool.execute(Operation::StreamAdmin, Request::Cmd(&pending)).await {
+            Ok(v) => v,
+            Err(e) if e.response_code() == Some("NOGROUP") => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        if !held.is_empty() {
+            return Ok(false);
+        }
+        let mut cmd = redis::cmd("XGROUP");
+        cmd.arg("DELCONSUMER").arg(stream).arg(group).arg(consumer);
+        match self
+            .pool
+            .execute::<i64>(Operation::StreamAdmin, Request::Cmd(&cmd))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.response_code() == Some("NOGROUP") => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Let `stream` expire `ttl` from now (`PEXPIRE`), for throw-away streams such as a
+    /// benchmark's; returns false if the stream does not exist. Publishing keeps the TTL.
+    pub async fn expire(&self, stream: &str, ttl: Duration) -> Result<bool> {
+        validate_stream_name(stream)?;
+        if ttl.is_zero() {
+            return Err(Error::invalid("ttl must be at least 1 ms"));
+        }
+        let mut cmd = redis::cmd("PEXPIRE");
+        cmd.arg(stream).arg(ttl.as_millis() as u64);
+        let set: i64 = self.pool.execute(Operation::StreamAdmin, Request::Cmd(&cmd)).await?;
+        Ok(set == 1)
+    }
+
     /// Length, first and last id, and every group's consumers, pending and lag (a stream that
     /// does not exist yet is reported empty).
     pub async fn info(&self, stream: &str) -> Result<StreamInfo> {

@@ -1,8 +1,10 @@
 //! Trading events carried by Redis Streams.
 //!
 //! A stream entry has two fields: `type` (the snake_case event name) and `data` (the event's
-//! JSON, same conventions as the caches: decimals as strings, RFC 3339 UTC timestamps). The
-//! golden files in `tests/golden/events/` pin the format for Rust and Python.
+//! JSON, same conventions as the caches: decimals as plain-notation strings, RFC 3339 UTC
+//! timestamps with six fractional digits; a timestamp finer than a microsecond is written cut
+//! to the microsecond, see [`crate::models::now`]). The golden files in `tests/golden/events/`
+//! pin the format for Rust and Python.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -277,6 +279,30 @@ mod tests {
             let event = TradingEvent::decode(name, text.as_bytes()).unwrap();
             assert_eq!(event.type_name(), name);
             assert_eq!(event.data_json(), text, "{name}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_written_to_the_microsecond() {
+        let at = DateTime::from_timestamp(1_795_000_000, 123_456_789).unwrap();
+        let status = TradingEvent::SystemStatus(SystemStatus {
+            component: "price-service".into(),
+            status: "healthy".into(),
+            message: String::new(),
+            timestamp: at,
+        });
+        let json = status.data_json();
+        assert!(json.contains(r#""timestamp":"2026-11-18T11:06:40.123456Z""#), "{json}");
+        let decoded = TradingEvent::decode("system_status", json.as_bytes()).unwrap();
+        assert_eq!(decoded.timestamp(), crate::models::wire_timestamp(at));
+        assert_eq!(decoded.data_json(), json);
+        // Whole seconds, milliseconds and nanoseconds written by other clients all read.
+        for (ts, micros) in [("…00Z", 0), ("…00.5Z", 500_000), ("…00.000001999Z", 1)] {
+            let ts = ts.replace('…', "2026-11-26T15:00:");
+            let data = format!(r#"{{"token":"SOL","price":"1","timestamp":"{ts}"}}"#);
+            let event = TradingEvent::decode("price_update", data.as_bytes()).unwrap();
+            assert_eq!(event.timestamp().timestamp_subsec_micros(), micros, "{ts}");
+            assert_eq!(event.timestamp().timestamp_subsec_nanos() % 1000, 0, "{ts}");
         }
     }
 

@@ -30,6 +30,7 @@ pub mod models;
 pub mod pool_state_cache;
 pub mod price_cache;
 pub mod price_impact;
+pub mod slow_calls;
 pub mod stream_reply;
 pub mod subscription;
 pub mod sync_cache;

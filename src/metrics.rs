@@ -1,8 +1,9 @@
 //! Latency histograms per operation, kept in the core so reading them costs no Python work.
 //!
 //! Recording is one uncontended mutex and an HDR histogram update (tens of ns). Cache
-//! operations slower than the configured budget are counted and logged through the `log` crate (target
-//! `solcache`), at most once per [`SLOW_LOG_INTERVAL`] so a slow Redis cannot flood the logs.
+//! operations slower than the configured budget are counted, and reported through the `log`
+//! crate (target `solcache::pool`, the `solcache.pool` logger in Python) as [`SlowCalls`] decides: the first per operation at once, then a
+//! summary at most once per [`SLOW_SUMMARY_INTERVAL`], so a slow Redis cannot flood the logs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -11,9 +12,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::error::{Error, ERROR_KINDS};
-
-/// How often at most a slow operation is logged.
-pub const SLOW_LOG_INTERVAL: Duration = Duration::from_secs(1);
+use crate::slow_calls::SlowCalls;
+pub use crate::slow_calls::SLOW_SUMMARY_INTERVAL;
 
 /// Every operation the core times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,7 +113,7 @@ impl Operation {
         )
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         Operation::ALL.iter().position(|&op| op == self).expect("listed in ALL")
     }
 }
@@ -138,17 +138,13 @@ struct OperationMetrics {
     latency_ns: Mutex<Histogram<u64>>,
     errors: AtomicU64,
     slow: AtomicU64,
-    /// Milliseconds since `Metrics::created` when this operation was last logged as slow
-    /// (+1, so 0 means never). Per operation, so a slow checkout cannot hide a slow read.
-    last_slow_log_ms: AtomicU64,
-    slow_since_log: AtomicU64,
 }
 
 /// Per-operation latency histograms and slow-call accounting.
 pub struct Metrics {
     operations: Vec<OperationMetrics>,
     slow_threshold: Duration,
-    created: Instant,
+    slow_calls: SlowCalls,
     /// Errors returned to callers, by [`Error::kind_name`] (indexed like [`ERROR_KINDS`]).
     errors_by_kind: [AtomicU64; ERROR_KINDS.len()],
 }
@@ -163,14 +159,12 @@ impl Metrics {
                 latency_ns: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")),
                 errors: AtomicU64::new(0),
                 slow: AtomicU64::new(0),
-                last_slow_log_ms: AtomicU64::new(0),
-                slow_since_log: AtomicU64::new(0),
             })
             .collect();
         Metrics {
             operations,
             slow_threshold,
-            created: Instant::now(),
+            slow_calls: SlowCalls::new(slow_threshold, SLOW_SUMMARY_INTERVAL),
             errors_by_kind: Default::default(),
         }
     }
@@ -190,9 +184,14 @@ impl Metrics {
         if !ok {
             m.errors.fetch_add(1, Ordering::Relaxed);
         }
-        if elapsed > self.slow_threshold && op.has_budget() {
+        let line = if elapsed > self.slow_threshold && op.has_budget() {
             m.slow.fetch_add(1, Ordering::Relaxed);
-            self.log_slow(op, m, elapsed);
+            self.slow_calls.slow(op, elapsed, Instant::now())
+        } else {
+            self.slow_calls.due(Instant::now)
+        };
+        if let Some(line) = line {
+            log::warn!(target: "solcache::pool", "{line}");
         }
     }
 
@@ -218,28 +217,6 @@ impl Metrics {
             .zip(&self.errors_by_kind)
             .map(|(&k, n)| (k, n.load(Ordering::Relaxed)))
             .collect()
-    }
-
-    fn log_slow(&self, op: Operation, m: &OperationMetrics, elapsed: Duration) {
-        let suppressed = m.slow_since_log.fetch_add(1, Ordering::Relaxed);
-        let now_ms = self.created.elapsed().as_millis() as u64 + 1;
-        let last = m.last_slow_log_ms.load(Ordering::Relaxed);
-        let due = last == 0 || now_ms.saturating_sub(last) >= SLOW_LOG_INTERVAL.as_millis() as u64;
-        if due
-            && m.last_slow_log_ms
-                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            m.slow_since_log.store(0, Ordering::Relaxed);
-            log::warn!(
-                target: "solcache::pool",
-                "slow Redis operation: {} took {:.3} ms (budget {:.3} ms); {} slow calls since the last report",
-                op.name(),
-                elapsed.as_secs_f64() * 1e3,
-                self.slow_threshold.as_secs_f64() * 1e3,
-                suppressed + 1,
-            );
-        }
     }
 
     /// Stats of one operation.

@@ -1,10 +1,12 @@
 //! The wire format: what one cached price or pool state looks like in Redis.
 //!
-//! Decimals travel as JSON strings (`"187.2345"`), never floats, so no digit is lost; timestamps
-//! as RFC 3339 in UTC with a `Z` and as many fractional digits as they carry. Golden files under
-//! `tests/golden/` pin the format for the Rust and the Python tests alike.
+//! Decimals travel as JSON strings in plain notation (`"0.000000665"`, never `"6.65E-7"` and
+//! never floats), so no digit is lost and every JSON reader can parse them; timestamps as
+//! RFC 3339 in UTC with a `Z` and always six fractional digits (microseconds, what Python's
+//! `datetime` holds). Reads accept any number of fractional digits and keep microseconds.
+//! Golden files under `tests/golden/` pin the format for the Rust and the Python tests alike.
 
-use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Timelike, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +22,16 @@ pub struct PriceData {
     /// Exact price in USD.
     #[serde(deserialize_with = "exact_decimal::deserialize")]
     pub price: Decimal,
-    /// When the source observed the price.
+    /// Half-width of the source's confidence interval around `price`, in USD (Pyth's `conf`):
+    /// the true price is within `price ± confidence` with high probability. `None` when the
+    /// source gives none; the JSON field is then absent, so readers that predate it still work.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "exact_decimal::deserialize_option"
+    )]
+    pub confidence: Option<Decimal>,
+    /// When the source observed the price (microsecond precision).
     #[serde(with = "rfc3339_utc")]
     pub timestamp: DateTime<Utc>,
     /// Where the price came from, e.g. `pyth`.
@@ -45,7 +56,7 @@ pub struct PoolState {
     /// Traded volume over the last 24 h, in USD.
     #[serde(deserialize_with = "exact_decimal::deserialize")]
     pub volume_24h: Decimal,
-    /// When the reserves were observed.
+    /// When the reserves were observed (microsecond precision).
     #[serde(with = "rfc3339_utc")]
     pub timestamp: DateTime<Utc>,
 }
@@ -56,6 +67,23 @@ pub const MAX_SOURCE_LEN: usize = 64;
 /// Years a timestamp may fall in (UTC). RFC 3339 has four-digit years, and Python's `datetime`
 /// starts at year 1: an instant outside would be written as `+10000-…`, which no reader parses.
 pub const TIMESTAMP_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// Fractional-second digits of every timestamp written: microseconds.
+pub const TIMESTAMP_DIGITS: u16 = 6;
+
+/// `ts` cut to the wire format's precision (microseconds; finer digits are dropped, not rounded,
+/// so an instant never moves into the next second).
+pub fn wire_timestamp(ts: DateTime<Utc>) -> DateTime<Utc> {
+    if ts.nanosecond() >= 1_000_000_000 {
+        return ts; // a leap second, left intact for `validate_timestamp` to refuse
+    }
+    ts.trunc_subsecs(TIMESTAMP_DIGITS)
+}
+
+/// The current time at the wire format's precision.
+pub fn now() -> DateTime<Utc> {
+    wire_timestamp(Utc::now())
+}
 
 /// Check that `ts` can be written in the wire format and read back, in Rust and in Python:
 /// within [`TIMESTAMP_YEARS`], and not a leap second (`…23:59:60`, which Python's `datetime`
@@ -77,7 +105,8 @@ pub fn validate_timestamp(ts: &DateTime<Utc>) -> Result<()> {
 }
 
 impl PriceData {
-    /// Build a validated price.
+    /// Build a validated price without a confidence interval (see [`PriceData::with_confidence`]);
+    /// `timestamp` is kept to the microsecond.
     pub fn new(
         token: impl Into<String>,
         price: Decimal,
@@ -87,11 +116,29 @@ impl PriceData {
         let data = PriceData {
             token: token.into(),
             price,
-            timestamp,
+            confidence: None,
+            timestamp: wire_timestamp(timestamp),
             source: source.into(),
         };
         data.validate()?;
         Ok(data)
+    }
+
+    /// The same price with the source's confidence interval (half-width, USD, ≥ 0).
+    pub fn with_confidence(self, confidence: Decimal) -> Result<Self> {
+        let data = PriceData {
+            confidence: Some(confidence),
+            ..self
+        };
+        data.validate()?;
+        Ok(data)
+    }
+
+    /// `confidence / price`: how wide the interval is relative to the price (`None` without a
+    /// confidence, or for a zero price).
+    pub fn confidence_fraction(&self) -> Option<Decimal> {
+        let confidence = self.confidence?;
+        confidence.checked_div(self.price)
     }
 
     /// Check the invariants a decoded or constructed price must hold.
@@ -102,6 +149,14 @@ impl PriceData {
                 "price of {} is negative: {}",
                 self.token, self.price
             )));
+        }
+        if let Some(confidence) = self.confidence {
+            if confidence.is_sign_negative() && !confidence.is_zero() {
+                return Err(Error::invalid(format!(
+                    "confidence of {} is negative: {confidence}",
+                    self.token
+                )));
+            }
         }
         validate_timestamp(&self.timestamp)?;
         validate_source(&self.source)
@@ -127,7 +182,7 @@ impl PriceData {
 }
 
 impl PoolState {
-    /// Build a validated pool state.
+    /// Build a validated pool state; `timestamp` is kept to the microsecond.
     pub fn new(
         pool_address: impl Into<String>,
         liquidity: Decimal,
@@ -142,7 +197,7 @@ impl PoolState {
             reserve_a,
             reserve_b,
             volume_24h,
-            timestamp,
+            timestamp: wire_timestamp(timestamp),
         };
         state.validate()?;
         Ok(state)
@@ -196,19 +251,21 @@ pub(crate) fn validate_source(source: &str) -> Result<()> {
     Ok(())
 }
 
-/// RFC 3339 in UTC with a `Z`, keeping every fractional digit the value has (ms, µs or ns).
+/// RFC 3339 in UTC with a `Z` and exactly six fractional digits when written
+/// (`2026-11-26T15:00:00.123000Z`); read with any number of digits and any offset, kept to the
+/// microsecond (finer digits are dropped), so whatever is read is written back unchanged.
 pub(crate) mod rfc3339_utc {
-    use chrono::{DateTime, SecondsFormat, Utc};
+    use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        s.serialize_str(&super::format_timestamp(ts))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&Utc))
+            .map(|t| super::wire_timestamp(t.with_timezone(&Utc)))
             .map_err(|e| {
                 let text = crate::keys::truncate_for_message(&text);
                 serde::de::Error::custom(format!("timestamp {text:?} is not RFC 3339: {e}"))
@@ -243,11 +300,19 @@ pub(crate) mod exact_decimal {
             ))
         })
     }
+
+    /// An optional decimal: `null` (or an absent field, with `#[serde(default)]`) is `None`.
+    pub fn deserialize_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        #[derive(Deserialize)]
+        struct Exact(#[serde(deserialize_with = "deserialize")] Decimal);
+        Ok(Option::<Exact>::deserialize(d)?.map(|Exact(value)| value))
+    }
 }
 
-/// Format a timestamp the way the wire format does (used in messages and tests).
+/// Format a timestamp the way the wire format does: RFC 3339, UTC, `Z`, six fractional digits
+/// (finer digits are dropped).
 pub fn format_timestamp(ts: &DateTime<Utc>) -> String {
-    ts.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    ts.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]
@@ -266,9 +331,79 @@ mod tests {
         let price = PriceData::from_json(text.as_bytes(), "price:SOL").unwrap();
         assert_eq!(price.token, "SOL");
         assert_eq!(price.price, Decimal::from_str("187.2345").unwrap());
-        assert_eq!(format_timestamp(&price.timestamp), "2026-11-26T15:00:00.123Z");
+        assert_eq!(price.confidence, Some(Decimal::from_str("0.0712").unwrap()));
+        assert_eq!(format_timestamp(&price.timestamp), "2026-11-26T15:00:00.123000Z");
         assert_eq!(price.source, "pyth");
         assert_eq!(price.to_json(), text);
+        let built = PriceData::new("SOL", price.price, price.timestamp, "pyth")
+            .and_then(|p| p.with_confidence(Decimal::from_str("0.0712").unwrap()))
+            .unwrap();
+        assert_eq!(built.to_json(), text);
+    }
+
+    #[test]
+    fn confidence_is_optional_and_absent_when_none() {
+        let old = r#"{"token":"SOL","price":"187.2345","timestamp":"2026-11-26T15:00:00.123000Z","source":"pyth"}"#;
+        let price = PriceData::from_json(old.as_bytes(), "k").unwrap();
+        assert_eq!(price.confidence, None);
+        assert_eq!(price.confidence_fraction(), None);
+        assert_eq!(price.to_json(), old);
+        let null = old.replace(r#""source""#, r#""confidence":null,"source""#);
+        assert_eq!(PriceData::from_json(null.as_bytes(), "k").unwrap(), price);
+        let with = price
+            .clone()
+            .with_confidence(Decimal::from_str("1.872345").unwrap())
+            .unwrap();
+        assert_eq!(with.confidence_fraction(), Some(Decimal::from_str("0.01").unwrap()));
+        assert!(matches!(
+            price.with_confidence(Decimal::NEGATIVE_ONE),
+            Err(Error::InvalidInput(_))
+        ));
+        for bad in [r#""-0.5""#, r#""NaN""#, "0.5", r#""abc""#] {
+            let json = old.replace(r#""source""#, &format!(r#""confidence":{bad},"source""#));
+            assert!(
+                matches!(
+                    PriceData::from_json(json.as_bytes(), "k"),
+                    Err(Error::Serialization { .. })
+                ),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn timestamps_are_written_with_microseconds_and_read_at_any_precision() {
+        let json = |ts: &str| format!(r#"{{"token":"SOL","price":"1","timestamp":"{ts}","source":"x"}}"#);
+        for (read, written) in [
+            ("2026-11-26T15:00:00Z", "2026-11-26T15:00:00.000000Z"),
+            ("2026-11-26T15:00:00.5Z", "2026-11-26T15:00:00.500000Z"),
+            ("2026-11-26T15:00:00.123Z", "2026-11-26T15:00:00.123000Z"),
+            ("2026-11-26T15:00:00.123456Z", "2026-11-26T15:00:00.123456Z"),
+            ("2026-11-26T15:00:00.123456789Z", "2026-11-26T15:00:00.123456Z"),
+            ("2026-11-26T15:00:00.999999999Z", "2026-11-26T15:00:00.999999Z"),
+            ("2026-11-26T16:00:00.1234567+01:00", "2026-11-26T15:00:00.123456Z"),
+        ] {
+            let p = PriceData::from_json(json(read).as_bytes(), "k").unwrap();
+            assert_eq!(p.to_json(), json(written), "{read}");
+            assert_eq!(PriceData::from_json(p.to_json().as_bytes(), "k").unwrap(), p);
+        }
+        let ns = DateTime::from_timestamp(1_795_000_000, 123_456_789).unwrap();
+        let p = PriceData::new("SOL", Decimal::ONE, ns, "x").unwrap();
+        assert_eq!(p.timestamp.timestamp_subsec_nanos(), 123_456_000);
+        assert_eq!(PriceData::from_json(p.to_json().as_bytes(), "k").unwrap(), p);
+        assert_eq!(now().timestamp_subsec_nanos() % 1000, 0);
+    }
+
+    #[test]
+    fn decimals_are_written_in_plain_notation() {
+        let p = PriceData::new("BONK", Decimal::from_scientific("6.65e-7").unwrap(), Utc::now(), "x").unwrap();
+        assert!(p.to_json().contains(r#""price":"0.000000665""#), "{}", p.to_json());
+        let big = PriceData::new("X", Decimal::from_scientific("1.5e20").unwrap(), Utc::now(), "x").unwrap();
+        assert!(
+            big.to_json().contains(r#""price":"150000000000000000000""#),
+            "{}",
+            big.to_json()
+        );
     }
 
     #[test]
@@ -287,7 +422,7 @@ mod tests {
             "k",
         )
         .unwrap();
-        assert_eq!(format_timestamp(&p.timestamp), "2026-11-26T15:00:00Z");
+        assert_eq!(format_timestamp(&p.timestamp), "2026-11-26T15:00:00.000000Z");
     }
 
     #[test]

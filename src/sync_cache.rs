@@ -73,7 +73,8 @@ impl<T: Cached, P: BlockingTransport> SyncCache<T, P> {
         self.read(&self.counted(Get::new(id, max_age))?)
     }
 
-    /// Read many items with one MGET; the result is in the order of `ids`.
+    /// Read many items with one MGET; the result is in the order of `ids`. An id asked for more
+    /// than once is read once and its item repeated at every position it was asked at.
     pub fn get_many<S: AsRef<str>>(&self, ids: &[S], max_age: Option<Duration>) -> Result<Vec<Option<T>>> {
         if ids.is_empty() {
             return Ok(Vec::new());

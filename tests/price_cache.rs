@@ -173,3 +173,75 @@ async fn metrics_record_every_operation() {
     assert!(stats.p50_us > 0.0 && stats.p50_us <= stats.p99_us && stats.p99_us <= stats.max_us);
     assert_eq!(pool.metrics().stats(solcache::Operation::PriceSet).count, 1);
 }
+
+/// The next `MGET` the server executes, as MONITOR prints it (`… "MGET" "price:SOL" …`).
+struct Monitor(std::io::BufReader<std::net::TcpStream>);
+
+impl Monitor {
+    fn start(server: &RedisServer) -> Self {
+        use std::io::{BufRead, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        let mut ok = String::new();
+        reader.read_line(&mut ok).unwrap();
+        assert_eq!(ok, "+OK\r\n");
+        Monitor(reader)
+    }
+
+    /// The arguments of the next MGET, keys only.
+    fn next_mget_keys(&mut self) -> Vec<String> {
+        use std::io::BufRead;
+        loop {
+            let mut line = String::new();
+            assert!(self.0.read_line(&mut line).unwrap() > 0, "MONITOR closed");
+            if let Some((_, args)) = line.split_once(r#""MGET" "#) {
+                return args
+                    .trim_end()
+                    .split(' ')
+                    .map(|a| a.trim_matches('"').to_owned())
+                    .collect();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_many_sends_each_key_once_and_fans_the_result_out() {
+    let server = RedisServer::start();
+    let pool = open(&server).await;
+    let cache = PriceCache::new(pool);
+    let (sol, usdc) = (price("SOL", "187.1"), price("USDC", "1.0001"));
+    cache.set_many(&[sol.clone(), usdc.clone()]).await.unwrap();
+    let mut monitor = Monitor::start(&server);
+    let got = cache
+        .get_many(&["SOL", "SOL", "USDC", "BONK", "SOL", "BONK"], None)
+        .await
+        .unwrap();
+    assert_eq!(monitor.next_mget_keys(), ["price:SOL", "price:USDC", "price:BONK"]);
+    assert_eq!(
+        got,
+        vec![
+            Some(sol.clone()),
+            Some(sol.clone()),
+            Some(usdc.clone()),
+            None,
+            Some(sol.clone()),
+            None
+        ]
+    );
+    // Past the linear scan: 40 ids, 20 distinct, in first-asked order.
+    let tokens: Vec<String> = (0..40).map(|i| format!("T{}", i % 20)).collect();
+    let got = cache.get_many(&tokens, None).await.unwrap();
+    let expected: Vec<String> = (0..20).map(|i| format!("price:T{i}")).collect();
+    assert_eq!(monitor.next_mget_keys(), expected);
+    assert_eq!(got.len(), 40);
+
+    // The blocking cache folds duplicates the same way.
+    let sync_pool = solcache::SyncPool::connect(PoolConfig::new(server.url())).unwrap();
+    let sync_cache: solcache::SyncCache<PriceData> = solcache::SyncCache::new(sync_pool);
+    let got = sync_cache.get_many(&["USDC", "SOL", "USDC"], None).unwrap();
+    assert_eq!(monitor.next_mget_keys(), ["price:USDC", "price:SOL"]);
+    assert_eq!(got, vec![Some(usdc.clone()), Some(sol), Some(usdc)]);
+}

@@ -32,19 +32,29 @@ def pool_key(address: str) -> str: ...
 
 @final
 class PriceData:
-    """One token's price: an exact decimal, an aware UTC timestamp and the source's name."""
+    """One token's price: an exact decimal, its confidence interval when the source gives one,
+    an aware UTC timestamp and the source's name.
+
+    Numbers may be ``Decimal``, ``int``, ``str`` or a finite ``float`` (read by its shortest
+    repr, ``0.1`` is exactly 0.1); ``bool``, NaN and infinities raise ``InvalidInputError``.
+    """
 
     def __new__(
         cls,
         token: str,
-        price: Decimal | int | str,
+        price: Decimal | int | float | str,
         timestamp: datetime | None = None,
         source: str = "unknown",
+        *,
+        confidence: Decimal | int | float | str | None = None,
     ) -> PriceData: ...
     @property
     def token(self) -> str: ...
     @property
     def price(self) -> Decimal: ...
+    @property
+    def confidence(self) -> Decimal | None:
+        """Half-width of the confidence interval around ``price`` (USD), or None."""
     @property
     def timestamp(self) -> datetime: ...
     @property
@@ -83,10 +93,10 @@ class PoolState:
     def __new__(
         cls,
         pool_address: str,
-        liquidity: Decimal | int | str,
-        reserve_a: Decimal | int | str,
-        reserve_b: Decimal | int | str,
-        volume_24h: Decimal | int | str,
+        liquidity: Decimal | int | float | str,
+        reserve_a: Decimal | int | float | str,
+        reserve_b: Decimal | int | float | str,
+        volume_24h: Decimal | int | float | str,
         timestamp: datetime | None = None,
     ) -> PoolState: ...
     @property
@@ -103,7 +113,7 @@ class PoolState:
     def timestamp(self) -> datetime: ...
     def quote_swap(
         self,
-        amount_in: Decimal | int | str,
+        amount_in: Decimal | int | float | str,
         *,
         a_to_b: bool = True,
         fee_bps: int = 25,
@@ -312,7 +322,7 @@ class TradingEvent:
 @final
 class PriceUpdate(TradingEvent):
     def __new__(
-        cls, token: str, price: Decimal | int | str, timestamp: datetime | None = None
+        cls, token: str, price: Decimal | int | float | str, timestamp: datetime | None = None
     ) -> PriceUpdate: ...
     @property
     def token(self) -> str: ...
@@ -326,8 +336,8 @@ class TradeExecuted(TradingEvent):
         id: str,
         action: str,
         token_pair: str,
-        amount: Decimal | int | str,
-        price: Decimal | int | str,
+        amount: Decimal | int | float | str,
+        price: Decimal | int | float | str,
         timestamp: datetime | None = None,
     ) -> TradeExecuted: ...
     @property
@@ -347,8 +357,8 @@ class PositionUpdate(TradingEvent):
     def __new__(
         cls,
         token: str,
-        amount: Decimal | int | str,
-        pnl: Decimal | int | str,
+        amount: Decimal | int | float | str,
+        pnl: Decimal | int | float | str,
         timestamp: datetime | None = None,
     ) -> PositionUpdate: ...
     @property
@@ -453,6 +463,15 @@ class EventStream:
         self, stream: str, last_id: str = "$", *, count: int = 100, block_ms: int = 100
     ) -> Awaitable[list[StreamEntry]]: ...
     def ensure_group(self, stream: str, group: str, start_id: str = "$") -> Awaitable[bool]: ...
+    def delete_group(self, stream: str, group: str) -> Awaitable[bool]:
+        """Remove the group with its consumers and pending entries; True if there was one."""
+    def delete_consumer(self, stream: str, group: str, consumer: str) -> Awaitable[bool]:
+        """Remove ``consumer`` from ``group`` if it holds no pending entries; True if it is gone.
+
+        A consumer that still holds entries is kept, so they stay claimable.
+        """
+    def expire(self, stream: str, ttl_ms: int) -> Awaitable[bool]:
+        """Let the stream expire ``ttl_ms`` from now (publishing keeps it); True if it exists."""
     def info(self, stream: str) -> Awaitable[StreamInfo]: ...
     def _subscription(
         self,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
+import importlib.util
 import logging
 import shlex
 import sys
@@ -15,6 +17,31 @@ from solcache.config import Settings
 
 __all__ = ["main"]
 
+#: What `solcache serve` needs beyond the library (module → distribution): the `serve` extra.
+SERVE_EXTRA = {
+    "starlette": "starlette",
+    "uvicorn": "uvicorn",
+    "httpx": "httpx",
+    "prometheus_client": "prometheus-client",
+}
+
+
+def _missing_serve_extra() -> list[str]:
+    """The distributions of the `serve` extra that are not installed here."""
+    return [
+        dist for module, dist in SERVE_EXTRA.items() if importlib.util.find_spec(module) is None
+    ]
+
+
+def _version() -> str:
+    """The installed package's version (the extension is built from the same Cargo.toml)."""
+    try:
+        return importlib.metadata.version("solcache")
+    except importlib.metadata.PackageNotFoundError:  # imported from a tree pip never installed
+        from solcache import __version__
+
+        return __version__
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -22,18 +49,24 @@ def _parser() -> argparse.ArgumentParser:
         description="Solana price and pool-state cache on Redis. Settings also come from "
         "SOLCACHE_* environment variables (see README).",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the services, the live dashboard and /metrics")
+    serve = sub.add_parser(
+        "serve",
+        help="run the services, the live dashboard and /metrics (pip install 'solcache[serve]')",
+    )
     serve.add_argument("--host", help="HTTP bind address (SOLCACHE_HTTP_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (SOLCACHE_HTTP_PORT, default 8000)")
-    serve.add_argument("--redis-url", help="Redis URL (SOLCACHE_REDIS_URL)")
+    serve.add_argument(
+        "--redis-url", help="Redis URL (SOLCACHE_REDIS_URL; unset: a private redis-server)"
+    )
     serve.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     serve.add_argument(
         "--embedded-redis",
         action="store_true",
-        help="always start a private redis-server (default: only when no URL is configured "
-        "and nothing listens on 127.0.0.1:6379)",
+        help="start a private redis-server even when a URL is configured (without a URL "
+        "serve always does: it never writes into a Redis it was not pointed at)",
     )
     serve.add_argument("--source", choices=["simulated", "pyth"], help="price source")
     serve.add_argument("--seed", type=int, help="seed of the simulated random walk")
@@ -44,16 +77,13 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
-        help="latency and throughput against your Redis, side by side with redis-benchmark "
-        "and the other clients installed here",
+        help="solcache's latency and throughput against the raw round trip of your Redis "
+        "(redis-benchmark)",
     )
     bench.add_argument("--redis-url", help="Redis URL (SOLCACHE_REDIS_URL)")
     bench.add_argument("--calls", type=int, default=2000, help="calls per sequential benchmark")
     bench.add_argument(
         "--uvloop", action="store_true", help="run the asyncio rows on uvloop (if installed)"
-    )
-    bench.add_argument(
-        "--no-peers", action="store_true", help="measure solcache only (no redis-py, coredis, …)"
     )
     bench.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON")
     return p
@@ -99,8 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return asyncio.run(run_doctor(settings))
     if args.command == "bench":
-        from solcache.bench import run_bench
         from solcache.exceptions import SolcacheError
+        from solcache.latency import run_bench
 
         if args.calls < 1:
             print("solcache bench: --calls must be at least 1", file=sys.stderr)
@@ -113,7 +143,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings,
                 calls=args.calls,
                 use_uvloop=args.uvloop,
-                peers=not args.no_peers,
                 json_path=args.json,
                 command=_redacted_command(sys.argv[1:] if argv is None else argv),
             )
@@ -123,6 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
         return 0
+    if missing := _missing_serve_extra():
+        print(
+            f"solcache serve needs {', '.join(missing)}: pip install 'solcache[serve]'",
+            file=sys.stderr,
+        )
+        return 2
     from solcache.services.runner import serve
 
     try:

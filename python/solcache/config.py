@@ -28,8 +28,8 @@ class Settings(BaseSettings):
         repr=False,  # may hold a password; see `redacted_redis_url`
         description=(
             "redis://, rediss:// (TLS) or unix:// URL, ACL user and password allowed. Unset: "
-            "the library uses redis://127.0.0.1:6379/0; `solcache serve` uses that when "
-            "something listens there and starts a private redis-server otherwise."
+            "the library uses redis://127.0.0.1:6379/0; `solcache serve` starts a private "
+            "redis-server."
         ),
     )
     pool_max_size: int = Field(default=20, ge=1, le=10_000)
@@ -61,6 +61,36 @@ class Settings(BaseSettings):
     # --- the service (`solcache serve`) -----------------------------------------------------
     http_host: str = Field(default="127.0.0.1", description="Gateway bind address.")
     http_port: int = Field(default=8000, ge=0, le=65535)
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="A connection that has not sent a complete request head by then is closed.",
+    )
+    http_keep_alive_timeout_s: float = Field(
+        default=5.0, gt=0, le=3600, description="Idle keep-alive connections are closed after."
+    )
+    http_max_connections: int = Field(
+        default=1000, ge=1, le=1_000_000, description="Connections beyond this get 503."
+    )
+    sse_send_buffer_bytes: int = Field(
+        default=65_536,
+        ge=0,
+        le=64 * 1024 * 1024,
+        description="SO_SNDBUF of an /events connection (0: the system's autotuning).",
+    )
+    sse_max_unsent_bytes: int = Field(
+        default=524_288,
+        ge=1,
+        description="An /events client further behind than this many bytes is disconnected.",
+    )
+    sse_max_unsent_age_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="An /events client that has not received what was written this long ago "
+        "is disconnected.",
+    )
     price_source: Literal["simulated", "pyth"] = "simulated"
     simulation_seed: int | None = Field(default=None, description="Fixes the random walk.")
     pyth_base_url: str = "https://hermes.pyth.network"
@@ -69,9 +99,37 @@ class Settings(BaseSettings):
     pyth_feed_ids: dict[str, str] | None = Field(
         default=None, description="token → Pyth feed id (hex); unset: the MVP tokens' feeds."
     )
+    max_confidence_fraction: float = Field(
+        default=0.02,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "A price whose confidence interval (Pyth's conf) is wider than this fraction of the "
+            "price is refused: not written, counted, reported. 0 turns the check off."
+        ),
+    )
     publish_hz: float = Field(default=10.0, gt=0, le=1000, description="Price events per second.")
     pool_update_hz: float = Field(default=10.0, gt=0, le=1000)
     stream_maxlen: int = Field(default=10_000, ge=1)
+    health_max_missed_ticks: int = Field(
+        default=10,
+        ge=1,
+        le=100_000,
+        description=(
+            "`serve` is degraded when its price writes, pool writes or consumer reads have not "
+            "succeeded for this many of their periods (1/publish_hz, 1/pool_update_hz, the "
+            "consumer's 100 ms read)."
+        ),
+    )
+    health_hold_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description=(
+            "A change between healthy and degraded is reported (/healthz, /api/status, "
+            "/metrics, SystemStatus) only once it has held this long (s)."
+        ),
+    )
 
     @property
     def effective_redis_url(self) -> str:

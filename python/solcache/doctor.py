@@ -7,13 +7,45 @@ import sys
 from typing import TextIO
 
 from solcache.config import Settings
-from solcache.exceptions import SolcacheError
+from solcache.exceptions import (
+    AuthenticationError,
+    InvalidInputError,
+    ResponseError,
+    SolcacheError,
+    UnsupportedServerError,
+)
 from solcache.pool import RedisPool
 
-__all__ = ["run_doctor"]
+__all__ = ["connect_fix", "run_doctor"]
 
 #: Round trips above this suggest a remote or overloaded server.
 RTT_WARN_MS = 1.0
+
+
+def connect_fix(error: SolcacheError, url: str) -> str:
+    """What to do about ``error`` from connecting to ``url``, by what the error means."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if isinstance(error, InvalidInputError):
+        if scheme in ("http", "https"):
+            return (
+                f"that is an {scheme}:// URL (a web address, e.g. the dashboard's); Redis URLs "
+                "look like redis://127.0.0.1:6379/0, rediss://host:6380/0 (TLS) or "
+                "unix:///run/redis/redis.sock"
+            )
+        return (
+            "write the URL as redis://[user:password@]host:port/db, rediss://… (TLS) or "
+            "unix:///path/to/redis.sock"
+        )
+    if isinstance(error, AuthenticationError):
+        return (
+            "check the user and password in the URL (redis://user:password@host:port/db) "
+            "against the server's ACL users or requirepass"
+        )
+    if isinstance(error, UnsupportedServerError):
+        return "upgrade the server to Redis 6.2 or newer (streams need XAUTOCLAIM)"
+    if isinstance(error, ResponseError):
+        return "the server refused the connection's setup: check the database number in the URL"
+    return "start redis-server, or set SOLCACHE_REDIS_URL to a reachable server"
 
 
 async def run_doctor(settings: Settings, out: TextIO = sys.stdout) -> int:
@@ -28,7 +60,7 @@ async def run_doctor(settings: Settings, out: TextIO = sys.stdout) -> int:
         pool = await RedisPool.connect(settings=settings, max_size=2)
     except SolcacheError as e:
         say("✗", f"cannot use Redis at {url}: {e}")
-        say(" ", "fix: start redis-server, or set SOLCACHE_REDIS_URL to a reachable server")
+        say(" ", f"fix: {connect_fix(e, settings.effective_redis_url)}")
         return 1
     async with pool:
         say("✓", f"reachable: {url}")

@@ -59,7 +59,14 @@ Services (from the ``extra`` callable, a :class:`ServiceSnapshot`):
 - ``solcache_events_consumed_total`` (counter): events the services consumed.
 - ``solcache_source_staleness_seconds`` (gauge): time since the price source last had fresh
   data from upstream.
+- ``solcache_prices_refused_total`` (counter): prices the price service refused because their
+  confidence interval was wider than ``max_confidence_fraction`` of the price.
 - ``solcache_service_degraded`` (gauge): 1 while the services report a degraded state.
+- ``solcache_health_check_failing{check}`` (gauge): 1 for each health check that makes the
+  reported state degraded, 0 for the others.
+- ``solcache_health_changes_total`` (counter): reported changes between healthy and degraded.
+- ``solcache_task_errors_total{task}`` (counter): errors each background task retried after
+  (a failed tick, read, refresh or start; an unexpected stop).
 
 The HTTP gateway (:mod:`solcache.web`) adds its own families to the registry it serves, all
 prefixed ``solcache_sse_``; they are listed in :mod:`solcache.web.metrics`.
@@ -73,7 +80,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -156,8 +163,16 @@ class ServiceSnapshot:
     events_consumed_total: int = 0
     #: Seconds since the price source last had fresh upstream data (0 for simulated).
     source_staleness_seconds: float = 0.0
+    #: Prices refused for a confidence interval wider than the configured fraction.
+    prices_refused_total: int = 0
     #: True while the services consider themselves degraded.
     degraded: bool = False
+    #: Health check name → whether it fails in the reported state.
+    health_checks: Mapping[str, bool] = field(default_factory=dict)
+    #: Reported changes between healthy and degraded.
+    health_changes_total: int = 0
+    #: Background task name → errors it retried after.
+    task_errors: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +207,8 @@ class SolcacheCollector:
         self._events = events
         self._streams = tuple(streams)
         self._snapshot: _Snapshot | None = None
+        #: Refreshes that failed (each retried at the next interval).
+        self.refresh_errors = 0
 
     async def refresh(self, timeout_s: float = 2.0) -> None:
         """Probe the pool and read the streams' info once, giving up after ``timeout_s``.
@@ -206,6 +223,7 @@ class SolcacheCollector:
                 if health.reachable and self._events is not None:
                     infos = await self._stream_infos(self._events)
         except Exception as exc:  # a refresh must never kill the refresher
+            self.refresh_errors += 1
             logger.warning("metrics refresh failed: %s", str(exc) or f"no answer in {timeout_s} s")
         self._snapshot = _Snapshot(health, infos, time.monotonic())
 
@@ -290,7 +308,11 @@ class MetricsRefresher:
 
     async def _run(self) -> None:
         while True:
-            await self.collector.refresh(self._timeout_s)
+            try:
+                await self.collector.refresh(self._timeout_s)
+            except Exception:  # refresh() catches its own errors; this is the last guard
+                self.collector.refresh_errors += 1
+                logger.exception("metrics refresh failed")
             await asyncio.sleep(self._interval_s)
 
 
@@ -444,9 +466,43 @@ def _service_families(service: ServiceSnapshot) -> list[Metric]:
             "Seconds since the price source last had fresh upstream data.",
             service.source_staleness_seconds,
         ),
+        CounterMetricFamily(
+            "solcache_prices_refused",
+            "Prices refused because their confidence interval was too wide.",
+            value=service.prices_refused_total,
+        ),
         _gauge(
             "solcache_service_degraded",
             "1 while the services report degraded.",
             float(service.degraded),
         ),
+        _labelled(
+            GaugeMetricFamily(
+                "solcache_health_check_failing",
+                "1 for each health check that makes the service degraded.",
+                labels=["check"],
+            ),
+            {name: float(failing) for name, failing in service.health_checks.items()},
+        ),
+        CounterMetricFamily(
+            "solcache_health_changes",
+            "Reported changes between healthy and degraded.",
+            value=service.health_changes_total,
+        ),
+        _labelled(
+            CounterMetricFamily(
+                "solcache_task_errors",
+                "Errors each background task retried after.",
+                labels=["task"],
+            ),
+            {name: float(n) for name, n in service.task_errors.items()},
+        ),
     ]
+
+
+def _labelled(
+    family: GaugeMetricFamily | CounterMetricFamily, values: Mapping[str, float]
+) -> Metric:
+    for label, value in sorted(values.items()):
+        family.add_metric([label], value)
+    return family

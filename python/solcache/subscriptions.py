@@ -13,13 +13,16 @@ stream through one :meth:`EventStream.subscribe` subscription and runs the handl
   out is logged (logger ``solcache``) and counted, and its entry stays pending: the core
   reclaims it after ``claim_min_idle_ms`` and, after ``max_deliveries``, moves it to
   ``stream:dead-letter``. Handlers must therefore be idempotent;
-- on a connection error or timeout the loop retries with exponential backoff and resumes from
-  the group's position (the core first re-reads this consumer's pending entries). Groups are
-  re-created if they were lost (a restart without persistence, a deleted stream or group): with
-  ``start_id="$"`` entries published before that are not seen by the new group, with ``"0"``
-  they are;
+- the loop never ends by itself: on any error (connection lost, timeout, a lost group, a
+  server refusing writes with OOM or READONLY, a denied command …) it counts the error, makes
+  it visible (``state == "retrying"``, ``last_error``), retries with exponential backoff up to
+  ``backoff_max_s`` and resumes from the group's position (the core first re-reads this
+  consumer's pending entries). Before reading again after an error it makes sure the groups
+  exist, so a group that was lost (a restart without persistence, a deleted stream or group, a
+  failover) is re-created as soon as the server accepts it: with ``start_id="$"`` entries
+  published before that are not seen by the new group, with ``"0"`` they are;
 - ``await manager.stop()`` finishes the current batch, acknowledges it and closes the
-  subscription. Any other error stops the loop; ``stop()`` re-raises it.
+  subscription.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import math
 import os
 import re
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -66,7 +70,7 @@ class ManagerStats:
     redelivered: int = 0
     #: Non-empty batches processed.
     batches: int = 0
-    #: Redis errors (connection, timeout, lost group) the loop retried after.
+    #: Errors the loop retried after (connection, timeout, lost group, any error reply …).
     errors: int = 0
     #: Entries of a read stream that no handler was registered for (acknowledged).
     ignored: int = 0
@@ -96,6 +100,7 @@ class SubscriptionManager:
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 1.0,
         close_timeout_s: float = 5.0,
+        remove_consumer_on_stop: bool = True,
     ) -> None:
         for name, value in [
             ("handler_timeout_s", handler_timeout_s),
@@ -128,6 +133,7 @@ class SubscriptionManager:
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._close_timeout_s = close_timeout_s
+        self._remove_consumer_on_stop = remove_consumer_on_stop
 
         self._streams: dict[str, None] = {}  # an ordered set
         self._stream_handlers: dict[str, list[EntryHandler]] = {}
@@ -136,7 +142,8 @@ class SubscriptionManager:
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self._failure: BaseException | None = None
+        self._last_error: str | None = None
+        self._last_read: float | None = None
 
         self._handled = 0
         self._failed = 0
@@ -228,6 +235,24 @@ class SubscriptionManager:
         return self._task is not None and not self._task.done()
 
     @property
+    def state(self) -> str:
+        """``"stopped"``, ``"reading"``, or ``"retrying"`` (the last read failed; see
+        :attr:`last_error`)."""
+        if not self.running:
+            return "stopped"
+        return "retrying" if self._last_error is not None else "reading"
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last read failed, until a read succeeds again (None when reading)."""
+        return self._last_error
+
+    @property
+    def last_read_monotonic_s(self) -> float | None:
+        """``time.monotonic()`` of the last successful read (None before the first)."""
+        return self._last_read
+
+    @property
     def subscription(self) -> Subscription | None:
         """The current subscription (``None`` before the first ``start()``)."""
         return self._sub
@@ -273,7 +298,7 @@ class SubscriptionManager:
         )
         self._sub = sub
         self._stopping = asyncio.Event()
-        self._failure = None
+        self._last_error = None
         self._task = asyncio.create_task(
             self._run(sub), name=f"solcache-subscription:{self._group}:{self._consumer}"
         )
@@ -282,8 +307,12 @@ class SubscriptionManager:
         """Finish the current batch, acknowledge it, close the subscription and stop.
 
         If that takes longer than ``timeout_s`` the task is cancelled: entries whose handlers
-        had not finished stay pending and are redelivered. Re-raises the error that stopped the
-        loop, if one did.
+        had not finished stay pending and are redelivered.
+
+        With ``remove_consumer_on_stop`` (the default) the consumer then leaves its groups
+        (``XGROUP DELCONSUMER``), so restarts under new names do not pile up dead consumers; a
+        consumer that still holds pending entries is kept so they stay claimable. Failing to
+        remove it (Redis down) is logged, never raised.
         """
         _check_seconds("timeout_s", timeout_s)
         task = self._task
@@ -301,9 +330,32 @@ class SubscriptionManager:
             task.cancel()
             await asyncio.wait({task}, timeout=self._close_timeout_s + 1.0)
         self._task = None
-        failure, self._failure = self._failure, None
-        if failure is not None:
-            raise failure
+        if self._remove_consumer_on_stop:
+            await self._remove_consumer()
+
+    async def _remove_consumer(self) -> None:
+        for stream in self._streams:
+            try:
+                removed = await asyncio.wait_for(
+                    self._events.delete_consumer(stream, self._group, self._consumer),
+                    self._close_timeout_s,
+                )
+            except (exc.SolcacheError, TimeoutError) as e:
+                logger.warning(
+                    "subscription %s/%s: could not leave %s: %s",
+                    self._group,
+                    self._consumer,
+                    stream,
+                    e,
+                )
+                continue
+            if not removed:
+                logger.info(
+                    "subscription %s/%s: kept in %s, it still holds pending entries",
+                    self._group,
+                    self._consumer,
+                    stream,
+                )
 
     async def __aenter__(self) -> SubscriptionManager:
         await self.start()
@@ -325,42 +377,38 @@ class SubscriptionManager:
 
     async def _run(self, sub: Subscription) -> None:
         delay = self._backoff_initial_s
-        lost_groups = False
         try:
             while not self._stopping.is_set():
                 try:
-                    if lost_groups:
+                    if self._last_error is not None:
+                        # A lost server may come back empty, a deleted stream or group is gone:
+                        # make sure the groups exist again (idempotent) before reading.
                         await self._ensure_groups()
-                        lost_groups = False
                     batch = await sub.next_batch()
-                except (exc.ConnectionError, exc.TimeoutError) as e:
-                    error: exc.SolcacheError = e
-                except exc.ResponseError as e:
-                    if not _lost_group_or_stream(e):
-                        raise
-                    error = e
-                else:
+                    self._last_read = time.monotonic()
+                    if self._last_error is not None:
+                        logger.warning(
+                            "subscription %s/%s: reading again", self._group, self._consumer
+                        )
+                        self._last_error = None
                     delay = self._backoff_initial_s
                     if batch:
                         await self._process(sub, batch)
-                    continue
-                # A lost server may come back empty: make sure the groups exist again.
-                lost_groups = True
-                self._errors += 1
-                logger.warning(
-                    "subscription %s/%s: %s; retrying in %.2f s",
-                    self._group,
-                    self._consumer,
-                    error,
-                    delay,
-                )
-                await self._pause(delay)
-                delay = min(delay * 2, self._backoff_max_s)
-        except Exception as e:
-            self._failure = e
-            logger.error(
-                "subscription %s/%s stopped: %s", self._group, self._consumer, e, exc_info=e
-            )
+                except Exception as e:  # whatever it is, retry: the loop must not end
+                    self._errors += 1
+                    message = str(e) or type(e).__name__
+                    if message != self._last_error:
+                        logger.warning(
+                            "subscription %s/%s: %s; retrying with backoff (now %.2f s)",
+                            self._group,
+                            self._consumer,
+                            message,
+                            delay,
+                            exc_info=None if isinstance(e, exc.SolcacheError) else e,
+                        )
+                    self._last_error = message
+                    await self._pause(delay)
+                    delay = min(delay * 2, self._backoff_max_s)
         finally:
             await self._close(sub)
 
@@ -460,12 +508,6 @@ class SubscriptionManager:
         except Exception as e:
             return e
         return None
-
-
-def _lost_group_or_stream(error: exc.ResponseError) -> bool:
-    """NOGROUP: the group is gone; UNBLOCKED: the stream was deleted under a blocked read."""
-    text = str(error)
-    return "NOGROUP" in text or "UNBLOCKED" in text
 
 
 def default_consumer_name() -> str:

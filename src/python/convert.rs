@@ -1,5 +1,5 @@
-//! Argument conversion shared by the binding: decimals that never pass through a float, and
-//! aware timestamps normalised to UTC.
+//! Argument conversion shared by the binding: exact decimals (floats read by their shortest
+//! repr), and aware timestamps normalised to UTC.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use pyo3::prelude::*;
@@ -8,19 +8,32 @@ use rust_decimal::Decimal;
 
 use super::errors::invalid_input;
 
-/// Accept `decimal.Decimal`, `int` or a decimal `str`; refuse `float` (it is already rounded).
+/// Accept `decimal.Decimal`, `int`, a decimal `str` or a finite `float`. A float is read by its
+/// shortest repr, as `Decimal(repr(x))` and pydantic do: `0.1` is 0.1, not the binary
+/// 0.1000000000000000055…. `bool`, NaN and infinities are refused, naming the argument.
 pub fn decimal_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Decimal> {
-    if value.is_instance_of::<PyFloat>() || value.is_instance_of::<PyBool>() {
+    if value.is_instance_of::<PyBool>() {
         return Err(invalid_input(format!(
-            "{name} must be a Decimal, int or str, not {}: floats cannot hold exact prices",
-            value.get_type().name()?
+            "{name} must be a number, not a bool ({})",
+            value.str()?.to_cow()?
         )));
+    }
+    if let Ok(float) = value.cast::<PyFloat>() {
+        let x = float.value();
+        if !x.is_finite() {
+            return Err(invalid_input(format!("{name} must be a finite number, got {x}")));
+        }
+        // Rust's `Display` of an f64 writes the shortest digits that read back to the same
+        // float (Python's repr has the same digits), never in scientific notation.
+        let text = x.to_string();
+        return parse_decimal(&text)
+            .ok_or_else(|| invalid_input(format!("{name} {x:e} does not fit a decimal of 28 digits")));
     }
     let text = if value.is_instance_of::<PyString>() || value.is_instance_of::<PyInt>() || is_py_decimal(value)? {
         value.str()?.to_cow()?.into_owned()
     } else {
         return Err(invalid_input(format!(
-            "{name} must be a Decimal, int or str, not {}",
+            "{name} must be a Decimal, int, float or str, not {}",
             value.get_type().name()?
         )));
     };
@@ -42,11 +55,14 @@ fn is_py_decimal(value: &Bound<'_, PyAny>) -> PyResult<bool> {
     value.is_instance(cls)
 }
 
-/// An aware `datetime` in UTC, or now when `None`. Naive datetimes are refused.
+/// An aware `datetime` in UTC, or now (to the microsecond, the wire format's precision) when
+/// `None`. Naive datetimes are refused.
 pub fn timestamp_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<DateTime<Utc>> {
-    let Some(value) = value else { return Ok(Utc::now()) };
+    let Some(value) = value else {
+        return Ok(crate::models::now());
+    };
     if value.is_none() {
-        return Ok(Utc::now());
+        return Ok(crate::models::now());
     }
     let aware: DateTime<FixedOffset> = value
         .extract()
@@ -96,6 +112,17 @@ fn short(obj: &Bound<'_, PyAny>) -> String {
     }
 }
 
+/// `TypeError` unless `obj` is an `int`; `bool` is refused too (`True` is no count of ms).
+fn int_only(obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err("an int is required, not bool"));
+    }
+    if !obj.is_instance_of::<PyInt>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err("an int is required"));
+    }
+    Ok(())
+}
+
 /// An `int` argument that must fit `u64`: negative or too large is `InvalidInputError`
 /// (pyo3's own conversion raises `OverflowError`); not an `int` is a `TypeError`.
 #[derive(Debug, Clone, Copy)]
@@ -105,9 +132,7 @@ impl FromPyObject<'_, '_> for UInt {
     type Error = PyErr;
 
     fn extract(obj: pyo3::Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
-        if !obj.is_instance_of::<PyInt>() {
-            return Err(pyo3::exceptions::PyTypeError::new_err("an int is required"));
-        }
+        int_only(&obj)?;
         obj.extract::<u64>().map(UInt).map_err(|_| {
             invalid_input(format!(
                 "{} is out of range: an int from 0 to {} is required",
@@ -127,9 +152,7 @@ impl FromPyObject<'_, '_> for Int {
     type Error = PyErr;
 
     fn extract(obj: pyo3::Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
-        if !obj.is_instance_of::<PyInt>() {
-            return Err(pyo3::exceptions::PyTypeError::new_err("an int is required"));
-        }
+        int_only(&obj)?;
         obj.extract::<i64>()
             .map(Int)
             .map_err(|_| invalid_input(format!("{} is out of range for a 64-bit int", short(&obj))))

@@ -5,6 +5,7 @@ use pyo3::PyClassInitializer;
 use rust_decimal::Decimal;
 
 use super::convert::{decimal_arg, json_arg, py_repr, timestamp_arg};
+use super::datetimes::UtcDateTime;
 use super::errors::{decode_error, IntoPyResult};
 use crate::events::{PositionUpdate, PriceUpdate, SystemStatus, TradeAction, TradeExecuted, TradingEvent};
 use crate::models::format_timestamp;
@@ -36,8 +37,8 @@ impl PyTradingEvent {
         self.inner.default_stream()
     }
     #[getter]
-    fn timestamp(&self) -> chrono::DateTime<chrono::Utc> {
-        self.inner.timestamp()
+    fn timestamp(&self) -> UtcDateTime {
+        UtcDateTime(self.inner.timestamp())
     }
 
     /// The JSON stored in the entry's `data` field.

@@ -3,6 +3,7 @@
 mod bridge;
 mod caches;
 mod convert;
+mod datetimes;
 mod direct;
 mod errors;
 mod events;

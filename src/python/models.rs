@@ -4,11 +4,13 @@ use pyo3::prelude::*;
 use rust_decimal::Decimal;
 
 use super::convert::{decimal_arg, json_arg, py_repr, timestamp_arg, Int};
+use super::datetimes::UtcDateTime;
 use super::errors::{decode_error, invalid_input, IntoPyResult};
 use crate::models::{format_timestamp, PoolState, PriceData};
 use crate::price_impact::{Direction, SwapQuote};
 
-/// One token's price: an exact decimal, an aware UTC timestamp and the source's name.
+/// One token's price: an exact decimal, its confidence interval when the source gives one, an
+/// aware UTC timestamp and the source's name.
 #[pyclass(name = "PriceData", module = "solcache._core", frozen, eq, hash, skip_from_py_object)]
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PyPriceData {
@@ -18,15 +20,23 @@ pub struct PyPriceData {
 #[pymethods]
 impl PyPriceData {
     #[new]
-    #[pyo3(signature = (token, price, timestamp = None, source = "unknown"))]
+    #[pyo3(signature = (token, price, timestamp = None, source = "unknown", *, confidence = None))]
     fn new(
         token: String,
         price: &Bound<'_, PyAny>,
         timestamp: Option<&Bound<'_, PyAny>>,
         source: &str,
+        confidence: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let price = decimal_arg(price, "price")?;
-        let inner = PriceData::new(token, price, timestamp_arg(timestamp)?, source).py()?;
+        let confidence = confidence
+            .filter(|c| !c.is_none())
+            .map(|c| decimal_arg(c, "confidence"))
+            .transpose()?;
+        let mut inner = PriceData::new(token, price, timestamp_arg(timestamp)?, source).py()?;
+        if let Some(confidence) = confidence {
+            inner = inner.with_confidence(confidence).py()?;
+        }
         Ok(PyPriceData { inner })
     }
 
@@ -38,9 +48,14 @@ impl PyPriceData {
     fn price(&self) -> Decimal {
         self.inner.price
     }
+    /// Half-width of the confidence interval around `price` (USD), or `None`.
     #[getter]
-    fn timestamp(&self) -> chrono::DateTime<chrono::Utc> {
-        self.inner.timestamp
+    fn confidence(&self) -> Option<Decimal> {
+        self.inner.confidence
+    }
+    #[getter]
+    fn timestamp(&self) -> UtcDateTime {
+        UtcDateTime(self.inner.timestamp)
     }
     #[getter]
     fn source(&self) -> &str {
@@ -62,8 +77,12 @@ impl PyPriceData {
 
     fn __repr__(&self) -> String {
         let p = &self.inner;
+        let confidence = p
+            .confidence
+            .map(|c| format!(", confidence=Decimal('{c}')"))
+            .unwrap_or_default();
         format!(
-            "PriceData(token={}, price=Decimal('{}'), timestamp='{}', source={})",
+            "PriceData(token={}, price=Decimal('{}'), timestamp='{}', source={}{confidence})",
             py_repr(&p.token),
             p.price,
             format_timestamp(&p.timestamp),
@@ -124,8 +143,8 @@ impl PyPoolState {
         self.inner.volume_24h
     }
     #[getter]
-    fn timestamp(&self) -> chrono::DateTime<chrono::Utc> {
-        self.inner.timestamp
+    fn timestamp(&self) -> UtcDateTime {
+        UtcDateTime(self.inner.timestamp)
     }
 
     /// Quote a swap: fee and slippage in basis points (Raydium AMM v4 charges 25).

@@ -347,6 +347,34 @@ impl PyEventStream {
         )
     }
 
+    /// Remove the group with its consumers and pending entries; True if there was one.
+    fn delete_group<'py>(&self, py: Python<'py>, stream: String, group: String) -> PyResult<Bound<'py, PyAny>> {
+        let handle = self.inner.clone();
+        spawn(py, async move { Ok(handle.delete_group(&stream, &group).await?) })
+    }
+
+    /// Remove an idle consumer from the group; False if it still holds pending entries.
+    fn delete_consumer<'py>(
+        &self,
+        py: Python<'py>,
+        stream: String,
+        group: String,
+        consumer: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let handle = self.inner.clone();
+        spawn(py, async move {
+            Ok(handle.delete_consumer(&stream, &group, &consumer).await?)
+        })
+    }
+
+    /// Let the stream expire `ttl_ms` from now; True if it exists.
+    fn expire<'py>(&self, py: Python<'py>, stream: String, ttl_ms: UInt) -> PyResult<Bound<'py, PyAny>> {
+        let handle = self.inner.clone();
+        spawn(py, async move {
+            Ok(handle.expire(&stream, Duration::from_millis(ttl_ms.0)).await?)
+        })
+    }
+
     /// Length, first and last id, and every group's consumers, pending and lag.
     fn info<'py>(&self, py: Python<'py>, stream: String) -> PyResult<Bound<'py, PyAny>> {
         let handle = self.inner.clone();

@@ -8,29 +8,19 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
-import shutil
 import signal
 import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 import solcache
+from solcache.services.private_redis import PrivateRedis, free_port
 
 T = TypeVar("T")
 PASSWORD = "s3cret-pw"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RespError(Exception):
@@ -76,80 +66,33 @@ def raw(server: RedisServer, *args: Any) -> Any:
         return _read_reply(f)
 
 
-class RedisServer:
-    """One `redis-server` child: TCP on 127.0.0.1:port plus a unix socket, no persistence.
+class RedisServer(PrivateRedis):
+    """One `redis-server` child (solcache's own launcher): TCP on 127.0.0.1:port plus a unix
+    socket, no persistence, and what the tests do to it: raw commands, pause, SIGKILL, restart.
 
-    `extra_args` come last on the command line, so they override the defaults above (e.g.
+    `extra_args` come last on the command line, so they override the defaults (e.g.
     `"--appendonly", "yes"` turns the AOF on; it lives in `dir`, which `restart` keeps).
     """
 
     def __init__(self, *extra_args: str, auth: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="solcache-redis-"))
-        self.unix_socket = str(self.dir / "redis.sock")
-        self.extra_args = extra_args
+        super().__init__(*extra_args, tcp=True)
         self.auth = auth  # AUTH arguments used by `raw`
-        self.proc: subprocess.Popen[bytes] | None = None
         self.paused = False
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def unix_url(self) -> str:
-        return f"unix://{self.unix_socket}"
+        return self.tcp_url
 
     def raw(self, *args: Any) -> Any:
         return raw(self, *args)
 
-    def start(self) -> None:
-        assert self.proc is None, "already running"
-        # fmt: off
-        cmd = [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-            "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
-            "--logfile", str(self.dir / "redis.log"), *self.extra_args,
-        ]
-        # fmt: on
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not self._answers_ping():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
-                self.stop()
-                raise RuntimeError(f"redis-server on port {self.port} did not start:\n{log}")
-            time.sleep(0.05)
-
-    def _answers_ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64)[:1] in (b"+", b"-")  # -NOAUTH also means it is up
-        except OSError:
-            return False
-
     def stop(self) -> None:
-        if self.proc is None:
-            return
         if self.paused:
             self.resume()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+        super().stop()
 
     def kill(self) -> None:
-        """SIGKILL, as a crash or the OOM killer would: no shutdown, no final save or fsync."""
-        if self.proc is None:
-            return
-        self.proc.kill()  # a stopped (paused) process dies too
-        self.proc.wait()
-        self.proc = None
+        super().kill()  # a stopped (paused) process dies too
         self.paused = False
 
     def restart(self) -> None:
@@ -168,8 +111,7 @@ class RedisServer:
         self.paused = False
 
     def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.close()
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,12 @@ class FakeHermes:
         self.sse_error_event = sse_error_event
         #: Accept SSE connections but never send anything (a half-open upstream).
         self.sse_silent = sse_silent
+        #: A recorded Hermes response body, served verbatim by ``latest`` and as every SSE
+        #: event (``data:`` without a space, as Hermes writes it) instead of the feeds.
+        self.recorded: str | None = None
+        #: Feeds whose publishers stopped: still re-sent in every update, but their price and
+        #: publish_time no longer advance (what Hermes does for a feed nobody publishes).
+        self._frozen: set[str] = set()
         self._fail: list[tuple[int, str | None]] = []
         self._slot = 1000
         self._stopping = threading.Event()
@@ -110,6 +116,11 @@ class FakeHermes:
     def set_feed(self, feed_id: str, feed: FakeFeed) -> None:
         with self._lock:
             self._feeds[_normalize(feed_id)] = feed
+
+    def freeze_feed(self, feed_id: str) -> None:
+        """Stop the feed's publishers: it keeps being sent, with the same publish_time."""
+        with self._lock:
+            self._frozen.add(_normalize(feed_id))
 
     def remove_feed(self, feed_id: str) -> None:
         with self._lock:
@@ -208,6 +219,8 @@ class FakeHermes:
         if error is not None:
             return error
         assert ids is not None
+        if self.recorded is not None:
+            return Response(self.recorded, media_type="application/json")
         return JSONResponse(self._payload(ids))
 
     async def _stream(self, request: Request) -> Response:
@@ -224,7 +237,7 @@ class FakeHermes:
         with self._lock:
             for i in ids:
                 f = self._feeds.get(i)
-                if f is not None:
+                if f is not None and i not in self._frozen:
                     self._feeds[i] = replace(
                         f, price=f.price + 1000, publish_time=f.publish_time + 1
                     )
@@ -247,6 +260,11 @@ class FakeHermes:
                     yield ": No update available\n\n"
                 if self.sse_error_event and sent == 1:
                     yield "event: error\ndata: Error receiving update: fake\n\n"
+                if self.recorded is not None:
+                    yield f"data:{self.recorded}\n\n"
+                    sent += 1
+                    await asyncio.sleep(self.sse_interval_s)
+                    continue
                 self._advance(ids)
                 payload = self._payload(ids)
                 with self._lock:

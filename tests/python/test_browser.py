@@ -239,3 +239,51 @@ def test_dashboard_is_live_and_resumes_after_a_gateway_restart(
             assert errors == []
         finally:
             context.close()
+
+
+def test_demo_on_a_phone_shows_pairs_and_every_event_type(fresh_redis: Any) -> None:
+    """`solcache serve` as `make demo` runs it (simulated market), seen 420 px wide."""
+    from playwright.sync_api import sync_playwright
+
+    from service_process import serve
+
+    with (
+        serve("--redis-url", fresh_redis.url, "--seed", "11") as served,
+        tempfile.TemporaryDirectory(prefix="solcache-chromium-") as profile,
+        sync_playwright() as p,
+    ):
+        assert served.get("/api/pools").json()["pairs"][SOL_USDC] == "SOL/USDC"
+        context = p.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 420, "height": 900},
+        )
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(served.url + "/")
+            pool_row = page.locator(f'[data-testid="pool-{SOL_USDC}"]')
+            wait_until(lambda: "SOL/USDC" in pool_row.inner_text(), 15, "the SOL/USDC pool row")
+            # Trades and positions every ~2 s, the simulator's status every 5 s.
+            for kind in ("trade_executed", "position_update", "system_status"):
+                entry = page.locator(f'#log li[data-type="{kind}"]')
+                wait_until(lambda entry=entry: entry.count() > 0, 20, f"a {kind} event")
+            assert "SOL/USDC" in page.locator("#impact").inner_text()
+            widths = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            page.screenshot(
+                path=str(SCREENSHOT.with_name("solcache-dashboard-420px.png")), full_page=True
+            )
+            assert widths[0] <= widths[1], f"the page scrolls sideways at 420 px: {widths}"
+            # Tiny and huge values read as plain decimals, never "1.000e-7".
+            shown = page.evaluate(
+                "[fmtPrice(0.0000001234), fmtPrice(0.5), fmtNum(0.0000000665), fmtNum(-0.00002)]"
+            )
+            assert shown == ["0.0000001234", "0.5", "0.0000000665", "-0.00002"], shown
+            assert errors == []
+        finally:
+            context.close()

@@ -37,10 +37,84 @@ def test_price_keeps_every_digit() -> None:
     assert str(PriceData.from_json(p.to_json()).price) == "0.00001234567890123456789012"
 
 
-@pytest.mark.parametrize("price", [187.2345, 1.0, "abc", ""])
-def test_price_rejects_float_and_garbage(price: object) -> None:
+@pytest.mark.parametrize("price", ["abc", "", None, [1], b"1"])
+def test_price_rejects_garbage(price: object) -> None:
     with pytest.raises(InvalidInputError):
         PriceData("SOL", price)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "exact"),
+    [
+        (187.2345, "187.2345"),
+        (0.1, "0.1"),  # the shortest repr, not 0.1000000000000000055511151231257827
+        (1.0, "1"),
+        (2634567.89, "2634567.89"),
+        (6.65e-7, "0.000000665"),
+        (1e20, "100000000000000000000"),
+        (0.0, "0"),
+    ],
+)
+def test_finite_floats_are_read_by_their_shortest_repr(value: float, exact: str) -> None:
+    assert Decimal(repr(value)) == Decimal(exact)  # the semantics of pydantic's Decimal
+    assert PriceData("SOL", value).price == Decimal(exact)
+    s = PoolState(POOL, value, value, value, value)
+    assert (s.liquidity, s.reserve_a, s.reserve_b, s.volume_24h) == (Decimal(exact),) * 4
+    assert solcache.PriceUpdate("SOL", value).price == Decimal(exact)
+    trade = solcache.TradeExecuted("sig", "buy", "SOL/USDC", value, value)
+    assert (trade.amount, trade.price) == (Decimal(exact), Decimal(exact))
+    position = solcache.PositionUpdate("SOL", -value, -value)
+    assert (position.amount, position.pnl) == (-Decimal(exact), -Decimal(exact))
+    assert PriceData("SOL", 1, confidence=value).confidence == Decimal(exact)
+
+
+def test_the_issue_example_of_a_float_pool_state() -> None:
+    state = PoolState(
+        POOL, liquidity=2634567.89, reserve_a=41250.5, reserve_b=7723456.25, volume_24h=98765432.0
+    )
+    assert state.liquidity == Decimal("2634567.89") and state.volume_24h == Decimal("98765432")
+    assert '"liquidity":"2634567.89"' in state.to_json()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize(
+    ("field", "build"),
+    [
+        ("price", lambda v: PriceData("SOL", v)),
+        ("confidence", lambda v: PriceData("SOL", 1, confidence=v)),
+        ("liquidity", lambda v: PoolState(POOL, v, 1, 1, 1)),
+        ("reserve_b", lambda v: PoolState(POOL, 1, 1, v, 1)),
+        ("volume_24h", lambda v: PoolState(POOL, 1, 1, 1, v)),
+        ("price", lambda v: solcache.PriceUpdate("SOL", v)),
+        ("amount", lambda v: solcache.TradeExecuted("s", "buy", "SOL/USDC", v, 1)),
+        ("pnl", lambda v: solcache.PositionUpdate("SOL", 1, v)),
+        ("amount_in", lambda v: PoolState(POOL, 1, 1, 1, 1).quote_swap(v)),
+    ],
+)
+def test_nan_and_infinities_are_refused_naming_the_field(
+    value: float, field: str, build: object
+) -> None:
+    with pytest.raises(InvalidInputError, match=f"^invalid input: {field} must be a finite number"):
+        build(value)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_bool_is_not_a_number_and_the_message_says_bool(value: bool) -> None:
+    for build in (
+        lambda: PriceData("SOL", value),
+        lambda: PoolState(POOL, 1, value, 1, 1),
+        lambda: solcache.PositionUpdate("SOL", value, 1),
+    ):
+        with pytest.raises(InvalidInputError) as error:
+            build()
+        message = str(error.value)
+        assert "bool" in message and "float" not in message, message
+
+
+def test_floats_too_large_or_too_fine_for_28_digits_are_refused() -> None:
+    for value in (1e300, 5e-324, 1e-29):
+        with pytest.raises(InvalidInputError, match="price"):
+            PriceData("SOL", value)
 
 
 def test_naive_datetime_rejected() -> None:
@@ -87,11 +161,65 @@ def test_price_golden_roundtrip() -> None:
     p = PriceData.from_json(text)
     assert p.token == "SOL"
     assert p.price == Decimal("187.2345") and str(p.price) == "187.2345"
+    assert p.confidence == Decimal("0.0712")
     assert p.timestamp == TS
     assert p.source == "pyth"
     assert p.to_json() == text
     assert PriceData.from_json(text.encode()) == p
-    assert PriceData("SOL", "187.2345", TS, "pyth").to_json() == text
+    assert PriceData("SOL", "187.2345", TS, "pyth", confidence="0.0712").to_json() == text
+    assert "confidence=Decimal('0.0712')" in repr(p)
+
+
+def test_confidence_is_optional_and_absent_from_the_json_when_none() -> None:
+    p = PriceData("SOL", "187.2345", TS, "simulated")
+    assert p.confidence is None
+    assert p.to_json() == (
+        '{"token":"SOL","price":"187.2345","timestamp":"2026-11-26T15:00:00.123000Z",'
+        '"source":"simulated"}'
+    )
+    assert "confidence" not in repr(p)
+    assert PriceData("SOL", 1, TS, confidence=None) == PriceData("SOL", 1, TS)
+    with_conf = PriceData("SOL", "187.2345", TS, "pyth", confidence=Decimal("0.5"))
+    assert with_conf != PriceData("SOL", "187.2345", TS, "pyth")
+    assert PriceData.from_json(with_conf.to_json()) == with_conf
+    with pytest.raises(InvalidInputError, match="confidence"):
+        PriceData("SOL", 1, confidence=-1)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("2026-11-26T15:00:00Z", datetime(2026, 11, 26, 15, 0, tzinfo=UTC)),
+        ("2026-11-26T15:00:00.5Z", datetime(2026, 11, 26, 15, 0, 0, 500000, tzinfo=UTC)),
+        ("2026-11-26T15:00:00.123Z", TS),
+        ("2026-11-26T15:00:00.123456789Z", datetime(2026, 11, 26, 15, 0, 0, 123456, tzinfo=UTC)),
+        ("2026-11-26T16:00:00.123+01:00", TS),
+    ],
+)
+def test_timestamps_of_any_precision_read_and_are_written_with_microseconds(
+    written: str, read: datetime
+) -> None:
+    p = PriceData.from_json(
+        f'{{"token":"SOL","price":"1","timestamp":"{written}","source":"other-client"}}'
+    )
+    assert p.timestamp == read
+    stamp = read.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert f'"timestamp":"{stamp}"' in p.to_json()
+    assert PriceData.from_json(p.to_json()) == p
+
+
+def test_default_timestamps_are_whole_microseconds_everywhere() -> None:
+    # now() in Rust has nanoseconds; what is written and what Python sees must agree.
+    for item in (
+        PriceData("SOL", 1),
+        PoolState(POOL, 1, 1, 1, 1),
+        solcache.SystemStatus("svc", "healthy"),
+        solcache.PriceUpdate("SOL", 1),
+    ):
+        json_text = item.to_json()
+        stamp = json_text.split('"timestamp":"')[1].split('"')[0]
+        assert len(stamp) == len("2026-11-26T15:00:00.123456Z"), stamp
+        assert item.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ") == stamp
 
 
 GARBAGE = [
@@ -149,7 +277,7 @@ def test_pool_state_construction_and_immutability() -> None:
 
 def test_pool_state_rejects_bad_input() -> None:
     with pytest.raises(InvalidInputError):
-        PoolState(POOL, 1.5, 1, 1, 1)  # type: ignore[arg-type]
+        PoolState(POOL, "1.5.0", 1, 1, 1)
     with pytest.raises(InvalidInputError):
         PoolState(POOL, 1, 1, 1, 1, datetime(2026, 1, 1))
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 import solcache
+import solcache.sync
 from solcache import PriceCache, PriceData, SerializationError
 
 
@@ -165,3 +166,62 @@ async def test_calls_that_return_nothing_return_none(pool) -> None:
     cache = solcache.PriceCache(pool)
     assert await cache.set(solcache.PriceData("SOL", "1")) is None
     assert await cache.set_many([solcache.PriceData("USDC", "1")]) is None
+
+
+class Monitor:
+    """``MONITOR`` on a raw socket: the arguments of the commands the server runs."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self._sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self._sock.sendall(b"MONITOR\r\n")
+        self._file = self._sock.makefile("rb")
+        assert self._file.readline() == b"+OK\r\n"
+
+    def next_mget_keys(self) -> list[str]:
+        """The keys of the next MGET the server runs."""
+        import shlex
+
+        while True:
+            line = self._file.readline().decode()
+            assert line, "MONITOR closed"
+            args = shlex.split(line.split("]", 1)[1])
+            if args[0].upper() == "MGET":
+                return args[1:]
+
+    def close(self) -> None:
+        self._file.close()
+        self._sock.close()
+
+
+@pytest.mark.parametrize("direct_reads", [True, False], ids=["direct", "runtime"])
+async def test_get_many_sends_each_duplicated_token_once(redis_server, direct_reads: bool) -> None:
+    async with await solcache.RedisPool.connect(
+        redis_server.url, direct_reads=direct_reads
+    ) as pool:
+        cache = PriceCache(pool)
+        sol, usdc = price("SOL", "187"), price("USDC", "1")
+        await cache.set_many([sol, usdc])
+        monitor = Monitor(redis_server.port)
+        try:
+            got = await cache.get_many(["SOL", "SOL", "USDC", "BONK", "USDC"])
+            assert monitor.next_mget_keys() == ["price:SOL", "price:USDC", "price:BONK"]
+        finally:
+            monitor.close()
+    # One entry per distinct token, in the order first asked (a dict cannot repeat keys).
+    assert list(got.items()) == [("SOL", sol), ("USDC", usdc), ("BONK", None)]
+
+
+def test_sync_get_many_sends_each_duplicated_token_once(redis_server) -> None:
+    with solcache.sync.RedisPool.connect(redis_server.url) as pool:
+        cache = solcache.sync.PriceCache(pool)
+        sol = price("SOL", "187")
+        cache.set(sol)
+        monitor = Monitor(redis_server.port)
+        try:
+            got = cache.get_many(["SOL", "RAY", "SOL"])
+            assert monitor.next_mget_keys() == ["price:SOL", "price:RAY"]
+        finally:
+            monitor.close()
+    assert got == {"SOL": sol, "RAY": None}

@@ -1,4 +1,5 @@
-"""The price update service against a real Redis: TTL'd writes, 10 Hz events, status changes."""
+"""The price update service against a real Redis: TTL'd writes, 10 Hz events, failures retried
+with backoff and reported in its stats until they clear."""
 
 from __future__ import annotations
 
@@ -29,16 +30,7 @@ class FlakySource(PriceSource):
         return await self.inner.snapshot()
 
 
-def statuses(server) -> list[str]:
-    entries = server.raw("XRANGE", "stream:ui-events", "-", "+")
-    found = []
-    for _id, fields in entries:
-        data = dict(zip(fields[::2], fields[1::2], strict=True))["data"]
-        found.append(solcache.TradingEvent.from_json("system_status", data).status)
-    return found
-
-
-async def test_service_writes_publishes_and_reports_degraded(
+async def test_service_writes_publishes_and_reports_source_errors(
     pool, redis_server, eventually
 ) -> None:
     source = FlakySource()
@@ -51,18 +43,62 @@ async def test_service_writes_publishes_and_reports_degraded(
         assert all(p is not None and p.source == "simulated" for p in got.values()), got
         assert all(0 < redis_server.raw("PTTL", f"price:{t}") <= 2000 for t in solcache.MVP_TOKENS)
         assert redis_server.raw("XLEN", "stream:price-updates") >= 5 * 10
+        assert service.stats.errors == 0 and service.stats.last_write_monotonic_s is not None
         source.failing = True
         await eventually(lambda: _degraded(service, True))
+        st = service.stats
+        assert st.reason == st.source_problem == "source error: upstream unreachable"
+        await eventually(lambda: _errors(service, 2))
+        assert service.running  # a failing tick never ends the loop
         source.failing = False
         await eventually(lambda: _degraded(service, False))
+        assert service.stats.source_problem == ""
     finally:
         await service.stop()
-    assert statuses(redis_server) == ["starting", "healthy", "degraded", "healthy", "stopped"]
-    assert "upstream unreachable" in str(redis_server.raw("XRANGE", "stream:ui-events", "-", "+"))
+    assert not service.running
+    # The service announces nothing itself (serve's health monitor does): no status events.
+    assert redis_server.raw("XLEN", "stream:ui-events") == 0
+
+
+async def test_refused_writes_are_retried_with_backoff_until_redis_takes_them(
+    fresh_redis, eventually
+) -> None:
+    async with await solcache.RedisPool.connect(fresh_redis.url) as pool:
+        prices = solcache.PriceCache(pool)
+        service = PriceUpdateService(
+            FlakySource(), prices, solcache.EventStream(pool), publish_hz=20, backoff_max_s=0.4
+        )
+        await service.start()
+        try:
+            await eventually(lambda: _ticks(service, 5))
+            fresh_redis.raw("CONFIG", "SET", "maxmemory-policy", "noeviction")
+            fresh_redis.raw("CONFIG", "SET", "maxmemory", "1")  # every write is refused: OOM
+            await eventually(lambda: _degraded(service, True))
+            st = service.stats
+            assert st.reason.startswith("redis error") and "OOM" in st.write_error, st
+            last_write = st.last_write_monotonic_s
+            ticks, errors = st.ticks, st.errors
+            await asyncio.sleep(1.0)
+            st = service.stats
+            assert st.last_write_monotonic_s == last_write  # nothing written meanwhile
+            # Backed off (0.05 s doubling up to 0.4 s): far fewer than 20 tries in that second.
+            assert 1 <= st.ticks - ticks <= 12 and st.errors - errors == st.ticks - ticks, st
+            assert service.running
+            fresh_redis.raw("CONFIG", "SET", "maxmemory", "0")
+            await eventually(lambda: _degraded(service, False), within_s=10)
+            assert service.stats.write_error == ""
+            assert await prices.get("SOL") is not None
+        finally:
+            await service.stop()
 
 
 async def _ticks(service: PriceUpdateService, n: int) -> None:
     assert service.stats.ticks >= n
+    await asyncio.sleep(0)
+
+
+async def _errors(service: PriceUpdateService, n: int) -> None:
+    assert service.stats.errors >= n
     await asyncio.sleep(0)
 
 

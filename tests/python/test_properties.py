@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import re
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
@@ -577,9 +578,13 @@ def plain(value: Any) -> bool:
 
 
 def exact(value: Any) -> Decimal | None:
-    """The exact value the binding should store for `value`, or None if it must refuse it."""
-    if isinstance(value, bool | float) or value is None:
+    """The exact value the binding should store for `value`, or None if it must refuse it: a
+    finite float is read by its shortest repr (pydantic's ``Decimal(repr(x))``), a bool is no
+    number."""
+    if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
     try:
         d = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
     except InvalidOperation:
@@ -765,6 +770,28 @@ def test_unholdable_text_and_out_of_range_reads_are_invalid_input(
 def test_out_of_range_arguments_are_invalid_input(live: Live, call: Callable[[Live], Any]) -> None:
     before = live.data_commands()
     with pytest.raises(InvalidInputError):
+        result = call(live)
+        if isinstance(result, Awaitable):
+            live.run(result)
+    assert live.data_commands() == before
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda live: solcache.PriceCache(live.pool, ttl_ms=True), id="ttl_ms"),
+        pytest.param(lambda live: live.prices.get("SOL", max_age_ms=True), id="max_age_ms"),
+        pytest.param(lambda live: live.events.read("stream:x", "0", count=True), id="count"),
+        pytest.param(
+            lambda live: PoolState(RAYDIUM_POOL, 1, 1, 1, 1).quote_swap(1, fee_bps=False),
+            id="fee_bps",
+        ),
+    ],
+)
+def test_a_bool_is_no_int_argument(live: Live, call: Callable[[Live], Any]) -> None:
+    """``True`` is an ``int`` to Python, but ``ttl_ms=True`` is a mistake, not 1 ms."""
+    before = live.data_commands()
+    with pytest.raises(TypeError, match="not bool"):
         result = call(live)
         if isinstance(result, Awaitable):
             live.run(result)

@@ -14,19 +14,12 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import free_port
 from fake_hermes import FakeFeed, FakeHermes
 from solcache import MVP_TOKENS
 from solcache.sources import PYTH_FEED_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from solcache import MVP_TOKENS
 from solcache.sources import PYTH_FEED_IDS, PythPriceSource, SourceError
 from solcache.sources.backoff import Backoff
 from solcache.sources.base import PriceSnapshot
+from solcache.sources.feed_book import FeedBook
 from solcache.sources.hermes import normalize_feed_id, parse_price_update, scaled_price
 from solcache.sources.sse import SseDecoder, SseEvent
 
@@ -109,6 +111,9 @@ async def test_poll_values_are_exact(hermes: FakeHermes) -> None:
     for p in snap.prices:
         assert p.source == "pyth"
         assert p.timestamp == datetime(2025, 1, 1, tzinfo=UTC)
+    # Pyth's confidence interval is kept, scaled like the price (conf 1000 at expo -8 / -10).
+    confidence = {p.token: p.confidence for p in snap.prices}
+    assert confidence["SOL"] == Decimal("0.00001") and confidence["BONK"] == Decimal("1E-7")
     assert snap.missing == () and snap.problems == ()
     assert hermes.latest_requests >= 1 and hermes.stream_connections == 0
     query = hermes.queries_seen[0]
@@ -197,14 +202,22 @@ async def test_server_errors_are_reported_and_retried(hermes: FakeHermes) -> Non
 
 
 async def test_staleness_grows_without_fresh_data(hermes: FakeHermes) -> None:
-    source = make_source(hermes)
+    source = make_source(hermes, stale_after_s=0.3)
     async with source:
         await snapshot_where(source, lambda s: len(s.prices) == 5)
-        stale = await snapshot_where(source, lambda s: s.staleness_s >= 0.3)
+        stale = await snapshot_where(source, lambda s: s.staleness_s >= 0.5)
         assert len(stale.prices) == 5  # same publish_time again and again: not fresh
+        assert any("SOL: publish_time has not advanced" in p for p in stale.problems)
+        # One feed moving on does not make the others fresh: staleness is the stalest feed's.
         hermes.set_feed(SOL, FakeFeed(15000000000, -8, T0 + 10))
-        fresh = await snapshot_where(source, lambda s: by_token(s)["SOL"] == Decimal(150))
-        assert fresh.staleness_s < stale.staleness_s
+        moved = await snapshot_where(source, lambda s: by_token(s)["SOL"] == Decimal(150))
+        assert moved.staleness_s >= stale.staleness_s
+        assert not any(p.startswith("SOL:") for p in moved.problems)
+        assert any(p.startswith("USDC:") for p in moved.problems)
+        for feed_id, feed in real_feeds().items():
+            hermes.set_feed(feed_id, FakeFeed(feed.price, feed.expo, T0 + 20))
+        fresh = await snapshot_where(source, lambda s: s.staleness_s < 0.3)
+        assert fresh.staleness_s < stale.staleness_s and fresh.problems == ()
 
 
 # --- streaming -----------------------------------------------------------------------------
@@ -252,6 +265,67 @@ async def test_stream_prices_expire_when_a_feed_stops(hermes: FakeHermes) -> Non
         hermes.remove_feed(RAY)
         snap = await snapshot_where(source, lambda s: s.missing == ("RAY",))
         assert len(snap.prices) == 4
+
+
+async def test_stream_feed_whose_publish_time_stops_goes_stale_then_missing(
+    hermes: FakeHermes,
+) -> None:
+    # Hermes re-sends a feed whose publishers stopped in every update, with the same
+    # publish_time: arriving again must not count as fresh.
+    hermes.sse_updates_per_connection = None
+    source = make_source(hermes, mode="stream", stale_after_s=1.0, price_max_age_s=3.0)
+    async with source:
+        await snapshot_where(source, lambda s: len(s.prices) == 5)
+        hermes.freeze_feed(RAY)
+        sent = len(hermes.sse_sent)
+
+        def stale_feeds(snap: PriceSnapshot) -> list[str]:
+            return [p.split(":")[0] for p in snap.problems if "publish_time has not" in p]
+
+        stale = await snapshot_where(
+            source, lambda s: stale_feeds(s) == ["RAY"] and s.staleness_s > 1.5
+        )
+        assert len(stale.prices) == 5 and stale.missing == ()  # stale first, still served
+        # Dropped once its publish_time stood still for price_max_age_s; the rest stay fresh.
+        gone = await snapshot_where(source, lambda s: s.missing == ("RAY",) and s.staleness_s < 1.0)
+        assert sorted(by_token(gone)) == ["BONK", "JitoSOL", "SOL", "USDC"]
+        # RAY was in every update meanwhile, always with the same publish_time.
+        later = hermes.sse_sent[sent:]
+        assert len(later) >= 2
+        ray = [e for payload in later for e in payload["parsed"] if e["id"] == RAY]
+        assert len(ray) == len(later)
+        assert len({e["price"]["publish_time"] for e in ray}) == 1
+
+
+def test_feed_book_ages_a_feed_by_publish_time_not_by_arrival() -> None:
+    now = [100.0]
+    feed_ids = {"SOL": SOL, "USDC": USDC}
+    book = FeedBook(feed_ids, source_name="pyth", max_age_s=10.0, monotonic=lambda: now[0])
+
+    def send(sol_time: int, usdc_time: int) -> int:
+        feeds = {SOL: FakeFeed(14523456789, -8, sol_time), USDC: FakeFeed(99995000, -8, usdc_time)}
+        prices, problems = parse_price_update({"parsed": [f.entry(i, 1) for i, f in feeds.items()]})
+        assert problems == []
+        return book.apply(prices, complete=True)
+
+    assert send(T0, T0) == 2
+    assert book.staleness_s() == 0.0 and book.stale(1.0) == ()
+    for step in range(1, 9):  # SOL re-sent unchanged every second, USDC advancing
+        now[0] += 1.0
+        assert send(T0, T0 + step) == 1
+    assert book.staleness_s() == 8.0
+    assert book.stale(1.0) == (("SOL", 8.0),)
+    assert [p.token for p in book.prices()] == ["SOL", "USDC"]
+    now[0] += 2.5
+    assert send(T0, T0 + 20) == 1
+    assert [p.token for p in book.prices()] == ["USDC"] and book.missing() == ("SOL",)
+    assert book.staleness_s() == 0.0
+    now[0] += 1.0
+    assert send(T0 + 30, T0 + 30) == 2  # publishers back: fresh again at once
+    assert book.missing() == () and book.staleness_s() == 0.0
+    held = {p.token: p for p in book.prices()}
+    assert held["SOL"].timestamp == datetime.fromtimestamp(T0 + 30, UTC)
+    assert held["SOL"].confidence == Decimal("0.00001")
 
 
 async def test_close_stops_the_background_task(hermes: FakeHermes) -> None:
@@ -412,3 +486,57 @@ def test_backoff_grows_caps_and_resets() -> None:
     assert backoff.next_delay_s() == 0.5
     jittery = Backoff(1.0, 1.0, jitter=0.1)
     assert all(0.9 <= jittery.next_delay_s() <= 1.1 for _ in range(100))
+
+
+# --- recorded Hermes responses ---------------------------------------------------------------
+
+#: A response of ``GET /v2/updates/price/latest`` captured from hermes.pyth.network (NEAR/USD
+#: and ETH/USD; the ``binary`` data cut short), byte for byte.
+RECORDED_LATEST = (
+    '{"binary":{"encoding":"hex","data":["504e41550100000003b80100..."]},"parsed":[{"id":"c415de8d'
+    '2eba7db216527dff4b60e8f3a5311c740dadb233e13e12547e226750","price":{"price":"183487211","conf'
+    '":"211694","expo":-8,"publish_time":1785143368},"ema_price":{"price":"184242413","conf":"209'
+    '509","expo":-8,"publish_time":1785143368},"metadata":{"slot":304918931,"proof_available_time'
+    '":1785143370,"prev_publish_time":1785143368}},{"id":"ff61491a931112ddf1bd8147cd1b641375f79f5'
+    '825126d665480874634fd0ace","price":{"price":"195656091864","conf":"87908136","expo":-8,"publ'
+    'ish_time":1785143368},"ema_price":{"price":"196361740000","conf":"69342421","expo":-8,"publi'
+    'sh_time":1785143368},"metadata":{"slot":304918931,"proof_available_time":1785143370,"prev_pu'
+    'blish_time":1785143368}}]}'
+)
+RECORDED_FEEDS = {
+    "NEAR": "0xc415de8d2eba7db216527dff4b60e8f3a5311c740dadb233e13e12547e226750",
+    "ETH": "0xff61491a931112ddf1bd8147cd1b641375f79f5825126d665480874634fd0ace",
+}
+RECORDED_AT = datetime.fromtimestamp(1785143368, UTC)
+
+
+def test_recorded_hermes_response_parses_exactly() -> None:
+    prices, problems = parse_price_update(json.loads(RECORDED_LATEST))
+    assert problems == []
+    near, eth = (prices[normalize_feed_id(f)] for f in RECORDED_FEEDS.values())
+    assert (near.price, near.conf) == (Decimal("1.83487211"), Decimal("0.00211694"))
+    assert (eth.price, eth.conf) == (Decimal("1956.56091864"), Decimal("0.87908136"))
+    assert near.publish_time == eth.publish_time == RECORDED_AT
+    # metadata may be null or missing: nothing read from it.
+    entry = json.loads(RECORDED_LATEST)["parsed"][0]
+    for variant in (
+        {**entry, "metadata": None},
+        {k: v for k, v in entry.items() if k != "metadata"},
+    ):
+        assert parse_price_update({"parsed": [variant]})[0][
+            normalize_feed_id(RECORDED_FEEDS["NEAR"])
+        ]
+
+
+@pytest.mark.parametrize("mode", ["poll", "stream"])
+async def test_recorded_hermes_response_served_end_to_end(hermes: FakeHermes, mode: str) -> None:
+    hermes.recorded = RECORDED_LATEST  # the same body for latest and as each SSE `data:` frame
+    source = make_source(hermes, mode=mode, feed_ids=RECORDED_FEEDS)
+    async with source:
+        snap = await snapshot_where(source, lambda s: len(s.prices) == 2)
+    got = {p.token: p for p in snap.prices}
+    assert got["ETH"].price == Decimal("1956.56091864")
+    assert got["ETH"].confidence == Decimal("0.87908136")
+    assert got["NEAR"].confidence == Decimal("0.00211694")
+    assert all(p.timestamp == RECORDED_AT and p.source == "pyth" for p in snap.prices)
+    assert '"confidence":"0.87908136"' in got["ETH"].to_json()

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from solcache import MVP_TOKENS, PoolState, PriceData
+from solcache import MVP_TOKENS, PoolState, PositionUpdate, PriceData, TradeExecuted
 from solcache.sources import (
     DEFAULT_POOLS,
     REFERENCE_PRICES,
@@ -20,6 +20,7 @@ from solcache.sources import (
 )
 from solcache.sources.amm import ConstantProductPool
 from solcache.sources.reference import round_significant
+from solcache.sources.simulated_trades import SimulatedTradeSource
 
 FIXED_NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -234,3 +235,74 @@ def test_pool_configuration_is_validated() -> None:
         SimulatedPoolSource([DEFAULT_POOLS[0], DEFAULT_POOLS[0]])
     with pytest.raises(ValueError, match="reference price"):
         SimulatedPoolSource(reference_prices=lambda: {"SOL": Decimal(0)})
+
+
+def test_pools_know_their_pairs() -> None:
+    pools = SimulatedPoolSource(seed=1)
+    assert pools.pairs == {
+        "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2": "SOL/USDC",
+        "6UmmUiYoBjSrhakAobJw8BvkmJtDVxaeBtbt7rxWo1mg": "RAY/USDC",
+        "AVs9TA4nWDzfPJE9gGVNJMVhcQy3V9PGazuz33BfG2RA": "RAY/SOL",
+    }
+    assert DEFAULT_POOLS[0].pair == "SOL/USDC" and DEFAULT_POOLS[0].name == "SOL-USDC"
+
+
+# --- trades --------------------------------------------------------------------------------
+
+
+def trade_run(source: SimulatedTradeSource, steps: int) -> list[TradeExecuted | PositionUpdate]:
+    return [e for _ in range(steps) for e in source.step()]
+
+
+def test_trades_are_reproducible_with_a_seed() -> None:
+    a = trade_run(SimulatedTradeSource(seed=3, clock=fixed_clock), 200)
+    b = trade_run(SimulatedTradeSource(seed=3, clock=fixed_clock), 200)
+    c = trade_run(SimulatedTradeSource(seed=4, clock=fixed_clock), 200)
+    assert a and a == b and a != c
+
+
+def test_each_trade_comes_with_the_position_it_leaves() -> None:
+    source = SimulatedTradeSource(seed=5, trades_per_s=4.0, clock=fixed_clock)
+    events = trade_run(source, 500)
+    trades, positions = events[0::2], events[1::2]
+    assert all(isinstance(t, TradeExecuted) for t in trades)
+    assert all(isinstance(p, PositionUpdate) for p in positions)
+    assert {t.token_pair for t in trades} == {s.pair for s in DEFAULT_POOLS}
+    held: dict[str, Decimal] = {}
+    for trade, position in zip(trades, positions, strict=True):
+        base, quote = trade.token_pair.split("/")
+        assert trade.amount > 0 and trade.timestamp == FIXED_NOW
+        assert len(trade.id) >= 80 and trade.id.isalnum(), "a signature-like id"
+        mid = REFERENCE_PRICES[base] / REFERENCE_PRICES[quote]
+        # Executed on the far side of the 25 bps fee.
+        assert (trade.price > mid) if trade.action == "buy" else (trade.price < mid), trade
+        signed = trade.amount if trade.action == "buy" else -trade.amount
+        held[base] = held.get(base, Decimal(0)) + signed
+        assert position.token == base and position.amount == held[base]
+    assert source.trades == len(trades)
+    # At constant prices the desk loses exactly the fees it paid.
+    fees = sum(t.amount * REFERENCE_PRICES[t.token_pair.split("/")[0]] for t in trades)
+    pnl = float(sum(p.pnl_usd for p in source.positions().values()))
+    assert pnl == pytest.approx(-float(fees) * 0.0025, rel=1e-3)
+
+
+def test_trade_rate_and_bounded_positions() -> None:
+    source = SimulatedTradeSource(seed=6, trades_per_s=2.0, step_s=0.5, clock=fixed_clock)
+    trades = [e for e in trade_run(source, 10_000) if isinstance(e, TradeExecuted)]
+    assert len(trades) == pytest.approx(10_000, rel=0.05)  # 2/s over 5000 simulated s
+    for token, position in source.positions().items():
+        usd = abs(position.amount * REFERENCE_PRICES[token])
+        assert usd < 150_000, f"{token} position {usd} USD drifted past the limit"
+
+
+def test_trades_follow_the_reference_prices() -> None:
+    prices = dict(REFERENCE_PRICES, SOL=Decimal("250"))
+    source = SimulatedTradeSource(
+        [DEFAULT_POOLS[0]], seed=7, trades_per_s=10.0, reference_prices=lambda: prices
+    )
+    trades = [e for e in trade_run(source, 50) if isinstance(e, TradeExecuted)]
+    assert trades and all(abs(t.price - 250) < 1 for t in trades)
+    with pytest.raises(ValueError):
+        SimulatedTradeSource([], seed=1)
+    with pytest.raises(ValueError):
+        SimulatedTradeSource(seed=1, step_s=0)

@@ -22,7 +22,6 @@ from solcache import (
     PositionUpdate,
     PriceUpdate,
     RedisPool,
-    ResponseError,
     StreamEntry,
     Subscription,
     TradeExecuted,
@@ -47,6 +46,11 @@ def fields(flat: list[str]) -> dict[str, str]:
 def pending_count(server, stream: str, group: str) -> int:
     """XPENDING summary: entries delivered to the group and not acknowledged."""
     return int(server.raw("XPENDING", stream, group)[0])
+
+
+def consumer_names(server, stream: str, group: str) -> list[str]:
+    """XINFO CONSUMERS: the group's consumer names, sorted."""
+    return sorted(fields(row)["name"] for row in server.raw("XINFO", "CONSUMERS", stream, group))
 
 
 def pending_ids(server, stream: str, group: str, consumer: str | None = None) -> set[str]:
@@ -440,9 +444,11 @@ async def test_manager_stop_timeout_cancels_a_stuck_handler(
     await asyncio.wait_for(started.wait(), 10)
     await manager.stop(timeout_s=0.3)
     assert not manager.running and cancelled.is_set()
-    # not handled, so not acknowledged: it will be delivered again
+    # not handled, so not acknowledged: it will be delivered again, and the consumer holding it
+    # stays in the group so it can be claimed
     assert pending_ids(redis_server, STREAM_PRICE_UPDATES, "g", "stuck-1") == {entry_id}
     assert manager.stats.handled == 0
+    assert consumer_names(redis_server, STREAM_PRICE_UPDATES, "g") == ["stuck-1"]
 
 
 async def test_graceful_stop_acks_what_was_handled_and_restart_resumes(
@@ -484,6 +490,23 @@ async def test_graceful_stop_acks_what_was_handled_and_restart_resumes(
     assert set(handled) == set(published)
     assert [i for i, n in Counter(handled).items() if n > 1] == []  # handled-and-acked: once
     assert pending_count(redis_server, s, group) == 0
+    # having acked everything, the consumer left the group on stop (no dead consumers pile up)
+    assert consumer_names(redis_server, s, group) == []
+
+
+async def test_remove_consumer_on_stop_can_be_turned_off(events: EventStream, redis_server) -> None:
+    manager = SubscriptionManager(
+        events, "g", "stays-1", block_ms=50, remove_consumer_on_stop=False
+    )
+
+    async def handle(_event: PriceUpdate) -> None:
+        pass
+
+    manager.on(PriceUpdate, handle)
+    async with manager:
+        await events.publish(PriceUpdate("SOL", 1, TS))
+        await wait_until(lambda: manager.stats.handled == 1)
+    assert consumer_names(redis_server, STREAM_PRICE_UPDATES, "g") == ["stays-1"]
 
 
 async def test_manager_survives_a_redis_restart(fresh_redis, eventually) -> None:
@@ -552,19 +575,64 @@ async def test_manager_recreates_a_lost_group(events: EventStream, redis_server)
     assert pending_count(redis_server, STREAM_PRICE_UPDATES, "g") == 0
 
 
-async def test_manager_fatal_error_stops_the_loop_and_stop_raises_it(
+async def test_manager_retries_any_error_until_it_clears(
     events: EventStream, redis_server, caplog
 ) -> None:
-    async def handler(event: PriceUpdate) -> None:
-        pass
+    got: list[int] = []
 
-    manager = SubscriptionManager(events, "g", "c", block_ms=50)
+    async def handler(event: PriceUpdate) -> None:
+        got.append(int(event.price))
+
+    manager = SubscriptionManager(
+        events, "g", "c", start_id="0", block_ms=50, backoff_initial_s=0.02, backoff_max_s=0.2
+    )
     manager.on(PriceUpdate, handler)
-    await manager.start()
-    redis_server.raw("DEL", STREAM_PRICE_UPDATES)
-    redis_server.raw("SET", STREAM_PRICE_UPDATES, "not a stream")  # WRONGTYPE from now on
-    await wait_until(lambda: not manager.running)
-    with pytest.raises(ResponseError, match="WRONGTYPE"):
-        await manager.stop()
-    assert any(r.name == "solcache" and r.levelno == logging.ERROR for r in caplog.records)
-    await manager.stop()  # reported once; stopping again is a no-op
+    async with manager:
+        await wait_until(lambda: manager.last_read_monotonic_s is not None)
+        assert manager.state == "reading"
+        redis_server.raw("DEL", STREAM_PRICE_UPDATES)
+        redis_server.raw("SET", STREAM_PRICE_UPDATES, "not a stream")  # WRONGTYPE from now on
+        await wait_until(lambda: manager.stats.errors >= 3)
+        assert manager.running and manager.state == "retrying"
+        assert manager.last_error is not None and "WRONGTYPE" in manager.last_error
+        last_read = manager.last_read_monotonic_s
+        redis_server.raw("DEL", STREAM_PRICE_UPDATES)  # fixed: the group is re-created
+        await events.publish_many(prices(3))
+        await wait_until(lambda: sorted(got) == [0, 1, 2])
+        assert manager.state == "reading" and manager.last_error is None
+        assert manager.last_read_monotonic_s is not None and last_read is not None
+        assert manager.last_read_monotonic_s > last_read
+    assert manager.state == "stopped"
+    # logged once per distinct error, without a traceback (it is a Redis error reply)
+    warnings = [r for r in caplog.records if "WRONGTYPE" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert warnings[0].exc_info is None
+
+
+async def test_manager_recreates_its_group_once_a_refusing_server_takes_writes(
+    fresh_redis,
+) -> None:
+    async with await RedisPool.connect(fresh_redis.url) as pool:
+        events = EventStream(pool)
+        got: list[int] = []
+
+        async def handler(event: PriceUpdate) -> None:
+            got.append(int(event.price))
+
+        manager = SubscriptionManager(
+            events, "g", "c", start_id="0", block_ms=50, backoff_initial_s=0.02, backoff_max_s=0.2
+        )
+        manager.on(PriceUpdate, handler)
+        async with manager:
+            fresh_redis.raw("CONFIG", "SET", "maxmemory-policy", "noeviction")
+            fresh_redis.raw("CONFIG", "SET", "maxmemory", "1")
+            fresh_redis.raw("DEL", STREAM_PRICE_UPDATES)  # group lost; XGROUP CREATE: OOM
+            await wait_until(lambda: manager.last_error is not None and "OOM" in manager.last_error)
+            errors = manager.stats.errors
+            await wait_until(lambda: manager.stats.errors >= errors + 3)  # still retrying
+            assert manager.running
+            fresh_redis.raw("CONFIG", "SET", "maxmemory", "0")
+            await events.publish_many(prices(3))
+            await wait_until(lambda: sorted(got) == [0, 1, 2])
+            assert manager.state == "reading"
+        assert pending_count(fresh_redis, STREAM_PRICE_UPDATES, "g") == 0

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import solcache
 import solcache.prometheus
+import solcache.web.limit_metrics
 import solcache.web.metrics
 from solcache import (
     STREAM_PRICE_UPDATES,
@@ -108,6 +109,7 @@ async def test_metrics_parse_and_hold_the_documented_families(
     # Every documented family is exported, and every exported family is documented.
     documented = set(DOCUMENTED.findall(solcache.prometheus.__doc__ or ""))
     documented |= set(DOCUMENTED.findall(solcache.web.metrics.__doc__ or ""))
+    documented |= set(DOCUMENTED.findall(solcache.web.limit_metrics.__doc__ or ""))
     assert exposed_names(fams) == documented
 
     latency = fams["solcache_operation_latency_seconds"]

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -28,6 +30,7 @@ from solcache import (
 )
 from solcache.web.client_queue import ClientQueue
 from solcache.web.ids import STREAMS, format_composite, id_key, parse_composite
+from solcache.web.limits import GatewayLimits
 from solcache.web.messages import Message
 
 TOKENS = ("SOL", "USDC", "BONK", "JitoSOL", "RAY")
@@ -115,6 +118,30 @@ class SseClient:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as client:
         yield client
+
+
+@pytest.fixture
+def server_errors() -> Iterator[Callable[[], list[logging.LogRecord]]]:
+    """Call it after starting the gateway (uvicorn's logging setup drops earlier handlers):
+    it collects the ERROR records of uvicorn's and asyncio's loggers from then on (uvicorn
+    does not propagate to the root logger, so caplog would not see them)."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.ERROR)
+    loggers = [logging.getLogger(n) for n in ("uvicorn", "asyncio")]
+
+    def capture() -> list[logging.LogRecord]:
+        for logger in loggers:
+            logger.addHandler(handler)
+        return records
+
+    yield capture
+    for logger in loggers:
+        logger.removeHandler(handler)
 
 
 def subscribe(http: httpx.AsyncClient, url: str, last_event_id: str | None = None) -> Any:
@@ -383,7 +410,10 @@ async def test_replay_of_trimmed_entries_ends_with_resync(
     assert got[-1].json == {"reason": "trimmed", "streams": [STREAM_PRICE_UPDATES]}
 
 
-async def test_garbage_last_event_id_is_a_fresh_subscription(
+UNKNOWN = {"reason": "unknown_id", "streams": list(STREAMS)}
+
+
+async def test_garbage_last_event_id_is_unknown_resync_then_live(
     pool: solcache.RedisPool, events: EventStream, start_gateway: Callable[..., Any], http: Any
 ) -> None:
     await events.publish(PriceUpdate("SOL", "1"))
@@ -391,8 +421,63 @@ async def test_garbage_last_event_id_is_a_fresh_subscription(
     async with subscribe(http, gw.url, last_event_id="not-an-id") as response:
         sse = SseClient(response)
         await sse.connected()
+        (notice,) = await sse.events(1, skip=("pool_state",))
+        assert notice.event == "resync" and notice.json == UNKNOWN
         fresh = await events.publish(PriceUpdate("SOL", "2"))
         assert entry_ids(await sse.events(1, skip=("pool_state",))) == [fresh]
+    assert gw.hub.totals().unknown_last_event_ids == 1
+
+
+@pytest.mark.parametrize(
+    "ahead",
+    [
+        "99999999999999-0,99999999999999-0,99999999999999-0",  # far future on every stream
+        "99999999999999-0,0-0,0-0",  # only the price stream
+    ],
+)
+async def test_last_event_id_ahead_of_the_streams_is_unknown_resync_then_live(
+    pool: solcache.RedisPool,
+    events: EventStream,
+    start_gateway: Callable[..., Any],
+    http: Any,
+    ahead: str,
+) -> None:
+    await events.publish(PriceUpdate("SOL", "1"))
+    gw = await start_gateway(pool)
+    async with subscribe(http, gw.url, last_event_id=ahead) as response:
+        sse = SseClient(response)
+        await sse.connected()
+        (notice,) = await sse.events(1, skip=("pool_state",))
+        assert notice.event == "resync" and notice.json == UNKNOWN
+        fresh = await publish_each(events, [PriceUpdate("SOL", "2"), PriceUpdate("USDC", "1")])
+        got = await sse.events(2, skip=("pool_state",))
+        assert entry_ids(got) == fresh  # price updates flow, none skipped
+        assert parse_composite(got[-1].id or "")[0] == fresh[-1]  # ids restart from the stream
+    assert gw.hub.totals().unknown_last_event_ids == 1
+
+
+async def test_last_event_id_ahead_of_the_reader_but_in_the_stream_resumes_without_resync(
+    pool: solcache.RedisPool, events: EventStream, start_gateway: Callable[..., Any], http: Any
+) -> None:
+    """A client coming from a gateway that had read further than this one (its reader polls
+    slowly here) resumes after its id: no resync, no duplicate."""
+    gw = await start_gateway(pool, poll_interval_s=5.0, idle_poll_interval_s=5.0)
+    await eventually_reached(lambda: gw.hub.position is not None)
+    ids = await publish_each(events, [PriceUpdate("SOL", str(i)) for i in range(3)])
+    seen = format_composite([ids[1], *gw.hub.position[1:]])
+    async with subscribe(http, gw.url, last_event_id=seen) as response:
+        sse = SseClient(response)
+        got = await sse.events(1, within_s=15.0, skip=("pool_state",))
+        assert entry_ids(got) == ids[2:]
+        assert await sse.quiet(0.3) == []
+    assert gw.hub.totals().unknown_last_event_ids == 0
+
+
+async def eventually_reached(check: Callable[[], bool], within_s: float = 10.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
 
 
 # --- slow and stalled clients --------------------------------------------------------------------
@@ -482,6 +567,132 @@ async def test_slow_client_queue_coalesces_prices_and_stays_bounded(
         price_events = [m for m in received if m.event == "price_update"]
         assert len(price_events) < 1000 // 2
         assert all(Decimal(m.json["data"]["price"]) >= 0 for m in price_events)
+    finally:
+        sock.close()
+
+
+# --- clients that stop reading: bounded on the gateway's side -----------------------------------
+
+LOOSE = {"sse_max_unsent_bytes": 64 * 1024 * 1024, "sse_max_unsent_age_s": 3600.0}
+
+
+async def publish_until_disconnected(gw: Any, events: EventStream, within_s: float) -> float:
+    """Publish ~20 KB/s of filler until the gateway has no client; return the seconds taken."""
+    started = time.monotonic()
+    while gw.hub.clients:
+        assert time.monotonic() - started < within_s, "the stalled client is still connected"
+        await events.publish_many([SystemStatus("filler", "healthy", FILLER)] * 2)
+        await asyncio.sleep(0.1)
+    return time.monotonic() - started
+
+
+async def test_client_that_stops_reading_is_disconnected_by_unsent_age(
+    pool: solcache.RedisPool,
+    events: EventStream,
+    start_gateway: Callable[..., Any],
+    server_errors: Callable[[], list[logging.LogRecord]],
+) -> None:
+    limits = GatewayLimits(sse_max_unsent_bytes=64 * 1024 * 1024, sse_max_unsent_age_s=1.0)
+    gw = await start_gateway(pool, send_timeout_s=120.0, pool_addresses=[], limits=limits)
+    errors = server_errors()
+    sock = stalled_socket(gw.port)
+    try:
+        await wait_for_clients(gw, 1)
+        took_s = await publish_until_disconnected(gw, events, within_s=30.0)
+        print(f"stalled client disconnected by the unsent age after {took_s:.1f} s")
+        totals = gw.hub.totals()
+        assert (totals.unsent_age_disconnects, totals.unsent_bytes_disconnects) == (1, 0)
+        assert totals.send_timeouts == 0
+        assert errors == []  # the connection was dropped, not left half-answered
+    finally:
+        sock.close()
+
+
+async def test_client_too_far_behind_is_disconnected_by_unsent_bytes(
+    pool: solcache.RedisPool,
+    events: EventStream,
+    start_gateway: Callable[..., Any],
+    server_errors: Callable[[], list[logging.LogRecord]],
+) -> None:
+    limits = GatewayLimits(sse_max_unsent_bytes=32 * 1024, sse_max_unsent_age_s=3600.0)
+    gw = await start_gateway(pool, send_timeout_s=120.0, pool_addresses=[], limits=limits)
+    errors = server_errors()
+    sock = stalled_socket(gw.port)
+    try:
+        await wait_for_clients(gw, 1)
+        await publish_until_disconnected(gw, events, within_s=30.0)
+        totals = gw.hub.totals()
+        assert (totals.unsent_bytes_disconnects, totals.unsent_age_disconnects) == (1, 0)
+        assert totals.send_timeouts == 0
+        assert errors == []
+    finally:
+        sock.close()
+
+
+def kernel_send_queue(local_port: int, remote_port: int) -> int:
+    """Bytes the kernel holds for the peer on the socket local_port -> remote_port (the
+    ``tx_queue`` column of /proc/net/tcp: sent but not acknowledged, or not sent yet)."""
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+            if int(local, 16) == local_port and int(remote, 16) == remote_port:
+                return int(fields[4].split(":")[0], 16)
+    return 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux's /proc/net/tcp")
+async def test_a_stalled_client_holds_only_a_small_kernel_send_buffer(
+    pool: solcache.RedisPool, events: EventStream, start_gateway: Callable[..., Any]
+) -> None:
+    limits = GatewayLimits(sse_send_buffer_bytes=16 * 1024, **LOOSE)
+    gw = await start_gateway(
+        pool, send_timeout_s=120.0, client_queue_size=64, pool_addresses=[], limits=limits
+    )
+    sock = stalled_socket(gw.port)
+    try:
+        await wait_for_clients(gw, 1)
+        (client,) = gw.hub.clients
+        client_port = sock.getsockname()[1]
+        most, published = 0, 0
+        # Until the writer blocks and the queue fills: the kernel took all it would.
+        while len(client.queue) < 64:
+            assert published < 8_000, f"the writer never blocked ({most} bytes in the kernel)"
+            await events.publish_many([SystemStatus("filler", "healthy", FILLER)] * 100)
+            published += 100
+            await asyncio.sleep(0.02)
+            most = max(most, kernel_send_queue(gw.port, client_port))
+        print(f"kernel send queue of a stalled client: at most {most} bytes")
+        # Linux reserves twice SO_SNDBUF, bookkeeping included; the system default grows to MBs.
+        assert 0 < most <= 4 * 16 * 1024
+    finally:
+        sock.close()
+
+
+async def test_shutdown_with_a_client_that_stopped_reading_is_prompt_and_quiet(
+    pool: solcache.RedisPool,
+    events: EventStream,
+    start_gateway: Callable[..., Any],
+    server_errors: Callable[[], list[logging.LogRecord]],
+) -> None:
+    limits = GatewayLimits(**LOOSE)
+    gw = await start_gateway(
+        pool, send_timeout_s=120.0, client_queue_size=64, pool_addresses=[], limits=limits
+    )
+    errors = server_errors()
+    sock = stalled_socket(gw.port)
+    try:
+        await wait_for_clients(gw, 1)
+        (client,) = gw.hub.clients
+        while len(client.queue) < 64:  # the writer is blocked on the client
+            await events.publish_many([SystemStatus("filler", "healthy", FILLER)] * 100)
+            await asyncio.sleep(0.02)
+        started = time.monotonic()
+        await gw.stop(within_s=30.0)
+        print(f"shutdown with a stalled client took {time.monotonic() - started:.2f} s")
+        # uvicorn would wait out its graceful timeout, then cancel the stream with a traceback.
+        assert errors == [], [r.getMessage() for r in errors]
     finally:
         sock.close()
 
@@ -599,3 +810,69 @@ async def eventually_publish(events: EventStream, event: PriceUpdate) -> str:
         except solcache.ConnectionError:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
+
+
+# --- wire formats of every message -----------------------------------------------------------
+
+PLAIN_DECIMAL = r"-?[0-9]+(\.[0-9]+)?"
+MICROS_UTC = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"
+DECIMAL_FIELDS = {
+    *("price", "amount", "pnl", "liquidity", "reserve_a", "reserve_b", "volume_24h"),
+    *("amount_in", "amount_out", "execution_price", "price_impact", "max_sandwich_loss"),
+}
+
+
+def assert_wire_formats(value: Any, field: str = "") -> int:
+    """Every decimal field of a message's JSON is a positional-notation string and every
+    timestamp has exactly six fractional digits; returns how many fields were checked."""
+    import re
+
+    if isinstance(value, dict):
+        return sum(assert_wire_formats(v, k) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(assert_wire_formats(v, field) for v in value)
+    if field in DECIMAL_FIELDS:
+        assert isinstance(value, str) and re.fullmatch(PLAIN_DECIMAL, value), (field, value)
+        return 1
+    if field == "timestamp":
+        assert isinstance(value, str) and re.fullmatch(MICROS_UTC, value), (field, value)
+        return 1
+    return 0
+
+
+async def test_messages_carry_plain_decimals_and_microsecond_timestamps(
+    pool: solcache.RedisPool,
+    events: EventStream,
+    start_gateway: Callable[..., Any],
+    http: Any,
+) -> None:
+    pools = solcache.PoolStateCache(pool)
+    gw = await start_gateway(pool, pool_poll_interval_s=0.05)
+    # A deep pool: a 1-unit swap moves the price by about 1e-12, which str() writes as 1E-12.
+    deep = solcache.PoolState(SOL_USDC, 2634567.89, "1000000000000", "187000000000000", 0)
+    async with subscribe(http, gw.url) as response:
+        sse = SseClient(response)
+        await sse.connected()
+        await pools.set(deep)
+        (state,) = await sse.events(1)
+        published = [
+            PriceUpdate("BONK", Decimal("6.65E-7")),
+            TradeExecuted("sig-fmt", "sell", "BONK/USDC", Decimal("1E+7"), Decimal("6.65E-7")),
+            solcache.PositionUpdate("BONK", Decimal("-1E+7"), Decimal("-1E-9")),
+            SystemStatus("price-service", "healthy", "prices flowing"),  # timestamp: now
+        ]
+        for event in published:
+            await events.publish(event)
+        got = await sse.events(len(published), skip=("pool_state",))
+
+    assert state.event == "pool_state"
+    impact = state.json["quotes"][0]["price_impact"]
+    assert "E" not in impact and Decimal(impact) < Decimal("1e-6"), impact
+    assert Decimal(impact) == deep.quote_swap("1", fee_bps=25, slippage_bps=50).price_impact
+    assert assert_wire_formats(state.json) == 5 + 5 * 3
+    by_type = {m.event: m.json["data"] for m in got}  # three streams: no order across them
+    assert set(by_type) == {e.type for e in published}
+    assert by_type["price_update"]["price"] == "0.000000665"
+    assert by_type["trade_executed"]["amount"] == "10000000"
+    assert by_type["position_update"]["pnl"] == "-0.000000001"
+    assert sum(assert_wire_formats(data) for data in by_type.values()) == 2 + 3 + 3 + 1

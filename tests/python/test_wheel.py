@@ -1,20 +1,32 @@
 """The main way solcache is used: a pip-installed wheel in a service's own environment.
 
-`make test` builds the wheel (`make wheel`) before pytest; this installs it into a fresh venv and
-runs the README's Python example, as written, against a private redis-server.
+`make test` builds the wheel (`make wheel-check`) before pytest; this checks its tags against what
+auditwheel and abi3audit find in it, installs it into fresh venvs (this CPython and a newer one)
+and runs the README's Python examples, as written, against a private redis-server.
 """
 
 from __future__ import annotations
 
+import glob
+import importlib.machinery
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+import solcache
+
 ROOT = Path(__file__).resolve().parents[2]
+#: One wheel for every CPython >= 3.11 (stable ABI) on every glibc >= 2.17.
+PYTHON_TAG, ABI_TAG = "cp311", "abi3"
+PLATFORM_TAGS = {"manylinux2014_x86_64", "manylinux_2_17_x86_64"}
 
 
 def newest_wheel() -> Path:
@@ -26,6 +38,142 @@ def newest_wheel() -> Path:
     return wheels[-1]
 
 
+def wheel_tags(wheel: Path) -> set[str]:
+    """The `Tag:` lines of the wheel's own metadata (what pip matches against)."""
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".dist-info/WHEEL"))
+        lines = zf.read(name).decode().splitlines()
+    return {line.split(": ", 1)[1] for line in lines if line.startswith("Tag: ")}
+
+
+def fresh_venv(python: str | Path, where: Path) -> Path:
+    """A new venv made by `python` with the wheel pip-installed in it; returns its interpreter."""
+    subprocess.run([str(python), "-m", "venv", str(where)], check=True, timeout=120)
+    venv_python = where / "bin" / "python"
+    subprocess.run(
+        [str(venv_python), "-m", "pip", "install", "--quiet", str(newest_wheel())],
+        check=True,
+        timeout=600,
+    )
+    return venv_python
+
+
+def newer_cpython() -> str | None:
+    """The newest CPython above this one on the machine (pyenv's too), or None."""
+    candidates = [
+        *(shutil.which(f"python3.{minor}") for minor in range(20, sys.version_info.minor, -1)),
+        *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3")), reverse=True),
+    ]
+    for exe in filter(None, candidates):
+        probe = subprocess.run(
+            [exe, "-c", "import sys; print(sys.implementation.name, sys.version_info.minor)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        name, _, minor = probe.stdout.partition(" ")
+        if probe.returncode == 0 and name == "cpython" and int(minor) > sys.version_info.minor:
+            return exe
+    return None
+
+
+def test_wheel_tags_are_abi3_and_manylinux2014() -> None:
+    wheel = newest_wheel()
+    expected = {f"{PYTHON_TAG}-{ABI_TAG}-{platform}" for platform in PLATFORM_TAGS}
+    assert wheel_tags(wheel) == expected
+    name_tags = wheel.name.removesuffix(".whl").split("-")[-3:]
+    assert name_tags[:2] == [PYTHON_TAG, ABI_TAG], wheel.name
+    assert set(name_tags[2].split(".")) == PLATFORM_TAGS, wheel.name
+    assert wheel.name.split("-")[1] == solcache.__version__, "the wheel holds another version"
+
+
+def test_auditwheel_finds_the_wheel_within_manylinux_2_17() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "auditwheel", "show", str(newest_wheel())],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    verdict = " ".join(run.stdout.split())  # auditwheel wraps its lines
+    assert 'consistent with the following platform tag: "manylinux_2_17_x86_64"' in verdict, (
+        run.stdout
+    )
+
+
+def test_abi3audit_finds_only_stable_abi_symbols_of_3_11() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "abi3audit", "--strict", "--report", str(newest_wheel())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    (spec,) = json.loads(run.stdout)["specs"].values()
+    (extension,) = spec["wheel"]
+    assert extension["name"] == "_core.abi3.so"
+    result = extension["result"]
+    assert result["is_abi3"] and result["is_abi3_baseline_compatible"], result
+    assert result["baseline"] == "3.11", result
+    assert tuple(map(int, result["computed"].split("."))) <= (3, 11), result
+    assert result["non_abi3_symbols"] == [] and result["future_abi3_objects"] == {}, result
+
+
+def test_the_extension_under_test_is_the_abi3_build() -> None:
+    """What the tests exercise is what the wheel ships: the stable-ABI `_core.abi3.so`."""
+    core = Path(solcache._core.__file__)
+    assert core.name == "_core.abi3.so", f"{core} is not the abi3 build"
+    shadows = [
+        core.with_name(f"_core{suffix}")
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+        if suffix != ".abi3.so" and core.with_name(f"_core{suffix}").exists()
+    ]
+    assert shadows == [], f"stale builds beside {core.name} (`make build-dev` removes them)"
+
+
+def test_timestamps_are_utc_datetimes_to_the_microsecond() -> None:
+    """The abi3 build makes its own `datetime`s (no C API): exact value, `timezone.utc`."""
+    when = datetime(2026, 11, 26, 15, 0, 0, 123456, tzinfo=UTC)
+    for value in (
+        solcache.PriceData("SOL", 1, when),
+        solcache.PoolState("58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2", 1, 1, 1, 1, when),
+        solcache.PriceUpdate("SOL", 1, when),
+    ):
+        stamp = value.timestamp
+        assert type(stamp) is datetime and stamp.tzinfo is UTC, repr(stamp)
+        assert (stamp.isoformat(), stamp.fold) == ("2026-11-26T15:00:00.123456+00:00", 0)
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_runs_on_a_newer_cpython(tmp_path: Path, redis_server) -> None:
+    newer = newer_cpython()
+    if newer is None:
+        pytest.skip("no CPython newer than this one on the machine")
+    python = fresh_venv(newer, tmp_path / "venv")
+    code = (
+        "import asyncio, sys, solcache\n"
+        "async def main():\n"
+        "    async with await solcache.RedisPool.connect(sys.argv[1]) as pool:\n"
+        "        prices = solcache.PriceCache(pool)\n"
+        "        await prices.set(solcache.PriceData('SOL', '187.2345'))\n"
+        "        got = await prices.get('SOL')\n"
+        "        print(sys.version_info[:2], got.price, got.timestamp.tzinfo)\n"
+        "asyncio.run(main())\n"
+    )
+    run = subprocess.run(
+        [str(python), "-c", code, redis_server.url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split(")", 1)[1].split() == ["187.2345", "UTC"], run.stdout
+    assert "(3, 11)" not in run.stdout, f"{newer} is not a newer CPython"
+
+
 def readme_examples() -> list[str]:
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     assert len(blocks) >= 2, "README.md lost its cache and events examples"
@@ -35,13 +183,7 @@ def readme_examples() -> list[str]:
 @pytest.mark.slow
 def test_wheel_runs_the_readme_examples(tmp_path: Path, redis_server) -> None:
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", str(newest_wheel())],
-        check=True,
-        timeout=600,
-    )
+    python = fresh_venv(sys.executable, venv)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["SOLCACHE_REDIS_URL"] = redis_server.url
     outputs = []
@@ -75,3 +217,11 @@ def test_wheel_runs_the_readme_examples(tmp_path: Path, redis_server) -> None:
     assert str(venv) in where.stdout, (
         "the example must use the installed wheel, not the source tree"
     )
+    version = subprocess.run(
+        [str(venv / "bin" / "solcache"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert version.stdout == f"solcache {solcache.__version__}\n"

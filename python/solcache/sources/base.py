@@ -83,6 +83,12 @@ class PoolSource(abc.ABC):
     def addresses(self) -> tuple[str, ...]:
         """The pool addresses this source is configured for."""
 
+    @property
+    def pairs(self) -> dict[str, str]:
+        """What each pool trades (``SOL/USDC``) by address, for the pools the source knows it
+        of (default: none)."""
+        return {}
+
     async def start(self) -> None:  # noqa: B027 (optional hook)
         """Open connections, start background tasks (default: nothing)."""
 

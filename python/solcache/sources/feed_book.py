@@ -16,16 +16,22 @@ __all__ = ["FeedBook"]
 class _Entry:
     price: PriceData
     publish_time_s: int
-    #: Monotonic seconds when this price (or a repeat of it) last arrived.
-    received_s: float
+    #: Monotonic seconds when this feed's ``publish_time`` last moved forward. A repeat of the
+    #: same ``publish_time`` (Hermes re-sends every feed each slot) does not count.
+    advanced_s: float
 
 
 class FeedBook:
     """The newest price of every configured token, keyed by Pyth feed id.
 
-    Prices only move forward: an update older than the one held is ignored. A price not
-    confirmed for ``max_age_s`` is dropped, so a feed that disappears upstream turns missing
-    instead of repeating its last value forever.
+    Prices only move forward: an update older than the one held is ignored. Freshness is
+    judged per feed by ``publish_time`` alone: Hermes re-sends the last price of every feed in
+    each update, so a feed whose publishers stopped keeps arriving with the same
+    ``publish_time``. Such a feed ages (:meth:`staleness_s`, :meth:`stale`) and is dropped
+    once its ``publish_time`` has not advanced for ``max_age_s``, so it turns missing instead of
+    repeating its last value forever. Ages are measured on the monotonic clock from when the
+    feed's ``publish_time`` last advanced here, so a wrong local wall clock cannot make a feed
+    look fresh or stale.
     """
 
     def __init__(
@@ -75,13 +81,16 @@ class FeedBook:
             if held is not None and update.publish_time_s < held.publish_time_s:
                 continue  # out of order: keep the newer price
             if held is not None and update.publish_time_s == held.publish_time_s:
-                held.received_s = now_s
-                continue
+                continue  # a re-send of the same price: not fresh, the feed keeps ageing
             try:
                 if update.price <= 0:
                     raise ValueError(f"price is not positive: {update.price}")
                 data = PriceData(
-                    token, update.price, timestamp=update.publish_time, source=self._source_name
+                    token,
+                    update.price,
+                    timestamp=update.publish_time,
+                    source=self._source_name,
+                    confidence=update.conf,
                 )
             except ValueError as exc:
                 self._feed_problems[token] = f"{token}: rejected Pyth price: {exc}"
@@ -98,7 +107,8 @@ class FeedBook:
         return fresh
 
     def prices(self) -> tuple[PriceData, ...]:
-        """The held prices, dropping those not confirmed within ``max_age_s``."""
+        """The held prices (with their confidence), dropping those whose ``publish_time`` has
+        not advanced within ``max_age_s``."""
         self._expire()
         return tuple(self._entries[t].price for t in self.tokens if t in self._entries)
 
@@ -112,11 +122,25 @@ class FeedBook:
         return tuple(self._feed_problems[t] for t in self.tokens if t in self._feed_problems)
 
     def staleness_s(self) -> float:
-        """Seconds since any price last moved forward (since creation if none has yet)."""
+        """Seconds since the stalest held feed's ``publish_time`` last advanced; with no price
+        held, since any price last did (since creation if none has yet)."""
+        now_s = self._monotonic()
+        self._expire()
+        if self._entries:
+            oldest_s = min(e.advanced_s for e in self._entries.values())
+            return max(0.0, now_s - oldest_s)
         since = self._fresh_s if self._fresh_s is not None else self._started_s
-        return max(0.0, self._monotonic() - since)
+        return max(0.0, now_s - since)
+
+    def stale(self, after_s: float) -> tuple[tuple[str, float], ...]:
+        """``(token, seconds)`` of every held feed whose ``publish_time`` has not advanced for
+        more than ``after_s``, stalest first."""
+        now_s = self._monotonic()
+        self._expire()
+        ages = [(t, now_s - e.advanced_s) for t, e in self._entries.items()]
+        return tuple(sorted(((t, a) for t, a in ages if a > after_s), key=lambda ta: -ta[1]))
 
     def _expire(self) -> None:
         cutoff = self._monotonic() - self._max_age_s
-        for token in [t for t, e in self._entries.items() if e.received_s < cutoff]:
+        for token in [t for t, e in self._entries.items() if e.advanced_s < cutoff]:
             del self._entries[token]

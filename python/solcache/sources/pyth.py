@@ -53,12 +53,20 @@ class PythPriceSource(PriceSource):
     In ``"stream"`` mode the task holds ``GET /v2/updates/price/stream`` open and reconnects with
     backoff when Hermes closes it (it does after 24 h) or it fails; in ``"poll"`` mode it sends
     ``GET /v2/updates/price/latest`` every ``poll_interval_s``. :meth:`snapshot` never waits on
-    the network: it returns what the task has received.
+    the network: it returns what the task has received. Each price keeps Pyth's confidence
+    interval (``PriceData.confidence``, ``conf`` scaled like the price).
+
+    Freshness is judged by each feed's ``publish_time``, never by arrival: Hermes re-sends the
+    last price of every feed in each update, so a feed whose publishers stopped keeps arriving
+    unchanged. ``snapshot().staleness_s`` is the age of the stalest feed (time since its
+    ``publish_time`` last advanced), a feed older than ``stale_after_s`` is named in
+    ``snapshot().problems``, and one older than ``price_max_age_s`` is dropped (missing).
 
     A 429 pauses the task for the server's ``Retry-After`` (capped at ``retry_after_max_s``) or
     else ``rate_limit_backoff_s``, and is reported in ``snapshot().problems`` meanwhile. Feed ids
     unknown to Hermes are ignored upstream (``ignore_invalid_price_ids``) and their tokens show
-    up in ``snapshot().missing``, as do prices not confirmed for ``price_max_age_s``.
+    up in ``snapshot().missing``, as do feeds whose ``publish_time`` stood still for
+    ``price_max_age_s``.
 
     The API key, if any, goes in the ``api_key_header`` header as ``"{api_key_scheme} {key}"``
     (just the key when the scheme is None) and is never logged; nor is the URL's path, which
@@ -83,6 +91,7 @@ class PythPriceSource(PriceSource):
         backoff_max_s: float = 30.0,
         rate_limit_backoff_s: float = 60.0,
         retry_after_max_s: float = 300.0,
+        stale_after_s: float = 2.0,
         price_max_age_s: float = 60.0,
     ) -> None:
         """Configure the source; nothing connects before :meth:`start`.
@@ -102,6 +111,7 @@ class PythPriceSource(PriceSource):
             "backoff_max_s": backoff_max_s,
             "rate_limit_backoff_s": rate_limit_backoff_s,
             "retry_after_max_s": retry_after_max_s,
+            "stale_after_s": stale_after_s,
             "price_max_age_s": price_max_age_s,
         }
         for what, value in durations.items():
@@ -126,6 +136,7 @@ class PythPriceSource(PriceSource):
         self._backoff = Backoff(backoff_initial_s, max(backoff_initial_s, backoff_max_s))
         self._rate_limit_backoff_s = rate_limit_backoff_s
         self._retry_after_max_s = retry_after_max_s
+        self._stale_after_s = stale_after_s
         query = "&".join(f"ids[]={feed_id}" for feed_id in self._book.feed_ids)
         self._query = f"?{query}&parsed=true&ignore_invalid_price_ids=true"
         self._client: httpx.AsyncClient | None = None
@@ -192,7 +203,10 @@ class PythPriceSource(PriceSource):
             raise SourceError("the Pyth source is not started")
         if self._task.done() and not self._task.cancelled():
             raise SourceError(f"the Pyth task died: {self._task.exception()!r}")
-        problems = self._book.problems()
+        problems = self._book.problems() + tuple(
+            f"{token}: publish_time has not advanced for {age_s:.1f} s"
+            for token, age_s in self._book.stale(self._stale_after_s)
+        )
         if self._problem is not None:
             problems = (self._problem, *problems)
         prices = self._book.prices()

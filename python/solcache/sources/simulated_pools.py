@@ -59,6 +59,11 @@ class PoolSpec:
         """``A-B``, e.g. ``SOL-USDC``."""
         return f"{self.token_a}-{self.token_b}"
 
+    @property
+    def pair(self) -> str:
+        """``A/B``, e.g. ``SOL/USDC``: what is traded here, as trade events spell it."""
+        return f"{self.token_a}/{self.token_b}"
+
 
 #: Three Raydium AMM v4 pools (program ``675kPX9MHTjS2zt1qfr1NYHuzeLXfQM9H24wFSUt1Mp8``).
 #: Reserves and volumes are of a realistic order, not copies of the chain.
@@ -183,6 +188,11 @@ class SimulatedPoolSource(PoolSource):
     @property
     def addresses(self) -> tuple[str, ...]:
         return self._addresses
+
+    @property
+    def pairs(self) -> dict[str, str]:
+        """Each pool's pair (``SOL/USDC``) by address."""
+        return {s.address: s.pair for s in self._specs}
 
     @property
     def specs(self) -> tuple[PoolSpec, ...]:

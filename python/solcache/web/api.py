@@ -11,7 +11,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Protocol
 
@@ -44,6 +44,8 @@ class Api:
         reporter: StatusReporter,
         registry: CollectorRegistry,
         read_timeout_s: float = 2.0,
+        health: Callable[[], tuple[bool, str]] | None = None,
+        pool_pairs: Mapping[str, str] | None = None,
     ) -> None:
         if not 0 < read_timeout_s < math.inf:
             raise ValueError("read_timeout_s must be finite and > 0")
@@ -51,7 +53,9 @@ class Api:
         self._pools = pools
         self._tokens = list(tokens)
         self._pool_addresses = list(pool_addresses)
+        self._pairs_json = json.dumps(dict(pool_pairs or {}), separators=(",", ":"))
         self._reporter = reporter
+        self._health = health
         self._registry = registry
         self._timeout_s = read_timeout_s
         self._page = resources.files("solcache.web").joinpath("dashboard.html").read_bytes()
@@ -79,16 +83,22 @@ class Api:
         return _snapshot("prices", found)
 
     async def pools(self, request: Request) -> Response:
-        """``{"time": unix s, "pools": {address: PoolState JSON or null}}`` (one MGET)."""
+        """``{"time": unix s, "pools": {address: PoolState JSON or null}, "pairs": {address:
+        "SOL/USDC"}}`` (one MGET; ``pairs`` has the pools whose pair the service knows)."""
         try:
             async with asyncio.timeout(self._timeout_s):
                 found = await self._pools.get_many(self._pool_addresses)
         except Exception as exc:
             return _unavailable(exc)
-        return _snapshot("pools", found)
+        return _snapshot("pools", found, f',"pairs":{self._pairs_json}')
 
     async def healthz(self, request: Request) -> Response:
-        """200 ``ok`` when Redis answers, 503 with the reason otherwise."""
+        """200 ``ok`` when healthy, 503 with the reason otherwise: the ``health`` callable's
+        verdict when there is one, else whether Redis answers."""
+        if self._health is not None:
+            healthy, text = self._health()
+            status_code = 200 if healthy else 503
+            return Response(text, status_code, media_type="text/plain", headers=_NO_STORE)
         reachable, error = await self._reporter.reachable()
         if reachable:
             return Response("ok\n", media_type="text/plain", headers=_NO_STORE)
@@ -99,12 +109,12 @@ class Api:
         return Response(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _snapshot(name: str, found: Mapping[str, _HasJson | None]) -> Response:
+def _snapshot(name: str, found: Mapping[str, _HasJson | None], extra: str = "") -> Response:
     items = ",".join(
         f"{json.dumps(key)}:{value.to_json() if value is not None else 'null'}"
         for key, value in found.items()
     )
-    body = f'{{"time":{time.time()!r},"{name}":{{{items}}}}}'
+    body = f'{{"time":{time.time()!r},"{name}":{{{items}}}{extra}}}'
     return Response(body, media_type="application/json", headers=_NO_STORE)
 
 

@@ -58,7 +58,13 @@ class HubTotals:
     messages_coalesced: int = 0
     messages_dropped: int = 0
     send_timeouts: int = 0
+    #: Clients disconnected for more than ``sse_max_unsent_bytes`` not received.
+    unsent_bytes_disconnects: int = 0
+    #: Clients disconnected for not receiving bytes older than ``sse_max_unsent_age_s``.
+    unsent_age_disconnects: int = 0
     replays_truncated: int = 0
+    #: Reconnects whose ``Last-Event-ID`` was unknown (not ours, or ahead of its stream).
+    unknown_last_event_ids: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +235,43 @@ class EventHub:
 
     def record_send_timeout(self) -> None:
         self._totals.send_timeouts += 1
+
+    def record_fell_behind(self, reason: str) -> None:
+        """Count a client disconnected by an unsent limit (``unsent_bytes``, ``unsent_age``)."""
+        if reason == "unsent_bytes":
+            self._totals.unsent_bytes_disconnects += 1
+        else:
+            self._totals.unsent_age_disconnects += 1
+
+    def record_unknown_id(self) -> None:
+        self._totals.unknown_last_event_ids += 1
+
+    async def known(self, since: Sequence[str]) -> bool:
+        """False if an id in ``since`` is ahead of the newest entry of its stream in Redis.
+
+        Such an id was not produced by this Redis (a made-up or far-future id, or one from
+        before the stream was deleted): resuming from it would skip every live entry until the
+        stream caught up with it. Ids up to the fan-out position are known without asking
+        Redis; one ahead of it (the client came from a gateway that had read further) is
+        checked with the stream's info. If Redis does not answer, the id counts as unknown: a
+        needless ``resync`` costs the client a snapshot reload, a wrong resume its updates.
+        """
+        position = self.position
+        if position is None:
+            return True  # nothing to skip: connect() tells the client replay is unavailable
+        ahead = [i for i in range(len(STREAMS)) if id_key(since[i]) > id_key(position[i])]
+        if not ahead:
+            return True
+        try:
+            async with asyncio.timeout(self._read_timeout_s):
+                infos = await asyncio.gather(*(self._events.info(STREAMS[i]) for i in ahead))
+        except Exception as exc:
+            logger.debug("checking a Last-Event-ID failed: %s", str(exc) or "timed out")
+            return False
+        return all(
+            info.last_id is not None and id_key(since[i]) <= id_key(info.last_id)
+            for i, info in zip(ahead, infos, strict=True)
+        )
 
     @property
     def clients(self) -> tuple[Client, ...]:

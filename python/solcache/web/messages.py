@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from solcache._core import PoolState, PriceUpdate, StreamEntry
 
-__all__ = ["Message", "encode", "from_entry", "from_pool_state", "resync"]
+__all__ = ["Message", "encode", "from_entry", "from_pool_state", "plain", "resync"]
 
 #: Synthesized messages (pool states, resync notices) carry no stream id.
 NO_STREAM = -1
@@ -56,18 +57,25 @@ QUOTE_FEE_BPS = 25
 QUOTE_SLIPPAGE_BPS = 50
 
 
+def plain(value: Decimal) -> str:
+    """``value`` in positional notation, as the core writes decimals: ``0.000000665``, never
+    ``6.65E-7`` (``str()`` of a small Decimal), which many JSON consumers cannot parse."""
+    return format(value, "f")
+
+
 def quotes(state: PoolState) -> list[dict[str, str]]:
-    """A→B swap quotes for :data:`QUOTE_SIZES`, computed by the core's ``quote_swap``."""
+    """A→B swap quotes for :data:`QUOTE_SIZES`, computed by the core's ``quote_swap``; every
+    amount a decimal string in positional notation (see :func:`plain`)."""
     out = []
     for size in QUOTE_SIZES:
         q = state.quote_swap(size, fee_bps=QUOTE_FEE_BPS, slippage_bps=QUOTE_SLIPPAGE_BPS)
         out.append(
             {
-                "amount_in": str(q.amount_in),
-                "amount_out": str(q.amount_out),
-                "execution_price": str(q.execution_price),
-                "price_impact": str(q.price_impact),
-                "max_sandwich_loss": str(q.max_sandwich_loss),
+                "amount_in": plain(q.amount_in),
+                "amount_out": plain(q.amount_out),
+                "execution_price": plain(q.execution_price),
+                "price_impact": plain(q.price_impact),
+                "max_sandwich_loss": plain(q.max_sandwich_loss),
             }
         )
     return out

@@ -1,7 +1,7 @@
-"""The comparison table (solcache.benchmark, `solcache bench`) against real redis-servers.
+"""`solcache bench` and :mod:`solcache.latency` (solcache against the raw round trip) against
+real redis-servers.
 
-Tiny call counts: these check the rows, the numbers' sanity and the goals' wording, never a
-timing threshold.
+Tiny call counts: these check the rows and the numbers' sanity, never a timing threshold.
 """
 
 from __future__ import annotations
@@ -16,20 +16,15 @@ from pathlib import Path
 
 import pytest
 
-import solcache
-from solcache.benchmark import (
-    GOALS,
-    CompareConfig,
-    PeerPrice,
+from solcache.latency import (
+    BenchConfig,
     Report,
     Target,
-    decode_price,
     parse_redis_benchmark,
     percentile,
-    render,
-    run_comparison,
+    run_benchmark,
 )
-from solcache.benchmark.raw import RawUnavailable, connection_args
+from solcache.latency.redis_benchmark import RawUnavailable, connection_args
 
 HAS_REDIS_BENCHMARK = shutil.which("redis-benchmark") is not None
 
@@ -92,16 +87,8 @@ def test_targets_and_redis_benchmark_arguments() -> None:
         Target.from_url("http://127.0.0.1/")
 
 
-def test_peers_decode_what_solcache_writes() -> None:
-    data = solcache.PriceData("SOL", "187.234500001", source="pyth")
-    got = decode_price(data.to_json().encode())
-    assert isinstance(got, PeerPrice)
-    assert (got.token, got.price, got.source) == ("SOL", data.price, "pyth")
-    assert abs((got.timestamp - data.timestamp).total_seconds()) < 1e-5
-    assert decode_price(None) is None
-
-
-def _assert_sane(report: Report, calls: int) -> None:
+def assert_sane(report: Report, calls: int) -> None:
+    """Every row measured with plausible numbers, or unmeasured with a note saying why."""
     for row in report.rows:
         if row.timing is None:
             assert row.note, row
@@ -116,78 +103,24 @@ def _assert_sane(report: Report, calls: int) -> None:
 
 
 @pytest.mark.skipif(not HAS_REDIS_BENCHMARK, reason="redis-benchmark is not installed")
-def test_comparison_table_against_a_real_server(redis_server, tmp_path: Path) -> None:
-    calls = 60
-    report = run_comparison(
-        CompareConfig(
-            redis_server.url,
-            tuple(solcache.MVP_TOKENS),
-            calls=calls,
-            warmup=5,
-            raw_requests=2000,
-            title="test comparison",
-            command="pytest",
-        )
-    )
-    keys = {r.key for r in report.rows}
-    expected = {"raw.c1.before", "raw.c1.after", "raw.throughput", "raw.throughput.after"}
-    for client in ("solcache-async", "solcache-sync", "redis-py-asyncio", "redis-py-sync"):
-        expected |= {f"{client}.get", f"{client}.get_many"}
-    expected |= {"coredis.get", "valkey-glide.get_many"}
-    expected |= {f"{c}.get.c{n}" for c in ("solcache-async", "redis-py-asyncio") for n in (20, 200)}
-    assert expected <= keys, sorted(expected - keys)
-    _assert_sane(report, calls)
-    # The raw round trip and solcache's async rows are always measured.
-    for key in ("raw.c1.before", "raw.throughput", "solcache-async.get", "solcache-async.get.c200"):
-        row = report.row(key)
-        assert row is not None and row.timing is not None, row
-    assert report.raw_p50_us is not None and report.raw_ops_per_s is not None
-    # A peer or the sync API is either measured or says why not; nothing crashes the run.
-    for key in ("solcache-sync.get", "redis-py-asyncio.get", "coredis.get", "valkey-glide.get"):
-        row = report.row(key)
-        assert row is not None
-        assert row.timing is not None or row.note.startswith(("not ", "failed")), row
-    row = report.row("redis-py-asyncio.get")
-    assert row is not None
-    if importlib.util.find_spec("redis") is None:
-        assert row.note == "not installed"
-    # Goals: one line each, judged whenever their row was measured.
-    goals = report.goals()
-    assert [g.goal for g in goals] == list(GOALS)
-    by_key = {(g.goal.key, g.goal.metric): g for g in goals}
-    assert by_key["solcache-async.get", "p50"].met is not None
-    assert by_key["solcache-async.get.c20", "share"].met is not None
-    text = render(report)
-    assert "Goals (issue 5)" in text and "Machine and software:" in text
-    assert ("met" in text) and ("p50/raw" in text) and ("vs raw -c 20" in text)
-    assert "redis-benchmark -h 127.0.0.1" in text and "GET price:SOL" in text
-    assert report.machine["redis_server"].startswith("7.") or report.machine["redis_server"]
-    assert report.machine["nproc"].isdigit()
-    data = json.loads(json.dumps(report.to_json()))
-    assert len(data["rows"]) == len(report.rows) and len(data["goals"]) == len(GOALS)
-    # Seeded the way solcache writes, under the real keys.
-    assert redis_server.raw("EXISTS", "price:SOL", "price:RAY") == 2
-
-
-@pytest.mark.skipif(not HAS_REDIS_BENCHMARK, reason="redis-benchmark is not installed")
-def test_comparison_over_a_unix_socket_solcache_only(redis_server) -> None:
-    cfg = CompareConfig(
+def test_benchmark_over_a_unix_socket(redis_server) -> None:
+    cfg = BenchConfig(
         redis_server.unix_url,
         ("bench-SOL", "bench-USDC"),
         calls=30,
         warmup=3,
         raw_requests=1000,
         callers=(4,),
-        peers=False,
         use_uvloop=True,
     )
-    report = run_comparison(cfg)
+    report = run_benchmark(cfg)
     raw = report.row("raw.c1.before")
     assert raw is not None and raw.timing is not None, raw  # redis-benchmark -s
     assert any("-s " in c for c in report.commands)
-    assert report.row("redis-py-asyncio.get") is None  # peers=False: not even a row
-    assert {"solcache-async.get.c4", "solcache-async.get_many"} <= {r.key for r in report.rows}
-    _assert_sane(report, 30)
+    keys = {r.key for r in report.rows}
+    assert {"solcache-async.get.c4", "solcache-async.get_many", "solcache-sync.get"} <= keys
+    assert all(k.startswith(("raw.", "solcache-")) for k in keys), keys  # no other client
+    assert_sane(report, 30)
     uvloop = importlib.util.find_spec("uvloop") is not None
     assert report.machine["event_loop"].startswith("uvloop" if uvloop else "asyncio")
 
@@ -197,16 +130,21 @@ def test_cli_bench_writes_only_throwaway_keys_and_json(redis_server, tmp_path: P
     # fmt: off
     cmd = [
         sys.executable, "-m", "solcache", "bench", "--redis-url", redis_server.url,
-        "--calls", "40", "--no-peers", "--json", str(out_json),
+        "--calls", "40", "--json", str(out_json),
     ]
     # fmt: on
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    for row in ("solcache async get ", "solcache async get_many (5)", "200 callers", "Goals"):
+    for row in ("solcache async get ", "solcache async get_many (5)", "200 callers", "p50/raw"):
         assert row in run.stdout, run.stdout
     assert "solcache bench --redis-url" in run.stdout  # the exact command line
+    # solcache against the raw round trip only: no other client, no goals.
+    for absent in ("redis-py", "coredis", "glide", "Goals", "goal"):
+        assert absent not in run.stdout, run.stdout
     data = json.loads(out_json.read_text())
     assert {r["key"] for r in data["rows"]} >= {"solcache-async.get", "solcache-async.set"}
+    assert all(r["key"].startswith(("raw.", "solcache-")) for r in data["rows"]), data["rows"]
+    assert "goals" not in data
     keys = set(redis_server.raw("KEYS", "*"))
     assert keys and all(k.startswith("price:bench-") or k == "stream:solcache-bench" for k in keys)
     assert 0 < redis_server.raw("PTTL", "price:bench-USDC") <= 60_000

@@ -1,4 +1,4 @@
-"""Rows, issue 5's goals, the printed table and its JSON form.
+"""Rows, the printed table and its JSON form.
 
 Ratios are taken against the raw round trip of the same run: ``p50 / raw p50`` and
 ``p99 / raw p50`` for sequential rows, ``reads/s / redis-benchmark -c 20 req/s`` for
@@ -10,15 +10,13 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from solcache.benchmark.measure import Timing
+from solcache.latency.timing import Timing
 
 __all__ = [
-    "GOALS",
-    "Goal",
-    "GoalResult",
     "Report",
     "Row",
     "load_average",
@@ -44,39 +42,6 @@ class Row:
     section: Section
     timing: Timing | None
     note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Goal:
-    """``metric`` of row ``key`` must be at most (``p50``/``p99`` as a multiple of the raw
-    p50) or at least (``share``: reads/s as a fraction of redis-benchmark -c 20) ``limit``."""
-
-    key: str
-    metric: Literal["p50", "p99", "share"]
-    limit: float
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class GoalResult:
-    """A goal judged: ``met`` is None when it could not be judged (``why`` says why)."""
-
-    goal: Goal
-    value: float | None
-    met: bool | None
-    why: str = ""
-
-
-#: Issue 5's goals, each a ratio to the raw round trip measured in the same run.
-GOALS = (
-    Goal("solcache-async.get", "p50", 1.3, "async get p50 ≤ 1.3x raw p50"),
-    Goal("solcache-async.get", "p99", 2.5, "async get p99 ≤ 2.5x raw p50"),
-    Goal("solcache-sync.get", "p50", 1.15, "sync get p50 ≤ 1.15x raw p50"),
-    Goal("solcache-async.get_many", "p50", 1.4, "async get_many p50 ≤ 1.4x raw p50"),
-    Goal("solcache-sync.get_many", "p50", 1.4, "sync get_many p50 ≤ 1.4x raw p50"),
-    Goal("solcache-async.get.c20", "share", 0.8, "20 callers ≥ 80 % of redis-benchmark -c 20"),
-    Goal("solcache-async.get.c200", "share", 0.8, "200 callers ≥ 80 % of redis-benchmark -c 20"),
-)
 
 
 @dataclass
@@ -121,31 +86,8 @@ class Report:
         base = self.raw_ops_per_s
         return row.timing.ops_per_s / base if row.timing is not None and base else None
 
-    def goals(self) -> list[GoalResult]:
-        """Every goal of :data:`GOALS` judged against this run."""
-        out: list[GoalResult] = []
-        for g in GOALS:
-            row = self.row(g.key)
-            if row is None or row.timing is None:
-                why = f"{row.label}: {row.note}" if row is not None else "not measured"
-                out.append(GoalResult(g, None, None, why))
-                continue
-            if g.metric == "share":
-                value = self.share(row)
-                missing = "no redis-benchmark -c 20 throughput"
-            else:
-                value = self.ratio(row.timing.p50_us if g.metric == "p50" else row.timing.p99_us)
-                missing = "no raw round trip (redis-benchmark)"
-            if value is None:
-                out.append(GoalResult(g, None, None, missing))
-            elif g.metric == "share":
-                out.append(GoalResult(g, value, value >= g.limit))
-            else:
-                out.append(GoalResult(g, value, value <= g.limit))
-        return out
-
     def to_json(self) -> dict[str, Any]:
-        """The rows, ratios, goals and machine info as JSON-ready data."""
+        """The rows, ratios and machine info as JSON-ready data."""
         rows = []
         for r in self.rows:
             d: dict[str, Any] = {"key": r.key, "label": r.label, "section": r.section}
@@ -157,25 +99,12 @@ class Report:
                 if r.section == "concurrent":
                     d["share_of_raw_throughput"] = self.share(r)
             rows.append(d)
-        goals: list[dict[str, Any]] = [
-            {
-                "goal": g.goal.text,
-                "key": g.goal.key,
-                "metric": g.goal.metric,
-                "limit": g.goal.limit,
-                "value": g.value,
-                "met": g.met,
-                "why": g.why or None,
-            }
-            for g in self.goals()
-        ]
         return {
             "title": self.title,
             "units": {"latency": "µs", "rate": "calls per second"},
             "raw_p50_us": self.raw_p50_us,
             "raw_throughput_per_s": self.raw_ops_per_s,
             "rows": rows,
-            "goals": goals,
             "machine": self.machine,
             "settings": self.settings,
             "commands": self.commands,
@@ -257,8 +186,9 @@ def _conc_lines(report: Report, rows: list[Row]) -> list[str]:
     return lines
 
 
-def render(report: Report) -> str:
-    """The report as plain text: tables, goals, machine info and the commands run."""
+def render(report: Report, extra: Sequence[str] = ()) -> str:
+    """The report as plain text: the tables, the ``extra`` lines (after a blank line, when
+    there are any), machine info and the commands run."""
     s = report.settings
     base = report.raw_p50_us
     out = [report.title, ""]
@@ -290,13 +220,8 @@ def render(report: Report) -> str:
     if writes:
         out += ["", "Writes and streams (solcache async, µs per call)"]
         out += _seq_lines(report, writes)
-    out += ["", "Goals (issue 5), against this run's raw round trip:"]
-    for g in report.goals():
-        if g.met is None:
-            out.append(f"  {'not judged':<11}{g.goal.text:<48}({g.why})")
-        else:
-            value = f"{g.value:.0%}" if g.goal.metric == "share" else _x(g.value)
-            out.append(f"  {'met' if g.met else 'NOT met':<11}{g.goal.text:<48}({value})")
+    if extra:
+        out += ["", *extra]
     out += ["", "Machine and software:"]
     out += [f"  {k}: {v}" for k, v in report.machine.items()]
     out += ["", "Commands:"]

@@ -14,8 +14,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from solcache.benchmark.measure import Timing
-from solcache.benchmark.target import Target
+from solcache.latency.target import Target
+from solcache.latency.timing import Timing
 
 __all__ = [
     "RawUnavailable",

@@ -1,47 +1,46 @@
-"""The clients compared with solcache, each doing the work a solcache read does.
+"""The peers solcache is compared with, each doing the work a solcache read does.
 
-Every client reads the JSON solcache writes (``price:{token}``) and turns it into an object
-with a ``Decimal`` price and an aware ``datetime``: ``get`` is one GET, ``get_many`` one MGET
-of all the benchmark's tokens. Peers are imported with :mod:`importlib` only when measured,
-so the package needs none of them; a missing one is reported, never installed here.
+Every peer reads the JSON solcache writes (``price:{token}``) and turns it into an object with
+a ``Decimal`` price and an aware ``datetime``: ``get`` is one GET, ``get_many`` one MGET of all
+the run's tokens. Peers are imported with :mod:`importlib` only when measured, so a missing one
+is a row that says "not installed" (``benches/compare.py`` installs them first).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
-import inspect
 import json
-from collections.abc import Awaitable, Callable, Sequence
+import re
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from solcache._core import PriceCache, price_key
-from solcache.benchmark.target import Target
-from solcache.pool import RedisPool
+from solcache import price_key
+from solcache.latency.clients import (
+    AsyncClient,
+    ClientSpec,
+    ClientUnavailable,
+    SyncClient,
+    installed_version,
+)
+from solcache.latency.target import Target
 
-__all__ = [
-    "AsyncClient",
-    "ClientSpec",
-    "ClientUnavailable",
-    "PeerPrice",
-    "SyncClient",
-    "client_specs",
-    "decode_price",
-    "installed_version",
-    "solcache_async_client",
-]
+__all__ = ["PEER_REQUIREMENTS", "PeerPrice", "decode_price", "peer_specs", "peer_versions"]
 
 #: Seconds a peer waits for a pooled connection or a reply before failing the call.
 PEER_TIMEOUT_S = 5.0
-
-
-class ClientUnavailable(Exception):
-    """The client cannot be measured here; the message is the table's note (one line)."""
+#: The peers and the versions measured (``pip index versions`` on 2026-11-26): the module that
+#: shows one is installed → its requirement.
+PEER_REQUIREMENTS = {
+    "redis": "redis[hiredis]==8.1.0",
+    "hiredis": "hiredis==3.5.0",
+    "coredis": "coredis==6.9.0",
+    "glide": "valkey-glide==2.6.0",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,99 +63,8 @@ def decode_price(raw: bytes | str | None) -> PeerPrice | None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class AsyncClient:
-    """An opened async client: ``get()`` reads the first token, ``get_many()`` all of them."""
-
-    get: Callable[[], Awaitable[object]]
-    get_many: Callable[[], Awaitable[object]]
-    close: Callable[[], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class SyncClient:
-    """An opened blocking client; same operations as :class:`AsyncClient`."""
-
-    get: Callable[[], object]
-    get_many: Callable[[], object]
-    close: Callable[[], None]
-
-
-AsyncOpener = Callable[[Target, Sequence[str], int], Awaitable[AsyncClient]]
-SyncOpener = Callable[[Target, Sequence[str], int], SyncClient]
-
-
-@dataclass(frozen=True, slots=True)
-class ClientSpec:
-    """One client to measure. ``key`` is stable (JSON, goals); ``label`` is for the table.
-
-    ``module`` must be importable; ``missing`` is the note when it is not. Exactly one of
-    ``open_async`` / ``open_sync`` is set; both take the target, the tokens and the pool size.
-    """
-
-    key: str
-    label: str
-    module: str
-    missing: str
-    open_async: AsyncOpener | None = None
-    open_sync: SyncOpener | None = None
-
-    def importable(self) -> bool:
-        """True when :attr:`module` can be imported (without importing it)."""
-        try:
-            return importlib.util.find_spec(self.module) is not None
-        except ImportError:  # a missing parent package
-            return False
-
-
-def installed_version(dist: str) -> str | None:
-    """The installed version of distribution ``dist``, or None."""
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def _many(tokens: Sequence[str], values: Sequence[bytes | str | None]) -> dict[str, object]:
     return {t: decode_price(v) for t, v in zip(tokens, values, strict=True)}
-
-
-# --- solcache ------------------------------------------------------------------------------
-
-
-def solcache_async_client(pool: RedisPool, tokens: Sequence[str]) -> AsyncClient:
-    """``PriceCache(pool).get`` / ``get_many`` (the pool stays open: the caller owns it)."""
-    cache = PriceCache(pool)
-    token, tokens = tokens[0], list(tokens)
-
-    async def close() -> None:
-        return None
-
-    return AsyncClient(lambda: cache.get(token), lambda: cache.get_many(tokens), close)
-
-
-def _open_solcache_sync(target: Target, tokens: Sequence[str], max_size: int) -> SyncClient:
-    """``solcache.sync.RedisPool.connect(url, max_size=…)`` and ``solcache.sync.PriceCache``."""
-    try:
-        sync: Any = importlib.import_module("solcache.sync")
-    except Exception as e:  # also a module that exists but does not match the extension
-        raise ClientUnavailable(f"not available ({type(e).__name__}: {e})") from e
-    pool_cls = getattr(sync, "RedisPool", None)
-    if pool_cls is None or not hasattr(sync, "PriceCache"):
-        raise ClientUnavailable("not available (solcache.sync has no RedisPool/PriceCache)")
-    connect = getattr(pool_cls, "connect", None)
-    pool = connect(target.url, max_size=max_size) if connect else pool_cls(target.url)
-    if inspect.isawaitable(pool):
-        raise ClientUnavailable("not available (solcache.sync.RedisPool.connect is async)")
-    cache = sync.PriceCache(pool)
-    token, token_list = tokens[0], list(tokens)
-
-    def close() -> None:
-        closer = getattr(pool, "close", None)
-        if closer is not None:
-            closer()
-
-    return SyncClient(lambda: cache.get(token), lambda: cache.get_many(token_list), close)
 
 
 # --- redis-py ------------------------------------------------------------------------------
@@ -295,17 +203,12 @@ async def _open_glide(target: Target, tokens: Sequence[str], max_size: int) -> A
     return AsyncClient(get, get_many, close)
 
 
-def client_specs() -> list[ClientSpec]:
-    """solcache's sync API and the peers, in table order (solcache async is built apart)."""
+def peer_specs() -> list[ClientSpec]:
+    """The peers in table order; redis-py's asyncio client also runs the concurrent rows."""
     return [
         ClientSpec(
-            "solcache-sync", "solcache sync", "solcache.sync",
-            "not available (no solcache.sync in this build)",
-            open_sync=_open_solcache_sync,
-        ),
-        ClientSpec(
             "redis-py-asyncio", _redis_py_label("asyncio"), "redis", "not installed",
-            open_async=_open_redis_py_async,
+            open_async=_open_redis_py_async, concurrent=True,
         ),
         ClientSpec(
             "redis-py-sync", _redis_py_label("sync"), "redis", "not installed",
@@ -319,3 +222,9 @@ def client_specs() -> list[ClientSpec]:
             open_async=_open_glide,
         ),
     ]  # fmt: skip
+
+
+def peer_versions() -> str:
+    """``redis 8.1.0, hiredis 3.5.0, …`` (or ``not installed``) for the report."""
+    dists = (re.split(r"[\[=]", req)[0] for req in PEER_REQUIREMENTS.values())
+    return ", ".join(f"{d} {installed_version(d) or 'not installed'}" for d in dists)

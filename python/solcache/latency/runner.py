@@ -1,6 +1,7 @@
-"""One comparison run: raw round trip, solcache, its sync API and the peers, one server.
+"""One benchmark run against one server: the raw round trip, solcache's async and sync reads,
+and any other clients given.
 
-:func:`run_comparison` is synchronous: it owns an :class:`asyncio.Runner` (uvloop's loop
+:func:`run_benchmark` is synchronous: it owns an :class:`asyncio.Runner` (uvloop's loop
 when asked), runs the async rows on it and the blocking rows between them, outside any
 running loop. Every row is seeded first (solcache's own ``set_many``), checked to read the
 seeded price (a hit, not a miss), then timed. A row that cannot run becomes a note; only
@@ -20,18 +21,18 @@ from decimal import Decimal
 from typing import Any
 
 from solcache._core import PriceCache, PriceData, price_key
-from solcache.benchmark.clients import (
+from solcache.config import Settings
+from solcache.latency.clients import (
     AsyncClient,
     ClientSpec,
     ClientUnavailable,
     SyncClient,
-    client_specs,
     installed_version,
     solcache_async_client,
+    solcache_sync_spec,
 )
-from solcache.benchmark.measure import default_warmup, time_async, time_concurrent, time_sync
-from solcache.benchmark.raw import RawUnavailable, run_redis_benchmark
-from solcache.benchmark.report import (
+from solcache.latency.redis_benchmark import RawUnavailable, run_redis_benchmark
+from solcache.latency.report import (
     RAW_AFTER,
     RAW_BEFORE,
     RAW_THROUGHPUT,
@@ -42,11 +43,11 @@ from solcache.benchmark.report import (
     load_average,
     machine_info,
 )
-from solcache.benchmark.target import Target
-from solcache.config import Settings
+from solcache.latency.target import Target
+from solcache.latency.timing import default_warmup, time_async, time_concurrent, time_sync
 from solcache.pool import RedisPool
 
-__all__ = ["SEED_PRICE", "BenchFailure", "CompareConfig", "ExtraRows", "run_comparison"]
+__all__ = ["SEED_PRICE", "BenchConfig", "BenchFailure", "ExtraRows", "run_benchmark"]
 
 #: The price every benchmark token is seeded with; every read is checked against it.
 SEED_PRICE = Decimal("187.234500001")
@@ -61,13 +62,13 @@ class BenchFailure(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class CompareConfig:
+class BenchConfig:
     """What to run. ``tokens[0]`` is read by ``get``; all of them by ``get_many``.
 
     ``calls`` timed calls per sequential row (and about as many reads per concurrent row),
     after ``warmup`` untimed ones (None: :func:`default_warmup`). ``seed_ttl_ms`` is the TTL
     of the seeded prices (re-seeded before each row). ``raw_requests`` per redis-benchmark
-    run. ``peers`` False measures solcache only.
+    run.
     """
 
     url: str
@@ -79,9 +80,8 @@ class CompareConfig:
     seed_ttl_ms: int = 3_600_000
     raw_requests: int = 100_000
     use_uvloop: bool = False
-    peers: bool = True
     settings: Settings | None = None
-    title: str = "solcache comparison"
+    title: str = "solcache benchmark"
     command: str = ""
 
 
@@ -124,11 +124,11 @@ def _tool_version(exe: str) -> str:
 class _Run:
     """State of one run: the loop, the solcache pool, the rows so far.
 
-    An async client lives inside one coroutine from open to close (coredis ties its pool
+    An async client lives inside one coroutine from open to close (a client may tie its pool
     to the task that opened it); blocking clients run between the loop's runs.
     """
 
-    def __init__(self, cfg: CompareConfig, runner: asyncio.Runner, progress: Progress) -> None:
+    def __init__(self, cfg: BenchConfig, runner: asyncio.Runner, progress: Progress) -> None:
         self.cfg, self.runner, self.say = cfg, runner, progress
         self.target = Target.from_url(cfg.url)
         self.key = price_key(cfg.tokens[0])
@@ -241,7 +241,7 @@ class _Run:
         finally:
             client.close()
 
-    def peer(self, spec: ClientSpec, concurrent: bool = False) -> None:
+    def client(self, spec: ClientSpec, concurrent: bool = False) -> None:
         """Measure ``spec``'s rows, or note why it cannot be measured."""
         if not spec.importable():
             return self.absent(spec.key, spec.label, spec.missing, concurrent)
@@ -262,14 +262,18 @@ async def _close(pool: RedisPool) -> None:
     await pool.close()
 
 
-def run_comparison(
-    cfg: CompareConfig, progress: Progress | None = None, extra: ExtraRows | None = None
+def run_benchmark(
+    cfg: BenchConfig,
+    progress: Progress | None = None,
+    extra: ExtraRows | None = None,
+    clients: Sequence[ClientSpec] = (),
 ) -> Report:
-    """Measure every row of the comparison against ``cfg.url``; return the report.
+    """Measure every row against ``cfg.url``; return the report.
 
     ``progress(label)`` is called before each row. ``extra(pool, progress)`` adds rows of its
-    own (section ``writes``) measured on the same loop and pool. Raises solcache's
-    ``ConnectionError`` when the server cannot be reached.
+    own (section ``writes``) measured on the same loop and pool. ``clients`` are measured after
+    solcache's, the same way (those marked ``concurrent`` also with concurrent callers). Raises
+    solcache's ``ConnectionError`` when the server cannot be reached.
     """
     say: Progress = progress if progress is not None else (lambda _label: None)
     machine = machine_info()  # load average before the run
@@ -282,20 +286,18 @@ def run_comparison(
         run.pool = pool
         try:
             run.raw(RAW_BEFORE, "raw: redis-benchmark GET -c 1 (before)", "sequential", 1)
-            specs = {s.key: s for s in client_specs()}
 
             async def solcache_async() -> AsyncClient:
                 return solcache_async_client(pool, cfg.tokens)
 
             runner.run(run.async_session("solcache-async", "solcache async", solcache_async))
-            run.peer(specs.pop("solcache-sync"))
-            if cfg.peers:
-                for spec in specs.values():
-                    run.peer(spec)
+            for spec in (solcache_sync_spec(), *clients):
+                run.client(spec)
             run.raw(RAW_THROUGHPUT, "raw: redis-benchmark GET -c 20 (before)", "concurrent", 20)
             runner.run(run.async_session("solcache-async", "solcache async", solcache_async, True))
-            if cfg.peers:
-                run.peer(specs["redis-py-asyncio"], concurrent=True)
+            for spec in clients:
+                if spec.concurrent:
+                    run.client(spec, concurrent=True)
             label = "raw: redis-benchmark GET -c 20 (after)"
             run.raw(RAW_THROUGHPUT_AFTER, label, "concurrent", 20)
             if extra is not None:
@@ -310,10 +312,6 @@ def run_comparison(
         redis_benchmark=_tool_version("redis-benchmark"),
         event_loop=loop_name,
         solcache=installed_version("solcache") or "?",
-        peers=", ".join(
-            f"{d} {installed_version(d) or 'not installed'}"
-            for d in ("redis", "hiredis", "coredis", "valkey-glide")
-        ),
     )
     return Report(
         title=cfg.title,

@@ -1,14 +1,13 @@
-"""`solcache bench`: solcache side by side with the raw round trip and other clients, against
-the user's own Redis.
+"""`solcache bench`: solcache against the raw round trip of the user's own Redis.
 
-Prints the table of ``make compare`` (see :mod:`solcache.benchmark`): ``redis-benchmark``'s
-GET round trip (when it is on ``PATH``), solcache's async and sync reads, the peers that are
-importable here (redis-py, coredis, valkey-glide: never installed by the CLI), concurrent
-callers, then solcache's writes and stream publishing, and issue 5's goals.
+Prints one table (see :mod:`solcache.latency`): ``redis-benchmark``'s GET round trip (when it
+is on ``PATH``), solcache's async and sync reads, concurrent callers, then solcache's writes
+and stream publishing, each latency also as a ratio to the raw p50.
 
 Writes only throw-away data: prices of ``bench-*`` tokens (re-written before each row with a
 60 s TTL, so every read is a hit; the ``set`` rows write with the production 2 s TTL) and the
-stream ``stream:solcache-bench``, trimmed to about 1 000 entries.
+stream ``stream:solcache-bench``, trimmed to about 1 000 entries and expiring 60 s after the
+run.
 """
 
 from __future__ import annotations
@@ -22,10 +21,10 @@ from pathlib import Path
 from typing import TextIO
 
 from solcache._core import PriceCache, PriceData, PriceUpdate
-from solcache.benchmark import CompareConfig, Report, Row, render, run_comparison
-from solcache.benchmark.measure import default_warmup, time_async
-from solcache.benchmark.runner import ExtraRows
 from solcache.config import Settings
+from solcache.latency.report import Report, Row, render
+from solcache.latency.runner import BenchConfig, ExtraRows, run_benchmark
+from solcache.latency.timing import default_warmup, time_async
 from solcache.pool import RedisPool
 from solcache.streams import EventStream
 
@@ -33,7 +32,8 @@ __all__ = ["BENCH_SEED_TTL_MS", "BENCH_STREAM", "BENCH_TOKENS", "run_bench"]
 
 BENCH_TOKENS = ("bench-SOL", "bench-USDC", "bench-BONK", "bench-JitoSOL", "bench-RAY")
 BENCH_STREAM = "stream:solcache-bench"
-#: TTL of the seeded ``bench-*`` prices: the longest a benchmark key outlives the run.
+#: TTL of the seeded ``bench-*`` prices and of the bench stream: the longest a benchmark key
+#: outlives the run.
 BENCH_SEED_TTL_MS = 60_000
 #: Events per ``publish_many`` call; that row's ops/s counts events.
 PUBLISH_BATCH = 100
@@ -66,11 +66,15 @@ def _writes(calls: int) -> ExtraRows:
                 PUBLISH_BATCH,
             ),
         ]
-        for key, label, n, op, per_call in cases:
-            say(label)
-            timing = await time_async(op, n, default_warmup(n))
-            timing = dataclasses.replace(timing, ops_per_s=timing.ops_per_s * per_call)
-            rows.append(Row(f"solcache-async.{key}", label, "writes", timing))
+        try:
+            for key, label, n, op, per_call in cases:
+                say(label)
+                timing = await time_async(op, n, default_warmup(n))
+                timing = dataclasses.replace(timing, ops_per_s=timing.ops_per_s * per_call)
+                rows.append(Row(f"solcache-async.{key}", label, "writes", timing))
+        finally:
+            # Like the seeded prices, the stream goes away by itself after the run.
+            await events.expire(BENCH_STREAM, BENCH_SEED_TTL_MS)
         return rows
 
     return measure
@@ -100,18 +104,17 @@ def run_bench(
     out: TextIO = sys.stdout,
     *,
     use_uvloop: bool = False,
-    peers: bool = True,
     json_path: Path | None = None,
     command: str = "",
     progress: TextIO = sys.stderr,
 ) -> Report:
-    """Run the comparison against ``settings``' Redis, print the table to ``out``.
+    """Run the benchmark against ``settings``' Redis, print the table to ``out``.
 
     ``calls`` timed calls per sequential row (about as many reads per concurrent row);
     progress goes to ``progress``; ``json_path`` also gets the rows as JSON. Returns the
     report. Raises solcache's ``ConnectionError`` when Redis cannot be reached.
     """
-    cfg = CompareConfig(
+    cfg = BenchConfig(
         url=settings.effective_redis_url,
         tokens=BENCH_TOKENS,
         calls=calls,
@@ -119,20 +122,19 @@ def run_bench(
         seed_ttl_ms=BENCH_SEED_TTL_MS,
         raw_requests=max(2_000, 5 * calls),
         use_uvloop=use_uvloop,
-        peers=peers,
         settings=settings,
         title=f"solcache bench against {settings.redacted_redis_url}",
         command=command,
     )
     bar = _Progress(progress)
     try:
-        report = run_comparison(cfg, bar, extra=_writes(calls))
+        report = run_benchmark(cfg, bar, extra=_writes(calls))
     finally:
         bar.finish()
     print(render(report), file=out)
     print(
-        f"(publish_many ops/s counts events; data: bench-* prices, {BENCH_SEED_TTL_MS // 1000} s "
-        f"TTL, and {BENCH_STREAM})",
+        f"(publish_many ops/s counts events; data: bench-* prices and {BENCH_STREAM}, both "
+        f"expiring {BENCH_SEED_TTL_MS // 1000} s after the run)",
         file=out,
     )
     if json_path is not None:

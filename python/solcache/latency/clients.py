@@ -1,0 +1,114 @@
+"""The clients a benchmark run measures: how to open one, and what its calls are.
+
+Every client reads the prices the run seeded (``price:{token}``) and returns decoded objects:
+``get`` reads the first token, ``get_many`` all of them in one call. solcache's async and sync
+caches are built here; any other client is one more :class:`ClientSpec`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from solcache import sync
+from solcache._core import PriceCache
+from solcache.latency.target import Target
+from solcache.pool import RedisPool
+
+__all__ = [
+    "AsyncClient",
+    "ClientSpec",
+    "ClientUnavailable",
+    "SyncClient",
+    "installed_version",
+    "solcache_async_client",
+    "solcache_sync_spec",
+]
+
+
+class ClientUnavailable(Exception):
+    """The client cannot be measured here; the message is the table's note (one line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncClient:
+    """An opened async client: ``get()`` reads the first token, ``get_many()`` all of them."""
+
+    get: Callable[[], Awaitable[object]]
+    get_many: Callable[[], Awaitable[object]]
+    close: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncClient:
+    """An opened blocking client; same operations as :class:`AsyncClient`."""
+
+    get: Callable[[], object]
+    get_many: Callable[[], object]
+    close: Callable[[], None]
+
+
+AsyncOpener = Callable[[Target, Sequence[str], int], Awaitable[AsyncClient]]
+SyncOpener = Callable[[Target, Sequence[str], int], SyncClient]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSpec:
+    """One client to measure. ``key`` is stable (JSON); ``label`` is for the table.
+
+    ``module`` must be importable; ``missing`` is the note when it is not. Exactly one of
+    ``open_async`` / ``open_sync`` is set; both take the target, the tokens and the pool size.
+    ``concurrent``: an async client also measured with the run's concurrent callers.
+    """
+
+    key: str
+    label: str
+    module: str
+    missing: str
+    open_async: AsyncOpener | None = None
+    open_sync: SyncOpener | None = None
+    concurrent: bool = False
+
+    def importable(self) -> bool:
+        """True when :attr:`module` can be imported (without importing it)."""
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except ImportError:  # a missing parent package
+            return False
+
+
+def installed_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist``, or None."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def solcache_async_client(pool: RedisPool, tokens: Sequence[str]) -> AsyncClient:
+    """``PriceCache(pool).get`` / ``get_many`` (the pool stays open: the caller owns it)."""
+    cache = PriceCache(pool)
+    token, token_list = tokens[0], list(tokens)
+
+    async def close() -> None:
+        return None
+
+    return AsyncClient(lambda: cache.get(token), lambda: cache.get_many(token_list), close)
+
+
+def _open_solcache_sync(target: Target, tokens: Sequence[str], max_size: int) -> SyncClient:
+    """``solcache.sync.RedisPool.connect(url, max_size=…)`` and ``solcache.sync.PriceCache``."""
+    pool = sync.RedisPool.connect(target.url, max_size=max_size)
+    cache = sync.PriceCache(pool)
+    token, token_list = tokens[0], list(tokens)
+    return SyncClient(lambda: cache.get(token), lambda: cache.get_many(token_list), pool.close)
+
+
+def solcache_sync_spec() -> ClientSpec:
+    """solcache's blocking API (:mod:`solcache.sync`) as a client to measure."""
+    return ClientSpec(
+        "solcache-sync", "solcache sync", "solcache.sync", "not available",
+        open_sync=_open_solcache_sync,
+    )  # fmt: skip

@@ -1,0 +1,114 @@
+"""The peer comparison of ``make compare`` (``benches/compare.py`` and its ``comparison``
+package) against real redis-servers.
+
+Tiny call counts: these check the rows, the numbers' sanity and the goals' wording, never a
+timing threshold. Peers that are not installed are rows that say so (``make compare``
+installs them).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import solcache
+from comparison import GOALS, PeerPrice, decode_price, run_comparison
+from solcache.latency import BenchConfig
+from test_latency import assert_sane
+
+ROOT = Path(__file__).resolve().parents[2]
+HAS_REDIS_BENCHMARK = shutil.which("redis-benchmark") is not None
+
+
+def test_peers_decode_what_solcache_writes() -> None:
+    data = solcache.PriceData("SOL", "187.234500001", source="pyth")
+    got = decode_price(data.to_json().encode())
+    assert isinstance(got, PeerPrice)
+    assert (got.token, got.price, got.source) == ("SOL", data.price, "pyth")
+    assert abs((got.timestamp - data.timestamp).total_seconds()) < 1e-5
+    assert decode_price(None) is None
+
+
+@pytest.mark.skipif(not HAS_REDIS_BENCHMARK, reason="redis-benchmark is not installed")
+def test_comparison_table_against_a_real_server(redis_server, tmp_path: Path) -> None:
+    calls = 60
+    comparison = run_comparison(
+        BenchConfig(
+            redis_server.url,
+            tuple(solcache.MVP_TOKENS),
+            calls=calls,
+            warmup=5,
+            raw_requests=2000,
+            title="test comparison",
+            command="pytest",
+        )
+    )
+    report = comparison.report
+    keys = {r.key for r in report.rows}
+    expected = {"raw.c1.before", "raw.c1.after", "raw.throughput", "raw.throughput.after"}
+    for client in ("solcache-async", "solcache-sync", "redis-py-asyncio", "redis-py-sync"):
+        expected |= {f"{client}.get", f"{client}.get_many"}
+    expected |= {"coredis.get", "valkey-glide.get_many"}
+    expected |= {f"{c}.get.c{n}" for c in ("solcache-async", "redis-py-asyncio") for n in (20, 200)}
+    assert expected <= keys, sorted(expected - keys)
+    assert_sane(report, calls)
+    # The raw round trip and solcache's async rows are always measured.
+    for key in ("raw.c1.before", "raw.throughput", "solcache-async.get", "solcache-async.get.c200"):
+        row = report.row(key)
+        assert row is not None and row.timing is not None, row
+    assert report.raw_p50_us is not None and report.raw_ops_per_s is not None
+    # A peer or the sync API is either measured or says why not; nothing crashes the run.
+    for key in ("solcache-sync.get", "redis-py-asyncio.get", "coredis.get", "valkey-glide.get"):
+        row = report.row(key)
+        assert row is not None
+        assert row.timing is not None or row.note.startswith(("not ", "failed")), row
+    row = report.row("redis-py-asyncio.get")
+    assert row is not None
+    if importlib.util.find_spec("redis") is None:
+        assert row.note == "not installed"
+    # Goals: one line each, judged whenever their row was measured.
+    goals = comparison.goals
+    assert [g.goal for g in goals] == list(GOALS)
+    by_key = {(g.goal.key, g.goal.metric): g for g in goals}
+    assert by_key["solcache-async.get", "p50"].met is not None
+    assert by_key["solcache-async.get.c20", "share"].met is not None
+    text = comparison.render()
+    assert "Goals, against this run's raw round trip:" in text
+    assert text.index("Goals") < text.index("Machine and software:")
+    assert ("met" in text) and ("p50/raw" in text) and ("vs raw -c 20" in text)
+    assert "redis-benchmark -h 127.0.0.1" in text and "GET price:SOL" in text
+    assert report.machine["redis_server"].startswith("7.") or report.machine["redis_server"]
+    assert report.machine["nproc"].isdigit()
+    assert report.machine["peers"].startswith("redis ")
+    data = json.loads(json.dumps(comparison.to_json()))
+    assert len(data["rows"]) == len(report.rows) and len(data["goals"]) == len(GOALS)
+    # Seeded the way solcache writes, under the real keys.
+    assert redis_server.raw("EXISTS", "price:SOL", "price:RAY") == 2
+
+
+@pytest.mark.skipif(not HAS_REDIS_BENCHMARK, reason="redis-benchmark is not installed")
+def test_compare_script_runs_on_its_own_server_and_writes_json(tmp_path: Path) -> None:
+    out_json = tmp_path / "compare.json"
+    # fmt: off
+    cmd = [
+        sys.executable, str(ROOT / "benches" / "compare.py"), "--no-install", "--calls", "20",
+        "--warmup", "2", "--raw-requests", "1000", "--callers", "4", "--json", str(out_json),
+    ]
+    # fmt: on
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "solcache compare: private redis-server on 127.0.0.1:" in run.stdout, run.stdout
+    assert "Goals, against this run's raw round trip:" in run.stdout, run.stdout
+    assert "redis-py asyncio" in run.stdout and "valkey-glide asyncio" in run.stdout, run.stdout
+    data = json.loads(out_json.read_text())
+    assert [g["goal"] for g in data["goals"]] == [g.text for g in GOALS]
+    assert {"solcache-async.get", "solcache-sync.get", "coredis.get"} <= {
+        r["key"] for r in data["rows"]
+    }
+    assert "peers" in data["machine"] and "redis" in data["machine"]["peers"]
