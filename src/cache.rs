@@ -4,8 +4,9 @@
 //!
 //! Every read is planned here once, before any I/O ([`Get`], [`GetMany`]: validated keys, the
 //! command, and the decoding of its reply), and sent by whichever transport the caller uses:
-//! [`Cache`] over any async [`Transport`], [`crate::SyncCache`] over any [`BlockingTransport`],
-//! and the Python binding's direct reads over an event loop's own connection.
+//! [`Cache`] over any async [`Transport`], [`crate::SyncCache`] over any
+//! [`crate::BlockingTransport`], and the Python binding's direct reads over an event loop's
+//! own connection.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
