@@ -22,6 +22,9 @@ from solcache.services.private_redis import PrivateRedis, free_port
 T = TypeVar("T")
 PASSWORD = "s3cret-pw"
 
+# Support modules that hold assertions (imported by test modules, one also a fixture plugin).
+pytest.register_assert_rewrite("bad_input_support")
+
 
 class RespError(Exception):
     """An error reply (`-ERR …`) from the raw client."""
