@@ -105,24 +105,20 @@ def _open(loop: asyncio.AbstractEventLoop, server: RedisServer) -> Live:
 
 @pytest.fixture(scope="module")
 def live(loop: asyncio.AbstractEventLoop) -> Iterator[Live]:
-    server = RedisServer()
-    server.start()
-    live = _open(loop, server)
-    yield live
-    live.run(live.pool.close)
-    server.cleanup()
+    with RedisServer() as server:
+        live = _open(loop, server)
+        yield live
+        live.run(live.pool.close)
 
 
 @pytest.fixture(scope="module")
 def dead(loop: asyncio.AbstractEventLoop) -> Iterator[Live]:
     """A pool whose server is gone: any call that reaches for Redis is a ConnectionError."""
-    server = RedisServer()
-    server.start()
-    dead = _open(loop, server)
-    server.stop()
-    yield dead
-    dead.run(dead.pool.close)
-    server.cleanup()
+    with RedisServer() as server:
+        dead = _open(loop, server)
+        server.stop()
+        yield dead
+        dead.run(dead.pool.close)
 
 
 def assert_rejected_before_redis(
