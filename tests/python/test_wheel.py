@@ -323,6 +323,13 @@ def test_the_library_works_without_the_serve_extra(tmp_path: Path, redis_server)
     assert run.stdout.splitlines() == ["187.2345", "187.2345", "2000 True", "[]"], run.stdout
     serve = run_in(venv, "solcache", "serve", "--duration", "1", cwd=tmp_path)
     assert (serve.returncode, serve.stdout, serve.stderr) == (2, "", SERVE_HINT)
+    # The other commands are the library's: they need no extra.
+    doctor = run_in(venv, "solcache", "doctor", "--redis-url", redis_server.url, cwd=tmp_path)
+    assert "✓ reachable" in doctor.stdout and "Traceback" not in doctor.stderr, doctor
+    bench = run_in(
+        venv, "solcache", "bench", "--redis-url", redis_server.url, "--calls", "20", cwd=tmp_path
+    )
+    assert bench.returncode == 0 and "solcache async get " in bench.stdout, bench.stderr
 
 
 @pytest.mark.slow
