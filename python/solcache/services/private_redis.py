@@ -93,14 +93,16 @@ class PrivateRedis:
             "--logfile", str(self.dir / "redis.log"), *self.extra_args,
         ]
         # fmt: on
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        log = self.dir / "redis.log"
+        # Its output goes to the log too: a bad option is reported there before logging starts.
+        with open(log, "ab") as output:
+            self.proc = subprocess.Popen(
+                args, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + self.start_timeout_s
         while not self._answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = self.dir / "redis.log"
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                tail = log.read_text(errors="replace")[-2000:]
                 self.stop()
                 raise PrivateRedisError(f"redis-server did not start:\n{tail}")
             time.sleep(0.02)
