@@ -85,15 +85,15 @@ class PrivateRedis:
                 "redis-server)"
             )
         tcp = ["--port", "0"] if self.port is None else ["--port", str(self.port)]
+        log = self.dir / "redis.log"
         # fmt: off
         args = [
             exe, *tcp, "--bind", "127.0.0.1",
             "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
             "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-            "--logfile", str(self.dir / "redis.log"), *self.extra_args,
+            "--logfile", str(log), *self.extra_args,
         ]
         # fmt: on
-        log = self.dir / "redis.log"
         # Its output goes to the log too: a bad option is reported there before logging starts.
         with open(log, "ab") as output:
             self.proc = subprocess.Popen(
