@@ -61,7 +61,7 @@ from solcache.exceptions import (
     TimeoutError,
     UnsupportedServerError,
 )
-from solcache.pool import RedisPool
+from solcache.redis_pool import RedisPool
 from solcache.streams import EventStream, Subscription
 from solcache.subscriptions import ManagerStats, SubscriptionManager
 

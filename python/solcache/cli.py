@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from solcache.services.runner import serve
+    from solcache.services.serve import serve
 
     try:
         return asyncio.run(

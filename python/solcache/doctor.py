@@ -14,7 +14,7 @@ from solcache.exceptions import (
     SolcacheError,
     UnsupportedServerError,
 )
-from solcache.pool import RedisPool
+from solcache.redis_pool import RedisPool
 
 __all__ = ["connect_fix", "run_doctor"]
 

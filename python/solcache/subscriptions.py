@@ -42,20 +42,15 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from solcache import exceptions as exc
-from solcache._core import EVENT_TYPES, StreamEntry, SubscriptionStats, TradingEvent
+from solcache._core import StreamEntry, SubscriptionStats, TradingEvent
 from solcache.streams import EventStream, Subscription
+from solcache.subscription_handlers import EntryHandler, HandlerTable, call_handler, handler_name
 
 __all__ = ["EntryHandler", "ManagerStats", "SubscriptionManager"]
 
 logger = logging.getLogger("solcache")
 
 E = TypeVar("E", bound=TradingEvent)
-
-#: A stream handler: called with each entry of the stream.
-EntryHandler = Callable[[StreamEntry], Awaitable[object]]
-
-_TYPE_NAMES: dict[type[TradingEvent], str] = {cls: name for name, (cls, _) in EVENT_TYPES.items()}
-_DEFAULT_STREAMS: dict[str, str] = {name: stream for name, (_, stream) in EVENT_TYPES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +130,7 @@ class SubscriptionManager:
         self._close_timeout_s = close_timeout_s
         self._remove_consumer_on_stop = remove_consumer_on_stop
 
-        self._streams: dict[str, None] = {}  # an ordered set
-        self._stream_handlers: dict[str, list[EntryHandler]] = {}
-        self._type_handlers: dict[tuple[str, str], list[EntryHandler]] = {}
+        self._handlers = HandlerTable()
 
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
@@ -183,33 +176,12 @@ class SubscriptionManager:
         ``PriceUpdate`` or its type name ``"price_update"``) read from ``stream`` (the type's
         default stream unless named)."""
         self._check_not_running()
-        if isinstance(event_type, str):
-            type_name = event_type
-            if type_name not in _DEFAULT_STREAMS:
-                raise exc.InvalidInputError(f"unknown event type {type_name!r}")
-        else:
-            found = _TYPE_NAMES.get(event_type)
-            if found is None:
-                known = ", ".join(c.__name__ for c in _TYPE_NAMES)
-                raise exc.InvalidInputError(
-                    f"register a concrete event class ({known}) or its type name, "
-                    f"not {event_type!r}"
-                )
-            type_name = found
-        target = stream if stream is not None else _DEFAULT_STREAMS[type_name]
-
-        async def call(entry: StreamEntry) -> object:
-            return await handler(entry.event)
-
-        call.__qualname__ = _name_of(handler)
-        self._type_handlers.setdefault((target, type_name), []).append(call)
-        self._streams[target] = None
+        self._handlers.add_type(event_type, handler, stream)
 
     def on_stream(self, stream: str, handler: EntryHandler) -> None:
         """Call ``await handler(entry)`` for each entry read from ``stream``."""
         self._check_not_running()
-        self._stream_handlers.setdefault(stream, []).append(handler)
-        self._streams[stream] = None
+        self._handlers.add_stream(stream, handler)
 
     def _check_not_running(self) -> None:
         if self.running:
@@ -228,7 +200,7 @@ class SubscriptionManager:
     @property
     def streams(self) -> list[str]:
         """The streams read, in registration order."""
-        return list(self._streams)
+        return self._handlers.streams
 
     @property
     def running(self) -> bool:
@@ -283,11 +255,11 @@ class SubscriptionManager:
         """
         if self.running:
             raise RuntimeError("the subscription manager is already running")
-        if not self._streams:
+        if not self._handlers.streams:
             raise RuntimeError("register at least one handler before start()")
         await self._ensure_groups()
         sub = self._events.subscribe(
-            list(self._streams),
+            self._handlers.streams,
             self._group,
             self._consumer,
             count=self._count,
@@ -334,7 +306,7 @@ class SubscriptionManager:
             await self._remove_consumer()
 
     async def _remove_consumer(self) -> None:
-        for stream in self._streams:
+        for stream in self._handlers.streams:
             try:
                 removed = await asyncio.wait_for(
                     self._events.delete_consumer(stream, self._group, self._consumer),
@@ -372,7 +344,7 @@ class SubscriptionManager:
     # --- the loop ----------------------------------------------------------------------------
 
     async def _ensure_groups(self) -> None:
-        for stream in self._streams:
+        for stream in self._handlers.streams:
             await self._events.ensure_group(stream, self._group, self._start_id)
 
     async def _run(self, sub: Subscription) -> None:
@@ -446,17 +418,11 @@ class SubscriptionManager:
             if await self._handle(entry):
                 sub.ack(entry)  # sent with the next read, or by close()
 
-    def _handlers_for(self, entry: StreamEntry) -> list[EntryHandler]:
-        handlers = list(self._stream_handlers.get(entry.stream, ()))
-        if entry.event is not None:
-            handlers.extend(self._type_handlers.get((entry.stream, entry.event.type), ()))
-        return handlers
-
     async def _handle(self, entry: StreamEntry) -> bool:
         """Run the entry's handlers; True when it may be acknowledged."""
         if entry.deliveries > 1:
             self._redelivered += 1
-        handlers = self._handlers_for(entry)
+        handlers = self._handlers.for_entry(entry)
         if not handlers:
             if entry.event is None:  # the core dead-letters these; never drop one here
                 self._failed += 1
@@ -469,10 +435,15 @@ class SubscriptionManager:
                 return False
             self._ignored += 1
             return True
+        timeout_s = self._handler_timeout_s
         if len(handlers) == 1:
-            results: list[BaseException | None] = [await self._call(handlers[0], entry)]
+            results: list[BaseException | None] = [
+                await call_handler(handlers[0], entry, timeout_s)
+            ]
         else:
-            results = list(await asyncio.gather(*(self._call(h, entry) for h in handlers)))
+            results = list(
+                await asyncio.gather(*(call_handler(h, entry, timeout_s) for h in handlers))
+            )
         failures = [(h, r) for h, r in zip(handlers, results, strict=True) if r is not None]
         if not failures:
             self._handled += 1
@@ -481,7 +452,7 @@ class SubscriptionManager:
         for handler, error in failures:
             logger.error(
                 "handler %s failed on %s %s (delivery %d); the entry stays pending: %r",
-                _name_of(handler),
+                handler_name(handler),
                 entry.stream,
                 entry.id,
                 entry.deliveries,
@@ -489,25 +460,6 @@ class SubscriptionManager:
                 exc_info=error,
             )
         return False
-
-    async def _call(self, handler: EntryHandler, entry: StreamEntry) -> BaseException | None:
-        """Run one handler within ``handler_timeout_s``; return what it raised, if anything."""
-        deadline = asyncio.timeout(self._handler_timeout_s)
-        try:
-            async with deadline:
-                await handler(entry)
-        except builtins.TimeoutError as e:
-            if not deadline.expired():
-                return e  # raised by the handler itself
-            return builtins.TimeoutError(f"timed out after {self._handler_timeout_s} s")
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # the manager itself is being cancelled
-            return asyncio.CancelledError("the handler was cancelled")
-        except Exception as e:
-            return e
-        return None
 
 
 def default_consumer_name() -> str:
@@ -521,7 +473,3 @@ def _check_seconds(name: str, value: float) -> None:
         raise exc.InvalidInputError(f"{name} must be a number of seconds, got {value!r}")
     if not (value > 0 and math.isfinite(value)):
         raise exc.InvalidInputError(f"{name} must be positive and finite, got {value!r}")
-
-
-def _name_of(handler: Callable[..., object]) -> str:
-    return getattr(handler, "__qualname__", None) or repr(handler)

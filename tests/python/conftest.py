@@ -22,6 +22,9 @@ from solcache.services.private_redis import PrivateRedis, free_port
 T = TypeVar("T")
 PASSWORD = "s3cret-pw"
 
+# Support modules that hold assertions (imported by test modules, one also a fixture plugin).
+pytest.register_assert_rewrite("bad_input_support")
+
 
 class RespError(Exception):
     """An error reply (`-ERR …`) from the raw client."""
@@ -116,10 +119,8 @@ class RedisServer(PrivateRedis):
 
 @pytest.fixture(scope="session")
 def _shared_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -132,10 +133,8 @@ def redis_server(_shared_redis: RedisServer) -> RedisServer:
 @pytest.fixture
 def fresh_redis() -> Iterator[RedisServer]:
     """A server of this test's own, which the test may stop, restart or pause."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -148,9 +147,8 @@ def auth_redis() -> Iterator[RedisServer]:
         auth=(PASSWORD,),
     )
     # fmt: on
-    server.start()
-    yield server
-    server.cleanup()
+    with server:
+        yield server
 
 
 @pytest.fixture

@@ -114,3 +114,37 @@ async def test_fastapi_example_answers_422_404_200_and_503(
         fresh_redis.stop()
         down = await client.get("/price/SOL")
         assert down.status_code == 503, down.text
+
+
+def layout() -> dict[str, str]:
+    """The README's "Layout" tree: folder path → what it says of it (two spaces: a subfolder)."""
+    section = re.split(r"^## ", (ROOT / "README.md").read_text(), flags=re.M)
+    (body,) = [s for s in section if s.startswith("Layout\n")]
+    (tree,) = re.findall(r"```\n(.*?)```", body, re.S)
+    folders: dict[str, str] = {}
+    parent = ""
+    for line in tree.splitlines():
+        name, _, what = line.strip().partition(" ")
+        nested = line.startswith("  ")
+        path = (parent + name if nested else name).rstrip("/")
+        if not nested:
+            parent = name
+        folders[path] = what.strip()
+    return folders
+
+
+def test_the_layout_names_every_folder_that_holds_code() -> None:
+    listed = layout()
+    assert all(listed.values()), "every folder has its line"
+    for folder in listed:
+        assert (ROOT / folder).is_dir(), f"README Layout names {folder}/, which does not exist"
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    code_folders = {
+        str(Path(f).parent) for f in tracked if f.endswith((".py", ".rs", ".sh", ".html"))
+    }
+    # The core's own module folders are summed up by its `src/` line.
+    code_folders = {f for f in code_folders if f != "." and not f.startswith("src/")}
+    missing = sorted(f for f in code_folders if f not in listed)
+    assert not missing, f"README Layout misses {missing}"

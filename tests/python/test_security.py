@@ -9,7 +9,7 @@
 - The gateway binds to 127.0.0.1 by default, and every route is read-only: other methods get
   404/405 and nothing is written to Redis.
 
-(`rediss://` is in test_tls.py; the basic wrong-password and redaction cases in test_pool.py.)
+(`rediss://` is in test_tls.py; the basic wrong-password and redaction cases in test_redis_pool.py.)
 """
 
 from __future__ import annotations

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,44 +13,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port
 from fake_hermes import FakeFeed, FakeHermes
+from service_process import serve
 from solcache import MVP_TOKENS
 from solcache.sources import PYTH_FEED_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@contextmanager
-def serve(
-    *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    """Run `python -m solcache serve …` on a free port until the block ends (or it exits)."""
-    port = free_port()
-    full_env = {**os.environ, **(env or {})}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "solcache", "serve", "--port", str(port), "--quiet", *args],
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield proc, port
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait(timeout=30)
-
-
 def test_serve_keeps_prices_fresh_publishes_10hz_and_serves_metrics_and_sse(redis_server) -> None:
-    with serve("--redis-url", redis_server.url, "--duration", "8", "--seed", "3") as (proc, port):
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+    with serve("--redis-url", redis_server.url, "--duration", "8", "--seed", "3") as svc:
+        port = svc.port
         start_len = redis_server.raw("XLEN", "stream:price-updates")
         started = time.monotonic()
         # Every MVP price exists with a TTL of at most 2 s, sampled for ~2 s.
@@ -86,8 +55,8 @@ def test_serve_keeps_prices_fresh_publishes_10hz_and_serves_metrics_and_sse(redi
                 if line.startswith("id:"):
                     assert line.split(":", 1)[1].strip() != last_id
                     break
-    out = proc.stdout.read() if proc.stdout else ""
-    assert proc.returncode == 0, out
+    out = svc.output()
+    assert svc.proc.returncode == 0, out
     assert "dashboard at http://127.0.0.1:" in out
 
 
@@ -102,7 +71,7 @@ def test_serve_with_the_pyth_source_against_a_fake_hermes(redis_server) -> None:
             "SOLCACHE_PRICE_SOURCE": "pyth",
             "SOLCACHE_PYTH_BASE_URL": hermes.url,
         }
-        with serve("--redis-url", redis_server.url, "--duration", "6", env=env) as (proc, _port):
+        with serve("--redis-url", redis_server.url, "--duration", "6", env=env) as svc:
             deadline = time.monotonic() + 10
             sol = None
             while time.monotonic() < deadline:
@@ -115,14 +84,14 @@ def test_serve_with_the_pyth_source_against_a_fake_hermes(redis_server) -> None:
             # price * 10^expo exactly: 8 decimals, near 145.23 (the fake walks the price).
             assert re.search(r'"price":"145\.\d{8}"', sol), sol
         assert hermes.stream_connections >= 1
-    assert proc.returncode == 0
+    assert svc.proc.returncode == 0, svc.output()
 
 
 def test_embedded_redis_starts_and_stops() -> None:
-    with serve("--embedded-redis", "--duration", "3") as (proc, port):
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
-    out = proc.stdout.read() if proc.stdout else ""
-    assert proc.returncode == 0, out
+    with serve("--embedded-redis", "--duration", "3") as svc:
+        assert svc.get("/healthz").status_code == 200
+    out = svc.output()
+    assert svc.proc.returncode == 0, out
     match = re.search(r"started a private redis-server \(unix://(\S+)/redis\.sock", out)
     assert match, out
     assert "private redis-server stopped" in out

@@ -25,7 +25,7 @@ from solcache.sources.backoff import Backoff
 from solcache.sources.base import PriceSnapshot
 from solcache.sources.feed_book import FeedBook
 from solcache.sources.hermes import normalize_feed_id, parse_price_update, scaled_price
-from solcache.sources.sse import SseDecoder, SseEvent
+from solcache.sources.sse_decoder import SseDecoder, SseEvent
 
 T0 = 1735689600  # 2025-01-01T00:00:00Z
 SOL, USDC, BONK, JITOSOL, RAY = (PYTH_FEED_IDS[t] for t in MVP_TOKENS)

@@ -14,7 +14,7 @@ import pytest
 import solcache
 from conftest import PASSWORD, RedisServer, free_port
 from solcache import sync
-from solcache.pool import RedisPool as AsyncPool
+from solcache.redis_pool import RedisPool as AsyncPool
 
 pytestmark = pytest.mark.timeout(60)
 

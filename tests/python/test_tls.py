@@ -27,9 +27,8 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisS
         "--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
         "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
     )  # fmt: skip
-    server.start()
-    yield server, tls_port
-    server.cleanup()
+    with server:
+        yield server, tls_port
 
 
 async def test_rediss_round_trip(tls_redis: tuple[RedisServer, int]) -> None:

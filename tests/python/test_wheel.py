@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import solcache
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 #: One wheel for every CPython >= 3.11 (stable ABI) on every glibc >= 2.17.
@@ -225,3 +226,130 @@ def test_wheel_runs_the_readme_examples(tmp_path: Path, redis_server) -> None:
         timeout=60,
     )
     assert version.stdout == f"solcache {solcache.__version__}\n"
+
+
+#: What `pip install 'solcache[serve]'` adds (module names); the library imports none of them.
+SERVE_MODULES = ("starlette", "uvicorn", "httpx", "prometheus_client")
+SERVE_HINT = (
+    "solcache serve needs starlette, uvicorn, httpx, prometheus-client: "
+    "pip install 'solcache[serve]'\n"
+)
+
+
+def requirements(extra: str | None) -> list[str]:
+    """The names of the wheel's requirements: unconditional ones, or those of ``extra``."""
+    with zipfile.ZipFile(newest_wheel()) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        lines = zf.read(name).decode().splitlines()
+    names = []
+    for line in lines:
+        if not line.startswith("Requires-Dist: "):
+            continue
+        requirement, _, marker = line.removeprefix("Requires-Dist: ").partition(";")
+        marker_extra = re.fullmatch(r"\s*extra == [\"'](\w+)[\"']\s*", marker)
+        if (marker_extra.group(1) if marker_extra else None) == extra:
+            names.append(re.split(r"[<>=!~\[\s(]", requirement.strip())[0])
+    return sorted(names)
+
+
+def test_the_wheel_requires_pydantic_only_and_offers_the_serve_extra() -> None:
+    assert requirements(None) == ["pydantic", "pydantic-settings"]
+    assert requirements("serve") == ["httpx", "prometheus-client", "starlette", "uvicorn"]
+
+
+def test_the_wheel_ships_no_benchmark_of_other_clients_and_no_issue_talk() -> None:
+    with zipfile.ZipFile(newest_wheel()) as zf:
+        sources = {
+            n: zf.read(n).decode(errors="replace")
+            for n in zf.namelist()
+            if n.endswith((".py", ".pyi", ".html"))
+        }
+    assert "solcache/latency/__init__.py" in sources  # `solcache bench` is shipped
+    assert not [n for n in sources if "/benchmark/" in n or "comparison" in n], sorted(sources)
+    for name, text in sources.items():
+        for word in ("redis-py", "coredis", "valkey-glide", "Goals"):
+            assert word not in text, f"{name} mentions {word}"
+        assert not re.search(r"\bissue\s*#?\d", text, re.I), f"{name} speaks of an issue"
+
+
+def run_in(venv: Path, program: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``venv/bin/program *args`` with no PYTHONPATH, VIRTUAL_ENV or SOLCACHE_* variable."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "VIRTUAL_ENV") and not k.startswith("SOLCACHE_")
+    }
+    return subprocess.run(
+        [str(venv / "bin" / program), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+LIBRARY_ROUND_TRIP = """
+import asyncio, sys, solcache
+from solcache import Settings, sync
+
+async def main():
+    async with await solcache.RedisPool.connect(sys.argv[1]) as pool:
+        prices = solcache.PriceCache(pool)
+        await prices.set(solcache.PriceData("SOL", "187.2345"))
+        print((await prices.get("SOL")).price)
+        solcache.SubscriptionManager(solcache.EventStream(pool), "readers")
+
+asyncio.run(main())
+with sync.RedisPool.connect(sys.argv[1]) as pool:
+    print(sync.PriceCache(pool).get("SOL").price)
+print(Settings().price_ttl_ms, solcache.__file__.startswith(sys.prefix))
+print(sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[2:])))
+"""
+
+
+@pytest.mark.slow
+def test_the_library_works_without_the_serve_extra(tmp_path: Path, redis_server) -> None:
+    venv = tmp_path / "venv"
+    fresh_venv(sys.executable, venv)  # plain `pip install <wheel>`
+    probe = "import importlib.util as u, sys; print([m for m in sys.argv[1:] if u.find_spec(m)])"
+    found = run_in(venv, "python", "-c", probe, *SERVE_MODULES, cwd=tmp_path)
+    assert found.returncode == 0 and found.stdout == "[]\n", found.stdout + found.stderr
+    run = run_in(
+        venv, "python", "-c", LIBRARY_ROUND_TRIP, redis_server.url, *SERVE_MODULES, cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["187.2345", "187.2345", "2000 True", "[]"], run.stdout
+    serve = run_in(venv, "solcache", "serve", "--duration", "1", cwd=tmp_path)
+    assert (serve.returncode, serve.stdout, serve.stderr) == (2, "", SERVE_HINT)
+    # The other commands are the library's: they need no extra.
+    doctor = run_in(venv, "solcache", "doctor", "--redis-url", redis_server.url, cwd=tmp_path)
+    assert "✓ reachable" in doctor.stdout and "Traceback" not in doctor.stderr, doctor
+    bench = run_in(
+        venv, "solcache", "bench", "--redis-url", redis_server.url, "--calls", "20", cwd=tmp_path
+    )
+    assert bench.returncode == 0 and "solcache async get " in bench.stdout, bench.stderr
+
+
+@pytest.mark.slow
+def test_the_serve_extra_brings_what_serve_needs(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            f"{newest_wheel()}[serve]",
+        ],
+        check=True,
+        timeout=600,
+    )
+    # A private redis-server, the simulated market and the gateway for a second, then a clean stop.
+    port = str(free_port())
+    serve = run_in(venv, "solcache", "serve", "--port", port, "--duration", "1", cwd=tmp_path)
+    assert serve.returncode == 0, serve.stdout + serve.stderr
+    assert "started a private redis-server" in serve.stdout + serve.stderr

@@ -15,11 +15,11 @@ Latencies are microseconds per call, rates calls per second.
 
 from __future__ import annotations
 
+from solcache.latency.benchmark import SEED_PRICE, BenchConfig, run_benchmark
 from solcache.latency.clients import AsyncClient, ClientSpec, ClientUnavailable, SyncClient
 from solcache.latency.command import run_bench
 from solcache.latency.redis_benchmark import parse_redis_benchmark
 from solcache.latency.report import Report, Row, render
-from solcache.latency.runner import SEED_PRICE, BenchConfig, run_benchmark
 from solcache.latency.target import Target
 from solcache.latency.timing import Timing, percentile
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from solcache import sync
 from solcache._core import PriceCache
 from solcache.latency.target import Target
-from solcache.pool import RedisPool
+from solcache.redis_pool import RedisPool
 
 __all__ = [
     "AsyncClient",

@@ -22,10 +22,10 @@ from typing import TextIO
 
 from solcache._core import PriceCache, PriceData, PriceUpdate
 from solcache.config import Settings
+from solcache.latency.benchmark import BenchConfig, ExtraRows, run_benchmark
 from solcache.latency.report import Report, Row, render
-from solcache.latency.runner import BenchConfig, ExtraRows, run_benchmark
 from solcache.latency.timing import default_warmup, time_async
-from solcache.pool import RedisPool
+from solcache.redis_pool import RedisPool
 from solcache.streams import EventStream
 
 __all__ = ["BENCH_SEED_TTL_MS", "BENCH_STREAM", "BENCH_TOKENS", "run_bench"]

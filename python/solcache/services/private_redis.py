@@ -85,22 +85,24 @@ class PrivateRedis:
                 "redis-server)"
             )
         tcp = ["--port", "0"] if self.port is None else ["--port", str(self.port)]
+        log = self.dir / "redis.log"
         # fmt: off
         args = [
             exe, *tcp, "--bind", "127.0.0.1",
             "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
             "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-            "--logfile", str(self.dir / "redis.log"), *self.extra_args,
+            "--logfile", str(log), *self.extra_args,
         ]
         # fmt: on
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        # Its output goes to the log too: a bad option is reported there before logging starts.
+        with open(log, "ab") as output:
+            self.proc = subprocess.Popen(
+                args, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + self.start_timeout_s
         while not self._answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = self.dir / "redis.log"
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                tail = log.read_text(errors="replace")[-2000:]
                 self.stop()
                 raise PrivateRedisError(f"redis-server did not start:\n{tail}")
             time.sleep(0.02)

@@ -20,7 +20,7 @@ from solcache.sources.base import PriceSnapshot, PriceSource, SourceError
 from solcache.sources.feed_book import FeedBook
 from solcache.sources.hermes import HERMES_URL, PYTH_FEED_IDS, parse_price_update
 from solcache.sources.hermes_http import RateLimitedError, check_status
-from solcache.sources.sse import SseDecoder
+from solcache.sources.sse_decoder import SseDecoder
 
 __all__ = ["PythPriceSource", "PythStats"]
 

@@ -16,11 +16,11 @@ from typing import TextIO
 from solcache._core import EVENT_TYPES, PoolStateCache, PriceCache, redact_url
 from solcache.config import Settings
 from solcache.exceptions import SolcacheError
-from solcache.pool import RedisPool
 from solcache.prometheus import ServiceSnapshot, build_registry
+from solcache.redis_pool import RedisPool
 from solcache.services.health import Freshness, HealthCheck, HealthMonitor, HealthReport
 from solcache.services.listener import bind_listener
-from solcache.services.pool_service import PoolStateUpdater
+from solcache.services.pool_state_service import PoolStateUpdater
 from solcache.services.price_service import PriceUpdateService
 from solcache.services.private_redis import PrivateRedis, PrivateRedisError
 from solcache.services.status_line import StatusLine

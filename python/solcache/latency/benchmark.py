@@ -45,7 +45,7 @@ from solcache.latency.report import (
 )
 from solcache.latency.target import Target
 from solcache.latency.timing import default_warmup, time_async, time_concurrent, time_sync
-from solcache.pool import RedisPool
+from solcache.redis_pool import RedisPool
 
 __all__ = ["SEED_PRICE", "BenchConfig", "BenchFailure", "ExtraRows", "run_benchmark"]
 
