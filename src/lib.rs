@@ -32,6 +32,7 @@ pub mod price_cache;
 pub mod price_impact;
 pub mod slow_calls;
 pub mod stream_reply;
+pub mod stream_tail;
 pub mod subscription;
 pub mod sync_cache;
 pub mod transport;
@@ -49,6 +50,7 @@ pub use models::{PoolState, PriceData};
 pub use pool_state_cache::PoolStateCache;
 pub use price_cache::PriceCache;
 pub use price_impact::{Direction, SwapQuote};
+pub use stream_tail::Tail;
 pub use subscription::{Subscription, SubscriptionOptions, SubscriptionStats};
 pub use sync_cache::SyncCache;
 pub use transport::{

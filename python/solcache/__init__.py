@@ -62,7 +62,7 @@ from solcache.exceptions import (
     UnsupportedServerError,
 )
 from solcache.redis_pool import RedisPool
-from solcache.streams import EventStream, Subscription
+from solcache.streams import EventStream, Subscription, Tail
 from solcache.subscriptions import ManagerStats, SubscriptionManager
 
 # Library convention: no output unless the application configures logging.
@@ -105,6 +105,7 @@ __all__ = [
     "SubscriptionStats",
     "SwapQuote",
     "SystemStatus",
+    "Tail",
     "TimeoutError",
     "TradeExecuted",
     "TradingEvent",

@@ -445,6 +445,24 @@ class CoreSubscription:
         """Send the acknowledgements, then close the subscription's own connection."""
     def stats(self) -> SubscriptionStats: ...
 
+@final
+class CoreTail:
+    """The Rust tail; ``solcache.Tail`` wraps it as an async iterator."""
+
+    @property
+    def streams(self) -> list[str]:
+        """The streams tailed, in the order given."""
+    def open(self) -> Awaitable[None]:
+        """Open the connection now and pin ``$`` ids to the streams' last entries."""
+    def next_batch(self) -> Awaitable[list[StreamEntry]]:
+        """The next entries in arrival order; empty when none arrived within ``block_ms``."""
+    def close(self) -> Awaitable[None]:
+        """Close the connection."""
+    def positions(self) -> list[str] | None:
+        """The last id handed out per stream; None while a read holds the tail."""
+    def connections_opened(self) -> int | None:
+        """Connections opened so far; None while a read holds the tail."""
+
 @disjoint_base
 class EventStream:
     def __new__(
@@ -473,6 +491,9 @@ class EventStream:
     def expire(self, stream: str, ttl_ms: int) -> Awaitable[bool]:
         """Let the stream expire ``ttl_ms`` from now (publishing keeps it); True if it exists."""
     def info(self, stream: str) -> Awaitable[StreamInfo]: ...
+    def _tail(
+        self, streams: Sequence[str], from_ids: Sequence[str], *, count: int, block_ms: int
+    ) -> CoreTail: ...
     def _subscription(
         self,
         streams: Sequence[str],

@@ -9,7 +9,7 @@ from solcache import _core
 from solcache._core import StreamEntry, SubscriptionStats
 from solcache.exceptions import ConnectionError
 
-__all__ = ["EventStream", "Subscription"]
+__all__ = ["EventStream", "Subscription", "Tail"]
 
 
 class EventStream(_core.EventStream):
@@ -18,6 +18,31 @@ class EventStream(_core.EventStream):
     ``publish`` routes by event type unless a stream is named; every XADD trims the stream
     to about ``maxlen`` entries (``MAXLEN ~``).
     """
+
+    def tail(
+        self,
+        streams: str | Sequence[str],
+        from_ids: str | Sequence[str] = "$",
+        *,
+        block_ms: int = 1_000,
+        count: int = 100,
+    ) -> Tail:
+        """New entries of ``streams``, in arrival order, as an async iterator of
+        :class:`StreamEntry` (each names its ``stream``); no consumer group, nothing to
+        acknowledge.
+
+        ``from_ids`` is one id for every stream or one per stream: ``"$"`` (entries after the
+        stream's last one when the tail connects), ``"0"`` (everything the stream holds) or an
+        entry id (entries after it). One ``XREAD BLOCK`` over all streams waits up to
+        ``block_ms`` on a connection the tail keeps (``solcache-tail`` in ``CLIENT LIST``) and
+        reads up to ``count`` entries per stream. Across streams, entries come in entry-id
+        order (to the millisecond); see ``docs/streams.md``. On an error the iterator raises;
+        iterating again reconnects and resumes after the last entry it returned, with no gap
+        and no duplicate. Close it with ``close()`` or ``async with``.
+        """
+        names = [streams] if isinstance(streams, str) else list(streams)
+        ids = [from_ids] * len(names) if isinstance(from_ids, str) else list(from_ids)
+        return Tail(self._tail(names, ids, count=count, block_ms=block_ms))
 
     def subscribe(
         self,
@@ -134,4 +159,78 @@ class Subscription:
         if exc_type is None and self._current is not None:
             self.ack(self._current)
             self._current = None
+        await self.close()
+
+
+class Tail:
+    """An async iterator of :class:`StreamEntry` over several streams, in arrival order; see
+    :meth:`EventStream.tail`.
+
+    ``async for entry in tail`` waits for entries without end; ``next_batch()`` returns what
+    one read brought (empty after ``block_ms`` without any). ``close()`` (or leaving
+    ``async with``) closes its connection and ends the iteration.
+    """
+
+    def __init__(self, core: _core.CoreTail) -> None:
+        self._core = core
+        self._buffer: deque[StreamEntry] = deque()
+        self._closed = False
+
+    @property
+    def streams(self) -> list[str]:
+        """The streams tailed, in the order given."""
+        return self._core.streams
+
+    @property
+    def positions(self) -> dict[str, str] | None:
+        """The last id read per stream, entries the iterator still buffers included (``"$"``
+        until the first connection pinned it); None while a read is under way."""
+        ids = self._core.positions()
+        return None if ids is None else dict(zip(self.streams, ids, strict=True))
+
+    @property
+    def connections_opened(self) -> int | None:
+        """Connections opened so far (1 + the reconnects); None while a read is under way."""
+        return self._core.connections_opened()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def open(self) -> None:
+        """Connect now, pinning ``"$"`` to each stream's last entry (else the first read does)."""
+        if self._closed:
+            raise ConnectionError("the tail is closed")
+        await self._core.open()
+
+    async def next_batch(self) -> list[StreamEntry]:
+        """The next entries in arrival order; empty when none arrived within ``block_ms``."""
+        if self._closed:
+            raise ConnectionError("the tail is closed")
+        return await self._core.next_batch()
+
+    def __aiter__(self) -> Tail:
+        return self
+
+    async def __anext__(self) -> StreamEntry:
+        while not self._buffer:
+            if self._closed:
+                raise StopAsyncIteration
+            self._buffer.extend(await self.next_batch())
+        return self._buffer.popleft()
+
+    async def close(self) -> None:
+        """Close the connection and end the iteration (entries read but not yet returned by
+        the iterator are dropped)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer.clear()
+        await self._core.close()
+
+    async def __aenter__(self) -> Tail:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()

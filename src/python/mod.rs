@@ -12,6 +12,7 @@ mod models;
 mod pool;
 mod streams;
 mod sync;
+mod tail;
 
 use pyo3::prelude::*;
 
@@ -63,6 +64,8 @@ mod _core {
     };
     #[pymodule_export]
     use super::sync::{PySyncPoolStateCache, PySyncPriceCache, PySyncRedisPool};
+    #[pymodule_export]
+    use super::tail::PyCoreTail;
     #[pymodule_export]
     use super::{pool_key, price_key, validate_address, validate_token};
 

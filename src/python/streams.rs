@@ -12,6 +12,7 @@ use super::convert::{str_arg, UInt};
 use super::errors::invalid_input;
 use super::events::{event_to_py, PyTradingEvent};
 use super::pool::PyRedisPool;
+use super::tail::PyCoreTail;
 use crate::event_stream::{EventStream, GroupInfo, StreamEntry, StreamInfo};
 use crate::subscription::{Subscription, SubscriptionOptions, SubscriptionStats};
 
@@ -43,7 +44,7 @@ impl PyStreamEntry {
 }
 
 /// A batch of entries, converted to Python objects once the future completes.
-pub struct Entries(Vec<StreamEntry>);
+pub struct Entries(pub(super) Vec<StreamEntry>);
 
 impl<'py> IntoPyObject<'py> for Entries {
     type Target = PyList;
@@ -383,6 +384,15 @@ impl PyEventStream {
                 info: handle.info(&stream).await?,
             })
         })
+    }
+
+    /// A tail of `streams` after `from_ids` (one per stream); see `solcache.EventStream.tail`.
+    #[pyo3(signature = (streams, from_ids, *, count, block_ms))]
+    fn _tail(&self, streams: Vec<String>, from_ids: Vec<String>, count: UInt, block_ms: UInt) -> PyResult<PyCoreTail> {
+        let tail = self
+            .inner
+            .tail(&streams, &from_ids, count.0 as usize, ms(block_ms.0, "block_ms")?)?;
+        Ok(PyCoreTail::new(tail))
     }
 
     #[pyo3(signature = (streams, group, consumer, *, count, block_ms, claim_min_idle_ms, claim_interval_ms, max_deliveries))]

@@ -5,6 +5,7 @@ heartbeats and shutdown. The per-client queue is also tested on its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -459,14 +460,20 @@ async def test_last_event_id_ahead_of_the_streams_is_unknown_resync_then_live(
 async def test_last_event_id_ahead_of_the_reader_but_in_the_stream_resumes_without_resync(
     pool: solcache.RedisPool, events: EventStream, start_gateway: Callable[..., Any], http: Any
 ) -> None:
-    """A client coming from a gateway that had read further than this one (its reader polls
-    slowly here) resumes after its id: no resync, no duplicate."""
-    gw = await start_gateway(pool, poll_interval_s=5.0, idle_poll_interval_s=5.0)
+    """A client coming from a gateway that had read further than this one (this one's reader
+    is held back here) resumes after its id: no resync, no duplicate."""
+    gw = await start_gateway(pool)
     await eventually_reached(lambda: gw.hub.position is not None)
+    reader = gw.hub._tasks[0]
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reader
     ids = await publish_each(events, [PriceUpdate("SOL", str(i)) for i in range(3)])
     seen = format_composite([ids[1], *gw.hub.position[1:]])
     async with subscribe(http, gw.url, last_event_id=seen) as response:
         sse = SseClient(response)
+        await wait_for_clients(gw, 1)
+        gw.hub._tasks[0] = asyncio.create_task(gw.hub._read_loop())  # it catches up now
         got = await sse.events(1, within_s=15.0, skip=("pool_state",))
         assert entry_ids(got) == ids[2:]
         assert await sse.quiet(0.3) == []

@@ -31,8 +31,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from solcache._core import EventStream, PoolStateCache, PriceCache, RedisPool
+from solcache._core import PoolStateCache, PriceCache, RedisPool
 from solcache.prometheus import MetricsRefresher, build_registry
+from solcache.streams import EventStream
 from solcache.web.api import Api
 from solcache.web.http_guard import HttpCounters
 from solcache.web.hub import EventHub
@@ -61,8 +62,7 @@ def create_app(
     client_queue_size: int = 256,
     send_timeout_s: float = 5.0,
     replay_limit: int = 1000,
-    poll_interval_s: float = 0.05,
-    idle_poll_interval_s: float = 0.25,
+    block_ms: int = 1000,
     pool_poll_interval_s: float = 0.1,
     read_timeout_s: float = 2.0,
     retry_ms: int = 1000,
@@ -84,9 +84,9 @@ def create_app(
     Each ``/events`` client gets a queue of ``client_queue_size`` messages, a ``: ping``
     after ``heartbeat_s`` without traffic, is disconnected when a write blocks for
     ``send_timeout_s``, and on reconnect gets at most ``replay_limit`` missed events. The
-    reader polls the streams every ``poll_interval_s`` (the most an event waits before the
-    fan-out), and every ``idle_poll_interval_s`` after two seconds without any entry; each
-    Redis call of the gateway gives up after ``read_timeout_s``. ``retry_ms`` is the
+    reader tails the streams with one ``XREAD BLOCK`` of up to ``block_ms`` on a connection
+    of its own, so an event reaches the fan-out as soon as Redis has it; each other Redis
+    call of the gateway gives up after ``read_timeout_s``. ``retry_ms`` is the
     reconnect delay suggested to browsers. ``limits`` bound what one connection may cost
     (default: ``GatewayLimits()``); the connection limits and the ``/events`` unsent limits
     are enforced when served by :class:`~solcache.web.GatewayServer`.
@@ -99,8 +99,7 @@ def create_app(
         pool_addresses=pool_addresses,
         client_queue_size=client_queue_size,
         replay_limit=replay_limit,
-        poll_interval_s=poll_interval_s,
-        idle_poll_interval_s=idle_poll_interval_s,
+        block_ms=block_ms,
         pool_poll_interval_s=pool_poll_interval_s,
         read_timeout_s=read_timeout_s,
     )

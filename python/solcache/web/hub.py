@@ -2,16 +2,13 @@
 
 :class:`EventHub` owns two background tasks:
 
-- the **reader** reads ``stream:price-updates``, ``stream:trade-events`` and
-  ``stream:ui-events`` from the last id it saw of each (three non-blocking XREADs, sent
-  concurrently on the pool's multiplexed connections), hands the entries to every client's
-  bounded queue without awaiting anything, and sleeps ``poll_interval_s`` when nothing new
-  came (a full batch is followed at once by the next read; after ``idle_after_s`` without
-  any entry it polls every ``idle_poll_interval_s`` instead, to cost next to nothing while
-  the streams are quiet). It survives Redis outages with an exponential backoff capped at
-  ``retry_max_s`` (1 s), so it reads again about a second after Redis is back.
-  (Polling, because ``EventStream.read`` reads one stream and opens a new connection for
-  every blocking call; a multi-stream ``XREAD BLOCK`` on a kept connection would replace it.)
+- the **reader** tails ``stream:price-updates``, ``stream:trade-events`` and
+  ``stream:ui-events`` from the last id it handed out of each: one ``XREAD BLOCK`` over the
+  three on a connection of its own (:meth:`EventStream.tail`), which returns as soon as an
+  entry arrives (or after ``block_ms`` without any) with the entries in arrival order. It
+  hands them to every client's bounded queue without awaiting anything. It survives Redis
+  outages with an exponential backoff capped at ``retry_max_s`` (1 s): the tail reconnects
+  and resumes after the last entry handed out, so nothing is skipped or sent twice.
 - the **pool poller** reads the configured pools' states every ``pool_poll_interval_s`` (one
   MGET) and fans out a ``pool_state`` message for each state that changed.
 
@@ -32,8 +29,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from solcache._core import EventStream, PoolStateCache, StreamEntry
+from solcache._core import PoolStateCache, StreamEntry
 from solcache.exceptions import ResponseError
+from solcache.streams import EventStream, Tail
 from solcache.web.client import Client
 from solcache.web.client_queue import ClientQueue
 from solcache.web.ids import STREAMS, ZERO_ID, id_key
@@ -42,6 +40,9 @@ from solcache.web.messages import Message, from_entry, from_pool_state, resync
 __all__ = ["EventHub", "HubTotals", "Replay"]
 
 logger = logging.getLogger("solcache.web")
+
+#: Stream name → its index in :data:`STREAMS` (messages carry the index).
+_INDEX = {stream: i for i, stream in enumerate(STREAMS)}
 
 
 @dataclass(slots=True)
@@ -88,9 +89,7 @@ class EventHub:
         client_queue_size: int = 256,
         replay_limit: int = 1000,
         read_count: int | None = None,
-        poll_interval_s: float = 0.05,
-        idle_poll_interval_s: float = 0.25,
-        idle_after_s: float = 2.0,
+        block_ms: int = 1000,
         pool_poll_interval_s: float = 0.1,
         read_timeout_s: float = 2.0,
         replay_timeout_s: float = 5.0,
@@ -98,9 +97,6 @@ class EventHub:
         retry_max_s: float = 1.0,
     ) -> None:
         for name, value in {
-            "poll_interval_s": poll_interval_s,
-            "idle_poll_interval_s": idle_poll_interval_s,
-            "idle_after_s": idle_after_s,
             "pool_poll_interval_s": pool_poll_interval_s,
             "read_timeout_s": read_timeout_s,
             "replay_timeout_s": replay_timeout_s,
@@ -109,6 +105,8 @@ class EventHub:
         }.items():
             if not 0 < value < math.inf:
                 raise ValueError(f"{name} must be finite and > 0, got {value}")
+        if block_ms < 1:
+            raise ValueError(f"block_ms must be ≥ 1, got {block_ms}")
         if client_queue_size < 1 or replay_limit < 0:
             raise ValueError("client_queue_size must be ≥ 1 and replay_limit ≥ 0")
         self._events = events
@@ -116,12 +114,10 @@ class EventHub:
         self._pool_addresses = list(pool_addresses)
         self.client_queue_size = client_queue_size
         self.replay_limit = replay_limit
-        # One read round adds up to 3 x read_count entries to every queue: keep that well
-        # below the queue size, so a client that keeps up never loses anything to batching.
+        # One read adds up to 3 x read_count entries to every queue: keep that well below
+        # the queue size, so a client that keeps up never loses anything to batching.
         self._read_count = read_count or max(1, client_queue_size // (2 * len(STREAMS)))
-        self._poll_interval_s = poll_interval_s
-        self._idle_poll_interval_s = max(idle_poll_interval_s, poll_interval_s)
-        self._idle_after_s = idle_after_s
+        self._block_ms = block_ms
         self._pool_poll_interval_s = pool_poll_interval_s
         self._read_timeout_s = read_timeout_s
         self._replay_timeout_s = replay_timeout_s
@@ -371,62 +367,64 @@ class EventHub:
 
     async def _read_loop(self) -> None:
         delay = self._retry_min_s
-        while True:
-            try:
-                async with asyncio.timeout(self._read_timeout_s):
+        tail: Tail | None = None
+        # The tail's own response timeout is block_ms + the pool's; this one only guards it.
+        read_timeout_s = self._read_timeout_s + self._block_ms / 1000
+        try:
+            while True:
+                try:
                     if self._position is None:
-                        self._position = await self._initial_position()
-                    position = self._position
-                    batches = await asyncio.gather(
-                        *(
-                            self._events.read(s, position[i], count=self._read_count, block_ms=0)
-                            for i, s in enumerate(STREAMS)
+                        async with asyncio.timeout(self._read_timeout_s):
+                            self._position = await self._initial_position()
+                    if tail is None:
+                        tail = self._events.tail(
+                            STREAMS,
+                            self._position,
+                            block_ms=self._block_ms,
+                            count=self._read_count,
                         )
-                    )
-            except Exception as exc:
-                self._totals.read_errors += 1
-                self._report_error(str(exc) or "stream read timed out")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max_s)
-                continue
-            if self.last_error is not None:
-                logger.info("stream reader recovered")
-                self.last_error = None
-            delay = self._retry_min_s
-            self._dispatch(batches)
-            if any(len(entries) >= self._read_count for entries in batches):
-                continue  # more is waiting
-            quiet_s = time.monotonic() - (self.last_entry_monotonic_s or 0.0)
-            busy = quiet_s < self._idle_after_s
-            await asyncio.sleep(self._poll_interval_s if busy else self._idle_poll_interval_s)
+                    async with asyncio.timeout(read_timeout_s):
+                        entries = await tail.next_batch()
+                except Exception as exc:
+                    self._totals.read_errors += 1
+                    self._report_error(str(exc) or "stream read timed out")
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._retry_max_s)
+                    continue
+                if self.last_error is not None:
+                    logger.info("stream reader recovered")
+                    self.last_error = None
+                delay = self._retry_min_s
+                self._dispatch(entries)
+        finally:
+            if tail is not None:
+                await tail.close()
 
     def _report_error(self, error: str) -> None:
         if self.last_error is None:
             logger.warning("stream reader failing, retrying with backoff: %s", error)
         self.last_error = error
 
-    def _dispatch(self, batches: Sequence[list[StreamEntry]]) -> None:
-        """Hand one read round to every client, oldest entry first across the streams.
+    def _dispatch(self, entries: Sequence[StreamEntry]) -> None:
+        """Hand one read to every client, in the arrival order the tail gave it.
 
         Synchronous, so no client joins halfway and the position always matches what the
         queues got.
         """
         assert self._position is not None
-        if not any(batches):
+        if not entries:
             return
-        tagged = [[(id_key(e.id), i, e) for e in entries] for i, entries in enumerate(batches)]
         clients = list(self._clients)
-        for _, i, entry in heapq.merge(*tagged, key=lambda t: (t[0], t[1])):
+        for entry in entries:
+            i = _INDEX[entry.stream]
+            self._position[i] = entry.id
             message = from_entry(i, entry)
             if message is None:
                 self._totals.bad_entries += 1
                 continue
             for client in clients:
                 client.queue.put(message)
-        for i, entries in enumerate(batches):
-            if entries:
-                self._position[i] = entries[-1].id
-                self._totals.entries_read += len(entries)
+        self._totals.entries_read += len(entries)
         self.last_entry_monotonic_s = time.monotonic()
 
     # --- the pool poller -------------------------------------------------------------------

@@ -4,11 +4,12 @@
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::FromRedisValue;
+use redis::{AsyncConnectionConfig, FromRedisValue};
 
 use super::RedisPool;
 use crate::error::{Error, Result};
 use crate::metrics::Operation;
+use crate::transport::handshake::Handshake;
 use crate::transport::retry::Failure;
 use crate::transport::Request;
 
@@ -18,6 +19,8 @@ pub struct BlockingConnection {
     pool: RedisPool,
     response_timeout: Duration,
     broken: bool,
+    /// What the latest failed request said about the connection.
+    last_failure: Option<Failure>,
 }
 
 impl RedisPool {
@@ -38,6 +41,50 @@ impl RedisPool {
             pool: self.clone(),
             response_timeout,
             broken: false,
+            last_failure: None,
+        })
+    }
+
+    /// Like [`RedisPool::blocking_connection`], but the connection names itself `client_name`
+    /// (`CLIENT SETNAME`), so `CLIENT LIST` tells a long-lived reader (e.g. `solcache-tail`)
+    /// from the pool's connections. Opened within `connect_timeout`, with the same handshake.
+    pub async fn named_blocking_connection(&self, block: Duration, client_name: &str) -> Result<BlockingConnection> {
+        if self.is_closed() {
+            return Err(Error::PoolClosed);
+        }
+        let config = &self.inner.config;
+        let response_timeout = block + config.response_timeout;
+        let url = self.redacted_url();
+        let failed = |e| Error::from_redis(e, url, "connect", config.connect_timeout);
+        let open = async {
+            let client = self.inner.endpoint.client()?;
+            let settings = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(config.connect_timeout))
+                .set_response_timeout(Some(config.connect_timeout));
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&settings)
+                .await
+                .map_err(failed)?;
+            Handshake::new(&self.inner.endpoint, client_name)
+                .run(&mut conn, failed)
+                .await?;
+            Ok::<_, Error>(conn)
+        };
+        let opened = match tokio::time::timeout(config.connect_timeout, open).await {
+            Ok(opened) => opened,
+            Err(_) => Err(Error::Timeout {
+                operation: "connect",
+                timeout: config.connect_timeout,
+            }),
+        };
+        let mut conn = opened.inspect_err(|e| self.inner.metrics.record_error(e))?;
+        conn.set_response_timeout(response_timeout);
+        Ok(BlockingConnection {
+            conn,
+            pool: self.clone(),
+            response_timeout,
+            broken: false,
+            last_failure: None,
         })
     }
 }
@@ -48,9 +95,12 @@ impl BlockingConnection {
         if self.pool.is_closed() {
             return Err(Error::PoolClosed);
         }
+        self.last_failure = None;
         let started = Instant::now();
         let result = request.send(&mut self.conn).await.map_err(|err| {
-            self.broken |= Failure::of(&err).breaks_connection();
+            let failure = Failure::of(&err);
+            self.last_failure = Some(failure);
+            self.broken |= failure.breaks_connection();
             Error::from_redis(
                 err,
                 self.pool.redacted_url(),
@@ -60,6 +110,12 @@ impl BlockingConnection {
         });
         self.pool.metrics().record_outcome(op, started.elapsed(), &result);
         result
+    }
+
+    /// What the latest failed request said about the connection (for the [retry
+    /// policy](crate::transport::retry)); None if none failed.
+    pub fn last_failure(&self) -> Option<Failure> {
+        self.last_failure
     }
 
     /// True once an I/O error was seen: open a new one.
