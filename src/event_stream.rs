@@ -35,7 +35,24 @@ pub struct StreamEntry {
 impl StreamEntry {
     /// Decode the `type` and `data` fields of a raw entry.
     pub fn decode(raw: RawEntry, deliveries: u64) -> Self {
-        let event = match (raw.field("type"), raw.field("data")) {
+        Self::decode_keeping_fields(raw, deliveries).0
+    }
+
+    /// [`StreamEntry::decode`], handing back the raw fields too (moved, not copied), for a
+    /// caller that may still need them, e.g. to copy an entry to the dead-letter stream.
+    pub fn decode_keeping_fields(raw: RawEntry, deliveries: u64) -> (Self, stream_reply::Fields) {
+        let event = Self::decode_event(&raw);
+        let entry = StreamEntry {
+            stream: raw.stream,
+            id: raw.id,
+            event,
+            deliveries,
+        };
+        (entry, raw.fields)
+    }
+
+    fn decode_event(raw: &RawEntry) -> std::result::Result<TradingEvent, String> {
+        match (raw.field("type"), raw.field("data")) {
             (Some(t), Some(d)) => match std::str::from_utf8(t) {
                 Ok(t) => TradingEvent::decode(t, d).map_err(|e| match e {
                     Error::InvalidInput(m) => m,
@@ -45,12 +62,6 @@ impl StreamEntry {
             },
             (None, _) => Err("the entry has no type field".to_owned()),
             (_, None) => Err("the entry has no data field".to_owned()),
-        };
-        StreamEntry {
-            stream: raw.stream,
-            id: raw.id,
-            event,
-            deliveries,
         }
     }
 }
@@ -244,7 +255,7 @@ impl EventStream {
             let mut conn = self.pool.blocking_connection(block).await?;
             conn.execute(Operation::StreamRead, Request::Cmd(&cmd)).await?
         };
-        Ok(stream_reply::read_reply(&reply)?
+        Ok(stream_reply::read_reply_owned(reply)?
             .into_iter()
             .map(|raw| StreamEntry::decode(raw, 1))
             .collect())

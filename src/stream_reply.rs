@@ -7,13 +7,16 @@ use redis::Value;
 
 use crate::error::{Error, Result};
 
+/// An entry's field/value pairs, as Redis sent them.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One entry as Redis returned it: its stream, id and field/value pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEntry {
     pub stream: String,
     pub id: String,
     /// Empty for an entry deleted while it was pending.
-    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pub fields: Fields,
 }
 
 impl RawEntry {
@@ -97,6 +100,91 @@ fn entry(stream: &str, v: &Value) -> Result<RawEntry> {
         id: text(id)?,
         fields,
     })
+}
+
+/// `[id, [field, value, …]]` taken apart: the bytes Redis sent move into the entry, uncopied.
+fn take_entry(stream: &str, v: Value) -> Result<RawEntry> {
+    let mut parts = match v {
+        Value::Array(a) if a.len() == 2 => a,
+        other => return Err(unexpected("stream entry", &other)),
+    };
+    let (fields, id) = (parts.pop(), parts.pop());
+    let (Some(id), Some(fields)) = (id, fields) else {
+        unreachable!("two parts checked above")
+    };
+    let fields = match fields {
+        Value::Nil => Vec::new(),
+        Value::Map(m) => m
+            .into_iter()
+            .map(|(k, v)| Ok((take_bytes(k)?, take_bytes(v)?)))
+            .collect::<Result<_>>()?,
+        Value::Array(a) if a.len() % 2 == 0 => {
+            let mut out = Vec::with_capacity(a.len() / 2);
+            let mut flat = a.into_iter();
+            while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+                out.push((take_bytes(k)?, take_bytes(v)?));
+            }
+            out
+        }
+        other => return Err(unexpected("map", &other)),
+    };
+    Ok(RawEntry {
+        stream: stream.to_owned(),
+        id: take_text(id)?,
+        fields,
+    })
+}
+
+fn take_bytes(v: Value) -> Result<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Ok(b),
+        other => bytes(&other),
+    }
+}
+
+fn take_text(v: Value) -> Result<String> {
+    match v {
+        Value::BulkString(b) => {
+            String::from_utf8(b).map_err(|e| unexpected("non-UTF-8 string", &Value::BulkString(e.into_bytes())))
+        }
+        other => text(&other),
+    }
+}
+
+/// XREAD / XREADGROUP like [`read_reply`], consuming the reply: field names and values move
+/// into the entries instead of being copied (the read path's hot loop).
+pub fn read_reply_owned(v: Value) -> Result<Vec<RawEntry>> {
+    let streams: Vec<(Value, Value)> = match v {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Map(m) => m,
+        Value::Array(a) => a
+            .into_iter()
+            .map(|s| match s {
+                Value::Array(pair) if pair.len() == 2 => {
+                    let mut pair = pair.into_iter();
+                    match (pair.next(), pair.next()) {
+                        (Some(name), Some(entries)) => Ok((name, entries)),
+                        _ => unreachable!("two parts checked above"),
+                    }
+                }
+                other => Err(unexpected("stream", &other)),
+            })
+            .collect::<Result<_>>()?,
+        other => return Err(unexpected("XREAD", &other)),
+    };
+    let mut out = Vec::new();
+    for (name, entries) in streams {
+        let name = take_text(name)?;
+        let entries = match entries {
+            Value::Array(a) | Value::Set(a) => a,
+            other => return Err(unexpected("array", &other)),
+        };
+        out.reserve(entries.len());
+        for e in entries {
+            out.push(take_entry(&name, e)?);
+        }
+    }
+    Ok(out)
 }
 
 /// XREAD / XREADGROUP: nil on timeout, else `[[stream, [entry…]]…]` or a RESP3 map.
@@ -208,6 +296,53 @@ mod tests {
         assert_eq!(entries[0].id, "1-0");
         assert_eq!(entries[0].field("data"), Some(&b"{}"[..]));
         assert_eq!(read_reply(&Value::Nil).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn owned_decoding_matches_borrowed_decoding() {
+        let entry = |id: &str, fields: Value| Value::Array(vec![bulk(id), fields]);
+        let flat = Value::Array(vec![bulk("type"), bulk("x"), bulk("data"), bulk("{}")]);
+        let map = Value::Map(vec![(bulk("type"), bulk("y")), (bulk("data"), Value::Int(7))]);
+        let resp2 = Value::Array(vec![
+            Value::Array(vec![
+                bulk("stream:a"),
+                Value::Array(vec![entry("1-0", flat.clone()), entry("2-0", Value::Nil)]),
+            ]),
+            Value::Array(vec![bulk("stream:b"), Value::Array(vec![entry("3-0", map.clone())])]),
+        ]);
+        let resp3 = Value::Map(vec![
+            (bulk("stream:a"), Value::Array(vec![entry("1-0", flat)])),
+            (bulk("stream:b"), Value::Array(vec![entry("3-0", map)])),
+        ]);
+        for reply in [resp2, resp3, Value::Nil] {
+            let owned = read_reply_owned(reply.clone()).unwrap();
+            assert_eq!(owned, read_reply(&reply).unwrap());
+        }
+        let owned = read_reply_owned(Value::Map(vec![(
+            bulk("s"),
+            Value::Array(vec![entry("3-0", Value::Array(vec![bulk("type"), bulk("t")]))]),
+        )]))
+        .unwrap();
+        assert_eq!((owned[0].stream.as_str(), owned[0].id.as_str()), ("s", "3-0"));
+        assert_eq!(owned[0].field("type"), Some(&b"t"[..]));
+        // Every malformed shape is an error, as in the borrowing decoder.
+        for bad in [
+            Value::Int(3),
+            Value::Array(vec![Value::Int(1)]),
+            Value::Array(vec![Value::Array(vec![bulk("s"), Value::Int(1)])]),
+            Value::Array(vec![Value::Array(vec![bulk("s"), Value::Array(vec![bulk("1-0")])])]),
+            Value::Array(vec![Value::Array(vec![
+                bulk("s"),
+                Value::Array(vec![entry("1-0", Value::Array(vec![bulk("odd")]))]),
+            ])]),
+            Value::Array(vec![Value::Array(vec![
+                Value::BulkString(vec![0xff]),
+                Value::Array(vec![]),
+            ])]),
+        ] {
+            assert!(read_reply(&bad).is_err(), "{bad:?}");
+            assert!(read_reply_owned(bad.clone()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

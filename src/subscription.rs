@@ -242,13 +242,15 @@ impl Subscription {
             .execute::<Vec<Value>>(Operation::StreamReadGroup, Request::Pipeline(&pipe))
             .await;
         self.read_in_flight = false;
-        let replies = result?;
         self.to_ack.clear();
-        let (acks, read) = replies.split_at(ack_commands.min(replies.len()));
-        for n in acks {
+        let mut acks = result?;
+        let read = acks.split_off(ack_commands.min(acks.len()));
+        for n in &acks {
             self.stats.acked += stream_reply::int(n)?.max(0) as u64;
         }
-        read.first().map_or(Ok(Vec::new()), stream_reply::read_reply)
+        read.into_iter()
+            .next()
+            .map_or(Ok(Vec::new()), stream_reply::read_reply_owned)
     }
 
     /// XAUTOCLAIM idle entries from every stream (continuing each stream's scan cursor).
@@ -322,8 +324,7 @@ impl Subscription {
         let mut dead = redis::pipe();
         let mut dead_count = 0;
         for (raw, deliveries) in batch {
-            let fields = raw.fields.clone();
-            let entry = StreamEntry::decode(raw, deliveries);
+            let (entry, fields) = StreamEntry::decode_keeping_fields(raw, deliveries);
             let reason = match &entry.event {
                 Err(why) => {
                     self.stats.bad_entries += 1;

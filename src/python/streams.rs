@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyList, PyString};
 
 use super::bridge::spawn;
 use super::convert::{str_arg, UInt};
@@ -17,10 +17,13 @@ use crate::event_stream::{EventStream, GroupInfo, StreamEntry, StreamInfo};
 use crate::subscription::{Subscription, SubscriptionOptions, SubscriptionStats};
 
 /// One stream entry: the event, or (`event` None) why it could not be decoded.
+///
+/// `stream` and `id` are Python strings built once (the stream name once per batch), so
+/// reading them, e.g. to acknowledge the entry, copies nothing.
 #[pyclass(name = "StreamEntry", module = "solcache._core", frozen, get_all)]
 pub struct PyStreamEntry {
-    stream: String,
-    id: String,
+    stream: Py<PyString>,
+    id: Py<PyString>,
     event: Option<Py<PyAny>>,
     error: Option<String>,
     deliveries: u64,
@@ -36,8 +39,8 @@ impl PyStreamEntry {
         };
         Ok(format!(
             "StreamEntry(stream={}, id='{}', {what}, deliveries={})",
-            super::convert::py_repr(&self.stream),
-            self.id,
+            super::convert::py_repr(self.stream.bind(py).to_str()?),
+            self.id.bind(py).to_str()?,
             self.deliveries
         ))
     }
@@ -52,21 +55,32 @@ impl<'py> IntoPyObject<'py> for Entries {
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = PyList::empty(py);
+        // A batch usually holds one stream (at most a few): its name becomes one Python string.
+        let mut names: Vec<(String, Py<PyString>)> = Vec::new();
+        let mut objects = Vec::with_capacity(self.0.len());
         for e in self.0 {
+            let stream = match names.iter().find(|(name, _)| *name == e.stream) {
+                Some((_, s)) => s.clone_ref(py),
+                None => {
+                    let s = PyString::new(py, &e.stream).unbind();
+                    names.push((e.stream, s.clone_ref(py)));
+                    s
+                }
+            };
             let (event, error) = match e.event {
                 Ok(ev) => (Some(event_to_py(py, ev)?), None),
                 Err(why) => (None, Some(why)),
             };
-            list.append(PyStreamEntry {
-                stream: e.stream,
-                id: e.id,
+            let entry = PyStreamEntry {
+                stream,
+                id: PyString::new(py, &e.id).unbind(),
                 event,
                 error,
                 deliveries: e.deliveries,
-            })?;
+            };
+            objects.push(Bound::new(py, entry)?);
         }
-        Ok(list)
+        PyList::new(py, objects)
     }
 }
 
