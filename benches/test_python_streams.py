@@ -1,5 +1,6 @@
-"""Python benchmarks of event streams: publish_many and consume + ack throughput, and
-publish→handler latency at 10 Hz and at 1 kHz.
+"""Python benchmarks of event streams: publish_many and consume + ack throughput beside the raw
+XADD rate of redis-benchmark, and publish→handler latency at 10 Hz and at 1 kHz (the
+functions of ``comparison.streams``, which ``make compare`` runs too).
 
 Run with ``pytest benches --benchmark-enable`` (``make bench``). Prints, never asserts timings.
 """
@@ -7,7 +8,6 @@ Run with ``pytest benches --benchmark-enable`` (``make bench``). Prints, never a
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -15,7 +15,17 @@ from typing import Any
 import pytest
 
 import solcache
-from bench_support import BenchRedis, Latency
+from bench_support import BenchRedis
+from comparison.streams import (
+    StreamRun,
+    consume_rate,
+    handler_latency,
+    publish_rate,
+    raw_xadd_rate,
+    stream_lines,
+)
+from solcache.latency.redis_benchmark import RawUnavailable
+from solcache.latency.target import Target
 
 pytestmark = pytest.mark.report
 STREAM = solcache.STREAM_PRICE_UPDATES
@@ -50,43 +60,30 @@ def test_bench_publish_many_100(
 
 
 def test_throughput_report(
-    aloop: asyncio.AbstractEventLoop, events: solcache.EventStream, report: Callable[[str], None]
+    aloop: asyncio.AbstractEventLoop,
+    events: solcache.EventStream,
+    bench_redis: BenchRedis,
+    report: Callable[[str], None],
 ) -> None:
-    """Events/s of publish_many (batches of 1000) and of group read + ack (batches of 100
-    and of 1000: the batch size is the consumer's main throughput knob)."""
+    """Events/s of publish_many (1000 per call) and of group read + ack through the async
+    iterator (batch 100), in rounds interleaved with the raw ``redis-benchmark -c 1 -P 100``
+    XADD rate; the same rows as ``make compare``."""
+    target = Target.from_url(bench_redis.url("tcp"))
+    run = StreamRun()
 
-    async def consume(group: str, count: int, total: int) -> float:
-        sub = events.subscribe(STREAM, group, "bench", count=count)
-        started = time.perf_counter()
-        seen = 0
-        async for batch_ in sub.batches():
-            seen += len(batch_)
-            if seen >= total:
-                sub.ack(*batch_)
-                break
-        await sub.close()
-        return seen / (time.perf_counter() - started)
+    async def round_() -> None:
+        run.publish.append(await publish_rate(events, STREAM, 50_000))
+        run.consume.append(await consume_rate(events, STREAM, 50_000))
 
-    async def run() -> tuple[float, float, float]:
-        total = 100_000
-        batch = updates(1000)
-        groups = [f"bench-{count}-{time.monotonic_ns()}" for count in (100, 1000)]
-        for group in groups:
-            await events.ensure_group(STREAM, group, "$")
-        started = time.perf_counter()
-        for _ in range(total // 1000):
-            await events.publish_many(batch)
-        publish_rate = total / (time.perf_counter() - started)
-        by_100 = await consume(groups[0], 100, total)
-        by_1000 = await consume(groups[1], 1000, total)
-        return publish_rate, by_100, by_1000
-
-    publish_rate, by_100, by_1000 = aloop.run_until_complete(run())
+    for _ in range(3):
+        try:
+            run.raw.append(raw_xadd_rate(target))
+        except RawUnavailable as e:
+            run.note = str(e)
+        aloop.run_until_complete(round_())
     report("")
-    report("Python streams throughput (100 000 events, TCP):")
-    report(f"  publish_many, batches of 1000:         {publish_rate:>10,.0f} events/s")
-    report(f"  consumer group read + ack, batch 100:  {by_100:>10,.0f} events/s")
-    report(f"  consumer group read + ack, batch 1000: {by_1000:>10,.0f} events/s")
+    for line in stream_lines(run):
+        report(line)
 
 
 @pytest.mark.parametrize(("rate_hz", "n"), [(10, 100), (1000, 3000)])
@@ -99,39 +96,9 @@ def test_latency_report(
 ) -> None:
     """Publish ``n`` events at ``rate_hz`` while a subscriber consumes: publish→handler latency,
     and the backlog (pending entries) at the end."""
-
-    async def run() -> tuple[Latency, int]:
-        group = f"lat-{rate_hz}-{time.monotonic_ns()}"
-        await events.ensure_group(STREAM, group, "$")
-        sent_ns = [0] * n  # by event index (the price), set before the publish is sent
-        got: list[int] = []
-
-        async def consume() -> None:
-            async with events.subscribe(STREAM, group, "c", block_ms=50) as sub:
-                async for entry in sub:
-                    assert isinstance(entry.event, solcache.PriceUpdate)
-                    got.append(time.perf_counter_ns() - sent_ns[int(entry.event.price)])
-                    if len(got) >= n:
-                        break
-
-        consumer = asyncio.create_task(consume())
-        await asyncio.sleep(0.2)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for i in range(n):
-            delay = start + i / rate_hz - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent_ns[i] = time.perf_counter_ns()
-            await events.publish(solcache.PriceUpdate("SOL", Decimal(i)))
-        await asyncio.wait_for(consumer, 30)
-        info = await events.info(STREAM)
-        pending = next(g.pending for g in info.groups if g.name == group)
-        return Latency.of(got), pending
-
-    lat, pending = aloop.run_until_complete(run())
+    p50, p99, pending = aloop.run_until_complete(handler_latency(events, STREAM, rate_hz, n))
     report("")
     report(
-        f"Python publish→handler at {rate_hz} Hz ({n} events): p50 {lat.p50 / 1000:.2f} ms, "
-        f"p99 {lat.p99 / 1000:.2f} ms, pending at the end {pending}"
+        f"Python publish→handler at {rate_hz} Hz ({n} events): p50 {p50:.2f} ms, "
+        f"p99 {p99:.2f} ms, pending at the end {pending}"
     )
