@@ -185,6 +185,25 @@ async def test_read_tails_and_resumes(events: EventStream) -> None:
     assert "StreamEntry(" in repr(resumed[0]) and later in repr(resumed[0])
 
 
+async def test_entries_hold_their_stream_and_id_as_built_strings(events: EventStream) -> None:
+    """A batch's entries share one stream-name string and each keeps its id string, so reading
+    them (e.g. to acknowledge) builds nothing; a batch over two streams names each right."""
+    await events.publish_many(prices(3))
+    first = await events.read(STREAM_PRICE_UPDATES, "0", count=10, block_ms=0)
+    assert len(first) == 3
+    assert all(e.stream is first[0].stream for e in first)
+    assert all(e.id is e.id and e.stream is e.stream for e in first)
+    await events.ensure_group(STREAM_PRICE_UPDATES, "names", "0")
+    await events.ensure_group(STREAM_UI_EVENTS, "names", "0")
+    status_id = await events.publish(SystemStatus("svc", "healthy", "", TS))
+    sub = events.subscribe([STREAM_PRICE_UPDATES, STREAM_UI_EVENTS], "names", "c", count=10)
+    async with sub:
+        batch = await sub.next_batch()
+    by_stream = {e.stream: [x.id for x in batch if x.stream == e.stream] for e in batch}
+    assert by_stream == {STREAM_PRICE_UPDATES: [e.id for e in first], STREAM_UI_EVENTS: [status_id]}
+    assert [type(e.event) for e in batch if e.stream == STREAM_UI_EVENTS] == [SystemStatus]
+
+
 async def test_read_dollar_returns_nothing_when_nothing_arrives(events: EventStream) -> None:
     await events.publish_many(prices(3))
     assert await events.read(STREAM_PRICE_UPDATES, "$", count=10, block_ms=100) == []
