@@ -354,7 +354,7 @@ fn decode_many<T: Cached, S: AsRef<str>>(
     max_age: Option<Duration>,
 ) -> Result<Vec<Option<T>>> {
     if raw.len() != keys.keys.len() {
-        return Err(Error::Response(format!(
+        return Err(Error::unexpected_reply(format!(
             "MGET of {} keys returned {} values",
             keys.keys.len(),
             raw.len()

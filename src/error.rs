@@ -39,9 +39,14 @@ pub enum Error {
     #[error("invalid input: {0}")]
     InvalidInput(String),
 
-    /// Redis answered with an error reply (WRONGTYPE, NOPERM, OOM, …).
-    #[error("Redis replied with an error: {0}")]
-    Response(String),
+    /// Redis answered with an error reply (WRONGTYPE, NOPERM, OOM, …), or with a reply of a
+    /// shape solcache does not expect (then `code` is `None`).
+    #[error("Redis replied with an error: {message}")]
+    Response {
+        /// The error code Redis put first in its reply (`"NOGROUP"`, `"OOM"`, `"READONLY"`, …).
+        code: Option<String>,
+        message: String,
+    },
 
     /// The server is older than the Redis version solcache needs.
     #[error("Redis {found} at {url} is too old: solcache needs Redis {required} or newer")]
@@ -79,23 +84,39 @@ impl Error {
             Error::PoolExhausted { .. } => "pool_exhausted",
             Error::Serialization { .. } => "serialization",
             Error::InvalidInput(_) => "invalid_input",
-            Error::Response(_) => "response",
+            Error::Response { .. } => "response",
             Error::UnsupportedServer { .. } => "unsupported_server",
             Error::PoolClosed => "pool_closed",
         }
     }
 
-    /// The code of a Redis error reply (`"NOGROUP"`, `"OOM"`, `"READONLY"`, …): its first word,
-    /// quoted or not. `None` for every other error.
+    /// The code of a Redis error reply (`"NOGROUP"`, `"BUSYGROUP"`, `"OOM"`, `"READONLY"`, …),
+    /// for callers that act on what the server meant. `None` for every other error.
     pub fn response_code(&self) -> Option<&str> {
         match self {
-            Error::Response(m) => m
-                .split([' ', ':'])
-                .next()
-                .map(|w| w.trim_matches('"'))
-                .filter(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_uppercase())),
+            Error::Response { code, .. } => code.as_deref(),
             _ => None,
         }
+    }
+
+    /// A reply solcache did not expect (wrong shape or count): a [`Error::Response`] without code.
+    pub fn unexpected_reply(message: impl Into<String>) -> Self {
+        Error::Response {
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error reply as the server sent it (`-NOGROUP No such key …`, without the `-`): its
+    /// code is the first word when that word is all capitals, as Redis writes its codes.
+    pub fn error_reply(message: impl Into<String>) -> Self {
+        let message = message.into();
+        let code = message
+            .split([' ', ':'])
+            .next()
+            .filter(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+            .map(str::to_owned);
+        Error::Response { code, message }
     }
 
     /// True for connect, response and checkout timeouts.
@@ -147,7 +168,15 @@ impl Error {
             };
         }
         match kind {
-            ErrorKind::Server(_) | ErrorKind::Extension => Error::Response(err.to_string()),
+            ErrorKind::Server(_) | ErrorKind::Extension => {
+                let message = err.to_string();
+                // A failed pipeline keeps its error replies apart: the first one's code is its.
+                let code = err.code().map(str::to_owned).or_else(|| {
+                    let replies = err.into_server_errors()?;
+                    replies.first().map(|(_, reply)| reply.code().to_owned())
+                });
+                Error::Response { code, message }
+            }
             ErrorKind::InvalidClientConfig => Error::InvalidInput(err.to_string()),
             _ => Error::Connection {
                 url: url.to_owned(),
@@ -205,7 +234,7 @@ mod tests {
             },
             Error::serialization("k", "m"),
             Error::invalid("m"),
-            Error::Response(String::new()),
+            Error::unexpected_reply(""),
             Error::UnsupportedServer {
                 url: String::new(),
                 found: String::new(),
@@ -229,16 +258,30 @@ mod tests {
     }
 
     #[test]
-    fn response_codes_are_the_first_word_of_an_error_reply() {
-        let code = |m: &str| Error::Response(m.to_owned()).response_code().map(str::to_owned);
+    fn error_replies_carry_their_code() {
+        let code = |m: &str| Error::error_reply(m).response_code().map(str::to_owned);
         assert_eq!(
-            code("\"NOGROUP\": No such key 's' or consumer group 'g'").as_deref(),
+            code("NOGROUP No such key 's' or consumer group 'g'").as_deref(),
             Some("NOGROUP")
         );
         assert_eq!(code("OOM command not allowed").as_deref(), Some("OOM"));
         assert_eq!(code("READONLY: You can't write").as_deref(), Some("READONLY"));
         assert_eq!(code("no code here"), None);
         assert_eq!(code(""), None);
+        assert_eq!(
+            Error::unexpected_reply("MGET of 2 keys returned 1 values").response_code(),
+            None
+        );
         assert_eq!(Error::invalid("OOM").response_code(), None);
+    }
+
+    #[test]
+    fn redis_errors_keep_the_code_redis_rs_parsed() {
+        let server = |code: &str| redis::make_extension_error(code.to_owned(), Some("the detail".to_owned()));
+        for wanted in ["NOGROUP", "BUSYGROUP", "OOM", "READONLY", "WRONGTYPE"] {
+            let err = Error::from_redis(server(wanted), "redis://h", "x", Duration::from_millis(1));
+            assert_eq!(err.response_code(), Some(wanted), "{err:?}");
+            assert!(err.to_string().contains("the detail"), "{err}");
+        }
     }
 }

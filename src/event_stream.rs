@@ -275,7 +275,7 @@ impl EventStream {
             .await
         {
             Ok(()) => Ok(true),
-            Err(Error::Response(m)) if m.contains("BUSYGROUP") => Ok(false),
+            Err(e) if e.response_code() == Some("BUSYGROUP") => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -294,10 +294,17 @@ impl EventStream {
             .await
         {
             Ok(n) => Ok(n > 0),
-            // Redis answers an error, not 0, when the stream itself is missing.
-            Err(Error::Response(m)) if m.contains("requires the key to exist") => Ok(false),
+            // Redis answers a plain ERR, not 0, when the stream itself is missing.
+            Err(e) if e.response_code() == Some("ERR") && !self.stream_exists(stream).await? => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    async fn stream_exists(&self, stream: &str) -> Result<bool> {
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(stream);
+        let n: i64 = self.pool.execute(Operation::StreamAdmin, Request::Cmd(&cmd)).await?;
+        Ok(n > 0)
     }
 
     /// Remove `consumer` from `group` (`XGROUP DELCONSUMER`) if it holds no pending entries;

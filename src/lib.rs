@@ -20,6 +20,7 @@
 //!
 //! Nothing outside `python/` touches PyO3: the binding only converts types and maps errors.
 
+pub mod backoff;
 pub mod cache;
 pub mod error;
 pub mod event_stream;
@@ -40,6 +41,7 @@ pub mod transport;
 #[cfg(feature = "python")]
 mod python;
 
+pub use backoff::Backoff;
 pub use cache::{Cache, Cached, Get, GetMany, ReadPlan, DEFAULT_TTL};
 pub use error::{Error, Result};
 pub use event_stream::{EventStream, GroupInfo, StreamEntry, StreamInfo};
@@ -51,7 +53,7 @@ pub use pool_state_cache::PoolStateCache;
 pub use price_cache::PriceCache;
 pub use price_impact::{Direction, SwapQuote};
 pub use stream_tail::Tail;
-pub use subscription::{Subscription, SubscriptionOptions, SubscriptionStats};
+pub use subscription::{Subscription, SubscriptionOptions, SubscriptionState, SubscriptionStats};
 pub use sync_cache::SyncCache;
 pub use transport::{
     redact_url, BlockingTransport, Health, PoolConfig, PoolCounts, RedisPool, Request, SyncPool, Transport,

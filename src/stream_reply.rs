@@ -30,7 +30,7 @@ impl RawEntry {
 }
 
 fn unexpected(what: &str, v: &Value) -> Error {
-    Error::Response(crate::keys::bounded_message(format!("unexpected {what} reply: {v:?}")))
+    Error::unexpected_reply(crate::keys::bounded_message(format!("unexpected {what} reply: {v:?}")))
 }
 
 /// Text of a bulk or simple string.
@@ -367,7 +367,7 @@ mod tests {
         assert!(claim_reply("s", &Value::Array(vec![])).is_err());
         assert!(pending_deliveries(&Value::Array(vec![Value::Int(1)])).is_err());
         // XINFO STREAM's first-entry as an empty array used to index out of bounds.
-        assert!(matches!(entry_id(&Value::Array(vec![])), Err(Error::Response(_))));
+        assert!(matches!(entry_id(&Value::Array(vec![])), Err(Error::Response { .. })));
         assert_eq!(
             entry_id(&Value::Array(vec![bulk("7-1"), Value::Nil])).unwrap(),
             Some("7-1".into())

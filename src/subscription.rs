@@ -11,12 +11,22 @@
 //! longer than `claim_min_idle` (a crashed consumer's, or its own that a handler failed). An
 //! entry delivered more than `max_deliveries` times, or one that cannot be decoded, is copied to
 //! `stream:dead-letter` with the reason and acknowledged: nothing is dropped silently.
+//!
+//! It rides through outages: a failed read never reaches the caller. The subscription goes
+//! [`SubscriptionState::Retrying`], counts the outage, and tries again after a capped
+//! exponential backoff; meanwhile [`Subscription::next_batch`] returns empty batches at least
+//! every `block`, so the caller sees the state and can stop. When a read succeeds again it is
+//! [`SubscriptionState::Connected`] and reads its own pending entries first. A group that is gone
+//! (NOGROUP: a restart without persistence, a deleted stream or group) is created again at the
+//! caller's `start_id`, never before an entry this consumer acknowledged. Only `give_up_after`
+//! (off by default) ends the retries with the last error.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use redis::Value;
 
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::event_stream::{validate_name, validate_stream_name, EventStream, StreamEntry};
 use crate::events::DEAD_LETTER;
@@ -37,6 +47,15 @@ pub struct SubscriptionOptions {
     pub claim_interval: Duration,
     /// Deliveries after which an entry goes to the dead-letter stream (default 5).
     pub max_deliveries: u64,
+    /// Where a group this subscription (re-)creates starts: `"$"` (the default) skips what the
+    /// stream holds, `"0"` replays it, or an entry id.
+    pub start_id: String,
+    /// First wait after a failed read (default 100 ms); it doubles per failure…
+    pub retry_initial: Duration,
+    /// …up to this (default 2 s).
+    pub retry_max: Duration,
+    /// Stop retrying and return the last error once an outage lasted this long (default: never).
+    pub give_up_after: Option<Duration>,
 }
 
 impl Default for SubscriptionOptions {
@@ -47,6 +66,33 @@ impl Default for SubscriptionOptions {
             claim_min_idle: Duration::from_secs(10),
             claim_interval: Duration::from_secs(1),
             max_deliveries: 5,
+            start_id: "$".to_owned(),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(2),
+            give_up_after: None,
+        }
+    }
+}
+
+/// Whether a subscription reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SubscriptionState {
+    /// Its last read succeeded (or it has not read yet).
+    #[default]
+    Connected,
+    /// Its last read failed; it tries again after a backoff.
+    Retrying,
+    /// Closed, or it gave up (`give_up_after`).
+    Stopped,
+}
+
+impl SubscriptionState {
+    /// `"connected"`, `"retrying"` or `"stopped"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionState::Connected => "connected",
+            SubscriptionState::Retrying => "retrying",
+            SubscriptionState::Stopped => "stopped",
         }
     }
 }
@@ -64,6 +110,12 @@ pub struct SubscriptionStats {
     pub dead_lettered: u64,
     /// Of those, entries that could not be decoded.
     pub bad_entries: u64,
+    /// Times reading stopped working (each run of failed reads counts once).
+    pub outages: u64,
+    /// Failed reads, each followed by another attempt.
+    pub retries: u64,
+    /// Groups created again after they were found gone (NOGROUP).
+    pub group_recreations: u64,
 }
 
 /// A consumer in a group, reading one or more streams.
@@ -82,6 +134,17 @@ pub struct Subscription {
     /// Python task), the entries it fetched are pending unseen and must be re-read.
     read_in_flight: bool,
     stats: SubscriptionStats,
+    state: SubscriptionState,
+    last_error: Option<String>,
+    /// The last failed read's error, logged when it differs from the one before.
+    last_read_error: Option<String>,
+    backoff: Backoff,
+    outage_started: Option<Instant>,
+    retry_at: Option<Instant>,
+    /// A read has succeeded: a missing group is from now on a lost one, not a new one.
+    has_read: bool,
+    /// Per stream, the highest id this consumer acknowledged: a re-created group starts after it.
+    acked_up_to: HashMap<String, (u64, u64)>,
 }
 
 impl Subscription {
@@ -110,6 +173,11 @@ impl Subscription {
                 "block, claim_min_idle and claim_interval must be at least 1 ms",
             ));
         }
+        crate::event_stream::validate_id(&options.start_id)?;
+        if options.give_up_after.is_some_and(|d| d.is_zero()) {
+            return Err(Error::invalid("give_up_after must be at least 1 ms"));
+        }
+        let backoff = Backoff::new(options.retry_initial, options.retry_max)?;
         Ok(Subscription {
             events,
             streams,
@@ -123,7 +191,25 @@ impl Subscription {
             to_ack: Vec::new(),
             read_in_flight: false,
             stats: SubscriptionStats::default(),
+            state: SubscriptionState::Connected,
+            last_error: None,
+            last_read_error: None,
+            backoff,
+            outage_started: None,
+            retry_at: None,
+            has_read: false,
+            acked_up_to: HashMap::new(),
         })
+    }
+
+    /// Connected, retrying or stopped.
+    pub fn state(&self) -> SubscriptionState {
+        self.state
+    }
+
+    /// Why the last read failed, while retrying (None once a read succeeded).
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
     }
 
     /// Counters since the subscription started.
@@ -153,9 +239,19 @@ impl Subscription {
             .pool()
             .execute(Operation::StreamAck, Request::Pipeline(&pipe))
             .await?;
-        self.to_ack.clear();
+        self.acks_applied();
         self.stats.acked += counts.iter().map(|&n| n.max(0) as u64).sum::<u64>();
         Ok(())
+    }
+
+    /// The queued acknowledgements reached Redis: remember how far each stream was acknowledged.
+    fn acks_applied(&mut self) {
+        for (stream, id) in self.to_ack.drain(..) {
+            if let Some(parsed) = parse_id(&id) {
+                let highest = self.acked_up_to.entry(stream).or_insert(parsed);
+                *highest = (*highest).max(parsed);
+            }
+        }
     }
 
     /// Send the pending acknowledgements and close this subscription's own connection (a
@@ -163,13 +259,174 @@ impl Subscription {
     pub async fn close(&mut self) -> Result<()> {
         let flushed = self.flush_acks().await;
         self.conn = None;
+        self.state = SubscriptionState::Stopped;
         flushed
     }
 
     /// Acknowledge what was marked, then return the next batch: reclaimed entries when any are
     /// due, else this consumer's own pending ones (after a start or reconnect), else new ones
-    /// (waiting up to `block`). An empty batch means nothing arrived in time.
+    /// (waiting up to `block`). An empty batch means nothing arrived in time, or a read failed
+    /// and the subscription is [`SubscriptionState::Retrying`]: see the module doc. Errors only
+    /// when it gives up (`give_up_after`) or the pool was closed.
     pub async fn next_batch(&mut self) -> Result<Vec<StreamEntry>> {
+        if let Some(at) = self.retry_at {
+            let now = Instant::now();
+            if now < at {
+                // Wait in steps no longer than a read, so the caller can look and stop meanwhile.
+                tokio::time::sleep((at - now).min(self.options.block)).await;
+                if Instant::now() < at {
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        match self.attempt().await {
+            Ok(batch) => {
+                self.recovered();
+                Ok(batch)
+            }
+            Err(err) => {
+                self.reading_own_pending = true; // whatever a failed call fetched is pending now
+                self.failed(err).await?;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn recovered(&mut self) {
+        if self.state == SubscriptionState::Retrying {
+            let lasted = self.outage_started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            log::warn!(
+                target: "solcache::stream",
+                "subscription {}/{}: reading again after {:.1} s and {} failed reads",
+                self.group,
+                self.consumer,
+                lasted,
+                self.backoff.failures()
+            );
+        }
+        self.state = SubscriptionState::Connected;
+        self.has_read = true;
+        self.last_error = None;
+        self.last_read_error = None;
+        self.outage_started = None;
+        self.retry_at = None;
+        self.backoff.reset();
+    }
+
+    /// Count a failed read and schedule the next attempt; `Err` when it is time to give up.
+    async fn failed(&mut self, err: Error) -> Result<()> {
+        if matches!(err, Error::PoolClosed | Error::InvalidInput(_)) {
+            return Err(err); // the caller's doing, not an outage
+        }
+        let lost_group = err.response_code() == Some("NOGROUP");
+        if lost_group && !self.has_read && self.create_groups().await.is_ok() {
+            return Ok(()); // never read yet: the group was new, not lost; read at once
+        }
+        let now = Instant::now();
+        let started = *self.outage_started.get_or_insert(now);
+        if self.state != SubscriptionState::Retrying {
+            self.stats.outages += 1;
+            self.state = SubscriptionState::Retrying;
+        }
+        let message = err.to_string();
+        if self.last_read_error.as_ref() != Some(&message) {
+            // Once per outage and per distinct error in it, not once per retry.
+            log::warn!(
+                target: "solcache::stream",
+                "subscription {}/{}: {err}; retrying with backoff (at most {} ms apart)",
+                self.group,
+                self.consumer,
+                self.options.retry_max.as_millis()
+            );
+        }
+        self.stats.retries += 1;
+        self.last_read_error = Some(message.clone());
+        self.last_error = Some(message);
+        if lost_group {
+            match self.create_groups().await {
+                Ok(created) if created > 0 => {
+                    self.stats.group_recreations += created;
+                    self.retry_at = None; // read again at once
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(e) => self.last_error = Some(e.to_string()),
+            }
+        }
+        if self.options.give_up_after.is_some_and(|limit| now - started >= limit) {
+            self.state = SubscriptionState::Stopped;
+            log::warn!(
+                target: "solcache::stream",
+                "subscription {}/{}: giving up after {:.1} s of failed reads: {err}",
+                self.group,
+                self.consumer,
+                (now - started).as_secs_f64()
+            );
+            return Err(err);
+        }
+        self.retry_at = Some(now + self.backoff.next_delay());
+        Ok(())
+    }
+
+    /// `XGROUP CREATE … MKSTREAM` on every stream whose group is missing, at the chosen start
+    /// id or just after the last entry this consumer acknowledged there, whichever is later (an
+    /// acknowledged entry is never delivered again). Returns how many groups were created.
+    async fn create_groups(&mut self) -> Result<u64> {
+        let mut created = 0;
+        for stream in self.streams.clone() {
+            let start = self.start_for(&stream);
+            let mut cmd = redis::cmd("XGROUP");
+            cmd.arg("CREATE")
+                .arg(&stream)
+                .arg(&self.group)
+                .arg(&start)
+                .arg("MKSTREAM");
+            match self
+                .events
+                .pool()
+                .execute::<()>(Operation::StreamAdmin, Request::Cmd(&cmd))
+                .await
+            {
+                Ok(()) => {
+                    created += 1;
+                    self.claim_cursors.remove(&stream);
+                    let how = if self.has_read {
+                        "was gone: created it again"
+                    } else {
+                        "did not exist: created it"
+                    };
+                    let what = match start.as_str() {
+                        "$" => "entries already in the stream are skipped",
+                        "0" => "entries still in the stream are delivered",
+                        _ => "entries after that id are delivered",
+                    };
+                    log::warn!(
+                        target: "solcache::stream",
+                        "subscription {}/{}: group {} on {stream} {how} at {start} ({what})",
+                        self.group,
+                        self.consumer,
+                        self.group
+                    );
+                }
+                Err(e) if e.response_code() == Some("BUSYGROUP") => {} // another consumer was first
+                Err(e) => return Err(e),
+            }
+        }
+        self.reading_own_pending = true;
+        Ok(created)
+    }
+
+    /// The id a group created now starts at on `stream`.
+    fn start_for(&self, stream: &str) -> String {
+        let chosen = &self.options.start_id;
+        match (parse_id(chosen), self.acked_up_to.get(stream)) {
+            (Some(start), Some(&acked)) if acked > start => format!("{}-{}", acked.0, acked.1),
+            _ => chosen.clone(),
+        }
+    }
+
+    /// One read: reclaimed, own pending or new entries (see [`Subscription::next_batch`]).
+    async fn attempt(&mut self) -> Result<Vec<StreamEntry>> {
         if self.read_in_flight {
             self.reading_own_pending = true;
         }
@@ -242,8 +499,8 @@ impl Subscription {
             .execute::<Vec<Value>>(Operation::StreamReadGroup, Request::Pipeline(&pipe))
             .await;
         self.read_in_flight = false;
-        self.to_ack.clear();
         let mut acks = result?;
+        self.acks_applied();
         let read = acks.split_off(ack_commands.min(acks.len()));
         for n in &acks {
             self.stats.acked += stream_reply::int(n)?.max(0) as u64;
@@ -403,5 +660,25 @@ impl Subscription {
         }
         cmd.ignore();
         pipe.cmd("XACK").arg(&entry.stream).arg(&self.group).arg(&entry.id);
+    }
+}
+
+/// An entry id (`ms-seq`, or `ms`, or `0`) as a comparable pair; None for `$` and `>`.
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_id;
+
+    #[test]
+    fn ids_compare_as_numbers() {
+        assert_eq!(parse_id("0"), Some((0, 0)));
+        assert_eq!(parse_id("1700000000000-12"), Some((1_700_000_000_000, 12)));
+        assert!(parse_id("10-2") > parse_id("9-99"));
+        assert_eq!(parse_id("$"), None);
+        assert_eq!(parse_id(">"), None);
     }
 }

@@ -114,7 +114,7 @@ fn the_handshake_authenticates_selects_and_refuses_what_it_must() {
     assert!(matches!(missing, Error::Authentication { .. }), "{missing:?}");
     assert!(!format!("{wrong} {missing}").contains("s3cret"));
     let bad_db = open(&format!("redis://:s3cret@{base}/99")).err().unwrap();
-    assert!(matches!(bad_db, Error::Response(_)), "{bad_db:?}");
+    assert!(matches!(bad_db, Error::Response { .. }), "{bad_db:?}");
 
     let mut socket = open(&format!("redis://:s3cret@{base}/3")).unwrap();
     let mut admin = raw(&format!("redis://:s3cret@{base}/3"));

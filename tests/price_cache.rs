@@ -139,7 +139,7 @@ async fn corrupt_and_mistyped_values_are_typed_errors() {
         .query_async::<()>(&mut con)
         .await
         .unwrap();
-    assert!(matches!(cache.get("RAY", None).await, Err(Error::Response(_))));
+    assert!(matches!(cache.get("RAY", None).await, Err(Error::Response { .. })));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

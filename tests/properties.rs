@@ -1009,7 +1009,7 @@ fn resp_value() -> impl Strategy<Value = Value> {
 
 fn assert_response<T>(result: &solcache::Result<T>) -> Result<(), TestCaseError> {
     if let Err(e) = result {
-        prop_assert!(matches!(e, Error::Response(_)), "not a Response error: {:?}", e);
+        prop_assert!(matches!(e, Error::Response { .. }), "not a Response error: {:?}", e);
         prop_assert_eq!(e.kind_name(), "response");
     }
     Ok(())
@@ -1082,7 +1082,7 @@ proptest! {
 fn entry_id_of_an_empty_array_is_an_error() {
     let result = std::panic::catch_unwind(|| stream_reply::entry_id(&Value::Array(vec![])));
     let result = result.expect("entry_id must not panic on an empty array");
-    assert!(matches!(result, Err(Error::Response(_))), "{result:?}");
+    assert!(matches!(result, Err(Error::Response { .. })), "{result:?}");
     assert_eq!(
         stream_reply::entry_id(&Value::Array(vec![Value::BulkString(b"5-1".to_vec()), Value::Nil])).unwrap(),
         Some("5-1".to_owned())

@@ -433,6 +433,15 @@ class SubscriptionStats:
     def dead_lettered(self) -> int: ...
     @property
     def bad_entries(self) -> int: ...
+    @property
+    def outages(self) -> int:
+        """Times reading stopped working (each run of failed reads counts once)."""
+    @property
+    def retries(self) -> int:
+        """Failed reads, each followed by another attempt."""
+    @property
+    def group_recreations(self) -> int:
+        """Groups created again after they were found gone (NOGROUP)."""
 
 @final
 class CoreSubscription:
@@ -444,6 +453,36 @@ class CoreSubscription:
     def close(self, acks: Sequence[tuple[str, str]]) -> Awaitable[None]:
         """Send the acknowledgements, then close the subscription's own connection."""
     def stats(self) -> SubscriptionStats: ...
+    def state(self) -> str:
+        """``"connected"``, ``"retrying"`` or ``"stopped"``."""
+    def last_error(self) -> str | None:
+        """Why the last read failed, while retrying."""
+
+@final
+class Backoff:
+    """Delays of ``initial_s``, times ``multiplier`` per failure up to ``max_s``, each
+    +-``jitter`` (a fraction); ``seed`` makes the jitter repeatable."""
+
+    def __new__(
+        cls,
+        initial_s: float,
+        max_s: float,
+        *,
+        multiplier: float = 2.0,
+        jitter: float = 0.1,
+        seed: int | None = None,
+    ) -> Self: ...
+    @property
+    def failures(self) -> int:
+        """Consecutive failures since the last ``reset()``."""
+    @property
+    def initial_s(self) -> float: ...
+    @property
+    def max_s(self) -> float: ...
+    def next_delay_s(self) -> float:
+        """Count one more failure and return how long to wait (s) before the next attempt."""
+    def reset(self) -> None:
+        """Forget past failures (after a success)."""
 
 @final
 class CoreTail:
@@ -505,6 +544,10 @@ class EventStream:
         claim_min_idle_ms: int,
         claim_interval_ms: int,
         max_deliveries: int,
+        start_id: str,
+        retry_initial_ms: int,
+        retry_max_ms: int,
+        give_up_after_ms: int | None,
     ) -> CoreSubscription: ...
 
 def _bridge_echo(value: _T) -> Awaitable[_T]:

@@ -59,7 +59,17 @@ class InvalidInputError(SolcacheError, ValueError):
 
 
 class ResponseError(SolcacheError):
-    """Redis answered with an error reply (e.g. WRONGTYPE, NOPERM, OOM)."""
+    """Redis answered with an error reply (e.g. WRONGTYPE, NOPERM, OOM).
+
+    ``code`` is the error code Redis put first in its reply (``"NOGROUP"``, ``"BUSYGROUP"``,
+    ``"OOM"``, ``"READONLY"``, ``"WRONGTYPE"``, ``"ERR"`` …), so callers act on what the server
+    meant without reading the message; ``None`` when the reply was not an error reply but one
+    of a shape solcache does not expect.
+    """
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class UnsupportedServerError(SolcacheError):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
 from solcache import _core
 from solcache._core import StreamEntry, SubscriptionStats
-from solcache.exceptions import ConnectionError
+from solcache.exceptions import ConnectionError, InvalidInputError
 
 __all__ = ["EventStream", "Subscription", "Tail"]
 
@@ -55,13 +56,25 @@ class EventStream(_core.EventStream):
         claim_min_idle_ms: int = 10_000,
         claim_interval_ms: int = 1_000,
         max_deliveries: int = 5,
+        start_id: str = "$",
+        retry_initial_s: float = 0.1,
+        retry_max_s: float = 2.0,
+        give_up_after_s: float | None = None,
     ) -> Subscription:
-        """Read ``streams`` as ``consumer`` of ``group`` (create the group with ``ensure_group``).
+        """Read ``streams`` as ``consumer`` of ``group``.
 
         Delivery is at least once: an entry is acknowledged only after the loop body that got it
         has finished (the iterator acknowledges it when asked for the next one). Entries left
         pending longer than ``claim_min_idle_ms`` (a crashed consumer's) are reclaimed; one
         delivered more than ``max_deliveries`` times goes to ``stream:dead-letter``.
+
+        The subscription rides through outages (see ``docs/streams.md``): a failed read is
+        retried after ``retry_initial_s``, doubling up to ``retry_max_s``, while ``state`` says
+        ``"retrying"``; it then reads this consumer's pending entries first. Only when
+        ``give_up_after_s`` is set and an outage lasts that long does the loop raise the last
+        error. A missing group (never created, or lost with a restart without persistence) is
+        created at ``start_id``: ``"$"`` skips what the stream already holds, ``"0"`` replays
+        it; an entry this consumer acknowledged is never delivered again.
         """
         names = [streams] if isinstance(streams, str) else list(streams)
         core = self._subscription(
@@ -73,8 +86,23 @@ class EventStream(_core.EventStream):
             claim_min_idle_ms=claim_min_idle_ms,
             claim_interval_ms=claim_interval_ms,
             max_deliveries=max_deliveries,
+            start_id=start_id,
+            retry_initial_ms=_ms("retry_initial_s", retry_initial_s),
+            retry_max_ms=_ms("retry_max_s", retry_max_s),
+            give_up_after_ms=None
+            if give_up_after_s is None
+            else _ms("give_up_after_s", give_up_after_s),
         )
         return Subscription(core)
+
+
+def _ms(name: str, seconds: float) -> int:
+    """Seconds as whole milliseconds (at least 1), refusing what is not a positive number."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise InvalidInputError(f"{name} must be a number of seconds, got {seconds!r}")
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise InvalidInputError(f"{name} must be positive and finite, got {seconds!r}")
+    return max(1, round(seconds * 1000))
 
 
 class Subscription:
@@ -86,6 +114,9 @@ class Subscription:
     batch. For explicit control, use ``next_batch()`` and ``ack()``. Acknowledgements ride
     along with the next read, so they cost no extra round trip; ``close()`` sends any that
     are still queued.
+
+    Outages do not end the loop: while Redis is unreachable (or the group is being created
+    again) ``state`` is ``"retrying"`` and the iterator waits; see ``EventStream.subscribe``.
     """
 
     def __init__(self, core: _core.CoreSubscription) -> None:
@@ -97,8 +128,20 @@ class Subscription:
 
     @property
     def stats(self) -> SubscriptionStats:
-        """Delivered, redelivered, acknowledged and dead-lettered counts so far."""
+        """Delivered, redelivered, acknowledged and dead-lettered counts, outages, retries and
+        group re-creations so far."""
         return self._core.stats()
+
+    @property
+    def state(self) -> str:
+        """``"connected"`` (the last read succeeded), ``"retrying"`` (it failed; see
+        :attr:`last_error`) or ``"stopped"`` (closed, or it gave up)."""
+        return "stopped" if self._closed else self._core.state()
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last read failed, while :attr:`state` is ``"retrying"``."""
+        return self._core.last_error()
 
     @property
     def closed(self) -> bool:

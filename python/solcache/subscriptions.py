@@ -14,13 +14,15 @@ stream through one :meth:`EventStream.subscribe` subscription and runs the handl
   reclaims it after ``claim_min_idle_ms`` and, after ``max_deliveries``, moves it to
   ``stream:dead-letter``. Handlers must therefore be idempotent;
 - the loop never ends by itself: on any error (connection lost, timeout, a lost group, a
-  server refusing writes with OOM or READONLY, a denied command …) it counts the error, makes
-  it visible (``state == "retrying"``, ``last_error``), retries with exponential backoff up to
-  ``backoff_max_s`` and resumes from the group's position (the core first re-reads this
-  consumer's pending entries). Before reading again after an error it makes sure the groups
-  exist, so a group that was lost (a restart without persistence, a deleted stream or group, a
-  failover) is re-created as soon as the server accepts it: with ``start_id="$"`` entries
-  published before that are not seen by the new group, with ``"0"`` they are;
+  server refusing writes with OOM or READONLY, a denied command …) the subscription counts it,
+  makes it visible (``state == "retrying"``, ``last_error``, the ``outages`` and ``retries``
+  counters), retries with exponential backoff from ``backoff_initial_s`` up to
+  ``backoff_max_s`` and resumes from the group's position (this consumer's pending entries
+  first). A group that was lost (a restart without persistence, a deleted stream or group, a
+  failover) is created again as soon as the server accepts it and counted
+  (``group_recreations``): with ``start_id="$"`` entries published before that are not seen by
+  the new group, with ``"0"`` they are (see ``docs/streams.md``). ``on_state_change`` is told
+  when reading stops and starts working again;
 - ``await manager.stop()`` finishes the current batch, acknowledges it and closes the
   subscription.
 """
@@ -43,14 +45,19 @@ from typing import Any, TypeVar, overload
 
 from solcache import exceptions as exc
 from solcache._core import StreamEntry, SubscriptionStats, TradingEvent
+from solcache.backoff import Backoff
 from solcache.streams import EventStream, Subscription
 from solcache.subscription_handlers import EntryHandler, HandlerTable, call_handler, handler_name
 
-__all__ = ["EntryHandler", "ManagerStats", "SubscriptionManager"]
+__all__ = ["EntryHandler", "ManagerStats", "StateListener", "SubscriptionManager"]
 
 logger = logging.getLogger("solcache")
 
 E = TypeVar("E", bound=TradingEvent)
+
+#: Called as ``await listener(state, last_error)`` when the state becomes ``"retrying"`` (with
+#: why) or ``"connected"`` again (with None).
+StateListener = Callable[[str, str | None], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,12 @@ class ManagerStats:
     errors: int = 0
     #: Entries of a read stream that no handler was registered for (acknowledged).
     ignored: int = 0
+    #: Times reading stopped working (each run of failed reads counts once).
+    outages: int = 0
+    #: Failed reads, each followed by another attempt (part of ``errors``).
+    retries: int = 0
+    #: Groups created again after they were found gone (NOGROUP).
+    group_recreations: int = 0
 
 
 class SubscriptionManager:
@@ -96,6 +109,7 @@ class SubscriptionManager:
         backoff_max_s: float = 1.0,
         close_timeout_s: float = 5.0,
         remove_consumer_on_stop: bool = True,
+        on_state_change: StateListener | None = None,
     ) -> None:
         for name, value in [
             ("handler_timeout_s", handler_timeout_s),
@@ -129,6 +143,8 @@ class SubscriptionManager:
         self._backoff_max_s = backoff_max_s
         self._close_timeout_s = close_timeout_s
         self._remove_consumer_on_stop = remove_consumer_on_stop
+        self._on_state_change = on_state_change
+        self._reported_state = "connected"
 
         self._handlers = HandlerTable()
 
@@ -144,6 +160,7 @@ class SubscriptionManager:
         self._batches = 0
         self._errors = 0
         self._ignored = 0
+        self._totals = _SubscriptionTotals()
 
     # --- registration ---------------------------------------------------------------------
 
@@ -208,16 +225,19 @@ class SubscriptionManager:
 
     @property
     def state(self) -> str:
-        """``"stopped"``, ``"reading"``, or ``"retrying"`` (the last read failed; see
+        """``"stopped"``, ``"connected"``, or ``"retrying"`` (the last read failed; see
         :attr:`last_error`)."""
         if not self.running:
             return "stopped"
-        return "retrying" if self._last_error is not None else "reading"
+        return "retrying" if self.last_error is not None else "connected"
 
     @property
     def last_error(self) -> str | None:
-        """Why the last read failed, until a read succeeds again (None when reading)."""
-        return self._last_error
+        """Why the last read failed, until a read succeeds again (None when connected)."""
+        if self._last_error is not None:
+            return self._last_error
+        sub = self._sub
+        return sub.last_error if sub is not None and sub.state == "retrying" else None
 
     @property
     def last_read_monotonic_s(self) -> float | None:
@@ -237,13 +257,17 @@ class SubscriptionManager:
 
     @property
     def stats(self) -> ManagerStats:
+        sub = self._totals.with_current(self._sub)
         return ManagerStats(
             handled=self._handled,
             failed=self._failed,
             redelivered=self._redelivered,
             batches=self._batches,
-            errors=self._errors,
+            errors=self._errors + sub.retries,
             ignored=self._ignored,
+            outages=sub.outages,
+            retries=sub.retries,
+            group_recreations=sub.group_recreations,
         )
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -267,7 +291,11 @@ class SubscriptionManager:
             claim_min_idle_ms=self._claim_min_idle_ms,
             claim_interval_ms=self._claim_interval_ms,
             max_deliveries=self._max_deliveries,
+            start_id=self._start_id,
+            retry_initial_s=self._backoff_initial_s,
+            retry_max_s=self._backoff_max_s,
         )
+        self._totals = self._totals.with_current(self._sub)  # a restart keeps the counts
         self._sub = sub
         self._stopping = asyncio.Event()
         self._last_error = None
@@ -348,41 +376,56 @@ class SubscriptionManager:
             await self._events.ensure_group(stream, self._group, self._start_id)
 
     async def _run(self, sub: Subscription) -> None:
-        delay = self._backoff_initial_s
+        # The subscription retries failed reads itself; this backoff is for anything else.
+        backoff = Backoff(self._backoff_initial_s, self._backoff_max_s)
         try:
             while not self._stopping.is_set():
                 try:
-                    if self._last_error is not None:
-                        # A lost server may come back empty, a deleted stream or group is gone:
-                        # make sure the groups exist again (idempotent) before reading.
-                        await self._ensure_groups()
                     batch = await sub.next_batch()
-                    self._last_read = time.monotonic()
+                    if sub.state == "connected":
+                        self._last_read = time.monotonic()
                     if self._last_error is not None:
                         logger.warning(
                             "subscription %s/%s: reading again", self._group, self._consumer
                         )
                         self._last_error = None
-                    delay = self._backoff_initial_s
+                    backoff.reset()
+                    await self._report_state()
                     if batch:
                         await self._process(sub, batch)
                 except Exception as e:  # whatever it is, retry: the loop must not end
                     self._errors += 1
                     message = str(e) or type(e).__name__
+                    delay_s = backoff.next_delay_s()
                     if message != self._last_error:
                         logger.warning(
                             "subscription %s/%s: %s; retrying with backoff (now %.2f s)",
                             self._group,
                             self._consumer,
                             message,
-                            delay,
+                            delay_s,
                             exc_info=None if isinstance(e, exc.SolcacheError) else e,
                         )
                     self._last_error = message
-                    await self._pause(delay)
-                    delay = min(delay * 2, self._backoff_max_s)
+                    await self._report_state()
+                    await self._pause(delay_s)
         finally:
             await self._close(sub)
+
+    async def _report_state(self) -> None:
+        """Tell ``on_state_change`` when reading stopped or started working again."""
+        state = self.state
+        if state == self._reported_state or state == "stopped":
+            return
+        self._reported_state = state
+        if self._on_state_change is None:
+            return
+        try:
+            await self._on_state_change(state, self.last_error)
+        except Exception as e:  # a listener's failure never stops the consumer
+            logger.warning(
+                "subscription %s/%s: on_state_change failed: %r", self._group, self._consumer, e
+            )
 
     async def _pause(self, delay: float) -> None:
         """Sleep ``delay`` seconds, or less if ``stop()`` is called meanwhile."""
@@ -460,6 +503,26 @@ class SubscriptionManager:
                 exc_info=error,
             )
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class _SubscriptionTotals:
+    """The core counters of the subscriptions a restarted manager closed."""
+
+    outages: int = 0
+    retries: int = 0
+    group_recreations: int = 0
+
+    def with_current(self, sub: Subscription | None) -> _SubscriptionTotals:
+        """These totals plus the counters of ``sub``."""
+        if sub is None:
+            return self
+        st = sub.stats
+        return _SubscriptionTotals(
+            self.outages + st.outages,
+            self.retries + st.retries,
+            self.group_recreations + st.group_recreations,
+        )
 
 
 def default_consumer_name() -> str:

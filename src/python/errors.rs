@@ -34,7 +34,7 @@ impl From<Error> for PyErr {
             Error::PoolExhausted { .. } => PyErr::new::<exc::PoolExhaustedError, _>(message),
             Error::Serialization { key, .. } => PyErr::new::<exc::SerializationError, _>((message, key)),
             Error::InvalidInput(_) => PyErr::new::<exc::InvalidInputError, _>(message),
-            Error::Response(_) => PyErr::new::<exc::ResponseError, _>(message),
+            Error::Response { code, .. } => PyErr::new::<exc::ResponseError, _>((message, code)),
             Error::UnsupportedServer { .. } => PyErr::new::<exc::UnsupportedServerError, _>(message),
         }
     }

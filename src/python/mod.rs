@@ -1,5 +1,6 @@
 //! The PyO3 binding: registers the module, converts types, maps errors. No Redis logic here.
 
+mod backoff;
 mod bridge;
 mod caches;
 mod convert;
@@ -48,6 +49,8 @@ mod _core {
     use pyo3::prelude::*;
     use pyo3::types::{PyDict, PyTuple};
 
+    #[pymodule_export]
+    use super::backoff::PyBackoff;
     #[pymodule_export]
     use super::bridge::{_bridge_echo, _in_flight_calls};
     #[pymodule_export]

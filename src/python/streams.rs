@@ -14,7 +14,7 @@ use super::events::{event_to_py, PyTradingEvent};
 use super::pool::PyRedisPool;
 use super::tail::PyCoreTail;
 use crate::event_stream::{EventStream, GroupInfo, StreamEntry, StreamInfo};
-use crate::subscription::{Subscription, SubscriptionOptions, SubscriptionStats};
+use crate::subscription::{Subscription, SubscriptionOptions, SubscriptionState, SubscriptionStats};
 
 /// One stream entry: the event, or (`event` None) why it could not be decoded.
 ///
@@ -165,6 +165,9 @@ pub struct PySubscriptionStats {
     acked: u64,
     dead_lettered: u64,
     bad_entries: u64,
+    outages: u64,
+    retries: u64,
+    group_recreations: u64,
 }
 
 impl From<SubscriptionStats> for PySubscriptionStats {
@@ -175,6 +178,9 @@ impl From<SubscriptionStats> for PySubscriptionStats {
             acked: s.acked,
             dead_lettered: s.dead_lettered,
             bad_entries: s.bad_entries,
+            outages: s.outages,
+            retries: s.retries,
+            group_recreations: s.group_recreations,
         }
     }
 }
@@ -183,8 +189,16 @@ impl From<SubscriptionStats> for PySubscriptionStats {
 impl PySubscriptionStats {
     fn __repr__(&self) -> String {
         format!(
-            "SubscriptionStats(delivered={}, redelivered={}, acked={}, dead_lettered={}, bad_entries={})",
-            self.delivered, self.redelivered, self.acked, self.dead_lettered, self.bad_entries
+            "SubscriptionStats(delivered={}, redelivered={}, acked={}, dead_lettered={}, bad_entries={}, \
+             outages={}, retries={}, group_recreations={})",
+            self.delivered,
+            self.redelivered,
+            self.acked,
+            self.dead_lettered,
+            self.bad_entries,
+            self.outages,
+            self.retries,
+            self.group_recreations
         )
     }
 }
@@ -193,24 +207,40 @@ impl PySubscriptionStats {
 #[pyclass(name = "CoreSubscription", module = "solcache._core", frozen)]
 pub struct PyCoreSubscription {
     inner: Arc<tokio::sync::Mutex<Subscription>>,
-    /// Last stats, readable while a read holds the subscription.
-    stats: Arc<Mutex<SubscriptionStats>>,
+    /// Last stats and state, readable while a read holds the subscription.
+    status: Arc<Mutex<Status>>,
+}
+
+/// What Python reads of a subscription while a read may be holding it.
+#[derive(Default)]
+struct Status {
+    stats: SubscriptionStats,
+    state: SubscriptionState,
+    last_error: Option<String>,
+}
+
+impl Status {
+    fn publish(shared: &Mutex<Status>, sub: &Subscription) {
+        if let Ok(mut s) = shared.lock() {
+            s.stats = sub.stats();
+            s.state = sub.state();
+            s.last_error = sub.last_error().map(str::to_owned);
+        }
+    }
 }
 
 #[pymethods]
 impl PyCoreSubscription {
     /// Acknowledge `(stream, id)` pairs, then read the next batch (awaitable).
     fn next_batch<'py>(&self, py: Python<'py>, acks: Vec<(String, String)>) -> PyResult<Bound<'py, PyAny>> {
-        let (inner, stats) = (self.inner.clone(), self.stats.clone());
+        let (inner, status) = (self.inner.clone(), self.status.clone());
         spawn(py, async move {
             let mut sub = inner.lock().await;
             for (stream, id) in &acks {
                 sub.ack_later(stream, id);
             }
             let batch = sub.next_batch().await;
-            if let Ok(mut s) = stats.lock() {
-                *s = sub.stats();
-            }
+            Status::publish(&status, &sub);
             Ok(Entries(batch?))
         })
     }
@@ -218,38 +248,44 @@ impl PyCoreSubscription {
     /// Send `(stream, id)` acknowledgements, then close the subscription's own connection
     /// (awaitable).
     fn close<'py>(&self, py: Python<'py>, acks: Vec<(String, String)>) -> PyResult<Bound<'py, PyAny>> {
-        let (inner, stats) = (self.inner.clone(), self.stats.clone());
+        let (inner, status) = (self.inner.clone(), self.status.clone());
         spawn(py, async move {
             let mut sub = inner.lock().await;
             for (stream, id) in &acks {
                 sub.ack_later(stream, id);
             }
             let result = sub.close().await;
-            if let Ok(mut s) = stats.lock() {
-                *s = sub.stats();
-            }
+            Status::publish(&status, &sub);
             Ok(result?)
         })
     }
 
     /// Acknowledge `(stream, id)` pairs now (awaitable).
     fn flush_acks<'py>(&self, py: Python<'py>, acks: Vec<(String, String)>) -> PyResult<Bound<'py, PyAny>> {
-        let (inner, stats) = (self.inner.clone(), self.stats.clone());
+        let (inner, status) = (self.inner.clone(), self.status.clone());
         spawn(py, async move {
             let mut sub = inner.lock().await;
             for (stream, id) in &acks {
                 sub.ack_later(stream, id);
             }
             let result = sub.flush_acks().await;
-            if let Ok(mut s) = stats.lock() {
-                *s = sub.stats();
-            }
+            Status::publish(&status, &sub);
             Ok(result?)
         })
     }
 
     fn stats(&self) -> PySubscriptionStats {
-        PySubscriptionStats::from(self.stats.lock().map(|s| *s).unwrap_or_default())
+        PySubscriptionStats::from(self.status.lock().map(|s| s.stats).unwrap_or_default())
+    }
+
+    /// `"connected"`, `"retrying"` or `"stopped"`.
+    fn state(&self) -> &'static str {
+        self.status.lock().map(|s| s.state).unwrap_or_default().as_str()
+    }
+
+    /// Why the last read failed, while retrying.
+    fn last_error(&self) -> Option<String> {
+        self.status.lock().ok().and_then(|s| s.last_error.clone())
     }
 }
 
@@ -409,7 +445,10 @@ impl PyEventStream {
         Ok(PyCoreTail::new(tail))
     }
 
-    #[pyo3(signature = (streams, group, consumer, *, count, block_ms, claim_min_idle_ms, claim_interval_ms, max_deliveries))]
+    #[pyo3(signature = (
+        streams, group, consumer, *, count, block_ms, claim_min_idle_ms, claim_interval_ms, max_deliveries,
+        start_id, retry_initial_ms, retry_max_ms, give_up_after_ms
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn _subscription(
         &self,
@@ -421,6 +460,10 @@ impl PyEventStream {
         claim_min_idle_ms: UInt,
         claim_interval_ms: UInt,
         max_deliveries: UInt,
+        start_id: String,
+        retry_initial_ms: UInt,
+        retry_max_ms: UInt,
+        give_up_after_ms: Option<UInt>,
     ) -> PyResult<PyCoreSubscription> {
         let options = SubscriptionOptions {
             count: count.0 as usize,
@@ -428,11 +471,15 @@ impl PyEventStream {
             claim_min_idle: ms(claim_min_idle_ms.0, "claim_min_idle_ms")?,
             claim_interval: ms(claim_interval_ms.0, "claim_interval_ms")?,
             max_deliveries: max_deliveries.0,
+            start_id,
+            retry_initial: ms(retry_initial_ms.0, "retry_initial_ms")?,
+            retry_max: ms(retry_max_ms.0, "retry_max_ms")?,
+            give_up_after: give_up_after_ms.map(|t| ms(t.0, "give_up_after_ms")).transpose()?,
         };
         let sub = Subscription::new(self.inner.clone(), streams, group, consumer, options)?;
         Ok(PyCoreSubscription {
             inner: Arc::new(tokio::sync::Mutex::new(sub)),
-            stats: Arc::new(Mutex::new(SubscriptionStats::default())),
+            status: Arc::new(Mutex::new(Status::default())),
         })
     }
 }

@@ -76,7 +76,7 @@ impl Handshake {
     /// operators); a server older than 6.2 is `UnsupportedServer`.
     pub fn check(&self, replies: Vec<Reply>) -> Result<String> {
         if replies.len() != self.replies() {
-            return Err(Error::Response(format!(
+            return Err(Error::unexpected_reply(format!(
                 "the handshake got {} replies to {} commands",
                 replies.len(),
                 self.replies()
@@ -101,7 +101,7 @@ impl Handshake {
         }
         if self.selects {
             if let Reply::Error(message) = next() {
-                return Err(Error::Response(message));
+                return Err(Error::error_reply(message));
             }
         }
         if let Reply::Error(message) = next() {
@@ -109,8 +109,8 @@ impl Handshake {
         }
         let info = match next() {
             Reply::Bulk(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Reply::Error(message) => return Err(Error::Response(message)),
-            other => return Err(Error::Response(format!("INFO server answered {other:?}"))),
+            Reply::Error(message) => return Err(Error::error_reply(message)),
+            other => return Err(Error::unexpected_reply(format!("INFO server answered {other:?}"))),
         };
         check_server_version(&info, &self.redacted_url)
     }
@@ -215,7 +215,7 @@ mod tests {
         assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
         let bad_db = Reply::Error("ERR DB index is out of range".into());
         let err = full.check(vec![ok(), bad_db, ok(), info("7.0.0")]).unwrap_err();
-        assert!(matches!(err, Error::Response(_)), "{err:?}");
+        assert!(matches!(err, Error::Response { .. }), "{err:?}");
         let noperm = Reply::Error("NOPERM no permissions to run 'client|setname'".into());
         assert!(full.check(vec![ok(), ok(), noperm, info("7.0.0")]).is_ok());
         let err = full.check(vec![ok(), ok(), ok(), info("6.0.9")]).unwrap_err();
@@ -226,6 +226,6 @@ mod tests {
         let err = anonymous.check(vec![noauth(), noauth()]).unwrap_err();
         assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
         let err = anonymous.check(vec![ok()]).unwrap_err();
-        assert!(matches!(err, Error::Response(_)), "{err:?}");
+        assert!(matches!(err, Error::Response { .. }), "{err:?}");
     }
 }

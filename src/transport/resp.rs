@@ -64,7 +64,7 @@ pub struct Decoder {
 }
 
 fn protocol(message: impl Into<String>) -> Error {
-    Error::Response(format!("protocol error: {}", message.into()))
+    Error::unexpected_reply(format!("protocol error: {}", message.into()))
 }
 
 fn integer(text: &[u8]) -> Result<i64> {
@@ -222,7 +222,7 @@ impl Reply {
         match self {
             Reply::Nil => Ok(None),
             Reply::Bulk(bytes) => Ok(Some(bytes)),
-            Reply::Error(message) => Err(Error::Response(message)),
+            Reply::Error(message) => Err(Error::error_reply(message)),
             other => Err(protocol(format!("expected a string or nil, got {other:?}"))),
         }
     }
@@ -231,7 +231,7 @@ impl Reply {
     pub fn into_optional_bytes_list(self) -> Result<Vec<Option<Vec<u8>>>> {
         match self {
             Reply::Array(items) => items.into_iter().map(Reply::into_optional_bytes).collect(),
-            Reply::Error(message) => Err(Error::Response(message)),
+            Reply::Error(message) => Err(Error::error_reply(message)),
             other => Err(protocol(format!("expected an array, got {other:?}"))),
         }
     }

@@ -20,8 +20,8 @@ import pytest
 
 from fake_hermes import FakeFeed, FakeHermes
 from solcache import MVP_TOKENS
+from solcache.backoff import Backoff
 from solcache.sources import PYTH_FEED_IDS, PythPriceSource, SourceError
-from solcache.sources.backoff import Backoff
 from solcache.sources.base import PriceSnapshot
 from solcache.sources.feed_book import FeedBook
 from solcache.sources.hermes import normalize_feed_id, parse_price_update, scaled_price

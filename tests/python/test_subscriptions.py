@@ -589,7 +589,7 @@ async def test_manager_retries_any_error_until_it_clears(
     manager.on(PriceUpdate, handler)
     async with manager:
         await wait_until(lambda: manager.last_read_monotonic_s is not None)
-        assert manager.state == "reading"
+        assert manager.state == "connected"
         redis_server.raw("DEL", STREAM_PRICE_UPDATES)
         redis_server.raw("SET", STREAM_PRICE_UPDATES, "not a stream")  # WRONGTYPE from now on
         await wait_until(lambda: manager.stats.errors >= 3)
@@ -599,7 +599,7 @@ async def test_manager_retries_any_error_until_it_clears(
         redis_server.raw("DEL", STREAM_PRICE_UPDATES)  # fixed: the group is re-created
         await events.publish_many(prices(3))
         await wait_until(lambda: sorted(got) == [0, 1, 2])
-        assert manager.state == "reading" and manager.last_error is None
+        assert manager.state == "connected" and manager.last_error is None
         assert manager.last_read_monotonic_s is not None and last_read is not None
         assert manager.last_read_monotonic_s > last_read
     assert manager.state == "stopped"
@@ -634,5 +634,5 @@ async def test_manager_recreates_its_group_once_a_refusing_server_takes_writes(
             fresh_redis.raw("CONFIG", "SET", "maxmemory", "0")
             await events.publish_many(prices(3))
             await wait_until(lambda: sorted(got) == [0, 1, 2])
-            assert manager.state == "reading"
+            assert manager.state == "connected"
         assert pending_count(fresh_redis, STREAM_PRICE_UPDATES, "g") == 0

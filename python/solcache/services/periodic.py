@@ -9,8 +9,8 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 
+from solcache.backoff import Backoff
 from solcache.exceptions import SolcacheError
-from solcache.sources.backoff import Backoff
 from solcache.sources.base import SourceError
 
 __all__ = ["Periodic"]

@@ -15,8 +15,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from solcache.backoff import Backoff
 from solcache.services.periodic import Periodic
-from solcache.sources.backoff import Backoff
 
 __all__ = ["Supervised", "Supervisor"]
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from solcache._core import __version__
-from solcache.sources.backoff import Backoff
+from solcache.backoff import Backoff
 from solcache.sources.base import PriceSnapshot, PriceSource, SourceError
 from solcache.sources.feed_book import FeedBook
 from solcache.sources.hermes import HERMES_URL, PYTH_FEED_IDS, parse_price_update

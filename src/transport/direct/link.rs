@@ -254,8 +254,8 @@ impl<R> Link<R> {
         self.decoder.push(bytes);
         while let Some(reply) = self.decoder.next_reply()? {
             let Some(request) = self.flight.pop_front() else {
-                return Err(crate::error::Error::Response(
-                    "direct connection out of step: a reply with no request".into(),
+                return Err(crate::error::Error::unexpected_reply(
+                    "direct connection out of step: a reply with no request",
                 ));
             };
             answered.push((request.token, reply));
