@@ -52,7 +52,7 @@ pub use models::{PoolState, PriceData};
 pub use pool_state_cache::PoolStateCache;
 pub use price_cache::PriceCache;
 pub use price_impact::{Direction, SwapQuote};
-pub use stream_tail::Tail;
+pub use stream_tail::{Tail, TailRetry, TailStats};
 pub use subscription::{Subscription, SubscriptionOptions, SubscriptionState, SubscriptionStats};
 pub use sync_cache::SyncCache;
 pub use transport::{

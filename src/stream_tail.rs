@@ -10,6 +10,12 @@
 //! nothing. `$` is pinned to the stream's last id when the connection first opens, so entries
 //! added during an outage are read too.
 //!
+//! **Outages.** [`Tail::next_batch`] returns every failure; [`Tail::next_batch_riding`]
+//! rides through the retryable ones (connection lost, timeout): it waits one step of the
+//! shared [`Backoff`] and returns an empty batch, counted in [`TailStats`], until Redis is
+//! back, or until the outage has lasted [`TailRetry::give_up_after`], when it returns the
+//! error.
+//!
 //! **Order.** XREAD answers stream by stream; a batch is put in arrival order by entry id (the
 //! server's millisecond clock at XADD, then the sequence number; equal ids by the order the
 //! streams were given). Ids are exact within a stream and to the millisecond across streams.
@@ -18,10 +24,11 @@
 //! back (read again next time, never skipped), so a batch never jumps ahead of an entry that
 //! has not been read yet.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::Value;
 
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::event_stream::{validate_id, validate_stream_name, EventStream, StreamEntry};
 use crate::metrics::Operation;
@@ -29,6 +36,44 @@ use crate::stream_reply::{self, RawEntry};
 use crate::transport::handshake::TAIL_CLIENT_NAME;
 use crate::transport::retry::Attempts;
 use crate::transport::{BlockingConnection, RedisPool, Request};
+
+/// How [`Tail::next_batch_riding`] waits through an outage.
+#[derive(Debug, Clone)]
+pub struct TailRetry {
+    /// First wait after a failure (default 100 ms), doubling per failure…
+    pub initial: Duration,
+    /// …up to this (default 2 s).
+    pub max: Duration,
+    /// Return the error once failures have lasted this long (default: never give up).
+    pub give_up_after: Option<Duration>,
+}
+
+impl Default for TailRetry {
+    fn default() -> Self {
+        TailRetry {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+            give_up_after: None,
+        }
+    }
+}
+
+/// What a tail went through since it was made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TailStats {
+    /// Entries returned.
+    pub entries: u64,
+    /// Times reading started failing (a run of failures counts once).
+    pub outages: u64,
+    /// Failed reads that were tried again.
+    pub retries: u64,
+    /// True while the latest read failed.
+    pub retrying: bool,
+    /// Connections opened (1 + the reconnects).
+    pub connections_opened: u64,
+    /// The latest failure, until a read succeeds.
+    pub last_error: Option<String>,
+}
 
 /// Reads new entries of several streams, in arrival order, on one kept connection; see the
 /// module docs. Dropping it (or [`Tail::close`]) closes its connection.
@@ -43,7 +88,11 @@ pub struct Tail {
     /// Set while an XREAD is on the wire: if the future is dropped (a cancelled task), the
     /// server may still be blocked on it, so the connection is replaced.
     read_in_flight: bool,
-    connections_opened: u64,
+    backoff: Backoff,
+    give_up_after: Option<Duration>,
+    /// When the current run of failures began.
+    failing_since: Option<Instant>,
+    stats: TailStats,
 }
 
 impl EventStream {
@@ -52,12 +101,39 @@ impl EventStream {
     /// batch, each read waiting up to `block` (at least 1 ms) for the first new entry. Nothing
     /// is sent until the first [`Tail::next_batch`] (or [`Tail::open`]).
     pub fn tail(&self, streams: &[String], from_ids: &[String], count: usize, block: Duration) -> Result<Tail> {
-        Tail::new(self.pool().clone(), streams, from_ids, count, block)
+        Tail::new(
+            self.pool().clone(),
+            streams,
+            from_ids,
+            count,
+            block,
+            TailRetry::default(),
+        )
+    }
+
+    /// Like [`EventStream::tail`], riding through outages as `retry` says (see
+    /// [`Tail::next_batch_riding`]).
+    pub fn tail_with_retry(
+        &self,
+        streams: &[String],
+        from_ids: &[String],
+        count: usize,
+        block: Duration,
+        retry: TailRetry,
+    ) -> Result<Tail> {
+        Tail::new(self.pool().clone(), streams, from_ids, count, block, retry)
     }
 }
 
 impl Tail {
-    fn new(pool: RedisPool, streams: &[String], from_ids: &[String], count: usize, block: Duration) -> Result<Tail> {
+    fn new(
+        pool: RedisPool,
+        streams: &[String],
+        from_ids: &[String],
+        count: usize,
+        block: Duration,
+        retry: TailRetry,
+    ) -> Result<Tail> {
         if streams.is_empty() {
             return Err(Error::invalid("tail at least one stream"));
         }
@@ -83,6 +159,10 @@ impl Tail {
         if block.is_zero() {
             return Err(Error::invalid("block must be at least 1 ms"));
         }
+        if retry.give_up_after.is_some_and(|d| d.is_zero()) {
+            return Err(Error::invalid("give_up_after must be at least 1 ms"));
+        }
+        let backoff = Backoff::new(retry.initial, retry.max)?;
         Ok(Tail {
             pool,
             streams: streams.to_vec(),
@@ -91,7 +171,10 @@ impl Tail {
             block,
             conn: None,
             read_in_flight: false,
-            connections_opened: 0,
+            backoff,
+            give_up_after: retry.give_up_after,
+            failing_since: None,
+            stats: TailStats::default(),
         })
     }
 
@@ -118,7 +201,12 @@ impl Tail {
 
     /// Connections opened so far (1 + the reconnects).
     pub fn connections_opened(&self) -> u64 {
-        self.connections_opened
+        self.stats.connections_opened
+    }
+
+    /// Counters and the latest failure since the tail was made.
+    pub fn stats(&self) -> &TailStats {
+        &self.stats
     }
 
     /// Open the connection now (if not open) and pin every `$` to its stream's last id.
@@ -137,7 +225,7 @@ impl Tail {
             .pool
             .named_blocking_connection(self.block, TAIL_CLIENT_NAME)
             .await?;
-        self.connections_opened += 1;
+        self.stats.connections_opened += 1;
         let unpinned: Vec<usize> = (0..self.ids.len()).filter(|&i| self.ids[i] == "$").collect();
         if !unpinned.is_empty() {
             let mut pipe = redis::pipe();
@@ -166,6 +254,31 @@ impl Tail {
     /// arrived in time. On an error the tail stays usable: the next call reconnects and resumes
     /// after the last entry returned.
     pub async fn next_batch(&mut self) -> Result<Vec<StreamEntry>> {
+        let result = self.read().await;
+        match &result {
+            Ok(batch) => {
+                self.stats.entries += batch.len() as u64;
+                if self.stats.retrying {
+                    log::info!(target: "solcache::stream", "tail of {:?} reading again", self.streams);
+                }
+                self.stats.retrying = false;
+                self.stats.last_error = None;
+                self.failing_since = None;
+                self.backoff.reset();
+            }
+            Err(err) => {
+                if !self.stats.retrying {
+                    self.stats.outages += 1;
+                    log::warn!(target: "solcache::stream", "tail of {:?} failing: {err}", self.streams);
+                }
+                self.stats.retrying = true;
+                self.stats.last_error = Some(err.to_string());
+            }
+        }
+        result
+    }
+
+    async fn read(&mut self) -> Result<Vec<StreamEntry>> {
         let mut attempts = Attempts::default();
         loop {
             // A connection that served a read before may have died with a server restart.
@@ -196,6 +309,27 @@ impl Tail {
                     }
                 }
             }
+        }
+    }
+
+    /// Like [`Tail::next_batch`], riding through retryable failures (connection lost,
+    /// timeout): such a failure is counted, waited out for one step of the backoff, and
+    /// answered with an empty batch; the next call reconnects and resumes. Once failures have
+    /// lasted `give_up_after` (if set), or on any other error, the error is returned.
+    pub async fn next_batch_riding(&mut self) -> Result<Vec<StreamEntry>> {
+        match self.next_batch().await {
+            Ok(batch) => Ok(batch),
+            // LOADING: a restarted server still reading its AOF answers this for a while.
+            Err(err) if err.is_retryable() || err.response_code() == Some("LOADING") => {
+                let since = *self.failing_since.get_or_insert_with(Instant::now);
+                if self.give_up_after.is_some_and(|limit| since.elapsed() >= limit) {
+                    return Err(err);
+                }
+                self.stats.retries += 1;
+                tokio::time::sleep(self.backoff.next_delay()).await;
+                Ok(Vec::new())
+            }
+            Err(err) => Err(err),
         }
     }
 

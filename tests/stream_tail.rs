@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rust_decimal::Decimal;
-use solcache::{EventStream, PoolConfig, PriceUpdate, RedisPool, StreamEntry, Tail, TradingEvent};
+use solcache::{EventStream, PoolConfig, PriceUpdate, RedisPool, StreamEntry, Tail, TailRetry, TradingEvent};
 use support::{raw, RedisServer};
 
 fn price(n: i64) -> TradingEvent {
@@ -225,4 +225,80 @@ async fn bad_arguments_are_refused_before_redis_is_touched() {
         assert!(matches!(err, Some(solcache::Error::InvalidInput(_))), "{err:?}");
     }
     assert_eq!(tail_connections(&server).await, 0);
+}
+
+#[tokio::test]
+async fn riding_through_an_outage_waits_counts_and_resumes() {
+    let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let events = open(&server).await;
+    let streams = names(&["tail:a", "tail:b"]);
+    let retry = TailRetry {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(100),
+        give_up_after: None,
+    };
+    let mut tail = events
+        .tail_with_retry(&streams, &names(&["$", "$"]), 100, Duration::from_millis(100), retry)
+        .unwrap();
+    tail.open().await.unwrap();
+    events.publish(&price(0), Some("tail:a")).await.unwrap();
+    assert_eq!(tail.next_batch_riding().await.unwrap().len(), 1);
+
+    server.stop();
+    // Down: each call waits one backoff step and answers an empty batch, never an error.
+    for _ in 0..3 {
+        assert!(tail.next_batch_riding().await.unwrap().is_empty());
+    }
+    let stats = tail.stats().clone();
+    assert!(stats.retrying && stats.last_error.is_some(), "{stats:?}");
+    assert_eq!(stats.outages, 1, "one outage, however many failed reads");
+    assert!(stats.retries >= 3, "{stats:?}");
+
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while events.publish(&price(1), Some("tail:b")).await.is_err() {
+        assert!(Instant::now() < deadline, "Redis did not come back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut got = Vec::new();
+    while got.is_empty() {
+        assert!(Instant::now() < deadline, "nothing read after the restart");
+        got.extend(tail.next_batch_riding().await.unwrap());
+    }
+    assert_eq!(got.iter().map(price_of).collect::<Vec<_>>(), vec![1]);
+    let stats = tail.stats();
+    assert!(!stats.retrying && stats.last_error.is_none(), "{stats:?}");
+    assert_eq!((stats.outages, stats.entries), (1, 2));
+}
+
+#[tokio::test]
+async fn riding_gives_up_after_the_configured_time() {
+    let mut server = RedisServer::start();
+    let events = open(&server).await;
+    let retry = TailRetry {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(50),
+        give_up_after: Some(Duration::from_millis(300)),
+    };
+    let mut tail = events
+        .tail_with_retry(
+            &names(&["tail:a"]),
+            &names(&["$"]),
+            10,
+            Duration::from_millis(50),
+            retry,
+        )
+        .unwrap();
+    tail.open().await.unwrap();
+    server.stop();
+    let started = Instant::now();
+    let err = loop {
+        match tail.next_batch_riding().await {
+            Ok(batch) => assert!(batch.is_empty()),
+            Err(err) => break err,
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never gave up");
+    };
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
 }

@@ -491,16 +491,36 @@ class CoreTail:
     @property
     def streams(self) -> list[str]:
         """The streams tailed, in the order given."""
+    @property
+    def positions(self) -> list[str]:
+        """The last id handed out per stream (``$`` until the first connection pinned it)."""
+    @property
+    def state(self) -> str:
+        """``connected``, ``retrying`` (the latest read failed) or ``stopped`` (closed)."""
+    @property
+    def entries(self) -> int:
+        """Entries returned so far."""
+    @property
+    def outages(self) -> int:
+        """Times reading started failing (a run of failures counts once)."""
+    @property
+    def retries(self) -> int:
+        """Failed reads that were tried again."""
+    @property
+    def connections_opened(self) -> int:
+        """Connections opened so far (1 + the reconnects)."""
+    @property
+    def last_error(self) -> str | None:
+        """The latest failure, until a read succeeds."""
     def open(self) -> Awaitable[None]:
         """Open the connection now and pin ``$`` ids to the streams' last entries."""
-    def next_batch(self) -> Awaitable[list[StreamEntry]]:
-        """The next entries in arrival order; empty when none arrived within ``block_ms``."""
+    def next_batch(self, riding: bool = False) -> Awaitable[list[StreamEntry]]:
+        """The next entries in arrival order; empty when none arrived within ``block_ms``.
+
+        With ``riding``, a retryable failure waits one backoff step and gives an empty batch.
+        """
     def close(self) -> Awaitable[None]:
         """Close the connection."""
-    def positions(self) -> list[str] | None:
-        """The last id handed out per stream; None while a read holds the tail."""
-    def connections_opened(self) -> int | None:
-        """Connections opened so far; None while a read holds the tail."""
 
 @disjoint_base
 class EventStream:
@@ -531,7 +551,15 @@ class EventStream:
         """Let the stream expire ``ttl_ms`` from now (publishing keeps it); True if it exists."""
     def info(self, stream: str) -> Awaitable[StreamInfo]: ...
     def _tail(
-        self, streams: Sequence[str], from_ids: Sequence[str], *, count: int, block_ms: int
+        self,
+        streams: Sequence[str],
+        from_ids: Sequence[str],
+        *,
+        count: int,
+        block_ms: int,
+        retry_initial_ms: int,
+        retry_max_ms: int,
+        give_up_after_ms: int | None,
     ) -> CoreTail: ...
     def _subscription(
         self,

@@ -27,6 +27,9 @@ class EventStream(_core.EventStream):
         *,
         block_ms: int = 1_000,
         count: int = 100,
+        retry_initial_s: float = 0.1,
+        retry_max_s: float = 2.0,
+        give_up_after_s: float | None = None,
     ) -> Tail:
         """New entries of ``streams``, in arrival order, as an async iterator of
         :class:`StreamEntry` (each names its ``stream``); no consumer group, nothing to
@@ -37,13 +40,29 @@ class EventStream(_core.EventStream):
         entry id (entries after it). One ``XREAD BLOCK`` over all streams waits up to
         ``block_ms`` on a connection the tail keeps (``solcache-tail`` in ``CLIENT LIST``) and
         reads up to ``count`` entries per stream. Across streams, entries come in entry-id
-        order (to the millisecond); see ``docs/streams.md``. On an error the iterator raises;
-        iterating again reconnects and resumes after the last entry it returned, with no gap
-        and no duplicate. Close it with ``close()`` or ``async with``.
+        order (to the millisecond); see ``docs/streams.md``.
+
+        The iterator rides through outages: a lost connection or a timeout is retried after
+        ``retry_initial_s``, doubling up to ``retry_max_s``, while ``state`` says
+        ``"retrying"``; it then resumes after the last entry it returned, with no gap and no
+        duplicate. Only when ``give_up_after_s`` is set and an outage lasts that long does the
+        loop raise the last error. ``next_batch()`` raises every error instead. Close the tail
+        with ``close()`` or ``async with``.
         """
         names = [streams] if isinstance(streams, str) else list(streams)
         ids = [from_ids] * len(names) if isinstance(from_ids, str) else list(from_ids)
-        return Tail(self._tail(names, ids, count=count, block_ms=block_ms))
+        core = self._tail(
+            names,
+            ids,
+            count=count,
+            block_ms=block_ms,
+            retry_initial_ms=_ms("retry_initial_s", retry_initial_s),
+            retry_max_ms=_ms("retry_max_s", retry_max_s),
+            give_up_after_ms=None
+            if give_up_after_s is None
+            else _ms("give_up_after_s", give_up_after_s),
+        )
+        return Tail(core)
 
     def subscribe(
         self,
@@ -209,9 +228,10 @@ class Tail:
     """An async iterator of :class:`StreamEntry` over several streams, in arrival order; see
     :meth:`EventStream.tail`.
 
-    ``async for entry in tail`` waits for entries without end; ``next_batch()`` returns what
-    one read brought (empty after ``block_ms`` without any). ``close()`` (or leaving
-    ``async with``) closes its connection and ends the iteration.
+    ``async for entry in tail`` waits for entries without end, riding through outages;
+    ``next_batch()`` returns what one read brought (empty after ``block_ms`` without any) and
+    raises every error. ``close()`` (or leaving ``async with``) closes its connection and ends
+    the iteration.
     """
 
     def __init__(self, core: _core.CoreTail) -> None:
@@ -225,16 +245,40 @@ class Tail:
         return self._core.streams
 
     @property
-    def positions(self) -> dict[str, str] | None:
+    def positions(self) -> dict[str, str]:
         """The last id read per stream, entries the iterator still buffers included (``"$"``
-        until the first connection pinned it); None while a read is under way."""
-        ids = self._core.positions()
-        return None if ids is None else dict(zip(self.streams, ids, strict=True))
+        until the first connection pinned it)."""
+        return dict(zip(self.streams, self._core.positions, strict=True))
 
     @property
-    def connections_opened(self) -> int | None:
-        """Connections opened so far (1 + the reconnects); None while a read is under way."""
-        return self._core.connections_opened()
+    def state(self) -> str:
+        """``"connected"``, ``"retrying"`` (the latest read failed) or ``"stopped"`` (closed)."""
+        return self._core.state
+
+    @property
+    def entries(self) -> int:
+        """Entries read so far."""
+        return self._core.entries
+
+    @property
+    def outages(self) -> int:
+        """Times reading started failing (a run of failures counts once)."""
+        return self._core.outages
+
+    @property
+    def retries(self) -> int:
+        """Failed reads that were tried again."""
+        return self._core.retries
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections opened so far (1 + the reconnects)."""
+        return self._core.connections_opened
+
+    @property
+    def last_error(self) -> str | None:
+        """The latest failure, until a read succeeds."""
+        return self._core.last_error
 
     @property
     def closed(self) -> bool:
@@ -259,7 +303,7 @@ class Tail:
         while not self._buffer:
             if self._closed:
                 raise StopAsyncIteration
-            self._buffer.extend(await self.next_batch())
+            self._buffer.extend(await self._core.next_batch(riding=True))
         return self._buffer.popleft()
 
     async def close(self) -> None:

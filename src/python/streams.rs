@@ -14,6 +14,7 @@ use super::events::{event_to_py, PyTradingEvent};
 use super::pool::PyRedisPool;
 use super::tail::PyCoreTail;
 use crate::event_stream::{EventStream, GroupInfo, StreamEntry, StreamInfo};
+use crate::stream_tail::TailRetry;
 use crate::subscription::{Subscription, SubscriptionOptions, SubscriptionState, SubscriptionStats};
 
 /// One stream entry: the event, or (`event` None) why it could not be decoded.
@@ -437,11 +438,27 @@ impl PyEventStream {
     }
 
     /// A tail of `streams` after `from_ids` (one per stream); see `solcache.EventStream.tail`.
-    #[pyo3(signature = (streams, from_ids, *, count, block_ms))]
-    fn _tail(&self, streams: Vec<String>, from_ids: Vec<String>, count: UInt, block_ms: UInt) -> PyResult<PyCoreTail> {
+    #[pyo3(signature = (streams, from_ids, *, count, block_ms, retry_initial_ms, retry_max_ms, give_up_after_ms))]
+    #[allow(clippy::too_many_arguments)]
+    fn _tail(
+        &self,
+        streams: Vec<String>,
+        from_ids: Vec<String>,
+        count: UInt,
+        block_ms: UInt,
+        retry_initial_ms: UInt,
+        retry_max_ms: UInt,
+        give_up_after_ms: Option<UInt>,
+    ) -> PyResult<PyCoreTail> {
+        let retry = TailRetry {
+            initial: ms(retry_initial_ms.0, "retry_initial_ms")?,
+            max: ms(retry_max_ms.0, "retry_max_ms")?,
+            give_up_after: give_up_after_ms.map(|t| ms(t.0, "give_up_after_ms")).transpose()?,
+        };
+        let block = ms(block_ms.0, "block_ms")?;
         let tail = self
             .inner
-            .tail(&streams, &from_ids, count.0 as usize, ms(block_ms.0, "block_ms")?)?;
+            .tail_with_retry(&streams, &from_ids, count.0 as usize, block, retry)?;
         Ok(PyCoreTail::new(tail))
     }
 

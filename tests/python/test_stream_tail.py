@@ -109,6 +109,49 @@ async def test_a_restart_keeps_order_with_one_connection_and_no_gap_or_duplicate
         await until(lambda: tail_connections(aof_redis) == 0)
 
 
+async def test_the_iterator_rides_through_an_outage_and_says_so(aof_redis: RedisServer) -> None:
+    async with await solcache.RedisPool.connect(aof_redis.url) as pool:
+        events = solcache.EventStream(pool)
+        got: list[StreamEntry] = []
+        tail = events.tail(STREAMS, block_ms=100, retry_initial_s=0.02, retry_max_s=0.1)
+        async with tail:
+
+            async def consume() -> None:
+                async for entry in tail:  # never raises through the outage
+                    got.append(entry)
+                    if len(got) == 12:
+                        return
+
+            consumer = asyncio.create_task(consume())
+            await publish_spread(events, range(6))
+            await until(lambda: len(got) == 6)
+            aof_redis.kill()
+            await until(lambda: tail.state == "retrying")
+            assert tail.last_error is not None
+            aof_redis.start()
+            await publish_spread(events, range(6, 12))
+            await asyncio.wait_for(consumer, 15)
+            assert tail.state == "connected" and tail.last_error is None
+            assert tail.outages == 1 and tail.retries >= 1
+            assert tail.entries == 12
+        assert tail.state == "stopped"
+    assert prices(got) == list(range(12))
+
+
+async def test_the_iterator_gives_up_after_give_up_after_s(fresh_redis: RedisServer) -> None:
+    async with await solcache.RedisPool.connect(fresh_redis.url) as pool:
+        events = solcache.EventStream(pool)
+        tail = events.tail("tail:a", block_ms=50, retry_initial_s=0.02, give_up_after_s=0.3)
+        await tail.open()
+        fresh_redis.kill()
+        started = time.monotonic()
+        with pytest.raises((solcache.ConnectionError, solcache.TimeoutError)):
+            async for _ in tail:
+                pass
+        assert 0.3 <= time.monotonic() - started < 10
+        await tail.close()
+
+
 async def test_an_empty_read_waits_about_block_ms(events: EventStream) -> None:
     async with events.tail("tail:idle", block_ms=300) as tail:
         started = time.monotonic()
