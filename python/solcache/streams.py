@@ -303,7 +303,10 @@ class Tail:
         while not self._buffer:
             if self._closed:
                 raise StopAsyncIteration
-            self._buffer.extend(await self._core.next_batch(riding=True))
+            batch = await self._core.next_batch(riding=True)
+            if self._closed:  # closed while the read waited: its entries go with the tail
+                raise StopAsyncIteration
+            self._buffer.extend(batch)
         return self._buffer.popleft()
 
     async def close(self) -> None:

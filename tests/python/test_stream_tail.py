@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 
 import solcache
 from conftest import RedisServer
-from solcache import EventStream, PriceUpdate, StreamEntry, Tail
+from solcache import EventStream, PriceUpdate, StreamEntry, SystemStatus, Tail
 
 STREAMS = ["tail:a", "tail:b", "tail:c"]
 
@@ -192,3 +193,21 @@ async def test_bad_arguments_are_refused_before_redis_is_touched(
         with pytest.raises(solcache.InvalidInputError):
             events.tail(streams, ids, **kwargs)
     assert tail_connections(redis_server) == 0
+
+
+async def test_the_gateway_reads_all_streams_through_one_tail_connection(
+    pool: solcache.RedisPool,
+    events: EventStream,
+    redis_server: RedisServer,
+    start_gateway: Callable[..., Awaitable[Any]],
+) -> None:
+    gw = await start_gateway(pool, block_ms=100)
+    await until(lambda: gw.hub.position is not None)
+    for i in range(3):
+        await events.publish(PriceUpdate("SOL", str(i)))
+        await events.publish(SystemStatus("tail-test", "healthy"))
+    await until(lambda: gw.hub.totals().entries_read >= 6)
+    await asyncio.sleep(0.5)  # several empty blocking reads more: still the same connection
+    assert tail_connections(redis_server) == 1
+    await gw.stop()  # the reader's tail closes with the gateway
+    await until(lambda: tail_connections(redis_server) == 0)
