@@ -39,9 +39,18 @@ async def collect(tail: Tail, want: int, within_s: float = 15.0) -> list[StreamE
         assert time.monotonic() < deadline, f"got {len(got)} of {want}"
         try:
             got.extend(await tail.next_batch())
-        except (solcache.ConnectionError, solcache.TimeoutError):
+        except solcache.SolcacheError as e:
+            assert restarting(e), e
             await asyncio.sleep(0.05)
     return got
+
+
+def restarting(error: solcache.SolcacheError) -> bool:
+    """What a server being killed and restarted answers: no connection, a timeout, or
+    LOADING while it reads its AOF."""
+    if isinstance(error, solcache.ResponseError):
+        return error.code == "LOADING"
+    return isinstance(error, solcache.ConnectionError | solcache.TimeoutError)
 
 
 def prices(entries: list[StreamEntry]) -> list[int]:
@@ -57,8 +66,8 @@ async def publish_spread(events: EventStream, numbers: range) -> None:
             try:
                 await events.publish(PriceUpdate("SOL", str(n)), STREAMS[n % 3])
                 break
-            except (solcache.ConnectionError, solcache.TimeoutError):
-                assert time.monotonic() < deadline
+            except solcache.SolcacheError as e:
+                assert restarting(e) and time.monotonic() < deadline, e
                 await asyncio.sleep(0.02)
         await asyncio.sleep(0.002)
 
