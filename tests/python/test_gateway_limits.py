@@ -215,8 +215,10 @@ async def test_a_malformed_chunked_body_logs_one_line_and_no_traceback(
     assert gw.hub.clients == ()
     loud = [r for r in log if r.levelno >= logging.ERROR or r.exc_info]
     assert loud == [], [r.getMessage() for r in loud]
-    lines = [r for r in log if r.levelno >= logging.WARNING]
-    assert len(lines) <= len(paths) + 1  # at most uvicorn's one line per bad request
+    # At most uvicorn's one line per bad request. The core's slow-call warning (solcache.pool)
+    # depends on the machine's load, not on these requests, so it is not counted.
+    lines = [r for r in log if r.levelno >= logging.WARNING and r.name != "solcache.pool"]
+    assert len(lines) <= len(paths) + 1, [r.getMessage() for r in lines]
     async with httpx.AsyncClient(timeout=10) as http:
         scraped = metric_samples((await http.get(gw.url + "/metrics")).text)
     assert scraped["solcache_http_bad_requests_total"] == len(paths) + 1
