@@ -139,6 +139,25 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
+/// `XADD stream MAXLEN ~ maxlen * type <type> data <json>`, its argument list and bytes sized
+/// up front (one allocation each instead of one per growth step).
+fn xadd_with(stream: &str, maxlen: &str, event: &TradingEvent) -> redis::Cmd {
+    let (type_name, data) = (event.type_name(), event.data_json());
+    let bytes = "XADDMAXLEN~*typedata".len() + stream.len() + maxlen.len() + type_name.len() + data.len();
+    let mut cmd = redis::Cmd::with_capacity(10, bytes);
+    cmd.arg("XADD")
+        .arg(stream)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(maxlen)
+        .arg("*")
+        .arg("type")
+        .arg(type_name)
+        .arg("data")
+        .arg(data);
+    cmd
+}
+
 /// Publishing, tailing and group administration over one [`RedisPool`].
 #[derive(Clone)]
 pub struct EventStream {
@@ -184,17 +203,7 @@ impl EventStream {
 
     /// `XADD stream MAXLEN ~ N * type <type> data <json>`.
     pub fn xadd(&self, stream: &str, event: &TradingEvent) -> redis::Cmd {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(stream)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.maxlen(stream))
-            .arg("*")
-            .arg("type")
-            .arg(event.type_name())
-            .arg("data")
-            .arg(event.data_json());
-        cmd
+        xadd_with(stream, &self.maxlen(stream).to_string(), event)
     }
 
     fn target<'a>(event: &'a TradingEvent, stream: Option<&'a str>) -> Result<&'a str> {
@@ -221,10 +230,20 @@ impl EventStream {
         // Chunks in flight together on one connection (in order): the server appends one
         // while the next is encoded, instead of waiting for the whole batch.
         let mut pipes = Vec::with_capacity(events.len().div_ceil(PUBLISH_CHUNK));
+        // Each target stream's length limit, formatted once per call, not once per event.
+        let mut limits: Vec<(&str, String)> = Vec::new();
         for chunk in events.chunks(PUBLISH_CHUNK) {
-            let mut pipe = redis::pipe();
+            let mut pipe = redis::Pipeline::with_capacity(chunk.len());
             for event in chunk {
-                pipe.add_command(self.xadd(Self::target(event, stream)?, event));
+                let target = Self::target(event, stream)?;
+                let maxlen = match limits.iter().find(|(s, _)| *s == target) {
+                    Some((_, n)) => n,
+                    None => {
+                        limits.push((target, self.maxlen(target).to_string()));
+                        &limits[limits.len() - 1].1
+                    }
+                };
+                pipe.add_command(xadd_with(target, maxlen, event));
             }
             pipes.push(pipe);
         }
@@ -414,6 +433,28 @@ impl EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xadd_sends_the_stream_limit_type_and_data() {
+        let event = TradingEvent::decode(
+            "price_update",
+            br#"{"token":"SOL","price":"187.25","timestamp":"2026-11-26T15:00:00.123000Z"}"#,
+        )
+        .unwrap();
+        let mut expected = redis::cmd("XADD");
+        expected
+            .arg("stream:x")
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(10_000usize)
+            .arg("*")
+            .arg("type")
+            .arg("price_update")
+            .arg("data")
+            .arg(event.data_json());
+        let cmd = xadd_with("stream:x", "10000", &event);
+        assert_eq!(cmd.get_packed_command(), expected.get_packed_command());
+    }
 
     #[test]
     fn names_and_ids_are_validated() {
