@@ -57,6 +57,12 @@ Services (from the ``extra`` callable, a :class:`ServiceSnapshot`):
 
 - ``solcache_events_published_total`` (counter): events the services published.
 - ``solcache_events_consumed_total`` (counter): events the services consumed.
+- ``solcache_consumer_retrying`` (gauge): 1 while the services' own consumer cannot read and
+  retries with backoff.
+- ``solcache_consumer_outages_total`` (counter): times that consumer's reads stopped working.
+- ``solcache_consumer_retries_total`` (counter): its failed reads, each retried.
+- ``solcache_consumer_group_recreations_total`` (counter): its groups created again after they
+  were found gone (a Redis restart without persistence).
 - ``solcache_source_staleness_seconds`` (gauge): time since the price source last had fresh
   data from upstream.
 - ``solcache_prices_refused_total`` (counter): prices the price service refused because their
@@ -161,6 +167,14 @@ class ServiceSnapshot:
     events_published_total: int = 0
     #: Events the services consumed (handled).
     events_consumed_total: int = 0
+    #: True while the services' consumer retries failed reads.
+    consumer_retrying: bool = False
+    #: Times the consumer's reads stopped working.
+    consumer_outages_total: int = 0
+    #: The consumer's failed reads, each retried.
+    consumer_retries_total: int = 0
+    #: The consumer's groups created again after they were found gone.
+    consumer_group_recreations_total: int = 0
     #: Seconds since the price source last had fresh upstream data (0 for simulated).
     source_staleness_seconds: float = 0.0
     #: Prices refused for a confidence interval wider than the configured fraction.
@@ -460,6 +474,26 @@ def _service_families(service: ServiceSnapshot) -> list[Metric]:
             "solcache_events_consumed",
             "Events the services consumed.",
             value=service.events_consumed_total,
+        ),
+        _gauge(
+            "solcache_consumer_retrying",
+            "1 while the services' consumer cannot read and retries with backoff.",
+            float(service.consumer_retrying),
+        ),
+        CounterMetricFamily(
+            "solcache_consumer_outages",
+            "Times the services' consumer stopped being able to read.",
+            value=service.consumer_outages_total,
+        ),
+        CounterMetricFamily(
+            "solcache_consumer_retries",
+            "Failed reads of the services' consumer, each retried.",
+            value=service.consumer_retries_total,
+        ),
+        CounterMetricFamily(
+            "solcache_consumer_group_recreations",
+            "Consumer groups created again after they were found gone.",
+            value=service.consumer_group_recreations_total,
         ),
         _gauge(
             "solcache_source_staleness_seconds",

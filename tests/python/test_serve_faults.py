@@ -136,7 +136,11 @@ def test_oom_and_a_lost_group_make_serve_degraded_then_it_recovers_by_itself(
         assert {"price_writes", "pool_writes", "consumer"} <= set(report["reasons"]), report
         consumer = svc.status()["service"]["consumer"]
         assert consumer["state"] == "retrying" and "OOM" in consumer["last_error"], consumer
-        assert svc.metrics()["solcache_service_degraded"] == 1
+        metrics = svc.metrics()
+        assert metrics["solcache_service_degraded"] == 1
+        assert metrics["solcache_consumer_retrying"] == 1
+        assert metrics["solcache_consumer_outages_total"] >= 1
+        assert metrics["solcache_consumer_retries_total"] >= 1
         failing = labelled(svc, "solcache_health_check_failing")
         assert failing["price_writes"] == 1 and failing["consumer"] == 1, failing
         assert failing["redis"] == 0, failing
@@ -151,6 +155,10 @@ def test_oom_and_a_lost_group_make_serve_degraded_then_it_recovers_by_itself(
             "the consumer reads again",
         )
         assert GROUP in groups(fresh_redis, solcache.STREAM_UI_EVENTS), "group re-created"
+        metrics = svc.metrics()
+        assert metrics["solcache_consumer_retrying"] == 0
+        assert metrics["solcache_consumer_group_recreations_total"] >= 1
+        assert svc.status()["service"]["consumer"]["group_recreations"] >= 1
         assert health(svc)["reasons"] == {}
         assert svc.metrics()["solcache_service_degraded"] == 0
         assert labelled(svc, "solcache_health_check_failing")["price_writes"] == 0
@@ -158,6 +166,8 @@ def test_oom_and_a_lost_group_make_serve_degraded_then_it_recovers_by_itself(
     assert "retrying" in out  # the errors were logged, not swallowed
     # Published once Redis took writes again: the outage, then the recovery, then the stop.
     assert statuses(fresh_redis) == ["degraded", "healthy", "stopped"]
+    # The consumer's own statuses: it went retrying, then read again.
+    assert statuses(fresh_redis, "consumer") == ["retrying", "connected"]
 
 
 def test_a_demoted_then_promoted_server_is_read_only_then_writable_again(

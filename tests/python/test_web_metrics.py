@@ -88,6 +88,10 @@ async def test_metrics_parse_and_hold_the_documented_families(
         events_consumed_total=29,
         source_staleness_seconds=0.25,
         degraded=True,
+        consumer_retrying=True,
+        consumer_outages_total=2,
+        consumer_retries_total=7,
+        consumer_group_recreations_total=1,
     )
     registry, refresher = build_registry(pool, events, lambda: snapshot, interval_s=0.1)
     refresher.start()
@@ -149,6 +153,10 @@ async def test_metrics_parse_and_hold_the_documented_families(
     assert value(fams["solcache_events_consumed"], "_total") == 29
     assert value(fams["solcache_source_staleness_seconds"]) == 0.25
     assert value(fams["solcache_service_degraded"]) == 1
+    assert value(fams["solcache_consumer_retrying"]) == 1
+    assert value(fams["solcache_consumer_outages"], "_total") == 2
+    assert value(fams["solcache_consumer_retries"], "_total") == 7
+    assert value(fams["solcache_consumer_group_recreations"], "_total") == 1
 
     assert value(fams["solcache_sse_clients"]) == 0
     assert value(fams["solcache_sse_stream_entries"], "_total") >= 0

@@ -246,6 +246,12 @@ class HealthMonitor:
             logger.warning("%s healthy again", self._component)
         self._queue(status, message)
 
+    def announce(self, component: str, status: str, message: str) -> None:
+        """Queue a ``SystemStatus`` of another ``component`` (e.g. the consumer going
+        ``retrying``); published with the next evaluation, kept until Redis takes it."""
+        self._unsent.append(SystemStatus(component, status, message[:1000]))
+        del self._unsent[:-MAX_UNSENT_STATUSES]
+
     def _queue(self, status: str, message: str) -> None:
         self._unsent.append(SystemStatus(self._component, status, message[:1000]))
         del self._unsent[:-MAX_UNSENT_STATUSES]

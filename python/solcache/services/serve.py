@@ -200,6 +200,14 @@ async def _run(
         # Backoff capped at 1 s: after an outage of any length the group reads again within
         # about a second of Redis coming back (a retry against a dead server costs nothing).
         port = int(listener.getsockname()[1])
+        monitor: HealthMonitor | None = None
+
+        async def consumer_state(state: str, error: str | None) -> None:
+            # Published through the health monitor's status path (kept until Redis takes it).
+            if monitor is not None:
+                message = "reading again" if error is None else f"retrying: {error}"
+                monitor.announce("consumer", state, message)
+
         manager = SubscriptionManager(
             events,
             SERVE_GROUP,
@@ -207,11 +215,10 @@ async def _run(
             start_id="$",
             block_ms=CONSUMER_BLOCK_MS,
             backoff_max_s=1.0,
+            on_state_change=consumer_state,
         )
         for stream in sorted({s for _, s in EVENT_TYPES.values()}):
             manager.on_stream(stream, count)
-
-        monitor: HealthMonitor | None = None
 
         def health() -> HealthReport:
             return monitor.report if monitor is not None else _STARTING
@@ -223,6 +230,10 @@ async def _run(
             return ServiceSnapshot(
                 events_published_total=st.events_published,
                 events_consumed_total=consumed["n"],
+                consumer_retrying=manager.state == "retrying",
+                consumer_outages_total=manager.stats.outages,
+                consumer_retries_total=manager.stats.retries,
+                consumer_group_recreations_total=manager.stats.group_recreations,
                 source_staleness_seconds=st.source_staleness_s,
                 prices_refused_total=st.prices_refused,
                 degraded=report.status == "degraded",
@@ -257,6 +268,8 @@ async def _run(
                     "name": manager.consumer,
                     "state": manager.state,
                     "errors": manager.stats.errors,
+                    "outages": manager.stats.outages,
+                    "group_recreations": manager.stats.group_recreations,
                     "last_error": manager.last_error,
                 },
                 "events_consumed": consumed["n"],

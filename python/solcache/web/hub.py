@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from solcache._core import PoolStateCache, StreamEntry
+from solcache.backoff import Backoff
 from solcache.exceptions import ResponseError
 from solcache.streams import EventStream, Tail
 from solcache.web.client import Client
@@ -107,6 +108,8 @@ class EventHub:
                 raise ValueError(f"{name} must be finite and > 0, got {value}")
         if block_ms < 1:
             raise ValueError(f"block_ms must be ≥ 1, got {block_ms}")
+        if retry_min_s > retry_max_s:
+            raise ValueError(f"retry_min_s ({retry_min_s}) must be ≤ retry_max_s ({retry_max_s})")
         if client_queue_size < 1 or replay_limit < 0:
             raise ValueError("client_queue_size must be ≥ 1 and replay_limit ≥ 0")
         self._events = events
@@ -366,7 +369,7 @@ class EventHub:
         return ids
 
     async def _read_loop(self) -> None:
-        delay = self._retry_min_s
+        backoff = Backoff(self._retry_min_s, self._retry_max_s)
         tail: Tail | None = None
         # The tail's own response timeout is block_ms + the pool's; this one only guards it.
         read_timeout_s = self._read_timeout_s + self._block_ms / 1000
@@ -388,13 +391,12 @@ class EventHub:
                 except Exception as exc:
                     self._totals.read_errors += 1
                     self._report_error(str(exc) or "stream read timed out")
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._retry_max_s)
+                    await asyncio.sleep(backoff.next_delay_s())
                     continue
                 if self.last_error is not None:
                     logger.info("stream reader recovered")
                     self.last_error = None
-                delay = self._retry_min_s
+                backoff.reset()
                 self._dispatch(entries)
         finally:
             if tail is not None:
@@ -430,7 +432,7 @@ class EventHub:
     # --- the pool poller -------------------------------------------------------------------
 
     async def _pool_loop(self, pools: PoolStateCache) -> None:
-        delay = self._retry_min_s
+        backoff = Backoff(self._retry_min_s, self._retry_max_s)
         while True:
             try:
                 async with asyncio.timeout(self._read_timeout_s):
@@ -438,10 +440,9 @@ class EventHub:
             except Exception as exc:
                 self._totals.pool_poll_errors += 1
                 logger.debug("pool poll failed: %s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max_s)
+                await asyncio.sleep(backoff.next_delay_s())
                 continue
-            delay = self._retry_min_s
+            backoff.reset()
             for address, state in states.items():
                 if state is None:
                     continue
