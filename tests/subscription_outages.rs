@@ -172,7 +172,7 @@ async fn a_lost_server_means_retrying_not_an_error_and_a_lost_group_is_created_a
     assert_eq!(sub.state(), SubscriptionState::Connected);
     assert_eq!(sub.last_error(), None);
     let stats = sub.stats();
-    assert_eq!((stats.outages, stats.group_recreations), (1, 1), "{stats:?}");
+    assert!(stats.outages >= 1 && stats.group_recreations == 1, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
