@@ -306,12 +306,27 @@ def mixed(n: int, tag: str) -> list[solcache.TradingEvent]:
     return out
 
 
-async def reader_reached(gw: Any, ids: list[str], within_s: float = 5.0) -> None:
-    """Wait until the gateway's reader has fanned out every entry in `ids`."""
-    newest = max(ids, key=id_key)
+async def reader_reached(
+    gw: Any, ids: list[str], batch: list[solcache.TradingEvent] | None = None, within_s: float = 5.0
+) -> None:
+    """Wait until the gateway's reader has fanned out every entry in `ids` (published from
+    `batch`, in order; without it all to the price stream). Judged per stream: entries of two
+    streams can carry the same id, so one stream reaching an id says nothing of the other."""
+    streams = [e.default_stream for e in batch] if batch is not None else [STREAMS[0]] * len(ids)
+    want: dict[int, str] = {}
+    for stream, entry_id in zip(streams, ids, strict=True):
+        i = STREAMS.index(stream)
+        want[i] = max(want.get(i, entry_id), entry_id, key=id_key)
+
+    def reached() -> bool:
+        position = gw.hub.position
+        return position is not None and all(
+            id_key(position[i]) >= id_key(newest) for i, newest in want.items()
+        )
+
     deadline = time.monotonic() + within_s
-    while not any(p == newest for p in gw.hub.position or ()):
-        assert time.monotonic() < deadline, f"reader at {gw.hub.position}, want {newest}"
+    while not reached():
+        assert time.monotonic() < deadline, f"reader at {gw.hub.position}, want {want}"
         await asyncio.sleep(0.01)
 
 
@@ -333,8 +348,9 @@ async def test_reconnect_with_last_event_id_replays_exactly_the_missed_events(
     last_id = seen[-1].id  # each stream's part of the composite id only grows
     assert parse_composite(last_id) == tuple(max(by_stream(seen)[s], key=id_key) for s in STREAMS)
 
-    missed = await publish_each(events, mixed(9, "missed"))  # while disconnected
-    await reader_reached(gw, missed)  # so they come back by replay, not by the live fan-out
+    missed_events = mixed(9, "missed")
+    missed = await publish_each(events, missed_events)  # while disconnected
+    await reader_reached(gw, missed, missed_events)  # so they come back by replay, not live
     async with subscribe(http, gw.url, last_event_id=last_id) as response:
         sse = SseClient(response)
         replayed = await sse.events(9, skip=("pool_state",))
