@@ -307,6 +307,28 @@ mod tests {
     }
 
     #[test]
+    fn decimals_and_timestamps_read_with_escapes_and_reject_other_types() {
+        // Escaped strings are read from the parser's scratch buffer, plain ones borrowed.
+        let escaped = r#"{"token":"SOL","price":"18\u0037.5","timestamp":"2026-11-26T15:00:00\u002e5Z"}"#;
+        let plain = r#"{"token":"SOL","price":"187.5","timestamp":"2026-11-26T15:00:00.5Z"}"#;
+        let a = TradingEvent::decode("price_update", escaped.as_bytes()).unwrap();
+        assert_eq!(a, TradingEvent::decode("price_update", plain.as_bytes()).unwrap());
+        assert_eq!(
+            a.data_json(),
+            r#"{"token":"SOL","price":"187.5","timestamp":"2026-11-26T15:00:00.500000Z"}"#
+        );
+        for data in [
+            r#"{"token":"SOL","price":187.5,"timestamp":"2026-11-26T15:00:00Z"}"#,
+            r#"{"token":"SOL","price":"1","timestamp":1795000000}"#,
+            r#"{"token":"SOL","price":null,"timestamp":"2026-11-26T15:00:00Z"}"#,
+        ] {
+            let e = TradingEvent::decode("price_update", data.as_bytes()).unwrap_err();
+            assert!(matches!(e, Error::InvalidInput(_)), "{data}");
+            assert!(e.to_string().contains("expected"), "{e}");
+        }
+    }
+
+    #[test]
     fn the_type_table_matches_the_events() {
         for (name, stream) in EVENT_TYPES {
             let event = TradingEvent::decode(name, golden(name).as_bytes()).unwrap();

@@ -251,25 +251,49 @@ pub(crate) fn validate_source(source: &str) -> Result<()> {
     Ok(())
 }
 
+/// Read a JSON string with `parse`, borrowing it from the input (or from the parser's scratch
+/// buffer when it has escapes) instead of allocating a `String` per field.
+fn with_str<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    parse: impl FnOnce(&str) -> std::result::Result<T, String>,
+) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Text<F>(&'static str, F);
+    impl<T, F: FnOnce(&str) -> std::result::Result<T, String>> serde::de::Visitor<'_> for Text<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> std::result::Result<T, E> {
+            (self.1)(text).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Text(expecting, parse))
+}
+
 /// RFC 3339 in UTC with a `Z` and exactly six fractional digits when written
 /// (`2026-11-26T15:00:00.123000Z`); read with any number of digits and any offset, kept to the
 /// microsecond (finer digits are dropped), so whatever is read is written back unchanged.
 pub(crate) mod rfc3339_utc {
     use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::format_timestamp(ts))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|t| super::wire_timestamp(t.with_timezone(&Utc)))
-            .map_err(|e| {
-                let text = crate::keys::truncate_for_message(&text);
-                serde::de::Error::custom(format!("timestamp {text:?} is not RFC 3339: {e}"))
-            })
+        super::with_str(d, "an RFC 3339 timestamp", |text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| super::wire_timestamp(t.with_timezone(&Utc)))
+                .map_err(|e| {
+                    let text = crate::keys::truncate_for_message(text);
+                    format!("timestamp {text:?} is not RFC 3339: {e}")
+                })
+        })
     }
 }
 
@@ -292,12 +316,13 @@ pub(crate) mod exact_decimal {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        parse(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "{:?} is not a decimal that fits in 28 digits (no NaN, infinity or rounding)",
-                crate::keys::truncate_for_message(&text)
-            ))
+        super::with_str(d, "a decimal string", |text| {
+            parse(text).ok_or_else(|| {
+                format!(
+                    "{:?} is not a decimal that fits in 28 digits (no NaN, infinity or rounding)",
+                    crate::keys::truncate_for_message(text)
+                )
+            })
         })
     }
 
