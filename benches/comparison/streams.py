@@ -96,6 +96,9 @@ class StreamRun:
         return statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
 
     def share(self, rows: list[tuple[float, float]]) -> float | None:
+        """The median over rounds of the row's rate ÷ that round's raw rate."""
+        if rows and len(rows) == len(self.raw):
+            return statistics.median(r[0] / raw for r, raw in zip(rows, self.raw, strict=True))
         m, raw = self.median(rows), self.raw_rate
         return m[0] / raw if m is not None and raw else None
 
