@@ -230,16 +230,50 @@ impl Status {
     }
 }
 
+/// `(stream, id)` acknowledgement pairs from Python, their text copied into one buffer: two
+/// allocations per batch instead of two per entry.
+struct Acks {
+    text: String,
+    /// Where each pair's stream name and id end in `text`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Acks {
+    fn from_py(acks: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let n = acks.len().unwrap_or(0);
+        let mut out = Acks {
+            text: String::with_capacity(n * 32),
+            ends: Vec::with_capacity(n),
+        };
+        for pair in acks.try_iter()? {
+            let (stream, id): (Bound<'_, PyString>, Bound<'_, PyString>) = pair?.extract()?;
+            out.text.push_str(stream.to_str()?);
+            let stream_end = out.text.len();
+            out.text.push_str(id.to_str()?);
+            out.ends.push((stream_end, out.text.len()));
+        }
+        Ok(out)
+    }
+
+    /// Queue every pair on `sub` (its XACKs go out with the next read or flush).
+    fn mark(&self, sub: &mut Subscription) {
+        let mut start = 0;
+        for &(stream_end, id_end) in &self.ends {
+            sub.ack_later(&self.text[start..stream_end], &self.text[stream_end..id_end]);
+            start = id_end;
+        }
+    }
+}
+
 #[pymethods]
 impl PyCoreSubscription {
     /// Acknowledge `(stream, id)` pairs, then read the next batch (awaitable).
-    fn next_batch<'py>(&self, py: Python<'py>, acks: Vec<(String, String)>) -> PyResult<Bound<'py, PyAny>> {
+    fn next_batch<'py>(&self, py: Python<'py>, acks: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let acks = Acks::from_py(acks)?;
         let (inner, status) = (self.inner.clone(), self.status.clone());
         spawn(py, async move {
             let mut sub = inner.lock().await;
-            for (stream, id) in &acks {
-                sub.ack_later(stream, id);
-            }
+            acks.mark(&mut sub);
             let batch = sub.next_batch().await;
             Status::publish(&status, &sub);
             Ok(Entries(batch?))
@@ -248,13 +282,12 @@ impl PyCoreSubscription {
 
     /// Send `(stream, id)` acknowledgements, then close the subscription's own connection
     /// (awaitable).
-    fn close<'py>(&self, py: Python<'py>, acks: Vec<(String, String)>) -> PyResult<Bound<'py, PyAny>> {
+    fn close<'py>(&self, py: Python<'py>, acks: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let acks = Acks::from_py(acks)?;
         let (inner, status) = (self.inner.clone(), self.status.clone());
         spawn(py, async move {
             let mut sub = inner.lock().await;
-            for (stream, id) in &acks {
-                sub.ack_later(stream, id);
-            }
+            acks.mark(&mut sub);
             let result = sub.close().await;
             Status::publish(&status, &sub);
             Ok(result?)
@@ -262,13 +295,12 @@ impl PyCoreSubscription {
     }
 
     /// Acknowledge `(stream, id)` pairs now (awaitable).
-    fn flush_acks<'py>(&self, py: Python<'py>, acks: Vec<(String, String)>) -> PyResult<Bound<'py, PyAny>> {
+    fn flush_acks<'py>(&self, py: Python<'py>, acks: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let acks = Acks::from_py(acks)?;
         let (inner, status) = (self.inner.clone(), self.status.clone());
         spawn(py, async move {
             let mut sub = inner.lock().await;
-            for (stream, id) in &acks {
-                sub.ack_later(stream, id);
-            }
+            acks.mark(&mut sub);
             let result = sub.flush_acks().await;
             Status::publish(&status, &sub);
             Ok(result?)

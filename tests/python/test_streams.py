@@ -375,3 +375,31 @@ async def test_closing_a_subscription_closes_its_connection(
         assert clients() == before
 
     await eventually(released)
+
+
+async def test_acknowledgements_are_stream_id_pairs_checked_before_redis(
+    events: solcache.EventStream,
+) -> None:
+    """The core takes ``(stream, id)`` pairs of strings, over several streams at once; anything
+    else is a TypeError or ValueError before anything is acknowledged."""
+    await events.publish_many(prices(2))
+    await events.publish(SystemStatus("svc", "healthy", "", TS))
+    for stream in (STREAM_PRICE_UPDATES, STREAM_UI_EVENTS):
+        await events.ensure_group(stream, "acks", "0")
+    sub = events.subscribe([STREAM_PRICE_UPDATES, STREAM_UI_EVENTS], "acks", "c", count=10)
+    batch = await sub.next_batch()
+    assert len(batch) == 3
+
+    async def pending() -> list[int]:
+        infos = [await events.info(s) for s in (STREAM_PRICE_UPDATES, STREAM_UI_EVENTS)]
+        return [next(g.pending for g in i.groups if g.name == "acks") for i in infos]
+
+    core = sub._core
+    for bad in ([(STREAM_PRICE_UPDATES, 1)], [STREAM_PRICE_UPDATES], [(batch[0].id,)], 5):
+        with pytest.raises((TypeError, ValueError)):
+            await core.flush_acks(bad)  # type: ignore[arg-type]
+    assert await pending() == [2, 1]
+    await core.flush_acks([(e.stream, e.id) for e in batch])
+    assert await pending() == [0, 0]
+    assert sub.stats.acked == 3
+    await sub.close()
