@@ -282,7 +282,11 @@ pub(crate) mod rfc3339_utc {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format_timestamp(ts))
+        let mut buf = [0; super::WIRE_TIMESTAMP_LEN];
+        match super::wire_text(ts, &mut buf) {
+            Some(text) => s.serialize_str(text),
+            None => s.serialize_str(&super::format_timestamp(ts)),
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -337,12 +341,75 @@ pub(crate) mod exact_decimal {
 /// Format a timestamp the way the wire format does: RFC 3339, UTC, `Z`, six fractional digits
 /// (finer digits are dropped).
 pub fn format_timestamp(ts: &DateTime<Utc>) -> String {
-    ts.to_rfc3339_opts(SecondsFormat::Micros, true)
+    let mut buf = [0; WIRE_TIMESTAMP_LEN];
+    match wire_text(ts, &mut buf) {
+        Some(text) => text.to_owned(),
+        None => ts.to_rfc3339_opts(SecondsFormat::Micros, true),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`
+const WIRE_TIMESTAMP_LEN: usize = 27;
+
+/// [`format_timestamp`]'s text written into `buf`, digit by digit (the hot path of every
+/// encode; chrono's general formatter costs several times more), for years 0–9999 outside
+/// leap seconds; `None` for the rest, which chrono formats.
+fn wire_text<'a>(ts: &DateTime<Utc>, buf: &'a mut [u8; WIRE_TIMESTAMP_LEN]) -> Option<&'a str> {
+    let year = u32::try_from(ts.year()).ok().filter(|y| *y <= 9999)?;
+    if ts.nanosecond() >= 1_000_000_000 {
+        return None;
+    }
+    let fields = [
+        (year, 4, b'-'),
+        (ts.month(), 2, b'-'),
+        (ts.day(), 2, b'T'),
+        (ts.hour(), 2, b':'),
+        (ts.minute(), 2, b':'),
+        (ts.second(), 2, b'.'),
+        (ts.nanosecond() / 1000, 6, b'Z'),
+    ];
+    let mut at = 0;
+    for (mut value, width, separator) in fields {
+        for digit in buf[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        buf[at + width] = separator;
+        at += width + 1;
+    }
+    std::str::from_utf8(&buf[..at]).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_timestamps_are_written_as_chrono_writes_them() {
+        let chrono_text = |ts: &DateTime<Utc>| ts.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let mut seconds: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
+        let mut nanos: u32 = 7;
+        while seconds < 253_402_300_800 {
+            // up to 9999-12-31T23:59:59Z, in uneven steps through every field's range
+            let ts = DateTime::from_timestamp(seconds, nanos).unwrap();
+            assert_eq!(format_timestamp(&ts), chrono_text(&ts));
+            assert_eq!(
+                serde_json::to_value(PriceData::new("SOL", Decimal::ONE, ts, "t").unwrap()).unwrap()["timestamp"],
+                chrono_text(&wire_timestamp(ts))
+            );
+            seconds += 3_155_760_001 / 997 * 13 + 86_399;
+            nanos = (nanos.wrapping_mul(7919) + 123_457) % 1_000_000_000;
+        }
+        for ts in [
+            DateTime::from_timestamp(-62_135_596_800 - 1, 0).unwrap(), // year 0
+            DateTime::from_timestamp(-62_135_596_800 * 2, 0).unwrap(), // before year 0
+            DateTime::from_timestamp(253_402_300_800, 0).unwrap(),     // year 10000
+            DateTime::from_timestamp(1_795_000_019, 1_500_000_000).unwrap(), // a leap second
+            DateTime::from_timestamp(1_795_000_000, 999_999_999).unwrap(),
+        ] {
+            assert_eq!(format_timestamp(&ts), chrono_text(&ts));
+        }
+    }
     use std::str::FromStr;
 
     fn golden(name: &str) -> String {
