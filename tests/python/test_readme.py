@@ -54,6 +54,16 @@ def test_cache_examples_run(name: str, redis_server: RedisServer) -> None:
     assert "PriceData(token='SOL', price=Decimal('187.2345')" in out, out
 
 
+def test_tail_example_prints_the_entry_published_after_it_opened(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.raw("XADD", "stream:price-updates", "*", "type", "price_update", "data", "{}")
+    out = run(examples()["Events 1"], redis_server)
+    assert out.startswith("stream:price-updates "), out
+    assert "PriceUpdate(token='SOL', price=Decimal('187.2345')" in out, out
+    assert len(out.splitlines()) == 1, out  # not the older entry, which it never saw
+
+
 def test_events_example_prints_fresh_events_and_leaves_no_group(
     redis_server: RedisServer,
 ) -> None:
