@@ -20,14 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 OPS = ("async get", "async get_many(5)", "sync get", ".price", ".timestamp", "PriceData()")
 TTL_MS = 600_000  # the worker's prices outlive the run
@@ -115,36 +111,6 @@ def worker(url: str, calls: int) -> dict[str, dict[str, float]]:
     return results
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    # fmt: off
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )
-    # fmt: on
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(64).startswith(b"+PONG"):
-                    return proc, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit(f"redis-server on port {port} did not start")
-        time.sleep(0.05)
-
-
 def describe(python: str) -> str:
     """The installed wheel's tag, so the table says which build each column is."""
     code = (
@@ -169,8 +135,13 @@ def main() -> None:
     if len(args.pythons) < 2:
         parser.error("give at least two interpreters to compare")
 
-    workdir = Path(tempfile.mkdtemp(prefix="solcache-timing-"))
-    redis, url = start_redis(workdir)
+    # The driver runs where solcache is installed (any of the builds will do): the package's
+    # own launcher starts the server the workers share.
+    from solcache.services.private_redis import PrivateRedis
+
+    redis = PrivateRedis(tcp=True)
+    redis.start()
+    url = redis.tcp_url
     runs: dict[str, list[dict[str, dict[str, float]]]] = {p: [] for p in args.pythons}
     try:
         for n in range(args.rounds):
@@ -185,9 +156,7 @@ def main() -> None:
                 runs[python].append(json.loads(out.stdout))
             print(f"round {n + 1}/{args.rounds}", file=sys.stderr)
     finally:
-        redis.kill()
-        redis.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        redis.close()
 
     base = args.pythons[0]
     for n, python in enumerate(args.pythons):
