@@ -185,8 +185,9 @@ class Subscription:
         return self
 
     async def __anext__(self) -> StreamEntry:
-        if self._current is not None:
-            self.ack(self._current)
+        current = self._current
+        if current is not None:  # ack() inlined: this runs once per entry
+            self._acks.append((current.stream, current.id))
             self._current = None
         while not self._buffer:
             if self._closed:
