@@ -130,7 +130,8 @@ async def test_metrics_parse_and_hold_the_documented_families(
     assert value(ops, "_total", operation="price_get_many") == 50
     assert value(ops, "_total", operation="price_set_many") == 1
     assert value(fams["solcache_operation_errors"], "_total", operation="price_get_many") == 0
-    assert value(fams["solcache_slow_operations"], "_total", operation="price_get_many") >= 0
+    slow = pool.metrics()["price_get_many"].slow  # load-dependent here: exported as counted
+    assert value(fams["solcache_slow_operations"], "_total", operation="price_get_many") == slow
 
     assert value(fams["solcache_redis_up"]) == 1
     assert 0 < value(fams["solcache_redis_rtt_seconds"]) < 1.0
@@ -159,7 +160,35 @@ async def test_metrics_parse_and_hold_the_documented_families(
     assert value(fams["solcache_consumer_group_recreations"], "_total") == 1
 
     assert value(fams["solcache_sse_clients"]) == 0
-    assert value(fams["solcache_sse_stream_entries"], "_total") >= 0
+    # The reader starts at the streams' end: only entries published after the gateway started.
+    assert value(fams["solcache_sse_stream_entries"], "_total") == 0
+    await events.publish_many([PriceUpdate("BONK", str(i)) for i in range(3)])
+    deadline = time.monotonic() + 10
+    while (
+        value(
+            families((await http.get(f"{gw.url}/metrics")).text)["solcache_sse_stream_entries"],
+            "_total",
+        )
+        != 3
+    ):
+        assert time.monotonic() < deadline, "the 3 entries published were not counted"
+        await asyncio.sleep(0.05)
+
+
+async def test_slow_operations_count_the_calls_over_the_threshold(redis_server: Any) -> None:
+    # A 1 µs threshold: every cache call (a Redis round trip) is slow, stream calls never count.
+    async with await solcache.RedisPool.connect(redis_server.url, slow_threshold_ms=0.001) as pool:
+        prices = solcache.PriceCache(pool)
+        await prices.set(PriceData("SOL", "1.5", source="test"))
+        for _ in range(5):
+            await prices.get_many(["SOL", "USDC"])
+        await EventStream(pool).publish(PriceUpdate("SOL", "1.5"))
+        registry = CollectorRegistry()
+        registry.register(SolcacheCollector(pool))
+        slow = families(generate_latest(registry).decode())["solcache_slow_operations"]
+        assert value(slow, "_total", operation="price_get_many") == 5
+        assert value(slow, "_total", operation="price_set") == 1
+        assert value(slow, "_total", operation="stream_publish") == 0
 
 
 async def test_app_makes_its_own_registry_and_refresher(
