@@ -12,16 +12,31 @@ from decimal import Decimal
 from solcache import MVP_TOKENS, PriceCache, PriceData, RedisPool, _core
 
 
+def _connections_received(server) -> int:
+    """Connections the server has accepted so far (this query's own included)."""
+    info = server.raw("INFO", "stats")
+    return int(next(x for x in info.split() if x.startswith("total_connections_received:"))[27:])
+
+
 async def test_200_concurrent_gets_on_20_connections(redis_server) -> None:
-    async with await RedisPool.connect(redis_server.url, max_size=20) as pool:
+    # Pool connections only (no direct connection), so the server's count is the pool's.
+    async with await RedisPool.connect(redis_server.url, max_size=20, direct_reads=False) as pool:
         cache = PriceCache(pool, ttl_ms=60_000)
         expected = {t: PriceData(t, str(i + 1), source="test") for i, t in enumerate(MVP_TOKENS)}
         await cache.set_many(expected.values())
+        before_count = pool.counts()["connections"]
+        before_received = _connections_received(redis_server)
         tokens = [MVP_TOKENS[i % len(MVP_TOKENS)] for i in range(200)]
         results = await asyncio.gather(*(cache.get(t) for t in tokens))
         assert results == [expected[t] for t in tokens]
+        # What the server saw: 200 callers never made the pool open more than max_size
+        # connections in all (the -1 is the INFO query's own connection).
+        opened = _connections_received(redis_server) - before_received - 1
         health = await pool.health()
-        assert health.connections <= 20 and health.waiting == 0
+        assert health.connections == before_count + opened <= 20, (before_count, opened)
+        assert health.waiting == 0 and health.in_use == 0
+        # ... and they are all still open: the server lists them (besides the raw query).
+        assert len(redis_server.raw("CLIENT", "LIST").splitlines()) - 1 == health.connections
 
 
 async def test_200_concurrent_sets_then_get_many(redis_server) -> None:
