@@ -89,6 +89,14 @@ class RedisServer(PrivateRedis):
     def raw(self, *args: Any) -> Any:
         return raw(self, *args)
 
+    @property
+    def version(self) -> str:
+        """`redis_version` as the server reports it in `INFO server` (e.g. "7.0.15")."""
+        info = self.raw("INFO", "server")
+        return next(
+            line.split(":", 1)[1] for line in info.split() if line.startswith("redis_version:")
+        )
+
     def stop(self) -> None:
         if self.paused:
             self.resume()
