@@ -164,13 +164,10 @@ async def test_metrics_parse_and_hold_the_documented_families(
     assert value(fams["solcache_sse_stream_entries"], "_total") == 0
     await events.publish_many([PriceUpdate("BONK", str(i)) for i in range(3)])
     deadline = time.monotonic() + 10
-    while (
-        value(
-            families((await http.get(f"{gw.url}/metrics")).text)["solcache_sse_stream_entries"],
-            "_total",
-        )
-        != 3
-    ):
+    while True:
+        fams = families((await http.get(f"{gw.url}/metrics")).text)
+        if value(fams["solcache_sse_stream_entries"], "_total") == 3:
+            break
         assert time.monotonic() < deadline, "the 3 entries published were not counted"
         await asyncio.sleep(0.05)
 

@@ -94,10 +94,13 @@ async def test_async_price_get_many_is_one_mget(redis_server: RedisServer, direc
         await cache.set_many([price(t) for t in TOKENS])
         if direct:
             await until_direct(redis_server, lambda: cache.get_many(TOKENS))
+            await cache.get(TOKENS[0])  # the direct connection's last command is now a GET
+            assert direct_last_commands(redis_server) == ["get"]
         redis_server.raw("CONFIG", "RESETSTAT")
         got = await cache.get_many(TOKENS)
         assert_one_mget(redis_server, got, TOKENS)
-        # The MGET took the path under test: the direct connection's last command, or none.
+        # The MGET took the path under test: the direct connection's last command, or no
+        # direct connection at all.
         assert direct_last_commands(redis_server) == (["mget"] if direct else [])
 
 
@@ -110,6 +113,8 @@ async def test_async_pool_state_get_many_is_one_mget(
         await cache.set_many([state(a) for a in POOLS])
         if direct:
             await until_direct(redis_server, lambda: cache.get_many(POOLS))
+            await cache.get(POOLS[0])  # the direct connection's last command is now a GET
+            assert direct_last_commands(redis_server) == ["get"]
         redis_server.raw("CONFIG", "RESETSTAT")
         got = await cache.get_many(POOLS)
         assert_one_mget(redis_server, got, POOLS)
