@@ -129,7 +129,8 @@ pub struct Subscription {
     reading_own_pending: bool,
     next_claim: Instant,
     claim_cursors: HashMap<String, String>,
-    to_ack: Vec<(String, String)>,
+    /// Processed entries waiting for their XACK, one queue per stream in first-acked order.
+    to_ack: Vec<AckQueue>,
     /// Set while a read of new entries is on the wire: if the future is dropped (a cancelled
     /// Python task), the entries it fetched are pending unseen and must be re-read.
     read_in_flight: bool,
@@ -219,17 +220,25 @@ impl Subscription {
 
     /// Entries processed but not acknowledged yet.
     pub fn unacked(&self) -> usize {
-        self.to_ack.len()
+        self.to_ack.iter().map(AckQueue::len).sum()
     }
 
     /// Mark an entry processed; its XACK goes out with the next read or [`Self::flush_acks`].
     pub fn ack_later(&mut self, stream: &str, id: &str) {
-        self.to_ack.push((stream.to_owned(), id.to_owned()));
+        // A linear scan: a subscription reads a handful of streams at most.
+        match self.to_ack.iter_mut().find(|q| q.stream == stream) {
+            Some(queue) => queue.push(id),
+            None => {
+                let mut queue = AckQueue::new(stream);
+                queue.push(id);
+                self.to_ack.push(queue);
+            }
+        }
     }
 
     /// Send the pending acknowledgements now (on shutdown).
     pub async fn flush_acks(&mut self) -> Result<()> {
-        if self.to_ack.is_empty() {
+        if self.unacked() == 0 {
             return Ok(());
         }
         let mut pipe = redis::pipe();
@@ -245,12 +254,18 @@ impl Subscription {
     }
 
     /// The queued acknowledgements reached Redis: remember how far each stream was acknowledged.
+    /// Each queue keeps its buffers for the next batch.
     fn acks_applied(&mut self) {
-        for (stream, id) in self.to_ack.drain(..) {
-            if let Some(parsed) = parse_id(&id) {
-                let highest = self.acked_up_to.entry(stream).or_insert(parsed);
-                *highest = (*highest).max(parsed);
+        for queue in &mut self.to_ack {
+            if let Some(newest) = queue.ids().filter_map(parse_id).max() {
+                match self.acked_up_to.get_mut(&queue.stream) {
+                    Some(highest) => *highest = (*highest).max(newest),
+                    None => {
+                        self.acked_up_to.insert(queue.stream.clone(), newest);
+                    }
+                }
             }
+            queue.clear();
         }
     }
 
@@ -467,13 +482,13 @@ impl Subscription {
     /// entries Redis actually acknowledged, so an XACK sent twice (after a failed read) is
     /// counted once.
     fn push_acks(&self, pipe: &mut redis::Pipeline) -> usize {
-        let mut by_stream: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (stream, id) in &self.to_ack {
-            by_stream.entry(stream).or_default().push(id);
-        }
-        let commands = by_stream.len();
-        for (stream, ids) in by_stream {
-            pipe.cmd("XACK").arg(stream).arg(&self.group).arg(ids);
+        let mut commands = 0;
+        for queue in self.to_ack.iter().filter(|q| q.len() > 0) {
+            let cmd = pipe.cmd("XACK").arg(&queue.stream).arg(&self.group);
+            for id in queue.ids() {
+                cmd.arg(id);
+            }
+            commands += 1;
         }
         commands
     }
@@ -664,6 +679,44 @@ impl Subscription {
 }
 
 /// An entry id (`ms-seq`, or `ms`, or `0`) as a comparable pair; None for `$` and `>`.
+/// One stream's entry ids waiting for their XACK, as text in one buffer (no allocation per
+/// entry once the buffers have grown to a batch).
+struct AckQueue {
+    stream: String,
+    text: String,
+    /// Where each id ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl AckQueue {
+    fn new(stream: &str) -> Self {
+        AckQueue {
+            stream: stream.to_owned(),
+            text: String::new(),
+            ends: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, id: &str) {
+        self.text.push_str(id);
+        self.ends.push(self.text.len());
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn ids(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter().copied()).map(|(a, b)| &self.text[a..b])
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+}
+
 fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
     Some((ms.parse().ok()?, seq.parse().ok()?))
@@ -671,7 +724,23 @@ fn parse_id(id: &str) -> Option<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_id;
+    use super::{parse_id, AckQueue};
+
+    #[test]
+    fn an_ack_queue_gives_back_every_id_in_order_and_reuses_its_buffers() {
+        let mut queue = AckQueue::new("stream:price-updates");
+        for id in ["1-0", "1700000000000-12", "", "2-3"] {
+            queue.push(id);
+        }
+        assert_eq!(queue.len(), 4);
+        assert_eq!(queue.ids().collect::<Vec<_>>(), ["1-0", "1700000000000-12", "", "2-3"]);
+        let capacity = queue.text.capacity();
+        queue.clear();
+        assert_eq!((queue.len(), queue.ids().count()), (0, 0));
+        queue.push("5-5");
+        assert_eq!(queue.ids().collect::<Vec<_>>(), ["5-5"]);
+        assert_eq!(queue.text.capacity(), capacity);
+    }
 
     #[test]
     fn ids_compare_as_numbers() {
