@@ -20,6 +20,9 @@
    (met / NOT met), the stream rows with their goals, the machine and every command run;
    ``--json PATH`` writes the same as JSON.
 
+``--streams-only`` measures step 4 alone (``--stream-rounds`` rounds, 3 by default) and
+prints its rows and goals: what to run when only the stream path changed.
+
 It takes a few minutes with the default 20 000 calls per row.
 """
 
@@ -41,6 +44,7 @@ from types import FrameType
 import solcache
 from comparison import run_comparison
 from comparison.peers import PEER_REQUIREMENTS
+from comparison.streams import run_streams, stream_lines
 from solcache.latency import BenchConfig
 from solcache.services.private_redis import PrivateRedis
 
@@ -91,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--uvloop", action="store_true", help="run the asyncio rows on uvloop")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON")
     p.add_argument("--redis-server", default="redis-server", help="redis-server executable")
+    p.add_argument(
+        "--streams-only", action="store_true", help="measure the event-stream rows alone"
+    )
+    p.add_argument(
+        "--stream-rounds", type=int, default=3, help="interleaved rounds of the stream rows (3)"
+    )
     return p
 
 
@@ -110,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     # Slow-call warnings are expected while this loads the machine: keep the table readable.
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("solcache").setLevel(logging.ERROR)
+    if args.streams_only:
+        return _streams_only(args)
     if not args.no_install:
         install_missing(PEER_REQUIREMENTS | ({"uvloop": UVLOOP} if args.uvloop else {}))
     # SIGTERM / SIGHUP end the run like Ctrl-C does: through `finally`, which stops the server.
@@ -145,6 +157,31 @@ def main(argv: list[str] | None = None) -> int:
     print(comparison.render())
     if args.json is not None:
         data = comparison.to_json()
+        args.json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        print(f"\nJSON: {args.json}")
+    return 0
+
+
+def _streams_only(args: argparse.Namespace) -> int:
+    """The stream rows and their goals alone, on a private server."""
+    signal.signal(signal.SIGTERM, _raise_on_signal)
+    signal.signal(signal.SIGHUP, _raise_on_signal)
+    server = PrivateRedis(tcp=True, executable=args.redis_server)
+    try:
+        server.start()
+        run = run_streams(
+            server.tcp_url,
+            rounds=max(1, args.stream_rounds),
+            progress=lambda label: print(f"  … {label}", file=sys.stderr, flush=True),
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted: redis-server stopped", file=sys.stderr)
+        return 130
+    finally:
+        server.close()
+    print("\n".join(stream_lines(run)))
+    if args.json is not None:
+        data = {"streams": run.__dict__ | {"latency": {str(k): v for k, v in run.latency.items()}}}
         args.json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         print(f"\nJSON: {args.json}")
     return 0

@@ -52,7 +52,13 @@ impl StreamEntry {
     }
 
     fn decode_event(raw: &RawEntry) -> std::result::Result<TradingEvent, String> {
-        match (raw.field("type"), raw.field("data")) {
+        Self::decode_fields(raw.field("type"), raw.field("data"))
+    }
+
+    /// The event of an entry whose `type` and `data` fields are these (None: missing), or what
+    /// is wrong with it.
+    pub fn decode_fields(kind: Option<&[u8]>, data: Option<&[u8]>) -> std::result::Result<TradingEvent, String> {
+        match (kind, data) {
             (Some(t), Some(d)) => match std::str::from_utf8(t) {
                 Ok(t) => TradingEvent::decode(t, d).map_err(|e| match e {
                     Error::InvalidInput(m) => m,

@@ -34,6 +34,7 @@ pub mod price_impact;
 pub mod slow_calls;
 pub mod stream_reply;
 pub mod stream_tail;
+pub mod stream_wire;
 pub mod subscription;
 pub mod sync_cache;
 pub mod transport;

@@ -32,7 +32,9 @@ use crate::event_stream::{validate_name, validate_stream_name, EventStream, Stre
 use crate::events::DEAD_LETTER;
 use crate::metrics::Operation;
 use crate::stream_reply::{self, RawEntry};
-use crate::transport::{BlockingConnection, Request};
+use crate::stream_wire::{self, EntryView};
+use crate::transport::handshake::GROUP_CLIENT_NAME;
+use crate::transport::{BlockingConnection, Request, WireConnection};
 
 /// How a subscription reads, reclaims and gives up.
 #[derive(Debug, Clone)]
@@ -125,7 +127,7 @@ pub struct Subscription {
     group: String,
     consumer: String,
     options: SubscriptionOptions,
-    conn: Option<BlockingConnection>,
+    conn: Option<ReadConnection>,
     reading_own_pending: bool,
     next_claim: Instant,
     claim_cursors: HashMap<String, String>,
@@ -455,9 +457,18 @@ impl Subscription {
         loop {
             let own_pending = self.reading_own_pending;
             let raws = match self.read_group(own_pending).await {
-                Ok(raws) => raws,
+                Ok(Read::Raw(raws)) => raws,
+                Ok(Read::Fresh { entries, bad }) => {
+                    self.stats.delivered += entries.len() as u64;
+                    if bad.is_empty() {
+                        return Ok(entries);
+                    }
+                    // Undecodable entries go to the dead-letter stream; the rest keep their order.
+                    self.accept(bad.into_iter().map(|r| (r, 1)).collect()).await?;
+                    return Ok(entries);
+                }
                 Err(e) => {
-                    if self.conn.as_ref().is_none_or(BlockingConnection::is_broken) {
+                    if self.conn.as_ref().is_none_or(ReadConnection::is_broken) {
                         // Whatever the lost reply held is pending now: re-read it first.
                         self.conn = None;
                         self.reading_own_pending = true;
@@ -493,9 +504,18 @@ impl Subscription {
         commands
     }
 
-    async fn read_group(&mut self, own_pending: bool) -> Result<Vec<RawEntry>> {
-        if self.conn.as_ref().is_none_or(BlockingConnection::is_broken) {
-            self.conn = Some(self.events.pool().blocking_connection(self.options.block).await?);
+    /// One XREADGROUP (own pending entries from `0`, or new ones with `BLOCK`), with the queued
+    /// XACKs pipelined in front. New entries read on a [`WireConnection`] are decoded straight
+    /// from the reply's bytes ([`Read::Fresh`]); everything else comes back raw.
+    async fn read_group(&mut self, own_pending: bool) -> Result<Read> {
+        if self.conn.as_ref().is_none_or(ReadConnection::is_broken) {
+            self.conn = None;
+            let pool = self.events.pool();
+            let conn = match WireConnection::open(pool, self.options.block, GROUP_CLIENT_NAME).await? {
+                Some(wire) => ReadConnection::Wire(wire),
+                None => ReadConnection::Pool(pool.blocking_connection(self.options.block).await?),
+            };
+            self.conn = Some(conn);
         }
         let mut pipe = redis::pipe();
         let ack_commands = self.push_acks(&mut pipe);
@@ -508,21 +528,64 @@ impl Subscription {
         for _ in &self.streams {
             cmd.arg(if own_pending { "0" } else { ">" });
         }
-        let conn = self.conn.as_mut().expect("opened above");
         self.read_in_flight = true;
-        let result = conn
-            .execute::<Vec<Value>>(Operation::StreamReadGroup, Request::Pipeline(&pipe))
-            .await;
-        self.read_in_flight = false;
-        let mut acks = result?;
+        let read = match self.conn.as_mut().expect("opened above") {
+            ReadConnection::Wire(conn) => {
+                let sent = conn
+                    .round_trip(
+                        Operation::StreamReadGroup,
+                        &pipe.get_packed_pipeline(),
+                        ack_commands + 1,
+                    )
+                    .await;
+                self.read_in_flight = false;
+                sent?;
+                let mut acked = 0;
+                for i in 0..ack_commands {
+                    acked += stream_wire::integer_reply(conn.reply(i))?.max(0) as u64;
+                }
+                let reply = conn.reply(ack_commands);
+                if own_pending {
+                    let mut raws = Vec::new();
+                    stream_wire::read_entries(reply, |e| raws.push(owned(e)))?;
+                    (acked, Read::Raw(raws))
+                } else {
+                    let (mut entries, mut bad) = (Vec::with_capacity(self.options.count), Vec::new());
+                    stream_wire::read_entries(reply, |e| {
+                        match StreamEntry::decode_fields(e.field("type"), e.field("data")) {
+                            Ok(event) => entries.push(StreamEntry {
+                                stream: e.stream.to_owned(),
+                                id: e.id.to_owned(),
+                                event: Ok(event),
+                                deliveries: 1,
+                            }),
+                            Err(_) => bad.push(owned(e)),
+                        }
+                    })?;
+                    (acked, Read::Fresh { entries, bad })
+                }
+            }
+            ReadConnection::Pool(conn) => {
+                let result = conn
+                    .execute::<Vec<Value>>(Operation::StreamReadGroup, Request::Pipeline(&pipe))
+                    .await;
+                self.read_in_flight = false;
+                let mut acks = result?;
+                let read = acks.split_off(ack_commands.min(acks.len()));
+                let mut acked = 0;
+                for n in &acks {
+                    acked += stream_reply::int(n)?.max(0) as u64;
+                }
+                let raws = read
+                    .into_iter()
+                    .next()
+                    .map_or(Ok(Vec::new()), stream_reply::read_reply_owned)?;
+                (acked, Read::Raw(raws))
+            }
+        };
         self.acks_applied();
-        let read = acks.split_off(ack_commands.min(acks.len()));
-        for n in &acks {
-            self.stats.acked += stream_reply::int(n)?.max(0) as u64;
-        }
-        read.into_iter()
-            .next()
-            .map_or(Ok(Vec::new()), stream_reply::read_reply_owned)
+        self.stats.acked += read.0;
+        Ok(read.1)
     }
 
     /// XAUTOCLAIM idle entries from every stream (continuing each stream's scan cursor).
@@ -678,7 +741,43 @@ impl Subscription {
     }
 }
 
-/// An entry id (`ms-seq`, or `ms`, or `0`) as a comparable pair; None for `$` and `>`.
+/// What one XREADGROUP brought.
+enum Read {
+    /// Entries as Redis sent them (own pending entries, or a read through the pool).
+    Raw(Vec<RawEntry>),
+    /// New entries decoded from the reply's bytes (each delivered once so far), and the ones
+    /// that could not be decoded (for the dead-letter stream).
+    Fresh {
+        entries: Vec<StreamEntry>,
+        bad: Vec<RawEntry>,
+    },
+}
+
+/// A subscription's own read connection: replies read as bytes, or through redis-rs where
+/// that cannot be (TLS).
+enum ReadConnection {
+    Wire(WireConnection),
+    Pool(BlockingConnection),
+}
+
+impl ReadConnection {
+    fn is_broken(&self) -> bool {
+        match self {
+            ReadConnection::Wire(c) => c.is_broken(),
+            ReadConnection::Pool(c) => c.is_broken(),
+        }
+    }
+}
+
+/// An entry read from the wire, copied out of the read buffer.
+fn owned(e: &EntryView<'_>) -> RawEntry {
+    RawEntry {
+        stream: e.stream.to_owned(),
+        id: e.id.to_owned(),
+        fields: e.fields.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
+    }
+}
+
 /// One stream's entry ids waiting for their XACK, as text in one buffer (no allocation per
 /// entry once the buffers have grown to a batch).
 struct AckQueue {
@@ -717,6 +816,7 @@ impl AckQueue {
     }
 }
 
+/// An entry id (`ms-seq`, or `ms`, or `0`) as a comparable pair; None for `$` and `>`.
 fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
     Some((ms.parse().ok()?, seq.parse().ok()?))

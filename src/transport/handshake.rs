@@ -23,6 +23,8 @@ pub const SYNC_CLIENT_NAME: &str = "solcache-sync";
 pub const DIRECT_CLIENT_NAME: &str = "solcache-direct";
 /// The name the kept connection of a stream tail gives itself.
 pub const TAIL_CLIENT_NAME: &str = "solcache-tail";
+/// The name of a subscription's own read connection (consumer-group reads).
+pub const GROUP_CLIENT_NAME: &str = "solcache-group";
 
 /// The handshake of one endpoint, for connections named `client_name`; see the module docs.
 pub struct Handshake {

@@ -12,7 +12,8 @@
 //! The transports:
 //! - [`async_pool`]: [`RedisPool`], bb8 over redis-rs multiplexed connections (tokio);
 //! - [`sync_pool`]: [`SyncPool`], blocking connections used on the caller's thread;
-//! - [`direct`]: a connection an event loop drives itself, as a sans-IO state machine.
+//! - [`direct`]: a connection an event loop drives itself, as a sans-IO state machine;
+//! - [`wire_connection`]: a dedicated connection whose replies are read as bytes (group reads).
 //!
 //! Caches are written against [`Transport`] and [`BlockingTransport`], not against a pool: a
 //! new topology (a cluster) is one more implementation of these two traits.
@@ -26,6 +27,7 @@ pub mod resp;
 pub mod retry;
 pub mod settings;
 pub mod sync_pool;
+pub mod wire_connection;
 
 use std::future::Future;
 
@@ -36,6 +38,7 @@ pub use endpoint::{redact_url, Endpoint};
 pub use request::Request;
 pub use settings::PoolConfig;
 pub use sync_pool::SyncPool;
+pub use wire_connection::WireConnection;
 
 use crate::error::Result;
 use crate::metrics::{Metrics, Operation};

@@ -37,6 +37,11 @@ impl DirectSocket {
     /// Connect (blocking, up to `connect_timeout` per step), run the shared handshake (named
     /// `solcache-direct`), then switch the socket to non-blocking mode.
     pub fn connect(endpoint: &Endpoint, connect_timeout: Duration) -> Result<DirectSocket> {
+        Self::connect_as(endpoint, connect_timeout, DIRECT_CLIENT_NAME)
+    }
+
+    /// [`DirectSocket::connect`] for a connection named `client_name` in `CLIENT LIST`.
+    pub fn connect_as(endpoint: &Endpoint, connect_timeout: Duration, client_name: &str) -> Result<DirectSocket> {
         let url = endpoint.redacted_url();
         let io_error = |e: std::io::Error| connect_error(e, url, connect_timeout);
         let mut socket = match endpoint.addr() {
@@ -67,7 +72,7 @@ impl DirectSocket {
             }
         };
         socket.set_timeouts(connect_timeout).map_err(io_error)?;
-        socket.handshake(&Handshake::new(endpoint, DIRECT_CLIENT_NAME), url, connect_timeout)?;
+        socket.handshake(&Handshake::new(endpoint, client_name), url, connect_timeout)?;
         socket.set_nonblocking().map_err(io_error)?;
         Ok(socket)
     }

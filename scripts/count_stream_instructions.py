@@ -1,0 +1,113 @@
+"""Count the client instructions per event of a consumer-group read + ack, under callgrind.
+
+    python scripts/count_stream_instructions.py [--small 2000] [--large 7000]
+
+It starts a private redis-server, publishes ``large`` events, then runs the benchmark's
+consumer (``async for entry in sub``, batch 100, each entry's event read) twice under
+``valgrind --tool=callgrind``: once for ``small`` events, once for ``large``. The difference
+of the two totals divided by ``large - small`` is the cost per event with the interpreter's
+start-up, imports and connection set-up taken out. Instruction counts hardly move with the
+machine's load, unlike the wall clock, so one comparison before and after a change is enough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+STREAM = "stream:count-events"
+
+
+def consume(url: str, total: int, count: int) -> None:
+    """The measured process: read and acknowledge ``total`` entries through the iterator."""
+    import solcache
+
+    async def run() -> None:
+        async with await solcache.RedisPool.connect(url) as pool:
+            events = solcache.EventStream(pool)
+            group = f"count-{time.monotonic_ns()}"
+            await events.ensure_group(STREAM, group, "0")
+            seen = 0
+            async with events.subscribe(STREAM, group, "count", count=count) as sub:
+                async for entry in sub:
+                    if entry.event is None:
+                        raise AssertionError(f"undecodable entry {entry!r}")
+                    seen += 1
+                    if seen >= total:
+                        break
+            await events.delete_group(STREAM, group)
+
+    asyncio.run(run())
+
+
+def publish(url: str, total: int) -> None:
+    import solcache
+
+    async def run() -> None:
+        async with await solcache.RedisPool.connect(url) as pool:
+            events = solcache.EventStream(pool, maxlen_per_stream={STREAM: total * 2})
+            batch = [solcache.PriceUpdate("SOL", Decimal("187.2345") + i) for i in range(1000)]
+            for _ in range(total // 1000 + 1):
+                await events.publish_many(batch, STREAM)
+
+    asyncio.run(run())
+
+
+def instructions(url: str, total: int, count: int, out_dir: Path) -> int:
+    """Total instructions (every thread) of one consumer process under callgrind."""
+    out = out_dir / f"callgrind.{total}.out"
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        __file__,
+        "--consume",
+        url,
+        str(total),
+        str(count),
+    ]
+    run = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if found is None:
+        raise RuntimeError(f"no callgrind total in: {run.stderr[-500:]}")
+    return int(found.group(1))
+
+
+def main() -> int:
+    if len(sys.argv) == 5 and sys.argv[1] == "--consume":
+        consume(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--small", type=int, default=2000)
+    p.add_argument("--large", type=int, default=7000)
+    p.add_argument("--count", type=int, default=100, help="entries per read (100)")
+    p.add_argument("--keep", type=Path, help="keep the callgrind output files here")
+    args = p.parse_args()
+    from solcache.services.private_redis import PrivateRedis
+
+    server = PrivateRedis(tcp=True)
+    server.start()
+    try:
+        publish(server.tcp_url, args.large)
+        with tempfile.TemporaryDirectory() as tmp:
+            out_dir = args.keep or Path(tmp)
+            small = instructions(server.tcp_url, args.small, args.count, out_dir)
+            large = instructions(server.tcp_url, args.large, args.count, out_dir)
+        per_event = (large - small) / (args.large - args.small)
+        print(f"{args.small} events: {small:,} Ir; {args.large} events: {large:,} Ir")
+        print(f"read + ack: {per_event:,.0f} client instructions per event")
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

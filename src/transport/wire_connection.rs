@@ -1,0 +1,158 @@
+//! [`WireConnection`]: a connection of its own, outside the pool, that sends a pipeline and
+//! hands back its replies as the bytes Redis sent, for a caller that reads them itself
+//! ([`crate::stream_wire`] on the consumer-group read path: no reply tree per entry).
+//!
+//! Plain TCP and unix sockets, opened and handshaken like a direct connection
+//! ([`DirectSocket::connect_as`], on a blocking thread), then driven by tokio. A `rediss://`
+//! endpoint gets none ([`WireConnection::open`] says so): the caller uses a
+//! [`BlockingConnection`](super::BlockingConnection) there.
+
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::direct::{supports, DirectSocket};
+use super::RedisPool;
+use crate::error::{Error, Result};
+use crate::metrics::Operation;
+use crate::stream_wire::ReplyScan;
+
+/// Room made in the read buffer before each read (a batch of 100 entries is about 25 KiB).
+const READ_CHUNK: usize = 64 * 1024;
+
+enum Socket {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+/// A dedicated connection whose replies are read as bytes; see the module docs.
+pub struct WireConnection {
+    socket: Socket,
+    pool: RedisPool,
+    response_timeout: Duration,
+    /// The last round trip's reply bytes (the buffer is kept for the next one).
+    buf: Vec<u8>,
+    /// Where each of those replies lies in `buf`.
+    replies: Vec<Range<usize>>,
+    /// An I/O error, a timeout or a round trip that did not finish (its future was dropped):
+    /// the reply stream can no longer be trusted.
+    broken: bool,
+}
+
+impl WireConnection {
+    /// A connection named `client_name`, whose response timeout is `block + response_timeout`
+    /// (a long `BLOCK` is not a dead server); `Ok(None)` for an endpoint it cannot drive (TLS).
+    pub async fn open(pool: &RedisPool, block: Duration, client_name: &str) -> Result<Option<WireConnection>> {
+        if pool.is_closed() {
+            return Err(Error::PoolClosed);
+        }
+        if !supports(pool.endpoint()) {
+            return Ok(None);
+        }
+        let (endpoint, connect_timeout) = (pool.endpoint().clone(), pool.config().connect_timeout);
+        let name = client_name.to_owned();
+        let connected =
+            tokio::task::spawn_blocking(move || DirectSocket::connect_as(&endpoint, connect_timeout, &name))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Error::Connection {
+                        url: pool.redacted_url().to_owned(),
+                        message: format!("the connect thread failed: {e}"),
+                    })
+                });
+        let socket = connected.and_then(|s| {
+            let io = |e: std::io::Error| Error::Connection {
+                url: pool.redacted_url().to_owned(),
+                message: e.to_string(),
+            };
+            // The socket is non-blocking already (DirectSocket set it so).
+            Ok(match s {
+                DirectSocket::Tcp(s) => Socket::Tcp(tokio::net::TcpStream::from_std(s).map_err(io)?),
+                DirectSocket::Unix(s) => Socket::Unix(tokio::net::UnixStream::from_std(s).map_err(io)?),
+            })
+        });
+        let socket = socket.inspect_err(|e| pool.metrics().record_error(e))?;
+        Ok(Some(WireConnection {
+            socket,
+            pool: pool.clone(),
+            response_timeout: block + pool.config().response_timeout,
+            buf: Vec::new(),
+            replies: Vec::new(),
+            broken: false,
+        }))
+    }
+
+    /// Send `packed` (a pipeline of `replies` commands) and wait for all its replies, recorded
+    /// as `op`; then [`WireConnection::reply`] gives each one's bytes. No retry: after an error
+    /// the connection is broken and the caller opens a new one.
+    pub async fn round_trip(&mut self, op: Operation, packed: &[u8], replies: usize) -> Result<()> {
+        if self.pool.is_closed() {
+            return Err(Error::PoolClosed);
+        }
+        let started = Instant::now();
+        self.broken = true; // until the last reply is in: a dropped future leaves it so
+        let result = match tokio::time::timeout(self.response_timeout, self.exchange(packed, replies)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                operation: "blocking response",
+                timeout: self.response_timeout,
+            }),
+        };
+        self.broken = result.is_err();
+        self.pool.metrics().record_outcome(op, started.elapsed(), &result);
+        result
+    }
+
+    async fn exchange(&mut self, packed: &[u8], replies: usize) -> Result<()> {
+        let url = self.pool.redacted_url();
+        let io = |e: std::io::Error| Error::Connection {
+            url: url.to_owned(),
+            message: e.to_string(),
+        };
+        match &mut self.socket {
+            Socket::Tcp(s) => s.write_all(packed).await,
+            Socket::Unix(s) => s.write_all(packed).await,
+        }
+        .map_err(io)?;
+        self.buf.clear();
+        self.replies.clear();
+        let mut scan = ReplyScan::new(0);
+        while self.replies.len() < replies {
+            match scan.advance(&self.buf)? {
+                Some(end) => {
+                    self.replies.push(scan.start()..end);
+                    scan = ReplyScan::new(end);
+                    continue;
+                }
+                None => {
+                    self.buf.reserve(READ_CHUNK);
+                    let n = match &mut self.socket {
+                        Socket::Tcp(s) => s.read_buf(&mut self.buf).await,
+                        Socket::Unix(s) => s.read_buf(&mut self.buf).await,
+                    }
+                    .map_err(io)?;
+                    if n == 0 {
+                        return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
+                    }
+                }
+            }
+        }
+        if scan.start() != self.buf.len() {
+            return Err(Error::unexpected_reply(
+                "read connection out of step: bytes after the last reply",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bytes of reply `i` of the last round trip (one complete RESP2 reply).
+    pub fn reply(&self, i: usize) -> &[u8] {
+        &self.buf[self.replies[i].clone()]
+    }
+
+    /// True once a round trip failed or did not finish: open a new one.
+    pub fn is_broken(&self) -> bool {
+        self.broken || self.pool.is_closed()
+    }
+}
