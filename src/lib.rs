@@ -31,6 +31,7 @@ pub mod models;
 pub mod pool_state_cache;
 pub mod price_cache;
 pub mod price_impact;
+pub mod read_ahead;
 pub mod slow_calls;
 pub mod stream_reply;
 pub mod stream_tail;

@@ -26,11 +26,35 @@ fn unexpected(what: &str) -> Error {
     Error::unexpected_reply(format!("unexpected {what} in an XREAD reply"))
 }
 
+/// A header's integer, read digit by digit (every bulk string and array header has one:
+/// `str::parse` with its UTF-8 check cost about as much as the rest of the walk).
 fn integer(text: &[u8]) -> Result<i64> {
-    std::str::from_utf8(text)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| protocol(format!("bad integer {:?}", String::from_utf8_lossy(text))))
+    let bad = || protocol(format!("bad integer {:?}", String::from_utf8_lossy(text)));
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() {
+        return Err(bad());
+    }
+    let mut n: i64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return Err(bad());
+        }
+        // Accumulated as a negative number so that i64::MIN fits.
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_sub(i64::from(d)))
+            .ok_or_else(bad)?;
+    }
+    if negative {
+        Ok(n)
+    } else {
+        n.checked_neg().ok_or_else(bad)
+    }
 }
 
 /// The header line at `pos`: its type byte, its text and where the next element starts; None
@@ -144,6 +168,8 @@ enum Element<'a> {
     Array(usize),
     Nil,
     Text(&'a [u8]),
+    /// An integer reply's digits: bytes for a field, but not a name or an id.
+    Int(&'a [u8]),
     Error(&'a [u8]),
 }
 
@@ -152,7 +178,11 @@ impl<'a> Cursor<'a> {
         let (kind, text, next) = header(self.buf, self.pos).ok_or_else(|| protocol("reply cut short"))?;
         self.pos = next;
         Ok(match kind {
-            b'+' | b':' => Element::Text(text),
+            b'+' => Element::Text(text),
+            b':' => {
+                integer(text)?;
+                Element::Int(text)
+            }
             b'-' => Element::Error(text),
             b'$' => match integer(text)? {
                 n if n < 0 => Element::Nil,
@@ -180,13 +210,16 @@ impl<'a> Cursor<'a> {
 
     fn bytes(&mut self) -> Result<&'a [u8]> {
         match self.element()? {
-            Element::Text(t) => Ok(t),
+            Element::Text(t) | Element::Int(t) => Ok(t),
             _ => Err(unexpected("non-string")),
         }
     }
 
     fn text(&mut self) -> Result<&'a str> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| unexpected("non-UTF-8 string"))
+        match self.element()? {
+            Element::Text(t) => std::str::from_utf8(t).map_err(|_| unexpected("non-UTF-8 string")),
+            _ => Err(unexpected("non-string")),
+        }
     }
 }
 
@@ -201,7 +234,7 @@ pub fn read_entries<'a>(reply: &'a [u8], mut each: impl FnMut(&EntryView<'_>)) -
         Element::Nil => return Ok(()),
         Element::Error(message) => return Err(Error::error_reply(String::from_utf8_lossy(message))),
         Element::Array(n) => n,
-        Element::Text(_) => return Err(unexpected("string")),
+        Element::Text(_) | Element::Int(_) => return Err(unexpected("string")),
     };
     let mut fields: Vec<(&'a [u8], &'a [u8])> = Vec::new();
     for _ in 0..streams {
@@ -242,6 +275,7 @@ pub fn read_entries<'a>(reply: &'a [u8], mut each: impl FnMut(&EntryView<'_>)) -
 pub fn integer_reply(reply: &[u8]) -> Result<i64> {
     let mut c = Cursor { buf: reply, pos: 0 };
     match c.element()? {
+        Element::Int(t) => integer(t),
         Element::Text(t) => integer(t).map_err(|_| unexpected("non-integer")),
         Element::Error(message) => Err(Error::error_reply(String::from_utf8_lossy(message))),
         _ => Err(unexpected("non-integer")),

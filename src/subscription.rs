@@ -225,6 +225,12 @@ impl Subscription {
         self.to_ack.iter().map(AckQueue::len).sum()
     }
 
+    /// `n` entries of a batch were read but never handed to the caller (a batch read ahead when
+    /// the subscription closed): they are pending, not delivered.
+    pub fn not_handed(&mut self, n: usize) {
+        self.stats.delivered = self.stats.delivered.saturating_sub(n as u64);
+    }
+
     /// Mark an entry processed; its XACK goes out with the next read or [`Self::flush_acks`].
     pub fn ack_later(&mut self, stream: &str, id: &str) {
         // A linear scan: a subscription reads a handful of streams at most.

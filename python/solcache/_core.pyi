@@ -447,8 +447,11 @@ class SubscriptionStats:
 class CoreSubscription:
     """The Rust consumer; ``solcache.Subscription`` wraps it as an async iterator."""
 
-    def next_batch(self, acks: Sequence[tuple[str, str]]) -> Awaitable[list[StreamEntry]]:
-        """Acknowledge ``(stream, id)`` pairs, then read the next batch."""
+    def next_batch(
+        self, acks: Sequence[tuple[str, str]], read_ahead: bool = False
+    ) -> Awaitable[list[StreamEntry]]:
+        """Acknowledge ``(stream, id)`` pairs, then read the next batch; with ``read_ahead``,
+        the read of the batch after it starts at once."""
     def flush_acks(self, acks: Sequence[tuple[str, str]]) -> Awaitable[None]: ...
     def close(self, acks: Sequence[tuple[str, str]]) -> Awaitable[None]:
         """Send the acknowledgements, then close the subscription's own connection."""

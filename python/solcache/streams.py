@@ -132,7 +132,10 @@ class Subscription:
     (e.g. by ``break``) acknowledges the last one too. ``batches()`` does the same per
     batch. For explicit control, use ``next_batch()`` and ``ack()``. Acknowledgements ride
     along with the next read, so they cost no extra round trip; ``close()`` sends any that
-    are still queued.
+    are still queued. The iterator and ``batches()`` read the next batch while the loop body
+    handles the current one (so a batch's acknowledgements ride one read later); a batch read
+    ahead when the subscription closes stays pending for this consumer and is delivered again
+    (to it first when it comes back, or to another after ``claim_min_idle_ms``).
 
     Outages do not end the loop: while Redis is unreachable (or the group is being created
     again) ``state`` is ``"retrying"`` and the iterator waits; see ``EventStream.subscribe``.
@@ -172,11 +175,14 @@ class Subscription:
 
     async def next_batch(self) -> list[StreamEntry]:
         """Send queued acknowledgements, then read the next batch (empty if none arrived)."""
+        return await self._next_batch(read_ahead=False)
+
+    async def _next_batch(self, read_ahead: bool) -> list[StreamEntry]:
         if self._closed:
             raise ConnectionError("the subscription is closed")
         acks, self._acks = self._acks, []
         try:
-            return await self._core.next_batch(acks)
+            return await self._core.next_batch(acks, read_ahead)
         except BaseException:
             self._acks = acks + self._acks  # nothing was acknowledged: keep them queued
             raise
@@ -192,14 +198,14 @@ class Subscription:
         while not self._buffer:
             if self._closed:
                 raise StopAsyncIteration
-            self._buffer.extend(await self.next_batch())
+            self._buffer.extend(await self._next_batch(read_ahead=True))
         self._current = self._buffer.popleft()
         return self._current
 
     async def batches(self) -> AsyncIterator[list[StreamEntry]]:
         """Yield non-empty batches; each is acknowledged when the next one is requested."""
         while not self._closed:
-            batch = await self.next_batch()
+            batch = await self._next_batch(read_ahead=True)
             if batch:
                 yield batch
                 self.ack(*batch)

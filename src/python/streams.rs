@@ -14,6 +14,7 @@ use super::events::{event_to_py, PyTradingEvent};
 use super::pool::PyRedisPool;
 use super::tail::PyCoreTail;
 use crate::event_stream::{EventStream, GroupInfo, StreamEntry, StreamInfo};
+use crate::read_ahead::ReadAhead;
 use crate::stream_tail::TailRetry;
 use crate::subscription::{Subscription, SubscriptionOptions, SubscriptionState, SubscriptionStats};
 
@@ -207,7 +208,7 @@ impl PySubscriptionStats {
 /// The Rust consumer; `solcache.Subscription` wraps it as an async iterator.
 #[pyclass(name = "CoreSubscription", module = "solcache._core", frozen)]
 pub struct PyCoreSubscription {
-    inner: Arc<tokio::sync::Mutex<Subscription>>,
+    inner: Arc<ReadAhead>,
     /// Last stats and state, readable while a read holds the subscription.
     status: Arc<Mutex<Status>>,
 }
@@ -267,42 +268,42 @@ impl Acks {
 
 #[pymethods]
 impl PyCoreSubscription {
-    /// Acknowledge `(stream, id)` pairs, then read the next batch (awaitable).
-    fn next_batch<'py>(&self, py: Python<'py>, acks: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    /// Acknowledge `(stream, id)` pairs, then read the next batch (awaitable). With
+    /// `read_ahead`, the batch after it is read while the caller handles this one.
+    #[pyo3(signature = (acks, read_ahead = false))]
+    fn next_batch<'py>(
+        &self,
+        py: Python<'py>,
+        acks: &Bound<'py, PyAny>,
+        read_ahead: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let acks = Acks::from_py(acks)?;
-        let (inner, status) = (self.inner.clone(), self.status.clone());
+        let inner = self.inner.clone();
         spawn(py, async move {
-            let mut sub = inner.lock().await;
-            acks.mark(&mut sub);
-            let batch = sub.next_batch().await;
-            Status::publish(&status, &sub);
-            Ok(Entries(batch?))
+            let batch = inner.next_batch(|sub| acks.mark(sub), read_ahead).await?;
+            Ok(Entries(batch))
         })
     }
 
     /// Send `(stream, id)` acknowledgements, then close the subscription's own connection
-    /// (awaitable).
+    /// (awaitable). A batch read ahead stays pending for this consumer.
     fn close<'py>(&self, py: Python<'py>, acks: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let acks = Acks::from_py(acks)?;
-        let (inner, status) = (self.inner.clone(), self.status.clone());
-        spawn(py, async move {
-            let mut sub = inner.lock().await;
-            acks.mark(&mut sub);
-            let result = sub.close().await;
-            Status::publish(&status, &sub);
-            Ok(result?)
-        })
+        let inner = self.inner.clone();
+        spawn(py, async move { Ok(inner.close(|sub| acks.mark(sub)).await?) })
     }
 
     /// Acknowledge `(stream, id)` pairs now (awaitable).
     fn flush_acks<'py>(&self, py: Python<'py>, acks: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let acks = Acks::from_py(acks)?;
-        let (inner, status) = (self.inner.clone(), self.status.clone());
+        let inner = self.inner.clone();
         spawn(py, async move {
-            let mut sub = inner.lock().await;
-            acks.mark(&mut sub);
-            let result = sub.flush_acks().await;
-            Status::publish(&status, &sub);
+            let result = inner
+                .with(async |sub: &mut Subscription| {
+                    acks.mark(sub);
+                    sub.flush_acks().await
+                })
+                .await;
             Ok(result?)
         })
     }
@@ -526,9 +527,12 @@ impl PyEventStream {
             give_up_after: give_up_after_ms.map(|t| ms(t.0, "give_up_after_ms")).transpose()?,
         };
         let sub = Subscription::new(self.inner.clone(), streams, group, consumer, options)?;
+        let status = Arc::new(Mutex::new(Status::default()));
+        let shared = status.clone();
+        let on_read = Arc::new(move |sub: &Subscription| Status::publish(&shared, sub));
         Ok(PyCoreSubscription {
-            inner: Arc::new(tokio::sync::Mutex::new(sub)),
-            status: Arc::new(Mutex::new(Status::default())),
+            inner: Arc::new(ReadAhead::new(sub, on_read)),
+            status,
         })
     }
 }

@@ -1,0 +1,106 @@
+//! [`ReadAhead`]: a [`Subscription`] shared by its caller and a read of the next batch that runs
+//! while the caller handles the current one.
+//!
+//! Without it, every batch costs the caller a full round trip: Redis prepares the next batch
+//! only after the caller asked for it. With `read_ahead`, [`ReadAhead::next_batch`] hands back
+//! a batch and at once starts reading the next one on the runtime, so the server's work and
+//! the caller's overlap. The acknowledgements the caller passes with a call then ride with the
+//! read after the one already under way (one batch later than without).
+//!
+//! Closing waits for a read ahead to finish (at most its `block`). A batch read ahead that
+//! nobody asked for when the subscription closes stays pending for this consumer: it is read again first when the consumer comes back (its own pending entries come
+//! first), or reclaimed by another consumer after `claim_min_idle`. At-least-once, as always.
+
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::error::Result;
+use crate::event_stream::StreamEntry;
+use crate::subscription::{Subscription, SubscriptionState};
+
+/// Called with the subscription after each read (to publish its state and counters).
+pub type OnRead = Arc<dyn Fn(&Subscription) + Send + Sync>;
+
+/// A subscription with an optional read ahead; see the module docs.
+pub struct ReadAhead {
+    sub: Arc<Mutex<Subscription>>,
+    /// The read of the next batch, while one runs or its batch waits for the caller.
+    ahead: Mutex<Option<JoinHandle<Result<Vec<StreamEntry>>>>>,
+    on_read: OnRead,
+}
+
+impl ReadAhead {
+    /// `sub`, calling `on_read` after each of its reads.
+    pub fn new(sub: Subscription, on_read: OnRead) -> Self {
+        ReadAhead {
+            sub: Arc::new(Mutex::new(sub)),
+            ahead: Mutex::new(None),
+            on_read,
+        }
+    }
+
+    /// The next batch: the one read ahead if there is one, else one read now (after `mark`
+    /// queued acknowledgements on the subscription). With `read_ahead`, the read of the batch
+    /// after it starts before this returns. Cancel-safe: a batch read ahead is kept until a
+    /// call takes it.
+    pub async fn next_batch(&self, mark: impl FnOnce(&mut Subscription), read_ahead: bool) -> Result<Vec<StreamEntry>> {
+        let mut ahead = self.ahead.lock().await;
+        let early = match ahead.as_mut() {
+            Some(read) => {
+                // A read ahead that ended without a batch (a panic, a runtime shutting down)
+                // is read again now; what it fetched is pending and re-read first.
+                let batch = read.await.ok();
+                *ahead = None;
+                batch
+            }
+            None => None,
+        };
+        let mut sub = self.sub.lock().await;
+        mark(&mut sub);
+        let batch = match early {
+            Some(batch) => batch,
+            None => {
+                let batch = sub.next_batch().await;
+                (self.on_read)(&sub);
+                batch
+            }
+        };
+        if read_ahead && batch.is_ok() && sub.state() != SubscriptionState::Stopped {
+            let (shared, on_read) = (self.sub.clone(), self.on_read.clone());
+            *ahead = Some(tokio::spawn(async move {
+                let mut sub = shared.lock().await;
+                let batch = sub.next_batch().await;
+                on_read(&sub);
+                batch
+            }));
+        }
+        batch
+    }
+
+    /// Run `f` on the subscription (waiting for a read ahead to finish its read).
+    pub async fn with<T>(&self, f: impl AsyncFnOnce(&mut Subscription) -> T) -> T {
+        let mut sub = self.sub.lock().await;
+        let out = f(&mut sub).await;
+        (self.on_read)(&sub);
+        out
+    }
+
+    /// Let a read ahead finish (up to its `block`: the acknowledgements it carried are counted
+    /// by their replies; its batch, if one came, stays pending: see the module docs), then
+    /// queue `mark`'s acknowledgements, send them and close the connection.
+    pub async fn close(&self, mark: impl FnOnce(&mut Subscription)) -> Result<()> {
+        let mut ahead = self.ahead.lock().await;
+        let unread = match ahead.take() {
+            Some(read) => read.await.ok().and_then(|b| b.ok()).map_or(0, |b| b.len()),
+            None => 0,
+        };
+        self.with(async |sub: &mut Subscription| {
+            sub.not_handed(unread);
+            mark(sub);
+            sub.close().await
+        })
+        .await
+    }
+}
