@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
@@ -68,15 +69,50 @@ impl ReadAhead {
             }
         };
         if read_ahead && batch.is_ok() && sub.state() != SubscriptionState::Stopped {
-            let (shared, on_read) = (self.sub.clone(), self.on_read.clone());
-            *ahead = Some(tokio::spawn(async move {
-                let mut sub = shared.lock().await;
-                let batch = sub.next_batch().await;
-                on_read(&sub);
-                batch
-            }));
+            *ahead = Some(self.read_next());
         }
         batch
+    }
+
+    /// True when a batch read ahead is there to take (see [`ReadAhead::take_ready`]).
+    pub fn is_ready(&self) -> bool {
+        self.ahead
+            .try_lock()
+            .is_ok_and(|ahead| ahead.as_ref().is_some_and(JoinHandle::is_finished))
+    }
+
+    /// The batch read ahead if its read has finished, taken without waiting (no hop to the
+    /// runtime and back): `mark` queues acknowledgements and the read of the batch after it
+    /// starts. `None` when there is none ready yet (`mark` was not called): use
+    /// [`ReadAhead::next_batch`]. Must be called within the runtime's context.
+    pub fn take_ready(&self, mark: impl FnOnce(&mut Subscription)) -> Option<Result<Vec<StreamEntry>>> {
+        let mut ahead = self.ahead.try_lock().ok()?;
+        if !ahead.as_ref()?.is_finished() {
+            return None;
+        }
+        // Free once the read finished, unless a flush or close holds it: then wait for it.
+        let mut sub = self.sub.try_lock().ok()?;
+        let batch = match ahead.take()?.now_or_never()? {
+            Ok(batch) => batch,
+            Err(_) => return None, // ended without a batch: next_batch reads again
+        };
+        mark(&mut sub);
+        if batch.is_ok() && sub.state() != SubscriptionState::Stopped {
+            drop(sub);
+            *ahead = Some(self.read_next());
+        }
+        Some(batch)
+    }
+
+    /// Start reading the next batch on the runtime.
+    fn read_next(&self) -> JoinHandle<Result<Vec<StreamEntry>>> {
+        let (shared, on_read) = (self.sub.clone(), self.on_read.clone());
+        tokio::spawn(async move {
+            let mut sub = shared.lock().await;
+            let batch = sub.next_batch().await;
+            on_read(&sub);
+            batch
+        })
     }
 
     /// Run `f` on the subscription (waiting for a read ahead to finish its read).

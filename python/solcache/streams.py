@@ -182,6 +182,10 @@ class Subscription:
             raise ConnectionError("the subscription is closed")
         acks, self._acks = self._acks, []
         try:
+            if read_ahead:
+                ready = self._core.take_ready(acks)  # no round through the runtime
+                if ready is not None:
+                    return ready
             return await self._core.next_batch(acks, read_ahead)
         except BaseException:
             self._acks = acks + self._acks  # nothing was acknowledged: keep them queued

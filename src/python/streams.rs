@@ -285,6 +285,21 @@ impl PyCoreSubscription {
         })
     }
 
+    /// The batch read ahead if it is there already, without a round through the runtime
+    /// (`acks` are then queued); None when it is not (`acks` untouched): await
+    /// `next_batch(acks, True)` instead.
+    fn take_ready<'py>(&self, py: Python<'py>, acks: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyList>>> {
+        if !self.inner.is_ready() {
+            return Ok(None);
+        }
+        let acks = Acks::from_py(acks)?;
+        let _in_runtime = super::bridge::runtime().enter();
+        match self.inner.take_ready(|sub| acks.mark(sub)) {
+            None => Ok(None),
+            Some(batch) => Ok(Some(Entries(batch?).into_pyobject(py)?)),
+        }
+    }
+
     /// Send `(stream, id)` acknowledgements, then close the subscription's own connection
     /// (awaitable). A batch read ahead stays pending for this consumer.
     fn close<'py>(&self, py: Python<'py>, acks: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {

@@ -133,6 +133,41 @@ async def test_10hz_for_10s_all_in_order_with_latency(events: EventStream, redis
 # --- groups and consumers ------------------------------------------------------------------------
 
 
+async def test_the_iterator_reads_the_next_batch_ahead_and_a_closed_one_leaves_it_pending(
+    events: EventStream, redis_server
+) -> None:
+    """While the loop body handles a batch, the next one is already read (delivered to this
+    consumer); closing leaves a batch read ahead pending for this consumer, not counted as
+    delivered, and the consumer gets it first when it comes back. ``next_batch()`` never
+    reads ahead."""
+    s, group = STREAM_PRICE_UPDATES, "ahead"
+    ids = await events.publish_many(prices(30))
+    await events.ensure_group(s, group, "0")
+    sub = events.subscribe(s, group, "c", count=10)
+    async with sub:
+        async for entry in sub:
+            if entry.id == ids[0]:
+                # The first batch is in hand; the read of the second one was started with it.
+                await wait_until(lambda: len(pending_ids(redis_server, s, group, "c")) == 20)
+            if entry.id == ids[14]:
+                await wait_until(lambda: len(pending_ids(redis_server, s, group, "c")) >= 20)
+                break
+    # Handled 0..14 (the break acks the last one); 20..29 were read ahead and never handed out.
+    assert pending_ids(redis_server, s, group, "c") == set(ids[15:])
+    assert (sub.stats.delivered, sub.stats.acked) == (20, 15)
+
+    again = events.subscribe(s, group, "c", count=10)
+    first = await again.next_batch()
+    assert [e.id for e in first] == ids[15:25]  # its own pending entries first
+    assert pending_ids(redis_server, s, group, "c") == set(ids[15:])  # no read ahead here
+    again.ack(*first)
+    rest = await again.next_batch()
+    again.ack(*rest)
+    await again.close()
+    assert [e.id for e in rest] == ids[25:]
+    assert pending_count(redis_server, s, group) == 0
+
+
 async def test_two_groups_each_receive_every_event(events: EventStream, redis_server) -> None:
     s = STREAM_PRICE_UPDATES
     for g in ("risk", "ui"):
