@@ -288,7 +288,10 @@ pub fn integer_reply(reply: &[u8]) -> Result<i64> {
 mod tests {
     use super::*;
 
-    fn entries(reply: &[u8]) -> Result<Vec<(String, String, Vec<(Vec<u8>, Vec<u8>)>)>> {
+    /// Stream, id and fields of each entry.
+    type Owned = (String, String, crate::stream_reply::Fields);
+
+    fn entries(reply: &[u8]) -> Result<Vec<Owned>> {
         let mut out = Vec::new();
         read_entries(reply, |e| {
             let fields = e.fields.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
