@@ -124,10 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return _streams_only(args)
     if not args.no_install:
         install_missing(PEER_REQUIREMENTS | ({"uvloop": UVLOOP} if args.uvloop else {}))
-    # SIGTERM / SIGHUP end the run like Ctrl-C does: through `finally`, which stops the server.
-    signal.signal(signal.SIGTERM, _raise_on_signal)
-    signal.signal(signal.SIGHUP, _raise_on_signal)
-    server = PrivateRedis(tcp=True, executable=args.redis_server)
+    server = _private_server(args)
     try:
         server.start()
         cfg = BenchConfig(
@@ -162,11 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _streams_only(args: argparse.Namespace) -> int:
-    """The stream rows and their goals alone, on a private server."""
+def _private_server(args: argparse.Namespace) -> PrivateRedis:
+    """The run's server, not started yet. SIGTERM / SIGHUP end the run like Ctrl-C does:
+    through the caller's ``finally``, which stops the server."""
     signal.signal(signal.SIGTERM, _raise_on_signal)
     signal.signal(signal.SIGHUP, _raise_on_signal)
-    server = PrivateRedis(tcp=True, executable=args.redis_server)
+    return PrivateRedis(tcp=True, executable=args.redis_server)
+
+
+def _streams_only(args: argparse.Namespace) -> int:
+    """The stream rows and their goals alone, on a private server."""
+    server = _private_server(args)
     try:
         server.start()
         run = run_streams(

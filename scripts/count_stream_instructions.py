@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,23 +25,15 @@ STREAM = "stream:count-events"
 
 
 def consume(url: str, total: int, count: int) -> None:
-    """The measured process: read and acknowledge ``total`` entries through the iterator."""
+    """The measured process: the benchmark row's consumer (``consume_rate`` of
+    ``benches/comparison/streams.py``) reads and acknowledges ``total`` entries."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benches"))
     import solcache
+    from comparison.streams import consume_rate
 
     async def run() -> None:
         async with await solcache.RedisPool.connect(url) as pool:
-            events = solcache.EventStream(pool)
-            group = f"count-{time.monotonic_ns()}"
-            await events.ensure_group(STREAM, group, "0")
-            seen = 0
-            async with events.subscribe(STREAM, group, "count", count=count) as sub:
-                async for entry in sub:
-                    if entry.event is None:
-                        raise AssertionError(f"undecodable entry {entry!r}")
-                    seen += 1
-                    if seen >= total:
-                        break
-            await events.delete_group(STREAM, group)
+            await consume_rate(solcache.EventStream(pool), STREAM, total, count)
 
     asyncio.run(run())
 
