@@ -1,7 +1,9 @@
 //! Consumer-group reading with at-least-once delivery.
 //!
 //! A [`Subscription`] reads with XREADGROUP on a connection of its own (blocking reads never
-//! starve cache reads). Entries are acknowledged only after the caller says they were
+//! starve cache reads): a [`WireConnection`] whose replies are read straight from their bytes
+//! ([`crate::stream_wire`]), or a redis-rs one over TLS. [`crate::read_ahead`] runs its next
+//! read while the caller handles a batch. Entries are acknowledged only after the caller says they were
 //! processed ([`Subscription::ack_later`]); the XACKs ride in the same pipeline as the next
 //! XREADGROUP, so acknowledging costs no extra round trip. Never NOACK: a crashed consumer's
 //! batch stays pending and is reclaimed.
