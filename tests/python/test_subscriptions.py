@@ -149,6 +149,10 @@ async def test_the_iterator_reads_the_next_batch_ahead_and_a_closed_one_leaves_i
             if entry.id == ids[0]:
                 # The first batch is in hand; the read of the second one was started with it.
                 await wait_until(lambda: len(pending_ids(redis_server, s, group, "c")) == 20)
+                # On the subscription's own connection, named for what it does.
+                clients = redis_server.raw("CLIENT", "LIST").splitlines()
+                ours = [line for line in clients if " name=solcache-group " in line]
+                assert ours and all(" cmd=xreadgroup " in line for line in ours)
             if entry.id == ids[14]:
                 await wait_until(lambda: len(pending_ids(redis_server, s, group, "c")) >= 20)
                 break
