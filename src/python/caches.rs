@@ -11,10 +11,12 @@ use super::bridge::{spawn, spawn_into, LoopQueue};
 use super::convert::{py_repr, str_arg, str_list_arg, UInt};
 use super::direct::{self, DirectCall, DirectOptions};
 use super::models::{PyPoolState, PyPriceData};
+use super::near::Ready;
 use super::pool::PyRedisPool;
 use crate::cache::{Cache, Cached, Get, GetMany, ReadPlan};
 use crate::metrics::Metrics;
 use crate::models::{PoolState, PriceData};
+use crate::near_cache::Served;
 use crate::transport::resp::Reply;
 
 /// `get_many` result: ids in request order, each with its item or `None`.
@@ -131,8 +133,27 @@ where
     T: Cached + 'static,
     P: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    let plan = Get::new(id, max_age);
+    if let (Some(near), Ok(planned)) = (cache.near(), &plan) {
+        match near.serve(planned) {
+            Served::Hit(result) => {
+                let result = crate::cache::count_local_error(cache.pool().metrics(), result);
+                return Ready::new(
+                    py,
+                    result
+                        .map_err(PyErr::from)
+                        .and_then(|item| item.map(wrap).into_py_any(py)),
+                );
+            }
+            Served::Miss => {
+                let (cache, id) = (cache.clone(), planned.id().to_owned());
+                return spawn(py, async move { Ok(cache.get(&id, max_age).await?.map(wrap)) });
+            }
+            Served::Down => {}
+        }
+    }
     let present = move |_: &Get<T>, item: Option<T>| item.map(wrap);
-    send(py, cache, direct, Get::new(id, max_age), present)
+    send(py, cache, direct, plan, present)
 }
 
 /// `get_many`: one MGET, `{id: item or None}` in request order (nothing at all for no ids).
@@ -155,7 +176,27 @@ where
         let ids = plan.ids().iter().cloned();
         OrderedItems(ids.zip(items.into_iter().map(|i| i.map(wrap))).collect())
     };
-    send(py, cache, direct, GetMany::new(ids, max_age), present)
+    let plan = GetMany::new(ids, max_age);
+    if let (Some(near), Ok(planned)) = (cache.near(), &plan) {
+        if let Some(local) = near.serve_many(planned) {
+            if local.missing() == 0 {
+                let items = near.fetch_many(planned, local).expect("no fill needed");
+                let items = crate::cache::count_local_error(cache.pool().metrics(), items);
+                let result = items
+                    .map_err(PyErr::from)
+                    .and_then(|items| present(planned, items).into_py_any(py));
+                return Ready::new(py, result);
+            }
+            let (cache, ids) = (cache.clone(), planned.ids().to_vec());
+            return spawn(py, async move {
+                let items = cache.get_many(&ids, max_age).await?;
+                Ok(OrderedItems(
+                    ids.into_iter().zip(items.into_iter().map(|i| i.map(wrap))).collect(),
+                ))
+            });
+        }
+    }
+    send(py, cache, direct, plan, present)
 }
 
 macro_rules! cache_class {
@@ -172,8 +213,12 @@ macro_rules! cache_class {
             #[new]
             #[pyo3(signature = (pool, *, ttl_ms = UInt(2000)), text_signature = "(pool, *, ttl_ms=2000)")]
             fn new(pool: PyRef<'_, PyRedisPool>, ttl_ms: UInt) -> PyResult<Self> {
+                let cache = Cache::with_ttl(pool.pool.clone(), ttl(ttl_ms.0))?;
                 Ok($class {
-                    cache: Cache::with_ttl(pool.pool.clone(), ttl(ttl_ms.0))?,
+                    cache: match &pool.near {
+                        Some(near) => cache.with_near(near.clone()),
+                        None => cache,
+                    },
                     direct: pool.direct,
                 })
             }
