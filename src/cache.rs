@@ -117,7 +117,8 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
         let cmd = self.counted(set_command(item, self.ttl_ms))?;
         let result = self.pool.execute::<()>(T::OPERATIONS.set, Request::Cmd(&cmd)).await;
         announce_write(std::slice::from_ref(item));
-        result
+        result?;
+        self.write_barrier().await
     }
 
     /// Write many items in one pipeline (one round trip). Every item is validated first.
@@ -131,7 +132,20 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
             .execute::<()>(T::OPERATIONS.set_many, Request::Pipeline(&pipe))
             .await;
         announce_write(items);
-        result
+        result?;
+        self.write_barrier().await
+    }
+
+    /// With a near cache, a write returns only once Redis has sent its invalidations to
+    /// every tracking connection (see [`crate::near_cache`]): one PING after the write's
+    /// reply, handled by the server after the loop iteration that sent them.
+    async fn write_barrier(&self) -> Result<()> {
+        if self.near.is_none() {
+            return Ok(());
+        }
+        self.pool
+            .execute::<()>(Operation::Ping, Request::Cmd(&redis::cmd("PING")))
+            .await
     }
 
     /// Count errors that did not come from Redis (validation, decoding) by kind; errors from

@@ -75,7 +75,8 @@ impl<T: Cached + 'static, P: BlockingTransport> SyncCache<T, P> {
         let cmd = self.counted(set_command(item, self.ttl_ms))?;
         let result = self.pool.execute::<()>(T::OPERATIONS.set, Request::Cmd(&cmd));
         announce_write(std::slice::from_ref(item));
-        result
+        result?;
+        self.write_barrier()
     }
 
     /// Write many items in one pipeline (one round trip). Every item is validated first.
@@ -88,7 +89,18 @@ impl<T: Cached + 'static, P: BlockingTransport> SyncCache<T, P> {
             .pool
             .execute::<()>(T::OPERATIONS.set_many, Request::Pipeline(&pipe));
         announce_write(items);
-        result
+        result?;
+        self.write_barrier()
+    }
+
+    /// With a near cache, a write returns only once Redis has sent its invalidations to
+    /// every tracking connection: one PING after the write (see [`crate::Cache`]).
+    fn write_barrier(&self) -> Result<()> {
+        if self.near.is_none() {
+            return Ok(());
+        }
+        self.pool
+            .execute::<()>(crate::metrics::Operation::Ping, Request::Cmd(&redis::cmd("PING")))
     }
 
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
