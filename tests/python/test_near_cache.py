@@ -210,3 +210,33 @@ def test_linearizable_against_a_1_khz_writer(fresh_redis: RedisServer) -> None:
         assert reads > writes, f"{kind}: {reads} reads"
         assert near["hits"] > 0 and near["invalidations"] > 0, near
         assert count == 0, f"{kind}: {count} stale reads in {reads}, e.g. {sample}; {near}"
+
+
+async def test_prometheus_exports_the_near_cache_only_when_on(redis_server: RedisServer) -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from solcache.prometheus import build_registry
+
+    def scrape(pool: solcache.RedisPool) -> dict[str, float]:
+        registry, _ = build_registry(pool)
+        text = generate_latest(registry).decode()
+        return {
+            s.name + (f"{{{s.labels['quantile']}}}" if "quantile" in s.labels else ""): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name.startswith("solcache_near_cache")
+        }
+
+    async with await solcache.RedisPool.connect(redis_server.url, near_cache=True) as pool:
+        cache = solcache.PriceCache(pool)
+        await cache.set(price("SOL", 1))
+        for _ in range(3):
+            await cache.get("SOL")
+        got = scrape(pool)
+        assert got["solcache_near_cache_hits_total"] == 2
+        assert got["solcache_near_cache_misses_total"] == 1
+        assert got["solcache_near_cache_connected"] == 1 and got["solcache_near_cache_bytes"] > 0
+        assert got["solcache_near_cache_served_age_seconds{0.5}"] > 0
+    async with await solcache.RedisPool.connect(redis_server.url) as plain:
+        assert scrape(plain) == {}
