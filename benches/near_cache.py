@@ -44,7 +44,7 @@ from solcache.latency.target import Target
 from solcache.services.private_redis import PrivateRedis
 
 sys.path.insert(0, str(Path(__file__).parent))
-from comparison.peers import decode_price  # noqa: E402
+from comparison.peers import decode_price
 
 TOKENS = ("SOL", "USDC", "BONK", "JITOSOL", "RAY")
 
@@ -98,9 +98,10 @@ def hit_latency(url: str, port: int, n: int) -> list[tuple[str, float, float]]:
     rows: list[tuple[str, float, float]] = []
 
     async def run_async() -> None:
-        async with await solcache.RedisPool.connect(url, near_cache=True) as near, await (
-            solcache.RedisPool.connect(url)
-        ) as plain:
+        async with (
+            await solcache.RedisPool.connect(url, near_cache=True) as near,
+            await solcache.RedisPool.connect(url) as plain,
+        ):
             on, off = solcache.PriceCache(near), solcache.PriceCache(plain)
             await off.set(price("SOL", "187.25"))
 
@@ -119,7 +120,9 @@ def hit_latency(url: str, port: int, n: int) -> list[tuple[str, float, float]]:
         on, off = sync.PriceCache(near), sync.PriceCache(plain)
         on.get("SOL")
         rows.append(("Python sync `get`, near cache hit", *timed(n, lambda: touch(on.get("SOL")))))
-        rows.append(("Python sync `get`, near cache off", *timed(n // 20, lambda: touch(off.get("SOL")))))
+        rows.append(
+            ("Python sync `get`, near cache off", *timed(n // 20, lambda: touch(off.get("SOL"))))
+        )
     cached = redis_py.Redis(port=port, protocol=3, cache_config=CacheConfig())
     cached.get("price:SOL")
     rows.append(
@@ -298,7 +301,9 @@ def mixed(url: str, port: int, seconds: float, rounds: int, rate: int) -> list[t
             wall = time.monotonic() - t0
             calls1, cpu1 = _redis_counters(admin)
             hit_rate = 1 - (calls1 - calls0) / reads
-            results[row].append((hit_rate, cpu_s / reads * 1e6, (cpu1 - cpu0) / wall * 1e3, reads / seconds))
+            results[row].append(
+                (hit_rate, cpu_s / reads * 1e6, (cpu1 - cpu0) / wall * 1e3, reads / seconds)
+            )
     stop.set()
     writer.join(timeout=10)
     admin.close()
@@ -320,18 +325,24 @@ def main() -> None:
     with PrivateRedis(tcp=True) as server:
         assert server.port is not None
         url, port = server.tcp_url, server.port
-        print(f"redis-server {redis_py.Redis(port=port).info('server')['redis_version']}, "
-              f"python {sys.version.split()[0]}, solcache {solcache.__version__}\n")
+        print(
+            f"redis-server {redis_py.Redis(port=port).info('server')['redis_version']}, "
+            f"python {sys.version.split()[0]}, solcache {solcache.__version__}\n"
+        )
         print("| call (reads .price and .timestamp) | p50 µs | p99 µs |\n|---|---:|---:|")
         for name, p50, p99 in hit_latency(url, port, args.calls):
             print(f"| {name} | {p50:.2f} | {p99:.2f} |")
-        print("\n| staleness: SET reply → first read showing the value | p50 µs | p99 µs | writes |")
+        print(
+            "\n| staleness: SET reply → first read showing the value | p50 µs | p99 µs | writes |"
+        )
         print("|---|---:|---:|---:|")
         for name, p50, p99, n in staleness(url, args.writes):
             print(f"| {name} | {p50:.0f} | {p99:.0f} | {n} |")
-        print(f"\n| mixed: 10 Hz x 5 writes, {args.rate} reads/s, {args.seconds:.0f} s x "
-              f"{args.rounds} rounds (medians) | hit rate | reader CPU µs/read | "
-              "Redis CPU ms/s | reads/s |")
+        print(
+            f"\n| mixed: 10 Hz x 5 writes, {args.rate} reads/s, {args.seconds:.0f} s x "
+            f"{args.rounds} rounds (medians) | hit rate | reader CPU µs/read | "
+            "Redis CPU ms/s | reads/s |"
+        )
         print("|---|---:|---:|---:|---:|")
         for cells in mixed(url, port, args.seconds, args.rounds, args.rate):
             print("| " + " | ".join(cells) + " |")

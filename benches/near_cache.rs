@@ -43,7 +43,10 @@ fn main() {
     writer.set(&sol).unwrap();
     let sync_near = SyncCache::<PriceData>::new(pool.clone()).with_near(near.clone());
     let sync_plain = SyncCache::<PriceData>::new(pool);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let async_pool = rt.block_on(RedisPool::connect(config)).unwrap();
     let async_near = PriceCache::new(async_pool.clone()).with_near(near.clone());
     let async_plain = PriceCache::new(async_pool);
@@ -54,22 +57,31 @@ fn main() {
         b.iter(|| black_box(sync_near.get("SOL", None).unwrap()))
     });
     c.bench_function("near_cache/async_get_hit", |b| {
-        b.to_async(&rt).iter(|| async { black_box(async_near.get("SOL", None).await.unwrap()) })
+        b.to_async(&rt)
+            .iter(|| async { black_box(async_near.get("SOL", None).await.unwrap()) })
     });
     c.final_summary();
 
     let n = if quick { 100 } else { 200_000 };
     let rtt_n = if quick { 10 } else { 5_000 };
     let rows = [
-        ("sync get, near cache hit", timed(n, || drop(black_box(sync_near.get("SOL", None).unwrap())))),
+        (
+            "sync get, near cache hit",
+            timed(n, || drop(black_box(sync_near.get("SOL", None).unwrap()))),
+        ),
         (
             "async get, near cache hit",
             timed(n, || drop(black_box(rt.block_on(async_near.get("SOL", None)).unwrap()))),
         ),
-        ("sync get, near cache off", timed(rtt_n, || drop(black_box(sync_plain.get("SOL", None).unwrap())))),
+        (
+            "sync get, near cache off",
+            timed(rtt_n, || drop(black_box(sync_plain.get("SOL", None).unwrap()))),
+        ),
         (
             "async get, near cache off",
-            timed(rtt_n, || drop(black_box(rt.block_on(async_plain.get("SOL", None)).unwrap()))),
+            timed(rtt_n, || {
+                drop(black_box(rt.block_on(async_plain.get("SOL", None)).unwrap()))
+            }),
         ),
     ];
     println!("\n| Rust call | p50 µs | p99 µs |\n|---|---:|---:|");

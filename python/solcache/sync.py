@@ -73,9 +73,7 @@ class RedisPool(_core.SyncRedisPool):
             ),
             near_cache=near_cache if near_cache is not None else s.near_cache,
             near_cache_max_bytes=(
-                near_cache_max_bytes
-                if near_cache_max_bytes is not None
-                else s.near_cache_max_bytes
+                near_cache_max_bytes if near_cache_max_bytes is not None else s.near_cache_max_bytes
             ),
         )
 

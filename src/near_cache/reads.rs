@@ -43,7 +43,7 @@ impl NearCache {
         match self.tracker().lookup(plan.key()) {
             Local::Down => Served::Down,
             Local::Miss => Served::Miss,
-            Local::Hit(entry) => match self.from_entry(&entry, plan.key(), plan.id(), plan.max_age()) {
+            Local::Hit(entry) => match self.served_item(&entry, plan.key(), plan.id(), plan.max_age()) {
                 Some(result) => Served::Hit(result),
                 None => Served::Miss,
             },
@@ -68,7 +68,7 @@ impl NearCache {
             .map(|(slot, entry)| {
                 let entry = entry.as_ref()?;
                 let (key, id) = (&plan.distinct_keys()[slot], plan.id_of_slot(slot));
-                self.from_entry(entry, key, id, plan.max_age())
+                self.served_item(entry, key, id, plan.max_age())
             })
             .collect();
         Some(ManyLocal { found })
@@ -105,7 +105,7 @@ impl NearCache {
     }
 
     /// A held entry as the read's result; `None` when it was filled longer ago than `max_age`.
-    fn from_entry<T: Cached + 'static>(
+    fn served_item<T: Cached + 'static>(
         &self,
         entry: &Entry,
         key: &str,

@@ -138,7 +138,7 @@ where
         match near.serve(planned) {
             Served::Hit(result) => {
                 let result = crate::cache::count_local_error(cache.pool().metrics(), result);
-                return Ready::new(
+                return Ready::awaitable(
                     py,
                     result
                         .map_err(PyErr::from)
@@ -185,7 +185,7 @@ where
                 let result = items
                     .map_err(PyErr::from)
                     .and_then(|items| present(planned, items).into_py_any(py));
-                return Ready::new(py, result);
+                return Ready::awaitable(py, result);
             }
             let (cache, ids) = (cache.clone(), planned.ids().to_vec());
             return spawn(py, async move {

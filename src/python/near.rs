@@ -47,7 +47,7 @@ pub struct Ready {
 }
 
 impl Ready {
-    pub fn new(py: Python<'_>, result: PyResult<Py<PyAny>>) -> PyResult<Bound<'_, PyAny>> {
+    pub fn awaitable(py: Python<'_>, result: PyResult<Py<PyAny>>) -> PyResult<Bound<'_, PyAny>> {
         Ok(Bound::new(
             py,
             Ready {

@@ -68,9 +68,10 @@ def test_sync_pool_from_the_environment(
 ) -> None:
     monkeypatch.setenv("SOLCACHE_NEAR_CACHE", "true")
     monkeypatch.setenv("SOLCACHE_NEAR_CACHE_MAX_BYTES", "65536")
-    with sync.RedisPool.connect(redis_server.url) as pool, sync.RedisPool.connect(
-        redis_server.url, near_cache=False
-    ) as plain:
+    with (
+        sync.RedisPool.connect(redis_server.url) as pool,
+        sync.RedisPool.connect(redis_server.url, near_cache=False) as plain,
+    ):
         assert pool.near_cache and not plain.near_cache
         reader, writer = sync.PriceCache(pool), sync.PriceCache(plain)
         writer.set(price("SOL", 1))
@@ -100,9 +101,7 @@ def _hits_again(reader: sync.PriceCache, pool: sync.RedisPool, expected: int) ->
 
 
 @pytest.mark.parametrize("event", ["flushall", "client_kill", "pause", "sigkill_restart"])
-def test_no_stale_hit_after_losing_the_tracking_path(
-    fresh_redis: RedisServer, event: str
-) -> None:
+def test_no_stale_hit_after_losing_the_tracking_path(fresh_redis: RedisServer, event: str) -> None:
     url = fresh_redis.url
     with sync.RedisPool.connect(url, near_cache=True, response_timeout_ms=200) as pool:
         reader = sync.PriceCache(pool)
