@@ -18,7 +18,12 @@ use crate::transport::resp::{Decoder, Reply};
 pub struct TrackingConnection {
     socket: DirectSocket,
     decoder: Decoder,
+    /// Where reads land before the decoder takes them (allocated once).
+    scratch: Vec<u8>,
 }
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 16 * 1024;
 
 impl TrackingConnection {
     /// Connect, run the shared handshake, then `HELLO 3` and `CLIENT TRACKING ON`, each step
@@ -28,6 +33,7 @@ impl TrackingConnection {
         let mut conn = TrackingConnection {
             socket,
             decoder: Decoder::new(),
+            scratch: vec![0; READ_CHUNK],
         };
         let mut setup = Vec::new();
         redis::cmd("HELLO").arg(3).write_packed_command(&mut setup);
@@ -74,7 +80,7 @@ impl TrackingConnection {
 
     /// Every complete reply and push received so far, without blocking, in wire order.
     pub fn drain(&mut self, mut each: impl FnMut(Reply)) -> Result<()> {
-        self.socket.read_into(&mut self.decoder)?;
+        self.socket.read_into(&mut self.decoder, &mut self.scratch)?;
         while let Some(reply) = self.decoder.next_reply()? {
             each(reply);
         }
@@ -92,7 +98,7 @@ impl TrackingConnection {
                 return Err(timeout("near cache setup", within));
             }
             wait_readable(self.fd(), left);
-            self.socket.read_into(&mut self.decoder)?;
+            self.socket.read_into(&mut self.decoder, &mut self.scratch)?;
         }
     }
 }

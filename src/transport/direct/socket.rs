@@ -190,18 +190,18 @@ impl DirectSocket {
         }
     }
 
-    /// Read what the socket has, without blocking, into `decoder`: how many bytes came. `Err`
-    /// when the connection broke (closed by the server or an I/O error).
-    pub fn read_into(&mut self, decoder: &mut Decoder) -> Result<usize> {
-        let mut chunk = [0u8; CHUNK];
+    /// Read what the socket has, without blocking, into `decoder`, through `scratch` (kept by
+    /// the caller: zeroing a fresh buffer on every call would cost more than the read): how
+    /// many bytes came. `Err` when the connection broke (closed by the server or an I/O error).
+    pub fn read_into(&mut self, decoder: &mut Decoder, scratch: &mut [u8]) -> Result<usize> {
         let mut total = 0;
         loop {
-            match self.stream().read(&mut chunk) {
+            match self.stream().read(scratch) {
                 Ok(0) => return Err(broken(ErrorKind::UnexpectedEof.into())),
                 Ok(n) => {
-                    decoder.push(&chunk[..n]);
+                    decoder.push(&scratch[..n]);
                     total += n;
-                    if n < CHUNK {
+                    if n < scratch.len() {
                         return Ok(total);
                     }
                 }
