@@ -166,15 +166,15 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
             Served::Miss => {}
         }
         let fill = near.clone();
-        let fetched = tokio::task::spawn_blocking(move || {
+        let fetched = blocking(move || {
             let fetched = fill.fetch(&plan);
             (plan, fetched)
         })
         .await;
         match fetched {
-            Ok((_, Some(result))) => self.counted(result),
-            Ok((plan, None)) => self.read(&plan).await,
-            Err(_) => self.read(&self.counted(Get::new(id, max_age))?).await,
+            Some((_, Some(result))) => self.counted(result),
+            Some((plan, None)) => self.read(&plan).await,
+            None => self.read(&self.counted(Get::new(id, max_age))?).await,
         }
     }
 
@@ -193,15 +193,15 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
         if local.missing() == 0 {
             return self.counted(near.fetch_many(&plan, local).expect("no fill needed"));
         }
-        let fetched = tokio::task::spawn_blocking(move || {
+        let fetched = blocking(move || {
             let fetched = near.fetch_many(&plan, local);
             (plan, fetched)
         })
         .await;
         match fetched {
-            Ok((_, Some(result))) => self.counted(result),
-            Ok((plan, None)) => self.read(&plan).await,
-            Err(_) => self.read(&self.counted(GetMany::new(ids, max_age))?).await,
+            Some((_, Some(result))) => self.counted(result),
+            Some((plan, None)) => self.read(&plan).await,
+            None => self.read(&self.counted(GetMany::new(ids, max_age))?).await,
         }
     }
 
@@ -213,6 +213,17 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
             .await?;
         self.counted(plan.decode(reply))
     }
+}
+
+/// Run a near-cache fill (one round trip, blocking) without stalling other tasks: in place on a
+/// multi-thread runtime (tokio hands this worker's other tasks to the rest: no thread hop),
+/// else on the blocking pool. `None` when that task panicked.
+async fn blocking<R: Send + 'static>(fill: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread) {
+        return Some(tokio::task::block_in_place(fill));
+    }
+    tokio::task::spawn_blocking(fill).await.ok()
 }
 
 /// A read planned before any I/O: the validated keys, the command to send, and how its reply
