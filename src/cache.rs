@@ -154,6 +154,11 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
         count_local_error(self.pool.metrics(), result)
     }
 
+    /// [`Cache::counted`] for a result computed outside the cache (a near-cache fill).
+    pub(crate) fn counted_result<R>(&self, result: Result<R>) -> Result<R> {
+        self.counted(result)
+    }
+
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
     pub async fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
         let plan = self.counted(Get::new(id, max_age))?;
@@ -218,7 +223,7 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
 /// Run a near-cache fill (one round trip, blocking) without stalling other tasks: in place on a
 /// multi-thread runtime (tokio hands this worker's other tasks to the rest: no thread hop),
 /// else on the blocking pool. `None` when that task panicked.
-async fn blocking<R: Send + 'static>(fill: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+pub(crate) async fn blocking<R: Send + 'static>(fill: impl FnOnce() -> R + Send + 'static) -> Option<R> {
     use tokio::runtime::{Handle, RuntimeFlavor};
     if Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread) {
         return Some(tokio::task::block_in_place(fill));

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 pub use reads::Served;
 pub use stats::NearStatsSnapshot;
+pub use tracker::Ticket;
 
 use crate::error::{Error, Result};
 use crate::transport::endpoint::Endpoint;

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use super::store::Entry;
-use super::tracker::Local;
+use super::tracker::{Local, Ticket, Waited};
 use super::NearCache;
 use crate::cache::{decode_checked, fresh_now, Cached, Get, GetMany};
 use crate::error::Result;
@@ -53,10 +53,32 @@ impl NearCache {
     /// Fill a `get`'s key on the tracking connection and decode it (blocks up to the response
     /// timeout). `None`: the tracking connection is down or broke, read through the pool.
     pub fn fetch<T: Cached>(&self, plan: &Get<T>) -> Option<Result<Option<T>>> {
+        let ticket = self.start_fetch(plan)?;
+        self.finish_fetch(plan, ticket, None).ok().flatten()
+    }
+
+    /// [`NearCache::fetch`] in two steps, for a caller that may only wait a short while (an
+    /// event loop): send the fill (`None`: the tracking connection is down, use the pool)...
+    pub fn start_fetch<T: Cached>(&self, plan: &Get<T>) -> Option<Ticket> {
         self.owner.tracker.stats.misses(1);
-        let filled = self.tracker().fill(vec![plan.key().to_owned()])?;
-        let value = filled.into_iter().next()?.value;
-        Some(decode_filled(value.as_deref(), plan.key(), plan.id(), plan.max_age()))
+        self.tracker().send_fill(vec![plan.key().to_owned()])
+    }
+
+    /// ...then collect it, polling until `until` or, with `None`, waiting until it is done.
+    /// `Err(ticket)`: not yet. `Ok(None)`: the connection broke, read through the pool.
+    pub fn finish_fetch<T: Cached>(
+        &self,
+        plan: &Get<T>,
+        ticket: Ticket,
+        until: Option<Instant>,
+    ) -> std::result::Result<Option<Result<Option<T>>>, Ticket> {
+        match self.tracker().wait_fill(ticket, until) {
+            Waited::Pending(ticket) => Err(ticket),
+            Waited::Done(filled) => Ok(filled.and_then(|filled| {
+                let value = filled.into_iter().next()?.value;
+                Some(decode_filled(value.as_deref(), plan.key(), plan.id(), plan.max_age()))
+            })),
+        }
     }
 
     /// Serve what a `get_many` can from memory; `None` when the tracking connection is down.

@@ -68,6 +68,19 @@ struct Inner {
     barriers: HashMap<String, Instant>,
 }
 
+/// A fill sent and not collected yet.
+#[derive(Debug)]
+pub struct Ticket(u64);
+
+/// What [`Tracker::wait_fill`] found.
+#[derive(Debug)]
+pub enum Waited {
+    /// The values (one per key), or `None`: the connection broke, read through the pool.
+    Done(Option<Vec<Filled>>),
+    /// Not yet: wait again with the ticket.
+    Pending(Ticket),
+}
+
 /// What the store says about one key.
 pub enum Local {
     /// The tracking connection is down: ask the pool.
@@ -149,37 +162,57 @@ impl Tracker {
     /// the values (blocking the calling thread up to the response timeout). `None` when the
     /// connection is down or broke meanwhile: read through the pool instead.
     pub fn fill(&self, keys: Vec<String>) -> Option<Vec<Filled>> {
-        let id = {
-            let now = Instant::now();
-            let mut inner = self.lock();
-            inner.pump(now, &self.config, &self.stats);
-            let (bytes, replies) = fill::packed(&keys);
-            let sent = inner.conn.as_mut()?.send(&bytes, self.config.response_timeout);
-            if let Err(err) = sent {
-                inner.break_connection(&err.to_string(), &self.stats);
-                return None;
-            }
-            let id = inner.next_id;
-            inner.next_id += 1;
-            inner.flight.push_back(Flight::Fill {
-                id,
-                keys,
-                sent_at: now,
-                left: replies,
-            });
-            id
-        };
+        match self.wait_fill(self.send_fill(keys)?, None) {
+            Waited::Done(filled) => filled,
+            Waited::Pending(_) => unreachable!("a wait without a deadline ends done"),
+        }
+    }
+
+    /// Send a fill of `keys`; collect it with [`Tracker::wait_fill`]. `None` when the
+    /// connection is down (or broke sending it).
+    pub fn send_fill(&self, keys: Vec<String>) -> Option<Ticket> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.pump(now, &self.config, &self.stats);
+        let (bytes, replies) = fill::packed(&keys);
+        let sent = inner.conn.as_mut()?.send(&bytes, self.config.response_timeout);
+        if let Err(err) = sent {
+            inner.break_connection(&err.to_string(), &self.stats);
+            return None;
+        }
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.flight.push_back(Flight::Fill {
+            id,
+            keys,
+            sent_at: now,
+            left: replies,
+        });
         self.stats.filled();
+        Some(Ticket(id))
+    }
+
+    /// Wait for a fill's values: until `until` (polling, for a short budget on a thread that
+    /// must not sleep), or, with `None`, until it is done (at most the response timeout).
+    /// `Done(None)`: the connection broke, read through the pool.
+    pub fn wait_fill(&self, ticket: Ticket, until: Option<Instant>) -> Waited {
         loop {
             let mut inner = self.lock();
             inner.pump(Instant::now(), &self.config, &self.stats);
-            if let Some(result) = inner.done.remove(&id) {
-                return result.ok();
+            if let Some(result) = inner.done.remove(&ticket.0) {
+                return Waited::Done(result.ok());
             }
-            // Not done, so still in flight on a connection that is up.
-            let fd = inner.conn.as_ref()?.fd();
+            // Not done, so still in flight on a connection that is up (a loss would have
+            // recorded it as failed).
+            let Some(fd) = inner.conn.as_ref().map(TrackingConnection::fd) else {
+                return Waited::Done(None);
+            };
             drop(inner);
-            wait_readable(fd, FILL_WAIT);
+            match until {
+                None => wait_readable(fd, FILL_WAIT),
+                Some(until) if Instant::now() >= until => return Waited::Pending(ticket),
+                Some(_) => std::hint::spin_loop(),
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! `PriceCache` and `PoolStateCache`: one macro, because PyO3 classes cannot be generic.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -135,21 +135,46 @@ where
 {
     let plan = Get::new(id, max_age);
     if let (Some(near), Ok(planned)) = (cache.near(), &plan) {
+        let metrics = cache.pool().metrics();
+        let ready = |result: crate::Result<Option<T>>| {
+            let result = crate::cache::count_local_error(metrics, result);
+            Ready::awaitable(
+                py,
+                result
+                    .map_err(PyErr::from)
+                    .and_then(|item| item.map(wrap).into_py_any(py)),
+            )
+        };
         match near.serve(planned) {
-            Served::Hit(result) => {
-                let result = crate::cache::count_local_error(cache.pool().metrics(), result);
-                return Ready::awaitable(
-                    py,
-                    result
-                        .map_err(PyErr::from)
-                        .and_then(|item| item.map(wrap).into_py_any(py)),
-                );
-            }
-            Served::Miss => {
-                let (cache, id) = (cache.clone(), planned.id().to_owned());
-                return spawn(py, async move { Ok(cache.get(&id, max_age).await?.map(wrap)) });
-            }
+            Served::Hit(result) => return ready(result),
             Served::Down => {}
+            Served::Miss => {
+                if let Some(ticket) = near.start_fetch(planned) {
+                    // Like a direct read: the reply usually comes within the poll budget, and
+                    // then the caller has it with no thread hop.
+                    let until = Instant::now() + direct.spin;
+                    match py.detach(|| near.finish_fetch(planned, ticket, Some(until))) {
+                        Ok(Some(result)) => return ready(result),
+                        Ok(None) => {} // the tracking connection broke: the pool reads it
+                        Err(ticket) => {
+                            let (cache, near, plan) = (cache.clone(), near.clone(), plan?);
+                            return spawn(py, async move {
+                                let (plan, fetched) = crate::cache::blocking(move || {
+                                    let fetched = near.finish_fetch(&plan, ticket, None);
+                                    (plan, fetched)
+                                })
+                                .await
+                                .ok_or_else(|| crate::Error::unexpected_reply("near cache fill task failed"))?;
+                                let item = match fetched {
+                                    Ok(Some(result)) => cache.counted_result(result)?,
+                                    _ => cache.read(&plan).await?,
+                                };
+                                Ok(item.map(wrap))
+                            });
+                        }
+                    }
+                }
+            }
         }
     }
     let present = move |_: &Get<T>, item: Option<T>| item.map(wrap);

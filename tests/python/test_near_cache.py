@@ -63,6 +63,24 @@ async def test_async_hits_are_ready_awaitables_and_writes_are_seen(
                 await reader.get("not a token!")
 
 
+async def test_async_misses_waited_for_off_the_loop(redis_server: RedisServer) -> None:
+    """With no poll budget every async miss waits for its fill on a runtime worker."""
+    url = redis_server.url
+    async with await solcache.RedisPool.connect(url, near_cache=True, direct_spin_us=0) as pool:
+        reader, writer = solcache.PriceCache(pool), solcache.PriceCache(pool)
+        for n in range(1, 20):
+            await writer.set(price("BONK", n))
+            misses = stats(pool)["misses"]
+            got = await reader.get("BONK")
+            assert got is not None and got.price == n and stats(pool)["misses"] == misses + 1
+            hit = await reader.get("BONK")
+            assert hit == got
+        await writer.set(price("RAY", 1))
+        await asyncio.gather(*(reader.get("RAY") for _ in range(20)))
+        got = await reader.get("RAY")
+        assert got is not None and got.price == 1
+
+
 def test_sync_pool_from_the_environment(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
