@@ -154,11 +154,6 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
         count_local_error(self.pool.metrics(), result)
     }
 
-    /// [`Cache::counted`] for a result computed outside the cache (a near-cache fill).
-    pub(crate) fn counted_result<R>(&self, result: Result<R>) -> Result<R> {
-        self.counted(result)
-    }
-
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
     pub async fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
         let plan = self.counted(Get::new(id, max_age))?;

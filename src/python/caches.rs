@@ -166,7 +166,9 @@ where
                                 .await
                                 .ok_or_else(|| crate::Error::unexpected_reply("near cache fill task failed"))?;
                                 let item = match fetched {
-                                    Ok(Some(result)) => cache.counted_result(result)?,
+                                    Ok(Some(result)) => {
+                                        crate::cache::count_local_error(cache.pool().metrics(), result)?
+                                    }
                                     _ => cache.read(&plan).await?,
                                 };
                                 Ok(item.map(wrap))
