@@ -305,6 +305,13 @@ impl Inner {
         if self.conn.is_none() {
             return;
         }
+        // Overdue first: a PING answered only after its timeout (a stopped server that came
+        // back) still counts as failed.
+        if let Some(first) = self.flight.front() {
+            if now.saturating_duration_since(first.sent_at()) > config.response_timeout {
+                return self.break_connection("no reply within the response timeout", stats);
+            }
+        }
         let mut received = Vec::new();
         let drained = self
             .conn
@@ -319,11 +326,6 @@ impl Inner {
         }
         if let Err(err) = outcome {
             return self.break_connection(&err.to_string(), stats);
-        }
-        if let Some(first) = self.flight.front() {
-            if now.saturating_duration_since(first.sent_at()) > config.response_timeout {
-                return self.break_connection("no reply within the response timeout", stats);
-            }
         }
         stats.set_held(self.store.bytes(), self.store.len());
     }
