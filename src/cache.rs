@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, Operation};
+use crate::near_cache::{NearCache, Served};
 use crate::transport::resp::Reply;
 use crate::transport::{RedisPool, Request, Transport};
 
@@ -53,6 +54,7 @@ pub trait Cached: Sized + Send + Sync + Clone {
 pub struct Cache<T, P = RedisPool> {
     pool: P,
     ttl_ms: u64,
+    near: Option<NearCache>,
     _item: PhantomData<fn() -> T>,
 }
 
@@ -61,17 +63,19 @@ impl<T, P: Clone> Clone for Cache<T, P> {
         Cache {
             pool: self.pool.clone(),
             ttl_ms: self.ttl_ms,
+            near: self.near.clone(),
             _item: PhantomData,
         }
     }
 }
 
-impl<T: Cached, P: Transport> Cache<T, P> {
+impl<T: Cached + 'static, P: Transport> Cache<T, P> {
     /// A cache writing with the default 2 s TTL.
     pub fn new(pool: P) -> Self {
         Cache {
             pool,
             ttl_ms: DEFAULT_TTL.as_millis() as u64,
+            near: None,
             _item: PhantomData,
         }
     }
@@ -81,8 +85,21 @@ impl<T: Cached, P: Transport> Cache<T, P> {
         Ok(Cache {
             pool,
             ttl_ms: checked_ttl_ms(ttl)?,
+            near: None,
             _item: PhantomData,
         })
+    }
+
+    /// The same cache, its reads served by `near` where it can (see [`crate::near_cache`]);
+    /// writes still go through the pool.
+    pub fn with_near(mut self, near: NearCache) -> Self {
+        self.near = Some(near);
+        self
+    }
+
+    /// The near cache serving its reads, if any.
+    pub fn near(&self) -> Option<&NearCache> {
+        self.near.as_ref()
     }
 
     /// The TTL every write sets, in milliseconds.
@@ -98,7 +115,10 @@ impl<T: Cached, P: Transport> Cache<T, P> {
     /// Write one item; value and TTL in one command, so a rewrite refreshes the TTL.
     pub async fn set(&self, item: &T) -> Result<()> {
         let cmd = self.counted(set_command(item, self.ttl_ms))?;
-        self.pool.execute::<()>(T::OPERATIONS.set, Request::Cmd(&cmd)).await
+        let result = self.pool.execute::<()>(T::OPERATIONS.set, Request::Cmd(&cmd)).await;
+        announce_write(std::slice::from_ref(item));
+        result?;
+        self.write_barrier().await
     }
 
     /// Write many items in one pipeline (one round trip). Every item is validated first.
@@ -107,8 +127,24 @@ impl<T: Cached, P: Transport> Cache<T, P> {
             return Ok(());
         }
         let pipe = self.counted(set_pipeline(items, self.ttl_ms))?;
-        self.pool
+        let result = self
+            .pool
             .execute::<()>(T::OPERATIONS.set_many, Request::Pipeline(&pipe))
+            .await;
+        announce_write(items);
+        result?;
+        self.write_barrier().await
+    }
+
+    /// With a near cache, a write returns only once Redis has sent its invalidations to
+    /// every tracking connection (see [`crate::near_cache`]): one PING after the write's
+    /// reply, handled by the server after the loop iteration that sent them.
+    async fn write_barrier(&self) -> Result<()> {
+        if self.near.is_none() {
+            return Ok(());
+        }
+        self.pool
+            .execute::<()>(Operation::Ping, Request::Cmd(&redis::cmd("PING")))
             .await
     }
 
@@ -120,7 +156,26 @@ impl<T: Cached, P: Transport> Cache<T, P> {
 
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
     pub async fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
-        self.read(&self.counted(Get::new(id, max_age))?).await
+        let plan = self.counted(Get::new(id, max_age))?;
+        let Some(near) = &self.near else {
+            return self.read(&plan).await;
+        };
+        match near.serve(&plan) {
+            Served::Hit(result) => return self.counted(result),
+            Served::Down => return self.read(&plan).await,
+            Served::Miss => {}
+        }
+        let fill = near.clone();
+        let fetched = blocking(move || {
+            let fetched = fill.fetch(&plan);
+            (plan, fetched)
+        })
+        .await;
+        match fetched {
+            Some((_, Some(result))) => self.counted(result),
+            Some((plan, None)) => self.read(&plan).await,
+            None => self.read(&self.counted(Get::new(id, max_age))?).await,
+        }
     }
 
     /// Read many items with one MGET; the result is in the order of `ids`. An id asked for more
@@ -129,8 +184,25 @@ impl<T: Cached, P: Transport> Cache<T, P> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = ids.iter().map(|id| id.as_ref().to_owned()).collect();
-        self.read(&self.counted(GetMany::new(ids, max_age))?).await
+        let ids: Vec<String> = ids.iter().map(|id| id.as_ref().to_owned()).collect();
+        let plan = self.counted(GetMany::new(ids.clone(), max_age))?;
+        let Some(local) = self.near.as_ref().and_then(|near| near.serve_many(&plan)) else {
+            return self.read(&plan).await;
+        };
+        let near = self.near.clone().expect("served by the near cache");
+        if local.missing() == 0 {
+            return self.counted(near.fetch_many(&plan, local).expect("no fill needed"));
+        }
+        let fetched = blocking(move || {
+            let fetched = near.fetch_many(&plan, local);
+            (plan, fetched)
+        })
+        .await;
+        match fetched {
+            Some((_, Some(result))) => self.counted(result),
+            Some((plan, None)) => self.read(&plan).await,
+            None => self.read(&self.counted(GetMany::new(ids, max_age))?).await,
+        }
     }
 
     /// Send a planned read and decode its reply.
@@ -141,6 +213,17 @@ impl<T: Cached, P: Transport> Cache<T, P> {
             .await?;
         self.counted(plan.decode(reply))
     }
+}
+
+/// Run a near-cache fill (one round trip, blocking) without stalling other tasks: in place on a
+/// multi-thread runtime (tokio hands this worker's other tasks to the rest: no thread hop),
+/// else on the blocking pool. `None` when that task panicked.
+pub(crate) async fn blocking<R: Send + 'static>(fill: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread) {
+        return Some(tokio::task::block_in_place(fill));
+    }
+    tokio::task::spawn_blocking(fill).await.ok()
 }
 
 /// A read planned before any I/O: the validated keys, the command to send, and how its reply
@@ -175,6 +258,21 @@ impl<T: Cached> Get<T> {
             max_age,
             _item: PhantomData,
         })
+    }
+}
+
+impl<T: Cached> Get<T> {
+    /// The id asked for.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// Its Redis key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+    /// The caller's `max_age`.
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age
     }
 }
 
@@ -224,6 +322,29 @@ impl<T: Cached> GetMany<T> {
     pub fn ids(&self) -> &[String] {
         &self.ids
     }
+
+    /// Each distinct key once, in the order first asked.
+    pub fn distinct_keys(&self) -> &[String] {
+        &self.keys.keys
+    }
+
+    /// The id the distinct key at `slot` was first asked for.
+    pub fn id_of_slot(&self, slot: usize) -> &str {
+        &self.ids[self.keys.first[slot]]
+    }
+
+    /// The caller's `max_age`.
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    /// One result per distinct key, spread to one per requested id, in request order.
+    pub fn spread(&self, distinct: Vec<Option<T>>) -> Vec<Option<T>> {
+        if self.keys.slots.len() == distinct.len() {
+            return distinct;
+        }
+        self.keys.slots.iter().map(|&slot| distinct[slot].clone()).collect()
+    }
 }
 
 impl<T: Cached> ReadPlan for GetMany<T> {
@@ -262,6 +383,15 @@ pub(crate) fn count_local_error<R>(metrics: &Metrics, result: Result<R>) -> Resu
         metrics.record_error(e);
     }
     result
+}
+
+/// Tell this process' near caches that `items` were written (acknowledged or not: a write
+/// that failed with a timeout may have been applied), so none serves their old values.
+pub(crate) fn announce_write<T: Cached>(items: &[T]) {
+    if crate::near_cache::any_live() {
+        let keys: Vec<String> = items.iter().filter_map(|i| T::key_for(i.id()).ok()).collect();
+        crate::near_cache::written(&keys);
+    }
 }
 
 /// `SET key json PX ttl_ms` for one item (validated).
@@ -378,7 +508,7 @@ fn decode_many<T: Cached, S: AsRef<str>>(
 }
 
 /// Decode and make sure the item is the one its key names (no silent cross-wiring).
-fn decode_checked<T: Cached>(bytes: &[u8], key: &str, id: &str) -> Result<T> {
+pub(crate) fn decode_checked<T: Cached>(bytes: &[u8], key: &str, id: &str) -> Result<T> {
     let item = T::decode(bytes, key)?;
     if item.id() != id {
         return Err(Error::serialization(
@@ -387,6 +517,11 @@ fn decode_checked<T: Cached>(bytes: &[u8], key: &str, id: &str) -> Result<T> {
         ));
     }
     Ok(item)
+}
+
+/// Whether `item` is within `max_age` by its own timestamp, now.
+pub(crate) fn fresh_now<T: Cached>(item: &T, max_age: Option<Duration>) -> bool {
+    fresh(item, max_age.map(|_| Utc::now()), max_age)
 }
 
 fn fresh<T: Cached>(item: &T, now: Option<DateTime<Utc>>, max_age: Option<Duration>) -> bool {

@@ -28,6 +28,7 @@ pub mod events;
 pub mod keys;
 pub mod metrics;
 pub mod models;
+pub mod near_cache;
 pub mod pool_state_cache;
 pub mod price_cache;
 pub mod price_impact;
@@ -51,6 +52,7 @@ pub use events::{PositionUpdate, PriceUpdate, SystemStatus, TradeAction, TradeEx
 pub use keys::MVP_TOKENS;
 pub use metrics::{Operation, OperationStats};
 pub use models::{PoolState, PriceData};
+pub use near_cache::{NearCache, NearCacheConfig, NearStatsSnapshot};
 pub use pool_state_cache::PoolStateCache;
 pub use price_cache::PriceCache;
 pub use price_impact::{Direction, SwapQuote};

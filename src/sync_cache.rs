@@ -6,15 +6,18 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::cache::{
-    checked_ttl_ms, count_local_error, set_command, set_pipeline, Cached, Get, GetMany, ReadPlan, DEFAULT_TTL,
+    announce_write, checked_ttl_ms, count_local_error, set_command, set_pipeline, Cached, Get, GetMany, ReadPlan,
+    DEFAULT_TTL,
 };
 use crate::error::Result;
+use crate::near_cache::{NearCache, Served};
 use crate::transport::{BlockingTransport, Request, SyncPool};
 
 /// Blocking typed reads and writes of one kind of item over a [`BlockingTransport`].
 pub struct SyncCache<T, P = SyncPool> {
     pool: P,
     ttl_ms: u64,
+    near: Option<NearCache>,
     _item: PhantomData<fn() -> T>,
 }
 
@@ -23,17 +26,19 @@ impl<T, P: Clone> Clone for SyncCache<T, P> {
         SyncCache {
             pool: self.pool.clone(),
             ttl_ms: self.ttl_ms,
+            near: self.near.clone(),
             _item: PhantomData,
         }
     }
 }
 
-impl<T: Cached, P: BlockingTransport> SyncCache<T, P> {
+impl<T: Cached + 'static, P: BlockingTransport> SyncCache<T, P> {
     /// A cache writing with the default 2 s TTL.
     pub fn new(pool: P) -> Self {
         SyncCache {
             pool,
             ttl_ms: DEFAULT_TTL.as_millis() as u64,
+            near: None,
             _item: PhantomData,
         }
     }
@@ -43,8 +48,21 @@ impl<T: Cached, P: BlockingTransport> SyncCache<T, P> {
         Ok(SyncCache {
             pool,
             ttl_ms: checked_ttl_ms(ttl)?,
+            near: None,
             _item: PhantomData,
         })
+    }
+
+    /// The same cache, its reads served by `near` where it can (see [`crate::near_cache`]);
+    /// writes still go through the pool.
+    pub fn with_near(mut self, near: NearCache) -> Self {
+        self.near = Some(near);
+        self
+    }
+
+    /// The near cache serving its reads, if any.
+    pub fn near(&self) -> Option<&NearCache> {
+        self.near.as_ref()
     }
 
     /// The TTL every write sets, in milliseconds.
@@ -55,7 +73,10 @@ impl<T: Cached, P: BlockingTransport> SyncCache<T, P> {
     /// Write one item with `SET key json PX ttl`.
     pub fn set(&self, item: &T) -> Result<()> {
         let cmd = self.counted(set_command(item, self.ttl_ms))?;
-        self.pool.execute::<()>(T::OPERATIONS.set, Request::Cmd(&cmd))
+        let result = self.pool.execute::<()>(T::OPERATIONS.set, Request::Cmd(&cmd));
+        announce_write(std::slice::from_ref(item));
+        result?;
+        self.write_barrier()
     }
 
     /// Write many items in one pipeline (one round trip). Every item is validated first.
@@ -64,13 +85,38 @@ impl<T: Cached, P: BlockingTransport> SyncCache<T, P> {
             return Ok(());
         }
         let pipe = self.counted(set_pipeline(items, self.ttl_ms))?;
+        let result = self
+            .pool
+            .execute::<()>(T::OPERATIONS.set_many, Request::Pipeline(&pipe));
+        announce_write(items);
+        result?;
+        self.write_barrier()
+    }
+
+    /// With a near cache, a write returns only once Redis has sent its invalidations to
+    /// every tracking connection: one PING after the write (see [`crate::Cache`]).
+    fn write_barrier(&self) -> Result<()> {
+        if self.near.is_none() {
+            return Ok(());
+        }
         self.pool
-            .execute::<()>(T::OPERATIONS.set_many, Request::Pipeline(&pipe))
+            .execute::<()>(crate::metrics::Operation::Ping, Request::Cmd(&redis::cmd("PING")))
     }
 
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
     pub fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
-        self.read(&self.counted(Get::new(id, max_age))?)
+        let plan = self.counted(Get::new(id, max_age))?;
+        if let Some(near) = &self.near {
+            let served = match near.serve(&plan) {
+                Served::Hit(result) => Some(result),
+                Served::Miss => near.fetch(&plan),
+                Served::Down => None,
+            };
+            if let Some(result) = served {
+                return self.counted(result);
+            }
+        }
+        self.read(&plan)
     }
 
     /// Read many items with one MGET; the result is in the order of `ids`. An id asked for more
@@ -80,13 +126,24 @@ impl<T: Cached, P: BlockingTransport> SyncCache<T, P> {
             return Ok(Vec::new());
         }
         let ids = ids.iter().map(|id| id.as_ref().to_owned()).collect();
-        self.read(&self.counted(GetMany::new(ids, max_age))?)
+        let plan = self.counted(GetMany::new(ids, max_age))?;
+        if let Some(near) = &self.near {
+            if let Some(result) = near.serve_many(&plan).and_then(|local| near.fetch_many(&plan, local)) {
+                return self.counted(result);
+            }
+        }
+        self.read(&plan)
     }
 
     /// Send a planned read and decode its reply.
     pub fn read<R: ReadPlan>(&self, plan: &R) -> Result<R::Items> {
         let reply = self.pool.execute(plan.operation(), Request::Cmd(&plan.command()))?;
         self.counted(plan.decode(reply))
+    }
+
+    /// Latency histograms and error counts of its pool.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        self.pool.metrics()
     }
 
     fn counted<R>(&self, result: Result<R>) -> Result<R> {

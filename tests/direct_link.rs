@@ -55,6 +55,10 @@ fn encode(reply: &Reply, out: &mut Vec<u8>) {
             out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
             items.iter().for_each(|i| encode(i, out));
         }
+        Reply::Push(items) => {
+            out.extend_from_slice(format!(">{}\r\n", items.len()).as_bytes());
+            items.iter().for_each(|i| encode(i, out));
+        }
     }
 }
 

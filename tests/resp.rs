@@ -1,4 +1,4 @@
-//! The incremental RESP2 decoder against redis-rs' own parser (`redis::parse_redis_value`) as
+//! The incremental RESP2/RESP3 decoder against redis-rs' own parser (`redis::parse_redis_value`) as
 //! the oracle: the same replies whole, cut at every byte, and in random chunks; never a panic
 //! on arbitrary bytes.
 
@@ -43,12 +43,41 @@ fn encode(reply: &Reply, out: &mut Vec<u8>) {
         Reply::Simple(text) => out.extend_from_slice(format!("+{text}\r\n").as_bytes()),
         Reply::Int(n) => out.extend_from_slice(format!(":{n}\r\n").as_bytes()),
         Reply::Error(text) => out.extend_from_slice(format!("-{text}\r\n").as_bytes()),
-        Reply::Array(items) => {
-            out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+        Reply::Array(items) | Reply::Push(items) => {
+            let kind = if matches!(reply, Reply::Push(_)) { '>' } else { '*' };
+            out.extend_from_slice(format!("{kind}{}\r\n", items.len()).as_bytes());
             for item in items {
                 encode(item, out);
             }
         }
+    }
+}
+
+/// An invalidation push as a RESP3 server sends it: the keys, or null (flush everything).
+fn invalidation() -> impl Strategy<Value = Reply> {
+    let keys = prop::collection::vec("[a-z]{1,6}:[A-Za-z0-9]{1,12}", 1..5)
+        .prop_map(|keys| Reply::Array(keys.into_iter().map(|k| Reply::Bulk(k.into_bytes())).collect()));
+    prop_oneof![Just(Reply::Nil), keys].prop_map(|keys| Reply::Push(vec![Reply::Bulk(b"invalidate".to_vec()), keys]))
+}
+
+/// RESP3 wire of a reply (null as `_`), as a tracking connection receives it.
+fn wire3(reply: &Reply) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode3(reply, &mut out);
+    out
+}
+
+fn encode3(reply: &Reply, out: &mut Vec<u8>) {
+    match reply {
+        Reply::Nil => out.extend_from_slice(b"_\r\n"),
+        Reply::Array(items) | Reply::Push(items) => {
+            let kind = if matches!(reply, Reply::Push(_)) { '>' } else { '*' };
+            out.extend_from_slice(format!("{kind}{}\r\n", items.len()).as_bytes());
+            for item in items {
+                encode3(item, out);
+            }
+        }
+        other => encode(other, out),
     }
 }
 
@@ -74,6 +103,14 @@ fn same(ours: &Reply, theirs: &Value) -> bool {
             *a == text
         }
         (Reply::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
+        (Reply::Push(a), Value::Push { kind, data }) => match a.split_first() {
+            Some((Reply::Bulk(name), rest)) => {
+                kind.to_string() == String::from_utf8_lossy(name)
+                    && rest.len() == data.len()
+                    && rest.iter().zip(data).all(|(x, y)| same(x, y))
+            }
+            _ => false,
+        },
         _ => false,
     }
 }
@@ -141,6 +178,24 @@ proptest! {
                 prop_assert!(same(&ours, &theirs), "ours {:?}, oracle {:?}", ours, theirs);
             }
         }
+    }
+
+    #[test]
+    fn resp3_pushes_between_replies_decode_as_the_oracle_says(
+        replies in prop::collection::vec(prop_oneof![reply(), invalidation()], 1..8),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+    ) {
+        for reply in &replies {
+            let bytes = wire3(reply);
+            let theirs = redis::parse_redis_value(&bytes).expect("the oracle reads valid RESP3");
+            prop_assert!(same(reply, &theirs), "ours {:?}, oracle {:?}", reply, theirs);
+        }
+        let bytes: Vec<u8> = replies.iter().flat_map(wire3).collect();
+        let mut at: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+        at.extend([0, bytes.len()]);
+        at.sort_unstable();
+        let chunks = at.windows(2).map(|w| &bytes[w[0]..w[1]]);
+        prop_assert_eq!(decode_chunks(chunks).unwrap(), replies);
     }
 
     #[test]

@@ -17,6 +17,7 @@ MVP_TOKENS: tuple[str, ...]
 TOKEN_PATTERN: str
 DEFAULT_TTL_MS: int
 DEFAULT_DIRECT_SPIN_US: int
+DEFAULT_NEAR_CACHE_MAX_BYTES: int
 
 def validate_token(token: str) -> str:
     """Return ``token`` unchanged, or raise ``InvalidInputError``."""
@@ -183,6 +184,8 @@ def open_pool(
     slow_threshold_ms: float,
     direct_reads: bool = True,
     direct_spin_us: int = 100,
+    near_cache: bool = False,
+    near_cache_max_bytes: int = 33_554_432,
 ) -> Awaitable[PoolHandle]: ...
 
 @disjoint_base
@@ -203,6 +206,13 @@ class RedisPool:
     @property
     def direct_spin_us(self) -> int:
         """How long a lone direct read polls for its reply before yielding, in µs."""
+    @property
+    def near_cache(self) -> bool:
+        """Whether cache reads are served from a near cache."""
+    def near_cache_stats(self) -> dict[str, int] | None:
+        """The near cache's counters (``hits``, ``misses``, ``invalidations``, ``flushes``,
+        ``fills``, ``reconnects``, ``bytes``, ``entries``, ``connected``, ``age_p50_us``,
+        ``age_p99_us``, ``age_max_us``); ``None`` without one."""
     def close(self) -> Awaitable[None]: ...
     def health(self) -> Awaitable[PoolHealth]: ...
     def info(self, section: str) -> Awaitable[dict[str, str]]:
@@ -226,6 +236,8 @@ class SyncRedisPool:
         response_timeout_ms: int,
         checkout_timeout_ms: int,
         slow_threshold_ms: float,
+        near_cache: bool = False,
+        near_cache_max_bytes: int = 33_554_432,
     ) -> Self: ...
     @property
     def url(self) -> str:
@@ -236,6 +248,13 @@ class SyncRedisPool:
     def closed(self) -> bool: ...
     @property
     def redis_version(self) -> str: ...
+    @property
+    def near_cache(self) -> bool:
+        """Whether cache reads are served from a near cache."""
+    def near_cache_stats(self) -> dict[str, int] | None:
+        """The near cache's counters (``hits``, ``misses``, ``invalidations``, ``flushes``,
+        ``fills``, ``reconnects``, ``bytes``, ``entries``, ``connected``, ``age_p50_us``,
+        ``age_p99_us``, ``age_max_us``); ``None`` without one."""
     def close(self) -> None: ...
     def counts(self) -> dict[str, int]: ...
     def metrics(self) -> dict[str, OperationStats]: ...

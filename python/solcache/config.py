@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from solcache._core import DEFAULT_DIRECT_SPIN_US, redact_url
+from solcache._core import DEFAULT_DIRECT_SPIN_US, DEFAULT_NEAR_CACHE_MAX_BYTES, redact_url
 
 __all__ = ["DEFAULT_REDIS_URL", "Settings"]
 
@@ -54,6 +54,19 @@ class Settings(BaseSettings):
         description=(
             "A lone direct read polls for its reply this long (µs) before yielding to the loop."
         ),
+    )
+    near_cache: bool = Field(
+        default=False,
+        description=(
+            "Pools serve cache reads from process memory, kept correct by Redis' "
+            "invalidations (CLIENT TRACKING); see docs/near-cache.md."
+        ),
+    )
+    near_cache_max_bytes: int = Field(
+        default=DEFAULT_NEAR_CACHE_MAX_BYTES,
+        ge=4096,
+        le=1 << 40,
+        description="Memory bound of each pool's near cache (keys, values, overhead), bytes.",
     )
     price_ttl_ms: int = Field(default=2000, ge=1, le=86_400_000)
     pool_state_ttl_ms: int = Field(default=2000, ge=1, le=86_400_000)

@@ -74,6 +74,9 @@ Services (from the ``extra`` callable, a :class:`ServiceSnapshot`):
 - ``solcache_task_errors_total{task}`` (counter): errors each background task retried after
   (a failed tick, read, refresh or start; an unexpected stop).
 
+Near cache (only for a pool opened with it): the ``solcache_near_cache_*`` families listed in
+:mod:`solcache.near_cache_metrics`.
+
 The HTTP gateway (:mod:`solcache.web`) adds its own families to the registry it serves, all
 prefixed ``solcache_sse_``; they are listed in :mod:`solcache.web.metrics`.
 """
@@ -109,6 +112,7 @@ from solcache._core import (
     StreamInfo,
 )
 from solcache.exceptions import ResponseError
+from solcache.near_cache_metrics import near_cache_families
 
 __all__ = [
     "DEFAULT_STREAMS",
@@ -276,6 +280,7 @@ class SolcacheCollector:
     ) -> list[Metric]:
         families = _operation_families(ops)
         families.append(_error_kind_family(self._pool.error_counts()))
+        families += near_cache_families(self._pool.near_cache_stats())
         families += _pool_families(snap, self._pool.max_size, now_s)
         families += _stream_families(snap.streams if snap is not None else ())
         if service is not None:

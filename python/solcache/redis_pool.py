@@ -32,6 +32,8 @@ class RedisPool(_core.RedisPool):
         slow_threshold_ms: float | None = None,
         direct_reads: bool | None = None,
         direct_spin_us: int | None = None,
+        near_cache: bool | None = None,
+        near_cache_max_bytes: int | None = None,
         settings: Settings | None = None,
     ) -> RedisPool:
         """Connect, check the server is Redis ≥ 6.2, and start the background health check.
@@ -45,6 +47,10 @@ class RedisPool(_core.RedisPool):
         socket this long for the reply before yielding to the loop, so a fast reply skips a
         loop iteration; it stops polling by itself when replies take longer (remote server).
         See docs/performance.md.
+
+        ``near_cache`` (default off, ``SOLCACHE_NEAR_CACHE``): every cache made from this pool
+        serves reads from process memory, kept correct by Redis' invalidations, bounded by
+        ``near_cache_max_bytes`` (``SOLCACHE_NEAR_CACHE_MAX_BYTES``). See docs/near-cache.md.
         """
         s = settings if settings is not None else Settings()
         handle = await _core.open_pool(
@@ -60,6 +66,8 @@ class RedisPool(_core.RedisPool):
             ),
             direct_reads=direct_reads if direct_reads is not None else s.direct_reads,
             direct_spin_us=_pick(direct_spin_us, s.direct_spin_us),
+            near_cache=near_cache if near_cache is not None else s.near_cache,
+            near_cache_max_bytes=_pick(near_cache_max_bytes, s.near_cache_max_bytes),
         )
         return cls(handle)
 

@@ -45,11 +45,15 @@ class RedisPool(_core.SyncRedisPool):
         response_timeout_ms: int | None = None,
         checkout_timeout_ms: int | None = None,
         slow_threshold_ms: float | None = None,
+        near_cache: bool | None = None,
+        near_cache_max_bytes: int | None = None,
         settings: Settings | None = None,
     ) -> RedisPool:
         """Connect and check the server is Redis ≥ 6.2 (blocks up to ``connect_timeout_ms``).
 
         Raises ``ConnectionError`` (``AuthenticationError`` for refused credentials).
+        ``near_cache`` (default off, ``SOLCACHE_NEAR_CACHE``): reads served from process
+        memory, kept correct by Redis' invalidations; see docs/near-cache.md.
         """
         s = settings if settings is not None else Settings()
         return cls(
@@ -66,6 +70,10 @@ class RedisPool(_core.SyncRedisPool):
             ),
             slow_threshold_ms=(
                 slow_threshold_ms if slow_threshold_ms is not None else s.slow_threshold_ms
+            ),
+            near_cache=near_cache if near_cache is not None else s.near_cache,
+            near_cache_max_bytes=(
+                near_cache_max_bytes if near_cache_max_bytes is not None else s.near_cache_max_bytes
             ),
         )
 

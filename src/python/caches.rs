@@ -1,7 +1,7 @@
 //! `PriceCache` and `PoolStateCache`: one macro, because PyO3 classes cannot be generic.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -11,10 +11,12 @@ use super::bridge::{spawn, spawn_into, LoopQueue};
 use super::convert::{py_repr, str_arg, str_list_arg, UInt};
 use super::direct::{self, DirectCall, DirectOptions};
 use super::models::{PyPoolState, PyPriceData};
+use super::near::Ready;
 use super::pool::PyRedisPool;
 use crate::cache::{Cache, Cached, Get, GetMany, ReadPlan};
 use crate::metrics::Metrics;
 use crate::models::{PoolState, PriceData};
+use crate::near_cache::Served;
 use crate::transport::resp::Reply;
 
 /// `get_many` result: ids in request order, each with its item or `None`.
@@ -131,8 +133,54 @@ where
     T: Cached + 'static,
     P: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    let plan = Get::new(id, max_age);
+    if let (Some(near), Ok(planned)) = (cache.near(), &plan) {
+        let metrics = cache.pool().metrics();
+        let ready = |result: crate::Result<Option<T>>| {
+            let result = crate::cache::count_local_error(metrics, result);
+            Ready::awaitable(
+                py,
+                result
+                    .map_err(PyErr::from)
+                    .and_then(|item| item.map(wrap).into_py_any(py)),
+            )
+        };
+        match near.serve(planned) {
+            Served::Hit(result) => return ready(result),
+            Served::Down => {}
+            Served::Miss => {
+                if let Some(ticket) = near.start_fetch(planned) {
+                    // Like a direct read: the reply usually comes within the poll budget, and
+                    // then the caller has it with no thread hop.
+                    let until = Instant::now() + direct.spin;
+                    match py.detach(|| near.finish_fetch(planned, ticket, Some(until))) {
+                        Ok(Some(result)) => return ready(result),
+                        Ok(None) => {} // the tracking connection broke: the pool reads it
+                        Err(ticket) => {
+                            let (cache, near, plan) = (cache.clone(), near.clone(), plan?);
+                            return spawn(py, async move {
+                                let (plan, fetched) = crate::cache::blocking(move || {
+                                    let fetched = near.finish_fetch(&plan, ticket, None);
+                                    (plan, fetched)
+                                })
+                                .await
+                                .ok_or_else(|| crate::Error::unexpected_reply("near cache fill task failed"))?;
+                                let item = match fetched {
+                                    Ok(Some(result)) => {
+                                        crate::cache::count_local_error(cache.pool().metrics(), result)?
+                                    }
+                                    _ => cache.read(&plan).await?,
+                                };
+                                Ok(item.map(wrap))
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
     let present = move |_: &Get<T>, item: Option<T>| item.map(wrap);
-    send(py, cache, direct, Get::new(id, max_age), present)
+    send(py, cache, direct, plan, present)
 }
 
 /// `get_many`: one MGET, `{id: item or None}` in request order (nothing at all for no ids).
@@ -155,7 +203,27 @@ where
         let ids = plan.ids().iter().cloned();
         OrderedItems(ids.zip(items.into_iter().map(|i| i.map(wrap))).collect())
     };
-    send(py, cache, direct, GetMany::new(ids, max_age), present)
+    let plan = GetMany::new(ids, max_age);
+    if let (Some(near), Ok(planned)) = (cache.near(), &plan) {
+        if let Some(local) = near.serve_many(planned) {
+            if local.missing() == 0 {
+                let items = near.fetch_many(planned, local).expect("no fill needed");
+                let items = crate::cache::count_local_error(cache.pool().metrics(), items);
+                let result = items
+                    .map_err(PyErr::from)
+                    .and_then(|items| present(planned, items).into_py_any(py));
+                return Ready::awaitable(py, result);
+            }
+            let (cache, ids) = (cache.clone(), planned.ids().to_vec());
+            return spawn(py, async move {
+                let items = cache.get_many(&ids, max_age).await?;
+                Ok(OrderedItems(
+                    ids.into_iter().zip(items.into_iter().map(|i| i.map(wrap))).collect(),
+                ))
+            });
+        }
+    }
+    send(py, cache, direct, plan, present)
 }
 
 macro_rules! cache_class {
@@ -172,8 +240,12 @@ macro_rules! cache_class {
             #[new]
             #[pyo3(signature = (pool, *, ttl_ms = UInt(2000)), text_signature = "(pool, *, ttl_ms=2000)")]
             fn new(pool: PyRef<'_, PyRedisPool>, ttl_ms: UInt) -> PyResult<Self> {
+                let cache = Cache::with_ttl(pool.pool.clone(), ttl(ttl_ms.0))?;
                 Ok($class {
-                    cache: Cache::with_ttl(pool.pool.clone(), ttl(ttl_ms.0))?,
+                    cache: match &pool.near {
+                        Some(near) => cache.with_near(near.clone()),
+                        None => cache,
+                    },
                     direct: pool.direct,
                 })
             }

@@ -10,6 +10,7 @@ mod errors;
 mod events;
 mod log_bridge;
 mod models;
+mod near;
 mod pool;
 mod streams;
 mod sync;
@@ -78,6 +79,8 @@ mod _core {
     const DEFAULT_TTL_MS: u64 = crate::cache::DEFAULT_TTL.as_millis() as u64;
     #[pymodule_export]
     const DEFAULT_DIRECT_SPIN_US: u64 = crate::transport::direct::DEFAULT_SPIN.as_micros() as u64;
+    #[pymodule_export]
+    const DEFAULT_NEAR_CACHE_MAX_BYTES: usize = crate::near_cache::DEFAULT_MAX_BYTES;
     #[pymodule_export]
     const STREAM_PRICE_UPDATES: &str = crate::events::PRICE_UPDATES;
     #[pymodule_export]

@@ -10,6 +10,7 @@ use super::convert::py_opt;
 use super::direct::DirectOptions;
 use super::errors::invalid_input;
 use crate::metrics::{Metrics, OperationStats};
+use crate::near_cache::{NearCache, DEFAULT_MAX_BYTES};
 use crate::transport::direct::DEFAULT_SPIN;
 use crate::transport::{redact_url, Health, PoolConfig, PoolCounts, RedisPool};
 
@@ -18,6 +19,7 @@ use crate::transport::{redact_url, Health, PoolConfig, PoolCounts, RedisPool};
 pub struct PoolHandle {
     pool: RedisPool,
     direct: DirectOptions,
+    near: Option<NearCache>,
 }
 
 pub(super) fn millis(value: u64, name: &str) -> PyResult<Duration> {
@@ -30,12 +32,14 @@ pub(super) fn millis(value: u64, name: &str) -> PyResult<Duration> {
 // `open_pool`'s `direct_spin_us` default is written out (a literal shows in the Python
 // signature); it is the core's.
 const _: () = assert!(DEFAULT_SPIN.as_micros() == 100);
+// Likewise `near_cache_max_bytes`.
+const _: () = assert!(DEFAULT_MAX_BYTES == 33_554_432);
 
 /// Connect and return a `PoolHandle` (awaitable). Every argument but the direct-read ones is
 /// required here: defaults live in `solcache.Settings` (whose `direct_spin_us` default is
 /// `DEFAULT_DIRECT_SPIN_US`, the core's).
 #[pyfunction]
-#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms, direct_reads = true, direct_spin_us = 100))]
+#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms, direct_reads = true, direct_spin_us = 100, near_cache = false, near_cache_max_bytes = 33_554_432))]
 #[allow(clippy::too_many_arguments)]
 pub fn open_pool(
     py: Python<'_>,
@@ -49,6 +53,8 @@ pub fn open_pool(
     slow_threshold_ms: f64,
     direct_reads: bool,
     direct_spin_us: u64,
+    near_cache: bool,
+    near_cache_max_bytes: u64,
 ) -> PyResult<Bound<'_, PyAny>> {
     if direct_spin_us > 1000 {
         return Err(invalid_input(format!(
@@ -76,8 +82,20 @@ pub fn open_pool(
         test_on_checkout: false,
     };
     spawn(py, async move {
+        let near_config = config.clone();
         let pool = RedisPool::connect(config).await?;
-        Ok(PoolHandle { pool, direct })
+        let near =
+            tokio::task::spawn_blocking(move || super::near::open(&near_config, near_cache, near_cache_max_bytes))
+                .await
+                .map_err(|e| invalid_input(format!("opening the near cache failed: {e}")))?;
+        let near = match near {
+            Ok(near) => near,
+            Err(err) => {
+                pool.close().await;
+                return Err(err.into());
+            }
+        };
+        Ok(PoolHandle { pool, direct, near })
     })
 }
 
@@ -93,6 +111,8 @@ pub struct PyRedisPool {
     pub pool: RedisPool,
     /// Cache reads on an asyncio loop use a direct connection of that loop (`direct.rs`).
     pub direct: DirectOptions,
+    /// Cache reads are served from this near cache where they can.
+    pub near: Option<NearCache>,
 }
 
 #[pymethods]
@@ -102,6 +122,7 @@ impl PyRedisPool {
         PyRedisPool {
             pool: handle.pool.clone(),
             direct: handle.direct,
+            near: handle.near.clone(),
         }
     }
 
@@ -135,11 +156,27 @@ impl PyRedisPool {
         self.direct.spin.as_micros() as u64
     }
 
+    /// Whether cache reads are served from a near cache (see docs/near-cache.md).
+    #[getter]
+    fn near_cache(&self) -> bool {
+        self.near.is_some()
+    }
+
+    /// The near cache's counters (`None` without one): hits, misses, invalidations,
+    /// flushes, fills, reconnects, bytes, entries, connected (0/1) and the age of served
+    /// entries in µs (`age_p50_us`, `age_p99_us`, `age_max_us`).
+    fn near_cache_stats(&self) -> Option<HashMap<&'static str, u64>> {
+        self.near.as_ref().map(|near| super::near::stats_dict(near.stats()))
+    }
+
     /// Stop the health task and close idle connections, and this loop's direct connection
     /// (awaitable; other running loops close theirs on their next call, closed loops now).
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         super::direct::close_on_running_loop(py, self.pool.id());
         super::bridge::release_closed_loops(py);
+        if let Some(near) = &self.near {
+            near.close();
+        }
         let pool = self.pool.clone();
         spawn(py, async move {
             pool.close().await;

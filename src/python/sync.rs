@@ -16,6 +16,7 @@ use super::log_bridge;
 use super::models::{PyPoolState, PyPriceData};
 use super::pool::{counts_dict, millis, stats_dict, PyOperationStats};
 use crate::models::{PoolState, PriceData};
+use crate::near_cache::{NearCache, Served};
 use crate::sync_cache::SyncCache;
 use crate::transport::{PoolConfig, SyncPool};
 
@@ -30,6 +31,7 @@ fn blocking<T: Send>(py: Python<'_>, call: impl Ungil + FnOnce() -> crate::Resul
 #[pyclass(name = "SyncRedisPool", module = "solcache._core", subclass, frozen)]
 pub struct PySyncRedisPool {
     pool: SyncPool,
+    near: Option<NearCache>,
 }
 
 #[pymethods]
@@ -37,7 +39,8 @@ impl PySyncRedisPool {
     /// Connect (blocking, GIL released) and check the server is Redis ≥ 6.2. Every argument
     /// is required here: defaults live in `solcache.Settings`.
     #[new]
-    #[pyo3(signature = (url, *, max_size, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, slow_threshold_ms))]
+    #[pyo3(signature = (url, *, max_size, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, slow_threshold_ms, near_cache = false, near_cache_max_bytes = 33_554_432))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         url: String,
@@ -46,6 +49,8 @@ impl PySyncRedisPool {
         response_timeout_ms: u64,
         checkout_timeout_ms: u64,
         slow_threshold_ms: f64,
+        near_cache: bool,
+        near_cache_max_bytes: u64,
     ) -> PyResult<Self> {
         if !(slow_threshold_ms.is_finite() && slow_threshold_ms > 0.0) {
             return Err(invalid_input(format!(
@@ -62,8 +67,11 @@ impl PySyncRedisPool {
             slow_threshold: Duration::from_secs_f64(slow_threshold_ms / 1e3),
             ..PoolConfig::default()
         };
-        let pool = blocking(py, || SyncPool::connect(config))?;
-        Ok(PySyncRedisPool { pool })
+        let (pool, near) = blocking(py, || {
+            let near = super::near::open(&config, near_cache, near_cache_max_bytes)?;
+            Ok((SyncPool::connect(config)?, near))
+        })?;
+        Ok(PySyncRedisPool { pool, near })
     }
 
     /// The server URL with any password replaced by `***`.
@@ -88,9 +96,23 @@ impl PySyncRedisPool {
         format!("SyncRedisPool(url={})", py_repr(self.pool.redacted_url()))
     }
 
-    /// Close idle connections; later calls raise `ConnectionError`.
+    /// Close idle connections (and the near cache); later calls raise `ConnectionError`.
     fn close(&self) {
         self.pool.close();
+        if let Some(near) = &self.near {
+            near.close();
+        }
+    }
+
+    /// Whether cache reads are served from a near cache (see docs/near-cache.md).
+    #[getter]
+    fn near_cache(&self) -> bool {
+        self.near.is_some()
+    }
+
+    /// The near cache's counters (`None` without one); see `RedisPool.near_cache_stats`.
+    fn near_cache_stats(&self) -> Option<HashMap<&'static str, u64>> {
+        self.near.as_ref().map(|near| super::near::stats_dict(near.stats()))
     }
 
     /// Connections, idle, in use and waiting callers right now (no round trip).
@@ -122,8 +144,12 @@ macro_rules! sync_cache_class {
             #[new]
             #[pyo3(signature = (pool, *, ttl_ms = UInt(2000)), text_signature = "(pool, *, ttl_ms=2000)")]
             fn new(pool: PyRef<'_, PySyncRedisPool>, ttl_ms: UInt) -> PyResult<Self> {
+                let cache = SyncCache::with_ttl(pool.pool.clone(), Duration::from_millis(ttl_ms.0))?;
                 Ok($class {
-                    cache: SyncCache::with_ttl(pool.pool.clone(), Duration::from_millis(ttl_ms.0))?,
+                    cache: match &pool.near {
+                        Some(near) => cache.with_near(near.clone()),
+                        None => cache,
+                    },
                 })
             }
 
@@ -158,6 +184,15 @@ macro_rules! sync_cache_class {
             ) -> PyResult<Option<$py_model>> {
                 let $id = str_arg($id, stringify!($id))?;
                 let max_age = max_age_ms.map(|ms| Duration::from_millis(ms.0));
+                if let Some(near) = self.cache.near() {
+                    // A hit needs no Redis: answered with the GIL held.
+                    if let Ok(plan) = crate::cache::Get::<$model>::new($id.clone(), max_age) {
+                        if let Served::Hit(result) = near.serve(&plan) {
+                            let item = crate::cache::count_local_error(self.cache.metrics(), result)?;
+                            return Ok(item.map(|inner| $py_model { inner }));
+                        }
+                    }
+                }
                 let item = blocking(py, || self.cache.get(&$id, max_age))?;
                 Ok(item.map(|inner| $py_model { inner }))
             }

@@ -21,6 +21,8 @@ pub const POOL_CLIENT_NAME: &str = "solcache-pool";
 pub const SYNC_CLIENT_NAME: &str = "solcache-sync";
 /// The name direct connections (driven by an event loop) give themselves.
 pub const DIRECT_CLIENT_NAME: &str = "solcache-direct";
+/// The name the near cache's tracking connection gives itself.
+pub const NEAR_CLIENT_NAME: &str = "solcache-near";
 /// The name the kept connection of a stream tail gives itself.
 pub const TAIL_CLIENT_NAME: &str = "solcache-tail";
 /// The name of a subscription's own read connection (consumer-group reads).

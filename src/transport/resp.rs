@@ -1,5 +1,12 @@
-//! RESP2 replies read incrementally: [`Decoder`] takes bytes as they arrive and hands out each
-//! reply once it is complete, keeping its place inside a partial one.
+//! RESP2 and RESP3 replies read incrementally: [`Decoder`] takes bytes as they arrive and hands
+//! out each reply once it is complete, keeping its place inside a partial one.
+//!
+//! RESP3 (the near cache's tracking connection speaks it, after `HELLO 3`) maps onto the same
+//! [`Reply`]: null `_` is [`Reply::Nil`], maps `%` and sets `~` are arrays (a map as its keys
+//! and values in turn), booleans `#` are `Int(1)`/`Int(0)`, doubles `,` and big numbers `(`
+//! are their text, verbatim strings `=` their body without the format prefix, blob errors `!`
+//! errors; out-of-band pushes `>` (invalidations) are [`Reply::Push`]. Attributes `|` are
+//! refused: nothing we send asks for them.
 //!
 //! Why our own parser and not redis-rs' `redis::Parser` (both measured on the replies of a
 //! cached read with `cargo bench --no-default-features --bench hot_path -- parse`, criterion
@@ -31,7 +38,7 @@ const MAX_LEN: i64 = 512 * 1024 * 1024;
 /// complete replies the buffer is simply cleared).
 const COMPACT_AFTER: usize = 64 * 1024;
 
-/// One RESP2 reply.
+/// One reply (RESP2, or RESP3 mapped as the module docs say).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Nil,
@@ -40,13 +47,27 @@ pub enum Reply {
     Int(i64),
     Error(String),
     Array(Vec<Reply>),
+    /// A RESP3 out-of-band push (`>`): never the answer to a request.
+    Push(Vec<Reply>),
 }
 
-/// An array whose elements are still arriving.
+/// An aggregate whose elements are still arriving.
 #[derive(Debug)]
 struct Frame {
     items: Vec<Reply>,
     left: usize,
+    push: bool,
+}
+
+/// What a length-prefixed string becomes once its body has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BulkKind {
+    /// `$`: the bytes.
+    Blob,
+    /// `=`: the bytes after the `xxx:` format prefix.
+    Verbatim,
+    /// `!`: an error reply.
+    Error,
 }
 
 /// Incremental RESP2 decoder; see the module docs.
@@ -58,7 +79,7 @@ pub struct Decoder {
     /// Where the search for the current header line's end resumes (absolute index in `buf`).
     scan: usize,
     /// A bulk string's header was read: its body (this many bytes and CRLF) starts at `pos`.
-    bulk: Option<usize>,
+    bulk: Option<(usize, BulkKind)>,
     /// Arrays being filled, innermost last.
     stack: Vec<Frame>,
 }
@@ -106,7 +127,7 @@ impl Decoder {
     }
 
     /// The next complete reply: `Ok(None)` until all of it has arrived, `Err` if the bytes are
-    /// not RESP2 (the stream cannot be trusted after that).
+    /// not RESP (the stream cannot be trusted after that).
     pub fn next_reply(&mut self) -> Result<Option<Reply>> {
         loop {
             let Some(item) = self.next_item()? else {
@@ -130,7 +151,11 @@ impl Decoder {
                 return None;
             }
             let done = self.stack.pop().expect("a frame was just filled");
-            item = Reply::Array(done.items);
+            item = if done.push {
+                Reply::Push(done.items)
+            } else {
+                Reply::Array(done.items)
+            };
         }
     }
 
@@ -138,7 +163,7 @@ impl Decoder {
     /// opens a frame and moves on to its first element.
     fn next_item(&mut self) -> Result<Option<Reply>> {
         loop {
-            if let Some(len) = self.bulk {
+            if let Some((len, kind)) = self.bulk {
                 if self.buf.len() - self.pos < len + 2 {
                     return Ok(None);
                 }
@@ -146,11 +171,17 @@ impl Decoder {
                 if &self.buf[end..end + 2] != b"\r\n" {
                     return Err(protocol("bulk string not terminated by CRLF"));
                 }
-                let body = self.buf[self.pos..end].to_vec();
+                let body = &self.buf[self.pos..end];
+                let item = match kind {
+                    BulkKind::Blob => Reply::Bulk(body.to_vec()),
+                    BulkKind::Verbatim if body.len() >= 4 && body[3] == b':' => Reply::Bulk(body[4..].to_vec()),
+                    BulkKind::Verbatim => return Err(protocol("verbatim string without a format prefix")),
+                    BulkKind::Error => Reply::Error(String::from_utf8_lossy(body).into_owned()),
+                };
                 self.pos = end + 2;
                 self.scan = self.pos;
                 self.bulk = None;
-                return Ok(Some(Reply::Bulk(body)));
+                return Ok(Some(item));
             }
             if self.stack.len() > MAX_DEPTH {
                 return Err(protocol("reply nested too deeply"));
@@ -164,24 +195,41 @@ impl Decoder {
                 b'+' => Reply::Simple(String::from_utf8_lossy(text).into_owned()),
                 b'-' => Reply::Error(String::from_utf8_lossy(text).into_owned()),
                 b':' => Reply::Int(integer(text)?),
-                b'$' => match integer(text)? {
-                    len if len < 0 => Reply::Nil,
-                    len if len > MAX_LEN => return Err(protocol(format!("bulk string of {len} bytes"))),
+                b'_' if text.is_empty() => Reply::Nil,
+                b'#' => match text {
+                    b"t" => Reply::Int(1),
+                    b"f" => Reply::Int(0),
+                    _ => return Err(protocol("bad boolean")),
+                },
+                b',' | b'(' => Reply::Simple(String::from_utf8_lossy(text).into_owned()),
+                b'$' | b'=' | b'!' => match integer(text)? {
+                    len if len < 0 && kind == b'$' => Reply::Nil,
+                    len if !(0..=MAX_LEN).contains(&len) => return Err(protocol(format!("string of {len} bytes"))),
                     len => {
+                        let kind = match kind {
+                            b'$' => BulkKind::Blob,
+                            b'=' => BulkKind::Verbatim,
+                            _ => BulkKind::Error,
+                        };
                         self.consume_line(line_end);
-                        self.bulk = Some(len as usize);
+                        self.bulk = Some((len as usize, kind));
                         continue;
                     }
                 },
-                b'*' => match integer(text)? {
-                    len if len < 0 => Reply::Nil,
+                b'*' | b'~' | b'%' | b'>' => match integer(text)? {
+                    len if len < 0 && kind == b'*' => Reply::Nil,
+                    len if !(0..=MAX_LEN).contains(&len) => {
+                        return Err(protocol(format!("aggregate of {len} elements")))
+                    }
+                    0 if kind == b'>' => Reply::Push(Vec::new()),
                     0 => Reply::Array(Vec::new()),
-                    len if len > MAX_LEN => return Err(protocol(format!("array of {len} elements"))),
                     len => {
+                        let left = if kind == b'%' { 2 * len as usize } else { len as usize };
                         self.consume_line(line_end);
                         self.stack.push(Frame {
-                            items: Vec::with_capacity((len as usize).min(1024)),
-                            left: len as usize,
+                            items: Vec::with_capacity(left.min(1024)),
+                            left,
+                            push: kind == b'>',
                         });
                         continue;
                     }
@@ -238,8 +286,8 @@ impl Reply {
 }
 
 /// A redis-rs reply as a [`Reply`], so replies read by redis-rs connections and by the
-/// [`Decoder`] are handled by the same code. RESP3-only types never occur on our RESP2
-/// connections; they are refused.
+/// [`Decoder`] are handled by the same code. RESP3-only types never occur on the redis-rs
+/// connections (they speak RESP2); they are refused.
 impl redis::FromRedisValue for Reply {
     fn from_redis_value(v: redis::Value) -> std::result::Result<Self, redis::ParsingError> {
         use redis::Value;
@@ -341,5 +389,32 @@ mod tests {
         assert!(all(b"$3\r\nabcXY").is_err());
         assert!(all(b"$99999999999\r\n").is_err());
         assert!(all("*1\r\n".repeat(20).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn resp3_types_map_onto_replies() {
+        let wire = b"_\r\n#t\r\n#f\r\n,1.5\r\n(12345678901234567890\r\n=7\r\ntxt:abc\r\n!5\r\nERR x\r\n\
+%1\r\n+server\r\n+redis\r\n~2\r\n:1\r\n:2\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$9\r\nprice:SOL\r\n\
+>2\r\n$10\r\ninvalidate\r\n_\r\n";
+        let expected = vec![
+            Reply::Nil,
+            Reply::Int(1),
+            Reply::Int(0),
+            Reply::Simple("1.5".into()),
+            Reply::Simple("12345678901234567890".into()),
+            Reply::Bulk(b"abc".to_vec()),
+            Reply::Error("ERR x".into()),
+            Reply::Array(vec![Reply::Simple("server".into()), Reply::Simple("redis".into())]),
+            Reply::Array(vec![Reply::Int(1), Reply::Int(2)]),
+            Reply::Push(vec![
+                Reply::Bulk(b"invalidate".to_vec()),
+                Reply::Array(vec![Reply::Bulk(b"price:SOL".to_vec())]),
+            ]),
+            Reply::Push(vec![Reply::Bulk(b"invalidate".to_vec()), Reply::Nil]),
+        ];
+        assert_eq!(all(wire).unwrap(), expected);
+        assert!(all(b"#x\r\n").is_err());
+        assert!(all(b"=2\r\nab\r\n").is_err(), "verbatim without its format");
+        assert!(all(b"|1\r\n").is_err(), "attributes are refused");
     }
 }

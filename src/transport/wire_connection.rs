@@ -3,7 +3,7 @@
 //! ([`crate::stream_wire`] on the consumer-group read path: no reply tree per entry).
 //!
 //! Plain TCP and unix sockets, opened and handshaken like a direct connection
-//! ([`DirectSocket::connect_as`], on a blocking thread), then driven by tokio. A `rediss://`
+//! ([`DirectSocket::connect_named`], on a blocking thread), then driven by tokio. A `rediss://`
 //! endpoint gets none ([`WireConnection::open`] says so): the caller uses a
 //! [`BlockingConnection`](super::BlockingConnection) there.
 
@@ -53,7 +53,7 @@ impl WireConnection {
         let (endpoint, connect_timeout) = (pool.endpoint().clone(), pool.config().connect_timeout);
         let name = client_name.to_owned();
         let connected =
-            tokio::task::spawn_blocking(move || DirectSocket::connect_as(&endpoint, connect_timeout, &name))
+            tokio::task::spawn_blocking(move || DirectSocket::connect_named(&endpoint, connect_timeout, &name))
                 .await
                 .unwrap_or_else(|e| {
                     Err(Error::Connection {

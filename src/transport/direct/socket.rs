@@ -37,11 +37,11 @@ impl DirectSocket {
     /// Connect (blocking, up to `connect_timeout` per step), run the shared handshake (named
     /// `solcache-direct`), then switch the socket to non-blocking mode.
     pub fn connect(endpoint: &Endpoint, connect_timeout: Duration) -> Result<DirectSocket> {
-        Self::connect_as(endpoint, connect_timeout, DIRECT_CLIENT_NAME)
+        DirectSocket::connect_named(endpoint, connect_timeout, DIRECT_CLIENT_NAME)
     }
 
-    /// [`DirectSocket::connect`] for a connection named `client_name` in `CLIENT LIST`.
-    pub fn connect_as(endpoint: &Endpoint, connect_timeout: Duration, client_name: &str) -> Result<DirectSocket> {
+    /// [`DirectSocket::connect`] with another `CLIENT SETNAME`.
+    pub fn connect_named(endpoint: &Endpoint, connect_timeout: Duration, client_name: &str) -> Result<DirectSocket> {
         let url = endpoint.redacted_url();
         let io_error = |e: std::io::Error| connect_error(e, url, connect_timeout);
         let mut socket = match endpoint.addr() {
@@ -171,6 +171,41 @@ impl DirectSocket {
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(broken(e)),
+            }
+        }
+    }
+
+    /// Write what the socket takes of `bytes` now, without blocking: how many it took.
+    pub fn write_some(&mut self, bytes: &[u8]) -> Result<usize> {
+        loop {
+            return match self.stream().write(bytes) {
+                Ok(0) if !bytes.is_empty() => Err(broken(ErrorKind::WriteZero.into())),
+                Ok(n) => Ok(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(0),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => Err(broken(e)),
+            };
+        }
+    }
+
+    /// Read what the socket has, without blocking, into `decoder`, through `scratch` (kept by
+    /// the caller: zeroing a fresh buffer on every call would cost more than the read): how
+    /// many bytes came. `Err` when the connection broke (closed by the server or an I/O error).
+    pub fn read_into(&mut self, decoder: &mut Decoder, scratch: &mut [u8]) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            match self.stream().read(scratch) {
+                Ok(0) => return Err(broken(ErrorKind::UnexpectedEof.into())),
+                Ok(n) => {
+                    decoder.push(&scratch[..n]);
+                    total += n;
+                    if n < scratch.len() {
+                        return Ok(total);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(total),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(broken(e)),
             }
