@@ -135,10 +135,7 @@ impl<T: Cached, P: Transport> Cache<T, P> {
 
     /// Send a planned read and decode its reply.
     pub async fn read<R: ReadPlan>(&self, plan: &R) -> Result<R::Items> {
-        let reply = self
-            .pool
-            .execute(plan.operation(), Request::Cmd(&plan.command()))
-            .await?;
+        let reply = self.pool.read(plan.operation(), &plan.command()).await?;
         self.counted(plan.decode(reply))
     }
 }

@@ -35,9 +35,11 @@ pub struct PySyncRedisPool {
 #[pymethods]
 impl PySyncRedisPool {
     /// Connect (blocking, GIL released) and check the server is Redis ≥ 6.2. Every argument
-    /// is required here: defaults live in `solcache.Settings`.
+    /// but the direct-read ones is required here: defaults live in `solcache.Settings`
+    /// (`direct_spin_us`'s default is written out, as in `open_pool`).
     #[new]
-    #[pyo3(signature = (url, *, max_size, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, slow_threshold_ms))]
+    #[pyo3(signature = (url, *, max_size, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, slow_threshold_ms, direct_reads = true, direct_spin_us = 100))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         url: String,
@@ -46,7 +48,14 @@ impl PySyncRedisPool {
         response_timeout_ms: u64,
         checkout_timeout_ms: u64,
         slow_threshold_ms: f64,
+        direct_reads: bool,
+        direct_spin_us: u64,
     ) -> PyResult<Self> {
+        if direct_spin_us > 1000 {
+            return Err(invalid_input(format!(
+                "direct_spin_us must be at most 1000 (it holds the calling thread), got {direct_spin_us}"
+            )));
+        }
         if !(slow_threshold_ms.is_finite() && slow_threshold_ms > 0.0) {
             return Err(invalid_input(format!(
                 "slow_threshold_ms must be a positive number, got {slow_threshold_ms}"
@@ -60,6 +69,8 @@ impl PySyncRedisPool {
             response_timeout: millis(response_timeout_ms, "response_timeout_ms")?,
             checkout_timeout: millis(checkout_timeout_ms, "checkout_timeout_ms")?,
             slow_threshold: Duration::from_secs_f64(slow_threshold_ms / 1e3),
+            direct_reads,
+            read_spin: Duration::from_micros(direct_spin_us),
             ..PoolConfig::default()
         };
         let pool = blocking(py, || SyncPool::connect(config))?;
@@ -78,6 +89,16 @@ impl PySyncRedisPool {
     #[getter]
     fn closed(&self) -> bool {
         self.pool.is_closed()
+    }
+    /// Whether cache reads take a direct socket polled from the calling thread.
+    #[getter]
+    fn direct_reads(&self) -> bool {
+        self.pool.config().direct_reads
+    }
+    /// How long (µs) a read polls for its reply before the thread sleeps.
+    #[getter]
+    fn direct_spin_us(&self) -> u64 {
+        self.pool.config().read_spin.as_micros() as u64
     }
     #[getter]
     fn redis_version(&self) -> String {

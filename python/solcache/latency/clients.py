@@ -1,7 +1,9 @@
 """The clients a benchmark run measures: how to open one, and what its calls are.
 
 Every client reads the prices the run seeded (``price:{token}``) and returns decoded objects:
-``get`` reads the first token, ``get_many`` all of them in one call. solcache's async and sync
+``get`` reads the first token, ``get_many`` all of them in one call, and each read's
+``price`` (a ``Decimal``) and ``timestamp`` (a ``datetime``) are touched, so a client that
+builds them lazily pays for them like one that builds them eagerly. solcache's async and sync
 caches are built here; any other client is one more :class:`ClientSpec`.
 """
 
@@ -11,6 +13,7 @@ import importlib.metadata
 import importlib.util
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from solcache import sync
 from solcache._core import PriceCache
@@ -23,6 +26,7 @@ __all__ = [
     "ClientUnavailable",
     "SyncClient",
     "installed_version",
+    "read_fields",
     "solcache_async_client",
     "solcache_sync_spec",
 ]
@@ -87,15 +91,30 @@ def installed_version(dist: str) -> str | None:
         return None
 
 
+def read_fields(item: Any) -> Any:
+    """Read ``item.price`` and ``item.timestamp`` (each value's, for a dict) and return it:
+    the work a caller of any client does with a price."""
+    for value in item.values() if isinstance(item, dict) else (item,):
+        if value is not None:
+            _ = (value.price, value.timestamp)
+    return item
+
+
 def solcache_async_client(pool: RedisPool, tokens: Sequence[str]) -> AsyncClient:
     """``PriceCache(pool).get`` / ``get_many`` (the pool stays open: the caller owns it)."""
     cache = PriceCache(pool)
     token, token_list = tokens[0], list(tokens)
 
+    async def get() -> object:
+        return read_fields(await cache.get(token))
+
+    async def get_many() -> object:
+        return read_fields(await cache.get_many(token_list))
+
     async def close() -> None:
         return None
 
-    return AsyncClient(lambda: cache.get(token), lambda: cache.get_many(token_list), close)
+    return AsyncClient(get, get_many, close)
 
 
 def _open_solcache_sync(target: Target, tokens: Sequence[str], max_size: int) -> SyncClient:
@@ -103,7 +122,11 @@ def _open_solcache_sync(target: Target, tokens: Sequence[str], max_size: int) ->
     pool = sync.RedisPool.connect(target.url, max_size=max_size)
     cache = sync.PriceCache(pool)
     token, token_list = tokens[0], list(tokens)
-    return SyncClient(lambda: cache.get(token), lambda: cache.get_many(token_list), pool.close)
+    return SyncClient(
+        lambda: read_fields(cache.get(token)),
+        lambda: read_fields(cache.get_many(token_list)),
+        pool.close,
+    )
 
 
 def solcache_sync_spec() -> ClientSpec:

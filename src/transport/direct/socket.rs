@@ -37,6 +37,12 @@ impl DirectSocket {
     /// Connect (blocking, up to `connect_timeout` per step), run the shared handshake (named
     /// `solcache-direct`), then switch the socket to non-blocking mode.
     pub fn connect(endpoint: &Endpoint, connect_timeout: Duration) -> Result<DirectSocket> {
+        DirectSocket::connect_as(endpoint, connect_timeout, DIRECT_CLIENT_NAME)
+    }
+
+    /// [`DirectSocket::connect`], with the handshake naming the connection `client_name` (a
+    /// pool's own direct sockets carry the pool's name in `CLIENT LIST`).
+    pub fn connect_as(endpoint: &Endpoint, connect_timeout: Duration, client_name: &str) -> Result<DirectSocket> {
         let url = endpoint.redacted_url();
         let io_error = |e: std::io::Error| connect_error(e, url, connect_timeout);
         let mut socket = match endpoint.addr() {
@@ -67,7 +73,7 @@ impl DirectSocket {
             }
         };
         socket.set_timeouts(connect_timeout).map_err(io_error)?;
-        socket.handshake(&Handshake::new(endpoint, DIRECT_CLIENT_NAME), url, connect_timeout)?;
+        socket.handshake(&Handshake::new(endpoint, client_name), url, connect_timeout)?;
         socket.set_nonblocking().map_err(io_error)?;
         Ok(socket)
     }
@@ -108,6 +114,13 @@ impl DirectSocket {
         match self {
             DirectSocket::Tcp(s) => s.set_nonblocking(true),
             DirectSocket::Unix(s) => s.set_nonblocking(true),
+        }
+    }
+
+    fn set_blocking(&self, blocking: bool) -> std::io::Result<()> {
+        match self {
+            DirectSocket::Tcp(s) => s.set_nonblocking(!blocking),
+            DirectSocket::Unix(s) => s.set_nonblocking(!blocking),
         }
     }
 
@@ -186,6 +199,73 @@ impl DirectSocket {
             }
             std::hint::spin_loop();
         }
+    }
+
+    /// Block the calling thread until the socket has bytes (or `timeout` passes), then read
+    /// what it has into `link`, like [`DirectSocket::read`]. A timeout is
+    /// [`Error::Timeout`] (the reply is still due: the connection can no longer be trusted).
+    pub fn read_blocking<R>(
+        &mut self,
+        link: &mut Link<R>,
+        answered: &mut Vec<(R, Reply)>,
+        timeout: Duration,
+    ) -> Result<()> {
+        let timed_out = || Error::Timeout {
+            operation: "response",
+            timeout,
+        };
+        let mut chunk = [0u8; CHUNK];
+        let waited = self
+            .set_blocking(true)
+            .and_then(|()| self.set_timeouts(timeout.max(Duration::from_micros(1))))
+            .and_then(|()| loop {
+                match self.stream().read(&mut chunk) {
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            });
+        let restored = self.set_blocking(false);
+        match waited {
+            Ok(0) => Err(broken(ErrorKind::UnexpectedEof.into())),
+            Ok(n) => {
+                restored.map_err(broken)?;
+                link.receive(&chunk[..n], answered)?;
+                // More may have come with it: take it without blocking.
+                self.read(link, answered)
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Err(timed_out()),
+            Err(e) => Err(broken(e)),
+        }
+    }
+
+    /// Write all of `link`'s output, blocking the calling thread for at most `timeout`.
+    pub fn write_blocking<R>(&mut self, link: &mut Link<R>, timeout: Duration) -> Result<()> {
+        if self.write(link)? {
+            return Ok(());
+        }
+        let written = self
+            .set_blocking(true)
+            .and_then(|()| self.set_timeouts(timeout.max(Duration::from_micros(1))))
+            .and_then(|()| self.stream().write_all(link.output()));
+        let restored = self.set_blocking(false);
+        match written {
+            Ok(()) => {
+                let n = link.output().len();
+                link.wrote(n);
+                restored.map_err(broken)
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Err(Error::Timeout {
+                operation: "response",
+                timeout,
+            }),
+            Err(e) => Err(broken(e)),
+        }
+    }
+}
+
+impl AsRawFd for DirectSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw_fd()
     }
 }
 
