@@ -17,9 +17,9 @@
 4. measures the event-stream rows of :mod:`comparison.streams`: ``publish_many`` and a
    consumer group's read + ack through the async iterator, in rounds interleaved with the raw
    ``redis-benchmark -c 1 -P 100 XADD`` rate, and publish→handler latency at 10 Hz and 1 kHz;
-5. prints one table of µs (medians over rounds) and ratios to the raw p50, the goals of :mod:`comparison.goals`
-   (met / NOT met), the stream rows with their goals, the machine and every command run;
-   ``--json PATH`` writes the same as JSON.
+5. prints one table of µs (medians over rounds) and ratios to the raw p50, the goals of
+   :mod:`comparison.goals` (met / NOT met), the stream rows with their goals, the machine
+   and every command run; ``--json PATH`` writes the same as JSON.
 
 It takes a few minutes with the default 20 000 calls per row (split over the rounds).
 """

@@ -5,8 +5,9 @@ a ``Decimal`` price and an aware ``datetime``: ``get`` is one GET, ``get_many`` 
 the run's tokens; like solcache's rows, each read's ``price`` and ``timestamp`` are then read
 (:func:`solcache.latency.clients.read_fields`). redis-py's asyncio client runs twice: on its
 default ``ConnectionPool`` (what ``Redis(host=…)`` builds: unbounded, a new connection when all
-are busy) and on a ``BlockingConnectionPool`` of the run's pool size (callers wait for one). Peers are imported with :mod:`importlib` only when measured, so a missing one
-is a row that says "not installed" (``benches/compare.py`` installs them first).
+are busy) and on a ``BlockingConnectionPool`` of the run's pool size (callers wait for one).
+Peers are imported with :mod:`importlib` only when measured, so a missing one is a row that
+says "not installed" (``benches/compare.py`` installs them first).
 """
 
 from __future__ import annotations
@@ -142,7 +143,9 @@ def _open_redis_py_sync(target: Target, tokens: Sequence[str], max_size: int) ->
         client.close()
         pool.disconnect()
 
-    return SyncClient(lambda: _one(client.get(key)), lambda: _many(tokens, client.mget(keys)), close)
+    return SyncClient(
+        lambda: _one(client.get(key)), lambda: _many(tokens, client.mget(keys)), close
+    )
 
 
 def _redis_py_label(kind: str) -> str:

@@ -111,23 +111,32 @@ class _Run:
         self.commands: list[str] = []
         self.closers: list[Callable[[], Awaitable[None] | None]] = []
 
-    def add(self, key: str, label: str, client: AsyncClient | SyncClient | None, note: str,
-            concurrent: bool) -> None:  # fmt: skip
+    def add(
+        self,
+        key: str,
+        label: str,
+        client: AsyncClient | SyncClient | None,
+        note: str,
+        concurrent: bool,
+    ) -> None:
         is_async = isinstance(client, AsyncClient)
         if concurrent:
             for n in self.cfg.callers:
                 get = client.get if client is not None else None
+                name = f"{label} get, {n} callers"
                 self.conc.append(
-                    _Series(f"{key}.get.c{n}", f"{label} get, {n} callers", "concurrent", get,
-                            is_async, callers=n, note=note)  # fmt: skip
+                    _Series(
+                        f"{key}.get.c{n}", name, "concurrent", get, is_async, callers=n, note=note
+                    )
                 )
             return
         ops = (client.get, client.get_many) if client is not None else (None, None)
         for name, op, many in (("get", ops[0], False), ("get_many", ops[1], True)):
             shown = "get" if not many else self.many
             self.seq.append(
-                _Series(f"{key}.{name}", f"{label} {shown}", "sequential", op, is_async,
-                        many=many, note=note)  # fmt: skip
+                _Series(
+                    f"{key}.{name}", f"{label} {shown}", "sequential", op, is_async, many, note=note
+                )
             )
 
     async def open(self, spec: ClientSpec) -> AsyncClient | SyncClient | str:
@@ -225,7 +234,7 @@ class _Run:
             for s in self.seq[shift:] + self.seq[:shift]:
                 self.say(f"round {r + 1}/{self.rounds}: {s.label}")
                 await self.time_row(s, r == 0)
-            for n, raw in self.raw.items():
+            for n in self.raw:
                 if n != 1:
                     self.say(f"round {r + 1}/{self.rounds}: redis-benchmark -c {n}")
                     await asyncio.to_thread(self.raw_run, n)
@@ -278,9 +287,7 @@ def run_rounds(
     run = _Run(cfg, max(1, rounds), say)
 
     async def session() -> str:
-        pool = await RedisPool.connect(
-            cfg.url, max_size=cfg.pool_max_size, settings=cfg.settings
-        )
+        pool = await RedisPool.connect(cfg.url, max_size=cfg.pool_max_size, settings=cfg.settings)
         try:
             await run.main(pool, clients)
             return pool.redis_version
@@ -320,4 +327,3 @@ def run_rounds(
     )
     ratios = {s.key: s.ratios for s in (*run.seq, *run.conc) if s.ratios}
     return report, ratios
-
