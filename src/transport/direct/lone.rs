@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use super::link::{Link, Submitted};
 use super::socket::DirectSocket;
@@ -30,10 +31,22 @@ pub struct BlockingLone {
     lone: LoneLink,
 }
 
-/// The async form: the socket is registered with the tokio reactor of the task that opened it.
+/// The async form: the caller's task polls the socket; only when it has to wait is the
+/// socket registered with the tokio reactor (and while polling succeeds it is not: a
+/// registered socket wakes a runtime thread for every reply, wanted or not).
 pub struct TaskLone {
-    socket: AsyncFd<DirectSocket>,
+    socket: Watched,
     lone: LoneLink,
+}
+
+/// Where a [`TaskLone`]'s socket is.
+enum Watched {
+    /// Not registered: polled by the caller.
+    Plain(DirectSocket),
+    /// Registered with the reactor of the runtime that registered it.
+    Reactor(AsyncFd<DirectSocket>),
+    /// Lost while moving between the two (registration failed): the link is unusable.
+    Gone,
 }
 
 impl LoneLink {
@@ -54,12 +67,21 @@ impl LoneLink {
         self.link.in_flight() == 0
     }
 
-    /// Queue `cmd`, write it, and poll for its reply within the budget (unless `busy`: other
-    /// reads are in flight, so polling would hold a thread they need). The reply when it came.
-    fn start(&mut self, socket: &mut DirectSocket, cmd: &redis::Cmd, busy: bool) -> Result<Option<Reply>> {
-        let Submitted::WriteNow { spin } = self.link.submit(cmd, (), Instant::now(), busy) else {
+    /// Queue `cmd`; true when its reply is worth polling for (not when `busy`: other reads
+    /// are in flight, so polling would hold a thread they need).
+    fn submit(&mut self, cmd: &redis::Cmd, busy: bool) -> Result<bool> {
+        if !self.is_clean() {
             return Err(Error::unexpected_reply("a lone direct link had a request in flight"));
-        };
+        }
+        match self.link.submit(cmd, (), Instant::now(), busy) {
+            Submitted::WriteNow { spin } => Ok(spin),
+            Submitted::Buffered { .. } => Err(Error::unexpected_reply("a lone direct link batched a request")),
+        }
+    }
+
+    /// Write the queued request, then, with `spin`, poll for its reply within the budget.
+    /// The reply when it came.
+    fn send(&mut self, socket: &mut DirectSocket, spin: bool) -> Result<Option<Reply>> {
         socket.write_blocking(&mut self.link, self.response_timeout)?;
         if spin && socket.spin(&mut self.link, &mut self.answered)? {
             return Ok(self.take());
@@ -91,10 +113,8 @@ impl BlockingLone {
     /// Send `cmd` and return its reply, on this thread: poll first (see [`LoneLink`]), then
     /// block in the kernel until the response timeout. Any error leaves the link unusable.
     pub fn call(&mut self, cmd: &redis::Cmd, busy: bool) -> Result<Reply> {
-        if !self.lone.is_clean() {
-            return Err(Error::unexpected_reply("a lone direct link had a request in flight"));
-        }
-        if let Some(reply) = self.lone.start(&mut self.socket, cmd, busy)? {
+        let spin = self.lone.submit(cmd, busy)?;
+        if let Some(reply) = self.lone.send(&mut self.socket, spin)? {
             return Ok(reply);
         }
         let deadline = Instant::now() + self.lone.response_timeout;
@@ -136,14 +156,46 @@ impl TaskLone {
         // Deprecated for types that could close or swap their fd while registered; this
         // `AsyncFd` owns the `DirectSocket`, which owns its stream and never replaces it.
         #[allow(deprecated)]
-        let socket = AsyncFd::new(socket).map_err(|e| Error::Connection {
-            url: String::new(),
-            message: format!("cannot watch the direct socket: {e}"),
-        })?;
         Ok(TaskLone {
-            socket,
+            socket: Watched::Plain(socket),
             lone: LoneLink::new(response_timeout, spin),
         })
+    }
+
+    /// The socket, out of the reactor if it was registered.
+    fn plain(&mut self) -> Result<&mut DirectSocket> {
+        if let Watched::Reactor(_) = self.socket {
+            let Watched::Reactor(fd) = std::mem::replace(&mut self.socket, Watched::Gone) else {
+                unreachable!("checked above");
+            };
+            self.socket = Watched::Plain(fd.into_inner());
+        }
+        match &mut self.socket {
+            Watched::Plain(socket) => Ok(socket),
+            _ => Err(lost()),
+        }
+    }
+
+    /// The socket, registered with the current runtime's reactor (readable only). Bytes that
+    /// came before it was registered are reported at once.
+    fn watched(&mut self) -> Result<&mut AsyncFd<DirectSocket>> {
+        if let Watched::Plain(_) = self.socket {
+            let Watched::Plain(socket) = std::mem::replace(&mut self.socket, Watched::Gone) else {
+                unreachable!("checked above");
+            };
+            // Deprecated for types that could close or swap their fd while registered; this
+            // `AsyncFd` owns the `DirectSocket`, which owns its stream and never replaces it.
+            #[allow(deprecated)]
+            let registered = AsyncFd::try_with_interest(socket, Interest::READABLE);
+            self.socket = match registered {
+                Ok(fd) => Watched::Reactor(fd),
+                Err(e) => Watched::Plain(e.into_parts().0),
+            };
+        }
+        match &mut self.socket {
+            Watched::Reactor(fd) => Ok(fd),
+            _ => Err(lost()),
+        }
     }
 
     /// Whether the next call can use this link (a cancelled call may have left a request in
@@ -156,23 +208,26 @@ impl TaskLone {
     /// then wait on the reactor until the response timeout. Any error leaves the link
     /// unusable; so does dropping the future before it finishes.
     pub async fn call(&mut self, cmd: &redis::Cmd, busy: bool) -> Result<Reply> {
-        if !self.lone.is_clean() {
-            return Err(Error::unexpected_reply("a lone direct link had a request in flight"));
-        }
-        if let Some(reply) = self.lone.start(self.socket.get_mut(), cmd, busy)? {
+        let spin = self.lone.submit(cmd, busy)?;
+        let socket = if spin {
+            self.plain()?
+        } else {
+            self.watched()?.get_mut()
+        };
+        if let Some(reply) = self.lone.send(socket, spin)? {
             return Ok(reply);
         }
         let timeout = self.lone.response_timeout;
+        let fd = self.watched()?;
+        let lone = &mut self.lone;
         let wait = async {
             loop {
-                let mut ready = self.socket.readable_mut().await.map_err(|e| Error::Connection {
+                let mut ready = fd.readable_mut().await.map_err(|e| Error::Connection {
                     url: String::new(),
                     message: e.to_string(),
                 })?;
-                ready
-                    .get_inner_mut()
-                    .read(&mut self.lone.link, &mut self.lone.answered)?;
-                if let Some(reply) = self.lone.take() {
+                ready.get_inner_mut().read(&mut lone.link, &mut lone.answered)?;
+                if let Some(reply) = lone.take() {
                     return Ok(reply);
                 }
                 ready.clear_ready();
@@ -185,6 +240,14 @@ impl TaskLone {
                 timeout,
             }),
         }
+    }
+}
+
+/// The socket was lost moving in or out of the reactor.
+fn lost() -> Error {
+    Error::Connection {
+        url: String::new(),
+        message: "the direct socket could not be registered with the runtime".into(),
     }
 }
 
