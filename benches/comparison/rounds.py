@@ -208,7 +208,7 @@ class _Run:
         await seeder.set_many(seed)
         self.add("solcache-async", "solcache async", solcache_async_client(pool, self.cfg.tokens),
                  "", False)  # fmt: skip
-        for spec in (solcache_sync_spec(), *specs):
+        for spec in (solcache_sync_spec(), solcache_sync_spec(polled=False), *specs):
             self.say(f"opening {spec.label}")
             client = await self.open(spec)
             note = client if isinstance(client, str) else ""

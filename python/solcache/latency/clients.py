@@ -119,7 +119,18 @@ def solcache_async_client(pool: RedisPool, tokens: Sequence[str]) -> AsyncClient
 
 def _open_solcache_sync(target: Target, tokens: Sequence[str], max_size: int) -> SyncClient:
     """``solcache.sync.RedisPool.connect(url, max_size=…)`` and ``solcache.sync.PriceCache``."""
-    pool = sync.RedisPool.connect(target.url, max_size=max_size)
+    return _sync_client(sync.RedisPool.connect(target.url, max_size=max_size), tokens)
+
+
+def _open_solcache_sync_unpolled(
+    target: Target, tokens: Sequence[str], max_size: int
+) -> SyncClient:
+    """The same with ``direct_reads=False``: the read sleeps in the kernel until its reply."""
+    pool = sync.RedisPool.connect(target.url, max_size=max_size, direct_reads=False)
+    return _sync_client(pool, tokens)
+
+
+def _sync_client(pool: sync.RedisPool, tokens: Sequence[str]) -> SyncClient:
     cache = sync.PriceCache(pool)
     token, token_list = tokens[0], list(tokens)
     return SyncClient(
@@ -129,8 +140,14 @@ def _open_solcache_sync(target: Target, tokens: Sequence[str], max_size: int) ->
     )
 
 
-def solcache_sync_spec() -> ClientSpec:
-    """solcache's blocking API (:mod:`solcache.sync`) as a client to measure."""
+def solcache_sync_spec(polled: bool = True) -> ClientSpec:
+    """solcache's blocking API (:mod:`solcache.sync`) as a client to measure; ``polled=False``:
+    with ``direct_reads=False`` (no polling: what polling buys, and what it costs in CPU)."""
+    if not polled:
+        return ClientSpec(
+            "solcache-sync-unpolled", "solcache sync, direct_reads=False", "solcache.sync",
+            "not available", open_sync=_open_solcache_sync_unpolled,
+        )  # fmt: skip
     return ClientSpec(
         "solcache-sync", "solcache sync", "solcache.sync", "not available",
         open_sync=_open_solcache_sync,

@@ -170,16 +170,21 @@ def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def _label_width(report: Report) -> int:
+    return max([44, *(len(r.label) + 2 for r in report.rows)])
+
+
 def _seq_lines(report: Report, rows: list[Row]) -> list[str]:
-    head = f"{'client / operation':<52}{'calls':>8}{'p50 µs':>10}{'p99 µs':>10}{'mean µs':>10}"
+    w = _label_width(report)
+    head = f"{'client / operation':<{w}}{'calls':>8}{'p50 µs':>10}{'p99 µs':>10}{'mean µs':>10}"
     lines = [head + f"{'CPU µs':>8}{'ops/s':>10}{'p50/raw':>9}{'p99/raw':>9}"]
     for r in rows:
         t = r.timing
         if t is None:
-            lines.append(f"{r.label:<52}  {r.note}")
+            lines.append(f"{r.label:<{w}}  {r.note}")
             continue
         lines.append(
-            f"{r.label:<52}{t.calls:>8}{_f(t.p50_us):>10}{_f(t.p99_us):>10}{_f(t.mean_us):>10}"
+            f"{r.label:<{w}}{t.calls:>8}{_f(t.p50_us):>10}{_f(t.p99_us):>10}{_f(t.mean_us):>10}"
             f"{_f(t.cpu_us):>8}{t.ops_per_s:>10,.0f}{_x(report.ratio(t.p50_us)):>9}"
             f"{_x(report.ratio(t.p99_us)):>9}"
         )
@@ -187,17 +192,18 @@ def _seq_lines(report: Report, rows: list[Row]) -> list[str]:
 
 
 def _conc_lines(report: Report, rows: list[Row]) -> list[str]:
-    head = f"{'client / operation':<52}{'callers':>8}{'reads/s':>10}{'p50 µs':>10}{'p99 µs':>10}"
+    w = _label_width(report)
+    head = f"{'client / operation':<{w}}{'callers':>8}{'reads/s':>10}{'p50 µs':>10}{'p99 µs':>10}"
     lines = [head + f"{'CPU µs':>8}{'vs raw':>8}{'  raw setting':<16}{'errors':>7}"]
     for r in rows:
         t = r.timing
         if t is None:
-            lines.append(f"{r.label:<52}  {r.note}")
+            lines.append(f"{r.label:<{w}}  {r.note}")
             continue
         share = report.share(r)
         setting = "" if r.key.startswith("raw.") else report.baseline(r)[0]
         lines.append(
-            f"{r.label:<52}{t.callers:>8}{t.ops_per_s:>10,.0f}{_f(t.p50_us):>10}"
+            f"{r.label:<{w}}{t.callers:>8}{t.ops_per_s:>10,.0f}{_f(t.p50_us):>10}"
             f"{_f(t.p99_us):>10}{_f(t.cpu_us):>8}{'-' if share is None else f'{share:.0%}':>8}"
             f"{'  ' + setting:<16}{t.errors:>7}"
             + (f"  (first: {t.first_error})" if t.first_error else "")
@@ -212,13 +218,18 @@ def render(report: Report, extra: Sequence[str] = ()) -> str:
     base = report.raw_p50_us
     out = [report.title, ""]
     seq = [r for r in report.rows if r.section == "sequential"]
+    rounds = s.get("rounds")
+    how = f"median of {rounds} rounds" if rounds else "mean of the redis-benchmark -c 1 runs"
     out.append(
-        f"Sequential calls, each timed (µs), after {s.get('warmup', '?')} untimed warm-up calls; "
+        f"Sequential calls, each timed (µs), after {s.get('warmup', '?')} untimed warm-up calls"
+        + (f"; medians over {rounds} interleaved rounds" if rounds else "")
+        + "; "
         + (
-            f"ratios to raw p50 = {base:.1f} µs (mean of the redis-benchmark -c 1 runs)"
+            f"ratios to raw p50 = {base:.1f} µs ({how})"
             if base
             else "no raw round trip, so no ratios"
         )
+        + "; CPU µs: this process's CPU time per call (every thread)"
     )
     out += _seq_lines(report, seq)
     conc = [r for r in report.rows if r.section == "concurrent"]
