@@ -162,42 +162,6 @@ impl TaskLone {
         })
     }
 
-    /// The socket, out of the reactor if it was registered.
-    fn plain(&mut self) -> Result<&mut DirectSocket> {
-        if let Watched::Reactor(_) = self.socket {
-            let Watched::Reactor(fd) = std::mem::replace(&mut self.socket, Watched::Gone) else {
-                unreachable!("checked above");
-            };
-            self.socket = Watched::Plain(fd.into_inner());
-        }
-        match &mut self.socket {
-            Watched::Plain(socket) => Ok(socket),
-            _ => Err(lost()),
-        }
-    }
-
-    /// The socket, registered with the current runtime's reactor (readable only). Bytes that
-    /// came before it was registered are reported at once.
-    fn watched(&mut self) -> Result<&mut AsyncFd<DirectSocket>> {
-        if let Watched::Plain(_) = self.socket {
-            let Watched::Plain(socket) = std::mem::replace(&mut self.socket, Watched::Gone) else {
-                unreachable!("checked above");
-            };
-            // Deprecated for types that could close or swap their fd while registered; this
-            // `AsyncFd` owns the `DirectSocket`, which owns its stream and never replaces it.
-            #[allow(deprecated)]
-            let registered = AsyncFd::try_with_interest(socket, Interest::READABLE);
-            self.socket = match registered {
-                Ok(fd) => Watched::Reactor(fd),
-                Err(e) => Watched::Plain(e.into_parts().0),
-            };
-        }
-        match &mut self.socket {
-            Watched::Reactor(fd) => Ok(fd),
-            _ => Err(lost()),
-        }
-    }
-
     /// Whether the next call can use this link (a cancelled call may have left a request in
     /// flight: then it is dropped, not read).
     pub fn is_clean(&self) -> bool {
@@ -210,15 +174,15 @@ impl TaskLone {
     pub async fn call(&mut self, cmd: &redis::Cmd, busy: bool) -> Result<Reply> {
         let spin = self.lone.submit(cmd, busy)?;
         let socket = if spin {
-            self.plain()?
+            self.socket.plain()?
         } else {
-            self.watched()?.get_mut()
+            self.socket.watched()?.get_mut()
         };
         if let Some(reply) = self.lone.send(socket, spin)? {
             return Ok(reply);
         }
         let timeout = self.lone.response_timeout;
-        let fd = self.watched()?;
+        let fd = self.socket.watched()?;
         let lone = &mut self.lone;
         let wait = async {
             loop {
@@ -239,6 +203,44 @@ impl TaskLone {
                 operation: "response",
                 timeout,
             }),
+        }
+    }
+}
+
+impl Watched {
+    /// The socket, out of the reactor if it was registered.
+    fn plain(&mut self) -> Result<&mut DirectSocket> {
+        if let Watched::Reactor(_) = self {
+            let Watched::Reactor(fd) = std::mem::replace(self, Watched::Gone) else {
+                unreachable!("checked above");
+            };
+            *self = Watched::Plain(fd.into_inner());
+        }
+        match self {
+            Watched::Plain(socket) => Ok(socket),
+            _ => Err(lost()),
+        }
+    }
+
+    /// The socket, registered with the current runtime's reactor (readable only). Bytes that
+    /// came before it was registered are reported at once.
+    fn watched(&mut self) -> Result<&mut AsyncFd<DirectSocket>> {
+        if let Watched::Plain(_) = self {
+            let Watched::Plain(socket) = std::mem::replace(self, Watched::Gone) else {
+                unreachable!("checked above");
+            };
+            // Deprecated for types that could close or swap their fd while registered; this
+            // `AsyncFd` owns the `DirectSocket`, which owns its stream and never replaces it.
+            #[allow(deprecated)]
+            let registered = AsyncFd::try_with_interest(socket, Interest::READABLE);
+            *self = match registered {
+                Ok(fd) => Watched::Reactor(fd),
+                Err(e) => Watched::Plain(e.into_parts().0),
+            };
+        }
+        match self {
+            Watched::Reactor(fd) => Ok(fd),
+            _ => Err(lost()),
         }
     }
 }
