@@ -4,10 +4,10 @@ Every peer reads the JSON solcache writes (``price:{token}``) and turns it into 
 a ``Decimal`` price and an aware ``datetime``: ``get`` is one GET, ``get_many`` one MGET of all
 the run's tokens; like solcache's rows, each read's ``price`` and ``timestamp`` are then read
 (:func:`solcache.latency.clients.read_fields`). redis-py's asyncio client runs twice: on its
-default ``ConnectionPool`` (what ``Redis(host=…)`` builds: unbounded, a new connection when all
-are busy) and on a ``BlockingConnectionPool`` of the run's pool size (callers wait for one).
-Peers are imported with :mod:`importlib` only when measured, so a missing one is a row that
-says "not installed" (``benches/compare.py`` installs them first).
+default ``ConnectionPool`` (what ``Redis(host=…)`` builds: a new connection whenever all are
+busy, up to 100, then a call fails) and on a ``BlockingConnectionPool`` of the run's pool
+size (callers wait for one). Peers are imported with :mod:`importlib` only when measured, so
+a missing one is a row that says "not installed" (``benches/compare.py`` installs them first).
 """
 
 from __future__ import annotations
