@@ -312,7 +312,10 @@ impl Op {
     }
 
     fn is_sync(self) -> bool {
-        matches!(self, Op::SyncGet | Op::SyncGetPlain | Op::SyncGetNoSpin | Op::SyncGetMany)
+        matches!(
+            self,
+            Op::SyncGet | Op::SyncGetPlain | Op::SyncGetNoSpin | Op::SyncGetMany
+        )
     }
 }
 

@@ -32,7 +32,11 @@ fn id_of(lines: &[String], cmd: &str) -> Option<String> {
     lines
         .iter()
         .find(|l| l.contains(&format!(" cmd={cmd} ")))
-        .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("id=")).map(str::to_owned))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|f| f.strip_prefix("id="))
+                .map(str::to_owned)
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,11 +53,22 @@ async fn async_reads_take_a_direct_socket_that_is_replaced_when_killed() {
     cache.set(&price("SOL", "150.25")).await.unwrap();
     let mut admin = support::raw(&server).await;
     assert_eq!(clients(&mut admin, "solcache-pool").await.len(), 1, "no read yet");
-    assert_eq!(cache.get("SOL", None).await.unwrap().unwrap().price.to_string(), "150.25");
+    assert_eq!(
+        cache.get("SOL", None).await.unwrap().unwrap().price.to_string(),
+        "150.25"
+    );
     let pooled = clients(&mut admin, "solcache-pool").await;
-    assert_eq!(pooled.len(), 2, "the pooled connection and its direct socket: {pooled:?}");
+    assert_eq!(
+        pooled.len(),
+        2,
+        "the pooled connection and its direct socket: {pooled:?}"
+    );
     let direct = id_of(&pooled, "get").expect("the read went over a socket of its own");
-    assert_eq!(pool.counts().connections, 1, "counted as the pooled connection it belongs to");
+    assert_eq!(
+        pool.counts().connections,
+        1,
+        "counted as the pooled connection it belongs to"
+    );
 
     let _: i64 = redis::cmd("CLIENT")
         .arg(&["KILL", "ID", &direct])
@@ -65,7 +80,11 @@ async fn async_reads_take_a_direct_socket_that_is_replaced_when_killed() {
     assert!(cache.get_many(&["SOL", "USDC"], None).await.unwrap()[0].is_some());
     assert_eq!(pool.metrics().stats(solcache::Operation::PriceGet).errors, 0);
     let pooled = clients(&mut admin, "solcache-pool").await;
-    assert_eq!(pooled.len(), 2, "a fresh direct socket replaced the killed one: {pooled:?}");
+    assert_eq!(
+        pooled.len(),
+        2,
+        "a fresh direct socket replaced the killed one: {pooled:?}"
+    );
     assert!(id_of(&pooled, "mget").is_some_and(|id| id != direct), "{pooled:?}");
     pool.close().await;
 }
@@ -93,7 +112,10 @@ async fn a_cancelled_async_read_never_pairs_its_reply_with_the_next_read() {
     // be taken for USDC's.
     for _ in 0..3 {
         let usdc = cache.get("USDC", None).await.unwrap().unwrap();
-        assert_eq!((usdc.token.as_str(), usdc.price.to_string().as_str()), ("USDC", "1.0001"));
+        assert_eq!(
+            (usdc.token.as_str(), usdc.price.to_string().as_str()),
+            ("USDC", "1.0001")
+        );
     }
     pool.close().await;
 }
@@ -131,7 +153,11 @@ fn sync_reads_take_a_direct_socket_that_is_replaced_when_killed() {
     let direct = id_of(&synced, "get").expect("the read went over a socket of its own");
     assert_eq!((synced.len(), pool.counts().connections), (2, 1), "{synced:?}");
     let _: i64 = rt
-        .block_on(redis::cmd("CLIENT").arg(&["KILL", "ID", &direct]).query_async(&mut admin))
+        .block_on(
+            redis::cmd("CLIENT")
+                .arg(&["KILL", "ID", &direct])
+                .query_async(&mut admin),
+        )
         .unwrap();
     assert!(cache.get("SOL", None).unwrap().is_some());
     assert!(cache.get_many(&["SOL"], None).unwrap()[0].is_some());
@@ -146,7 +172,11 @@ fn sync_reads_take_a_direct_socket_that_is_replaced_when_killed() {
     .unwrap();
     let before = rt.block_on(clients(&mut admin, "solcache-sync")).len();
     SyncCache::<PriceData>::new(off.clone()).get("SOL", None).unwrap();
-    assert_eq!(rt.block_on(clients(&mut admin, "solcache-sync")).len(), before, "no direct socket");
+    assert_eq!(
+        rt.block_on(clients(&mut admin, "solcache-sync")).len(),
+        before,
+        "no direct socket"
+    );
 }
 
 #[test]
