@@ -275,9 +275,10 @@ impl SyncPool {
             .inspect_err(|_| checkout.broken = true)?;
         }
         if let Some(direct) = conn.direct.as_mut() {
-            let busy = inner.reading.fetch_add(1, Ordering::AcqRel) > 0;
-            let result = direct.call(cmd, busy);
-            inner.reading.fetch_sub(1, Ordering::AcqRel);
+            let result = {
+                let reading = Reading::start(&inner.reading); // also undone by a panic
+                direct.call(cmd, reading.busy)
+            };
             match result {
                 Ok(reply) => return Ok(reply),
                 Err(e) if e.is_timeout() => {
@@ -339,6 +340,26 @@ impl SyncPool {
     /// The server's version, read by the latest connect.
     pub fn redis_version(&self) -> String {
         self.inner.redis_version.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// One direct read in flight, counted in the pool's `reading` until dropped.
+struct Reading<'a> {
+    counter: &'a AtomicUsize,
+    /// Other reads were in flight when this one started.
+    busy: bool,
+}
+
+impl<'a> Reading<'a> {
+    fn start(counter: &'a AtomicUsize) -> Self {
+        let busy = counter.fetch_add(1, Ordering::AcqRel) > 0;
+        Reading { counter, busy }
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
