@@ -335,6 +335,9 @@ enum Case {
     PingOn,
     /// `get` over TCP from this many concurrent tasks, on a pool of `max_size` connections.
     Concurrent { tasks: usize, max_size: u32 },
+    /// A sequential async `get` over TCP from a task spawned on the runtime (as a Rust
+    /// service calls it), not from `block_on` on the bench thread.
+    OnTask(Op),
 }
 
 impl Case {
@@ -345,6 +348,7 @@ impl Case {
             Case::Concurrent { tasks, max_size } => {
                 format!("tcp PriceCache::get, {tasks} concurrent tasks, max_size {max_size}")
             }
+            Case::OnTask(op) => format!("tcp {}, from a spawned task", op.label()),
         }
     }
 
@@ -389,6 +393,22 @@ impl Setup {
                 let cache = if max_size > 20 { &self.big_pool } else { &self.tcp.cache };
                 self.rt
                     .block_on(timed_concurrent(cache, tasks, (per_round * 4).max(tasks)))
+            }
+            Case::OnTask(op) => {
+                let t = &self.tcp;
+                let cache = match op {
+                    Op::GetViaDriver => t.via_driver.clone(),
+                    Op::GetNoSpin => t.no_spin.clone(),
+                    _ => t.cache.clone(),
+                };
+                let task = self.rt.spawn(async move {
+                    timed(per_round, || async {
+                        black_box(cache.get("SOL", None).await?);
+                        Ok(())
+                    })
+                    .await
+                });
+                self.rt.block_on(task).expect("bench task")
             }
         }
     }
@@ -641,6 +661,9 @@ fn latency_report(setup: &Setup, server: &RedisServer, rounds: usize, per_round:
     cases.push(Case::Sequential(Transport::Tcp1, Op::RawGet));
     cases.push(Case::Sequential(Transport::Tcp1, Op::Get));
     cases.push(Case::Sequential(Transport::Tcp1, Op::GetViaDriver));
+    for op in [Op::Get, Op::GetNoSpin, Op::GetViaDriver] {
+        cases.push(Case::OnTask(op));
+    }
     for tasks in CONCURRENCY {
         cases.push(Case::Concurrent { tasks, max_size: 20 });
     }
