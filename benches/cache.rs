@@ -39,9 +39,16 @@ static CRITERION_ERRORS: AtomicUsize = AtomicUsize::new(0);
 struct Target {
     name: &'static str,
     cache: PriceCache,
+    /// Reads through the multiplexed connection's driver task (`direct_reads: false`).
+    via_driver: PriceCache,
+    /// Direct reads that never poll (`read_spin: 0`): the reactor wakes the caller.
+    no_spin: PriceCache,
     raw: MultiplexedConnection,
     prices: Vec<PriceData>,
     sync: SyncCache<PriceData>,
+    /// The blocking read through redis-rs' `Connection` (`direct_reads: false`).
+    sync_plain: SyncCache<PriceData>,
+    sync_no_spin: SyncCache<PriceData>,
 }
 
 /// Everything the benches run against.
@@ -116,8 +123,16 @@ fn main() {
         for cache in [&setup.tcp.cache, &setup.unix.cache, &setup.ping_on, &setup.big_pool] {
             cache.pool().close().await;
         }
+        for t in [&setup.tcp, &setup.unix] {
+            t.via_driver.pool().close().await;
+            t.no_spin.pool().close().await;
+        }
     });
-    setup.rt1.block_on(setup.tcp1.cache.pool().close());
+    setup.rt1.block_on(async {
+        for cache in [&setup.tcp1.cache, &setup.tcp1.via_driver, &setup.tcp1.no_spin] {
+            cache.pool().close().await;
+        }
+    });
 }
 
 async fn open(config: PoolConfig) -> PriceCache {
@@ -149,12 +164,24 @@ async fn target(name: &'static str, url: &str) -> Target {
         .unwrap();
     // The blocking twin: its I/O runs on the bench thread, no runtime involved.
     let sync = SyncCache::new(SyncPool::connect(PoolConfig::new(url)).expect("sync pool"));
+    let off = PoolConfig {
+        direct_reads: false,
+        ..PoolConfig::new(url)
+    };
+    let no_spin = PoolConfig {
+        read_spin: Duration::ZERO,
+        ..PoolConfig::new(url)
+    };
     Target {
         name,
         cache,
+        via_driver: open(off.clone()).await,
+        no_spin: open(no_spin.clone()).await,
         raw,
         prices,
         sync,
+        sync_plain: SyncCache::new(SyncPool::connect(off).expect("sync pool")),
+        sync_no_spin: SyncCache::new(SyncPool::connect(no_spin).expect("sync pool")),
     }
 }
 
@@ -174,11 +201,18 @@ fn bench_transport(c: &mut Criterion, rt: &Runtime, t: &Target) {
         b.to_async(rt)
             .iter(|| async { black_box(t.cache.get("SOL", None).await.unwrap()) })
     });
+    g.bench_function("get_via_driver", |b| {
+        b.to_async(rt)
+            .iter(|| async { black_box(t.via_driver.get("SOL", None).await.unwrap()) })
+    });
     g.bench_function("get_many_5", |b| {
         b.to_async(rt)
             .iter(|| async { black_box(t.cache.get_many(&MVP_TOKENS, None).await.unwrap()) })
     });
     g.bench_function("sync_get", |b| b.iter(|| black_box(t.sync.get("SOL", None).unwrap())));
+    g.bench_function("sync_get_plain", |b| {
+        b.iter(|| black_box(t.sync_plain.get("SOL", None).unwrap()))
+    });
     g.bench_function("sync_get_many_5", |b| {
         b.iter(|| black_box(t.sync.get_many(&MVP_TOKENS, None).unwrap()))
     });
@@ -246,9 +280,18 @@ fn bench_concurrent(c: &mut Criterion, rt: &Runtime, cache: &PriceCache) {
 enum Op {
     RawGet,
     Get,
+    /// `get` through the multiplexed connection's driver task (direct reads off).
+    GetViaDriver,
+    /// `get` over the direct socket, never polling.
+    GetNoSpin,
     GetMany,
     Set,
     SetMany,
+    SyncGet,
+    /// The blocking `get` through redis-rs' `Connection` (direct reads off).
+    SyncGetPlain,
+    SyncGetNoSpin,
+    SyncGetMany,
 }
 
 impl Op {
@@ -256,10 +299,23 @@ impl Op {
         match self {
             Op::RawGet => "redis-rs MultiplexedConnection GET (floor)",
             Op::Get => "PriceCache::get",
+            Op::GetViaDriver => "PriceCache::get, direct_reads off (driver task)",
+            Op::GetNoSpin => "PriceCache::get, read_spin 0",
             Op::GetMany => "PriceCache::get_many (5 tokens)",
             Op::Set => "PriceCache::set",
             Op::SetMany => "PriceCache::set_many (5)",
+            Op::SyncGet => "SyncCache::get",
+            Op::SyncGetPlain => "SyncCache::get, direct_reads off (redis-rs Connection)",
+            Op::SyncGetNoSpin => "SyncCache::get, read_spin 0",
+            Op::SyncGetMany => "SyncCache::get_many (5 tokens)",
         }
+    }
+
+    fn is_sync(self) -> bool {
+        matches!(
+            self,
+            Op::SyncGet | Op::SyncGetPlain | Op::SyncGetNoSpin | Op::SyncGetMany
+        )
     }
 }
 
@@ -279,6 +335,9 @@ enum Case {
     PingOn,
     /// `get` over TCP from this many concurrent tasks, on a pool of `max_size` connections.
     Concurrent { tasks: usize, max_size: u32 },
+    /// A sequential async `get` over TCP from a task spawned on the runtime (as a Rust
+    /// service calls it), not from `block_on` on the bench thread.
+    OnTask(Op),
 }
 
 impl Case {
@@ -289,6 +348,7 @@ impl Case {
             Case::Concurrent { tasks, max_size } => {
                 format!("tcp PriceCache::get, {tasks} concurrent tasks, max_size {max_size}")
             }
+            Case::OnTask(op) => format!("tcp {}, from a spawned task", op.label()),
         }
     }
 
@@ -313,7 +373,16 @@ impl Setup {
     }
 
     fn run(&self, case: Case, per_round: usize) -> Stats {
+        let cpu = process_cpu_ns();
+        let mut stats = self.run_case(case, per_round);
+        let calls = (stats.calls + stats.errors).max(1);
+        stats.cpu_us = process_cpu_ns().saturating_sub(cpu) as f64 / 1000.0 / calls as f64;
+        stats
+    }
+
+    fn run_case(&self, case: Case, per_round: usize) -> Stats {
         match case {
+            Case::Sequential(t, op) if op.is_sync() => timed_sync(per_round, || call_sync(self.target(t), op)),
             Case::Sequential(Transport::Tcp1, op) => self.rt1.block_on(timed(per_round, || call(&self.tcp1, op))),
             Case::Sequential(t, op) => self.rt.block_on(timed(per_round, || call(self.target(t), op))),
             Case::PingOn => self.rt.block_on(timed(per_round, || async {
@@ -324,6 +393,22 @@ impl Setup {
                 let cache = if max_size > 20 { &self.big_pool } else { &self.tcp.cache };
                 self.rt
                     .block_on(timed_concurrent(cache, tasks, (per_round * 4).max(tasks)))
+            }
+            Case::OnTask(op) => {
+                let t = &self.tcp;
+                let cache = match op {
+                    Op::GetViaDriver => t.via_driver.clone(),
+                    Op::GetNoSpin => t.no_spin.clone(),
+                    _ => t.cache.clone(),
+                };
+                let task = self.rt.spawn(async move {
+                    timed(per_round, || async {
+                        black_box(cache.get("SOL", None).await?);
+                        Ok(())
+                    })
+                    .await
+                });
+                self.rt.block_on(task).expect("bench task")
             }
         }
     }
@@ -338,6 +423,24 @@ struct Stats {
     /// Calls (reads) per second.
     rate: f64,
     errors: usize,
+    /// Timed calls.
+    calls: usize,
+    /// This process's CPU time per call (every thread: runtime workers, polling), µs.
+    cpu_us: f64,
+}
+
+/// CPU time of every thread of this process so far, in ns (`/proc/self/task/*/schedstat`;
+/// 0 where that is not readable). Threads that ended before the call are not counted, so take
+/// differences over spans in which no thread ends.
+fn process_cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()))
+        .sum()
 }
 
 fn stats(mut ns: Vec<u64>) -> Stats {
@@ -353,6 +456,8 @@ fn stats(mut ns: Vec<u64>) -> Stats {
         p99_us: pct(99),
         rate: 1e6 / mean_us,
         errors: 0,
+        calls: ns.len(),
+        cpu_us: 0.0,
     }
 }
 
@@ -377,13 +482,56 @@ async fn call(t: &Target, op: Op) -> solcache::Result<()> {
         Op::Get => {
             black_box(t.cache.get("SOL", None).await?);
         }
+        Op::GetViaDriver => {
+            black_box(t.via_driver.get("SOL", None).await?);
+        }
+        Op::GetNoSpin => {
+            black_box(t.no_spin.get("SOL", None).await?);
+        }
         Op::GetMany => {
             black_box(t.cache.get_many(&MVP_TOKENS, None).await?);
         }
         Op::Set => t.cache.set(&t.prices[0]).await?,
         Op::SetMany => t.cache.set_many(&t.prices).await?,
+        _ => call_sync(t, op)?,
     }
     Ok(())
+}
+
+fn call_sync(t: &Target, op: Op) -> solcache::Result<()> {
+    match op {
+        Op::SyncGet => {
+            black_box(t.sync.get("SOL", None)?);
+        }
+        Op::SyncGetPlain => {
+            black_box(t.sync_plain.get("SOL", None)?);
+        }
+        Op::SyncGetNoSpin => {
+            black_box(t.sync_no_spin.get("SOL", None)?);
+        }
+        Op::SyncGetMany => {
+            black_box(t.sync.get_many(&MVP_TOKENS, None)?);
+        }
+        _ => unreachable!("an async op"),
+    }
+    Ok(())
+}
+
+/// Like [`timed`], for a blocking call on this thread.
+fn timed_sync(n: usize, mut once: impl FnMut() -> solcache::Result<()>) -> Stats {
+    for _ in 0..n / 10 {
+        once().expect("warm-up call");
+    }
+    let mut ns = Vec::with_capacity(n);
+    let mut errors = 0;
+    for _ in 0..n {
+        let started = Instant::now();
+        match once() {
+            Ok(()) => ns.push(started.elapsed().as_nanos() as u64),
+            Err(_) => errors += 1,
+        }
+    }
+    Stats { errors, ..stats(ns) }
 }
 
 /// `n` sequential calls, each timed on its own, after `n / 10` untimed warm-up calls.
@@ -474,6 +622,8 @@ fn redis_benchmark(server: &RedisServer, unix: bool, clients: usize, n: usize) -
         p50_us: f.get(3)? * 1000.0,
         p99_us: f.get(5)? * 1000.0,
         errors: 0,
+        calls: n,
+        cpu_us: 0.0,
     })
 }
 
@@ -491,13 +641,29 @@ fn latency_report(setup: &Setup, server: &RedisServer, rounds: usize, per_round:
     });
     let mut cases = Vec::new();
     for t in [Transport::Tcp, Transport::Unix] {
-        for op in [Op::RawGet, Op::Get, Op::GetMany, Op::Set, Op::SetMany] {
+        for op in [
+            Op::RawGet,
+            Op::Get,
+            Op::GetViaDriver,
+            Op::GetNoSpin,
+            Op::GetMany,
+            Op::SyncGet,
+            Op::SyncGetPlain,
+            Op::SyncGetNoSpin,
+            Op::SyncGetMany,
+            Op::Set,
+            Op::SetMany,
+        ] {
             cases.push(Case::Sequential(t, op));
         }
     }
     cases.push(Case::PingOn);
     cases.push(Case::Sequential(Transport::Tcp1, Op::RawGet));
     cases.push(Case::Sequential(Transport::Tcp1, Op::Get));
+    cases.push(Case::Sequential(Transport::Tcp1, Op::GetViaDriver));
+    for op in [Op::Get, Op::GetNoSpin, Op::GetViaDriver] {
+        cases.push(Case::OnTask(op));
+    }
     for tasks in CONCURRENCY {
         cases.push(Case::Concurrent { tasks, max_size: 20 });
     }
@@ -561,8 +727,8 @@ fn latency_report(setup: &Setup, server: &RedisServer, rounds: usize, per_round:
         );
     }
     println!("Ratios are taken per round against the redis-benchmark run of that round, then the median.");
-    println!("| case | p50 µs | p99 µs | mean µs | vs redis-benchmark | calls/s | errors |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| case | p50 µs | p99 µs | mean µs | CPU µs/call | vs redis-benchmark | calls/s | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (case, v) in cases.iter().zip(&results) {
         let (p50, p99, mean) = (med(v, |s| s.p50_us), med(v, |s| s.p99_us), med(v, |s| s.mean_us));
         let pairs = v.iter().zip(&raw[case.raw_index()]);
@@ -590,8 +756,9 @@ fn latency_report(setup: &Setup, server: &RedisServer, rounds: usize, per_round:
         };
         let errors: usize = v.iter().map(|s| s.errors).sum();
         println!(
-            "| {} | {p50:.1} | {p99:.1} | {mean:.1} | {ratio} | {:.0} | {errors} |",
+            "| {} | {p50:.1} | {p99:.1} | {mean:.1} | {:.1} | {ratio} | {:.0} | {errors} |",
             case.label(setup),
+            med(v, |s| s.cpu_us),
             med(v, |s| s.rate)
         );
     }

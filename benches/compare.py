@@ -7,23 +7,24 @@
 2. starts a private ``redis-server`` on a free port (``--save "" --appendonly no``), killed at
    exit, Ctrl-C included; it never touches a Redis on 6379;
 3. seeds ``price:{token}`` for the five MVP tokens with solcache's own ``set_many`` (1 h TTL,
-   re-written before every row) and measures, with :mod:`solcache.latency` (what ``solcache
-   bench`` runs) plus the peers of :mod:`comparison.peers`: ``redis-benchmark GET price:SOL``
-   (-c 1 before and after the rows, -c 20 for throughput), solcache async and sync
-   ``get``/``get_many``, redis-py asyncio and sync (hiredis), coredis and valkey-glide doing
-   the same work (GET or MGET + ``json.loads`` + ``Decimal`` + a small object), then 20 and
-   200 concurrent callers;
+   re-written every round) and measures, in ``--rounds`` interleaved rounds
+   (:mod:`comparison.rounds`): ``redis-benchmark GET price:SOL -c 1 -P 1``, solcache async and
+   sync ``get``/``get_many``, redis-py asyncio (default ``ConnectionPool`` and
+   ``BlockingConnectionPool``) and sync (hiredis), coredis and valkey-glide, every row doing
+   the same work (a decoded object whose ``price`` and ``timestamp`` are read), then
+   ``redis-benchmark -c 20`` and ``-c 200`` and 20 and 200 concurrent callers, each compared
+   with the run of as many connections; wall time and CPU time per call for every row;
 4. measures the event-stream rows of :mod:`comparison.streams`: ``publish_many`` and a
    consumer group's read + ack through the async iterator, in rounds interleaved with the raw
    ``redis-benchmark -c 1 -P 100 XADD`` rate, and publish→handler latency at 10 Hz and 1 kHz;
-5. prints one table of µs and ratios to the raw p50, the goals of :mod:`comparison.goals`
-   (met / NOT met), the stream rows with their goals, the machine and every command run;
-   ``--json PATH`` writes the same as JSON.
+5. prints one table of µs (medians over rounds) and ratios to the raw p50, the goals of
+   :mod:`comparison.goals` (met / NOT met), the stream rows with their goals, the machine
+   and every command run; ``--json PATH`` writes the same as JSON.
 
 ``--streams-only`` measures step 4 alone (``--stream-rounds`` rounds, 3 by default) and
 prints its rows and goals: what to run when only the stream path changed.
 
-It takes a few minutes with the default 20 000 calls per row.
+It takes a few minutes with the default 20 000 calls per row (split over the rounds).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pathlib import Path
 from types import FrameType
 
 import solcache
-from comparison import run_comparison
+from comparison import DEFAULT_ROUNDS, run_comparison
 from comparison.peers import PEER_REQUIREMENTS
 from comparison.streams import run_streams, stream_lines
 from solcache.latency import BenchConfig
@@ -80,10 +81,18 @@ def _importable(module: str) -> bool:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--calls", type=int, default=20_000, help="timed calls per row (20000)")
+    p.add_argument(
+        "--calls", type=int, default=20_000, help="timed calls per row, all rounds (20000)"
+    )
+    p.add_argument(
+        "--rounds", type=int, default=DEFAULT_ROUNDS, help=f"interleaved rounds ({DEFAULT_ROUNDS})"
+    )
     p.add_argument("--warmup", type=int, help="untimed calls before each row (calls/10)")
     p.add_argument(
-        "--raw-requests", type=int, default=100_000, help="requests per redis-benchmark run"
+        "--raw-requests",
+        type=int,
+        default=100_000,
+        help="redis-benchmark -c 1 requests, all rounds (100000; twice that with -c 20/200)",
     )
     p.add_argument(
         "--callers",
@@ -111,8 +120,8 @@ def _raise_on_signal(signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     callers = tuple(int(c) for c in args.callers.split(",") if c.strip())
-    if args.calls < 1 or not callers or min(callers) < 1:
-        print("--calls and --callers must be positive", file=sys.stderr)
+    if args.calls < 1 or args.rounds < 1 or not callers or min(callers) < 1:
+        print("--calls, --rounds and --callers must be positive", file=sys.stderr)
         return 2
     if shutil.which(args.redis_server) is None:
         print(f"{args.redis_server} not found (make redis installs it)", file=sys.stderr)
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         def progress(label: str) -> None:
             print(f"  … {label}", file=sys.stderr, flush=True)
 
-        comparison = run_comparison(cfg, progress)
+        comparison = run_comparison(cfg, progress, rounds=args.rounds)
     except KeyboardInterrupt:
         print("\ninterrupted: redis-server stopped", file=sys.stderr)
         return 130

@@ -207,10 +207,7 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
 
     /// Send a planned read and decode its reply.
     pub async fn read<R: ReadPlan>(&self, plan: &R) -> Result<R::Items> {
-        let reply = self
-            .pool
-            .execute(plan.operation(), Request::Cmd(&plan.command()))
-            .await?;
+        let reply = self.pool.read(plan.operation(), &plan.command()).await?;
         self.counted(plan.decode(reply))
     }
 }

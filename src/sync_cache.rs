@@ -137,7 +137,7 @@ impl<T: Cached + 'static, P: BlockingTransport> SyncCache<T, P> {
 
     /// Send a planned read and decode its reply.
     pub fn read<R: ReadPlan>(&self, plan: &R) -> Result<R::Items> {
-        let reply = self.pool.execute(plan.operation(), Request::Cmd(&plan.command()))?;
+        let reply = self.pool.read(plan.operation(), &plan.command())?;
         self.counted(plan.decode(reply))
     }
 

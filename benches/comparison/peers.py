@@ -2,8 +2,12 @@
 
 Every peer reads the JSON solcache writes (``price:{token}``) and turns it into an object with
 a ``Decimal`` price and an aware ``datetime``: ``get`` is one GET, ``get_many`` one MGET of all
-the run's tokens. Peers are imported with :mod:`importlib` only when measured, so a missing one
-is a row that says "not installed" (``benches/compare.py`` installs them first).
+the run's tokens; like solcache's rows, each read's ``price`` and ``timestamp`` are then read
+(:func:`solcache.latency.clients.read_fields`). redis-py's asyncio client runs twice: on its
+default ``ConnectionPool`` (what ``Redis(host=…)`` builds: a new connection whenever all are
+busy, up to 100, then a call fails) and on a ``BlockingConnectionPool`` of the run's pool
+size (callers wait for one). Peers are imported with :mod:`importlib` only when measured, so
+a missing one is a row that says "not installed" (``benches/compare.py`` installs them first).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from solcache.latency.clients import (
     ClientUnavailable,
     SyncClient,
     installed_version,
+    read_fields,
 )
 from solcache.latency.target import Target
 
@@ -63,8 +68,12 @@ def decode_price(raw: bytes | str | None) -> PeerPrice | None:
     )
 
 
+def _one(raw: bytes | str | None) -> object:
+    return read_fields(decode_price(raw))
+
+
 def _many(tokens: Sequence[str], values: Sequence[bytes | str | None]) -> dict[str, object]:
-    return {t: decode_price(v) for t, v in zip(tokens, values, strict=True)}
+    return read_fields({t: decode_price(v) for t, v in zip(tokens, values, strict=True)})
 
 
 # --- redis-py ------------------------------------------------------------------------------
@@ -95,11 +104,23 @@ async def _open_redis_py_async(target: Target, tokens: Sequence[str], max_size: 
     pool = aio.BlockingConnectionPool(
         max_connections=max_size, timeout=PEER_TIMEOUT_S, **_redis_py_kwargs(target, aio)
     )
-    client = aio.Redis(connection_pool=pool)
+    return _redis_py_async_client(aio.Redis(connection_pool=pool), pool, tokens)
+
+
+async def _open_redis_py_async_default(
+    target: Target, tokens: Sequence[str], _max_size: int
+) -> AsyncClient:
+    """redis-py's asyncio client as ``Redis(host=…)`` builds it: its default ``ConnectionPool``."""
+    aio: Any = importlib.import_module("redis.asyncio")
+    pool = aio.ConnectionPool(**_redis_py_kwargs(target, aio))
+    return _redis_py_async_client(aio.Redis(connection_pool=pool), pool, tokens)
+
+
+def _redis_py_async_client(client: Any, pool: Any, tokens: Sequence[str]) -> AsyncClient:
     key, keys = price_key(tokens[0]), [price_key(t) for t in tokens]
 
     async def get() -> object:
-        return decode_price(await client.get(key))
+        return _one(await client.get(key))
 
     async def get_many() -> object:
         return _many(tokens, await client.mget(keys))
@@ -123,7 +144,7 @@ def _open_redis_py_sync(target: Target, tokens: Sequence[str], max_size: int) ->
         pool.disconnect()
 
     return SyncClient(
-        lambda: decode_price(client.get(key)), lambda: _many(tokens, client.mget(keys)), close
+        lambda: _one(client.get(key)), lambda: _many(tokens, client.mget(keys)), close
     )
 
 
@@ -163,7 +184,7 @@ async def _open_coredis(target: Target, tokens: Sequence[str], max_size: int) ->
     key, keys = price_key(tokens[0]), [price_key(t) for t in tokens]
 
     async def get() -> object:
-        return decode_price(await client.get(key))
+        return _one(await client.get(key))
 
     async def get_many() -> object:
         return _many(tokens, await client.mget(keys))
@@ -192,7 +213,7 @@ async def _open_glide(target: Target, tokens: Sequence[str], max_size: int) -> A
     key, keys = price_key(tokens[0]), [price_key(t) for t in tokens]
 
     async def get() -> object:
-        return decode_price(await client.get(key))
+        return _one(await client.get(key))
 
     async def get_many() -> object:
         return _many(tokens, await client.mget(keys))
@@ -207,8 +228,12 @@ def peer_specs() -> list[ClientSpec]:
     """The peers in table order; redis-py's asyncio client also runs the concurrent rows."""
     return [
         ClientSpec(
-            "redis-py-asyncio", _redis_py_label("asyncio"), "redis", "not installed",
-            open_async=_open_redis_py_async, concurrent=True,
+            "redis-py-asyncio-default-pool", _redis_py_label("asyncio") + ", ConnectionPool",
+            "redis", "not installed", open_async=_open_redis_py_async_default, concurrent=True,
+        ),
+        ClientSpec(
+            "redis-py-asyncio", _redis_py_label("asyncio") + ", BlockingConnectionPool",
+            "redis", "not installed", open_async=_open_redis_py_async, concurrent=True,
         ),
         ClientSpec(
             "redis-py-sync", _redis_py_label("sync"), "redis", "not installed",

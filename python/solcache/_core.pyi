@@ -238,6 +238,8 @@ class SyncRedisPool:
         slow_threshold_ms: float,
         near_cache: bool = False,
         near_cache_max_bytes: int = 33_554_432,
+        direct_reads: bool = True,
+        direct_spin_us: int = 100,
     ) -> Self: ...
     @property
     def url(self) -> str:
@@ -246,6 +248,10 @@ class SyncRedisPool:
     def max_size(self) -> int: ...
     @property
     def closed(self) -> bool: ...
+    @property
+    def direct_reads(self) -> bool: ...
+    @property
+    def direct_spin_us(self) -> int: ...
     @property
     def redis_version(self) -> str: ...
     @property

@@ -45,14 +45,18 @@ class Settings(BaseSettings):
     )
     direct_reads: bool = Field(
         default=True,
-        description="Cache reads on an asyncio loop use a connection that loop reads itself.",
+        description=(
+            "Cache reads on an asyncio loop use a connection that loop reads itself; blocking"
+            " reads use a socket of their own polled from the calling thread."
+        ),
     )
     direct_spin_us: int = Field(
         default=DEFAULT_DIRECT_SPIN_US,
         ge=0,
         le=1000,
         description=(
-            "A lone direct read polls for its reply this long (µs) before yielding to the loop."
+            "A lone direct read polls for its reply this long (µs) before yielding to the loop"
+            " (async) or sleeping (sync)."
         ),
     )
     near_cache: bool = Field(

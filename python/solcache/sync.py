@@ -47,9 +47,17 @@ class RedisPool(_core.SyncRedisPool):
         slow_threshold_ms: float | None = None,
         near_cache: bool | None = None,
         near_cache_max_bytes: int | None = None,
+        direct_reads: bool | None = None,
+        direct_spin_us: int | None = None,
         settings: Settings | None = None,
     ) -> RedisPool:
         """Connect and check the server is Redis ≥ 6.2 (blocks up to ``connect_timeout_ms``).
+
+        ``direct_reads`` (default on): cache reads take a socket of their own beside each
+        pooled connection and poll it for the reply for up to ``direct_spin_us`` (100) before
+        the thread sleeps; a local reply comes sooner than a sleeping thread wakes. Polling
+        holds the calling thread (not the GIL), only while no other read of the pool waits,
+        and stops by itself against a remote server; 0 never polls.
 
         Raises ``ConnectionError`` (``AuthenticationError`` for refused credentials).
         ``near_cache`` (default off, ``SOLCACHE_NEAR_CACHE``): reads served from process
@@ -75,6 +83,8 @@ class RedisPool(_core.SyncRedisPool):
             near_cache_max_bytes=(
                 near_cache_max_bytes if near_cache_max_bytes is not None else s.near_cache_max_bytes
             ),
+            direct_reads=direct_reads if direct_reads is not None else s.direct_reads,
+            direct_spin_us=direct_spin_us if direct_spin_us is not None else s.direct_spin_us,
         )
 
     def __enter__(self) -> RedisPool:

@@ -80,6 +80,10 @@ pub fn open_pool(
         health_check_interval: millis(health_check_interval_ms, "health_check_interval_ms")?,
         slow_threshold: Duration::from_secs_f64(slow_threshold_ms / 1e3),
         test_on_checkout: false,
+        // Awaited reads take the loop's own direct connection (`direct.rs`); the runtime path
+        // (TLS, `direct_reads=False`, while that connection opens) keeps the pooled ones.
+        direct_reads: false,
+        read_spin: Duration::ZERO,
     };
     spawn(py, async move {
         let near_config = config.clone();

@@ -37,9 +37,10 @@ pub struct PySyncRedisPool {
 #[pymethods]
 impl PySyncRedisPool {
     /// Connect (blocking, GIL released) and check the server is Redis ≥ 6.2. Every argument
-    /// is required here: defaults live in `solcache.Settings`.
+    /// but the direct-read ones is required here: defaults live in `solcache.Settings`
+    /// (`direct_spin_us`'s default is written out, as in `open_pool`).
     #[new]
-    #[pyo3(signature = (url, *, max_size, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, slow_threshold_ms, near_cache = false, near_cache_max_bytes = 33_554_432))]
+    #[pyo3(signature = (url, *, max_size, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, slow_threshold_ms, near_cache = false, near_cache_max_bytes = 33_554_432, direct_reads = true, direct_spin_us = 100))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -51,7 +52,14 @@ impl PySyncRedisPool {
         slow_threshold_ms: f64,
         near_cache: bool,
         near_cache_max_bytes: u64,
+        direct_reads: bool,
+        direct_spin_us: u64,
     ) -> PyResult<Self> {
+        if direct_spin_us > 1000 {
+            return Err(invalid_input(format!(
+                "direct_spin_us must be at most 1000 (it holds the calling thread), got {direct_spin_us}"
+            )));
+        }
         if !(slow_threshold_ms.is_finite() && slow_threshold_ms > 0.0) {
             return Err(invalid_input(format!(
                 "slow_threshold_ms must be a positive number, got {slow_threshold_ms}"
@@ -65,6 +73,8 @@ impl PySyncRedisPool {
             response_timeout: millis(response_timeout_ms, "response_timeout_ms")?,
             checkout_timeout: millis(checkout_timeout_ms, "checkout_timeout_ms")?,
             slow_threshold: Duration::from_secs_f64(slow_threshold_ms / 1e3),
+            direct_reads,
+            read_spin: Duration::from_micros(direct_spin_us),
             ..PoolConfig::default()
         };
         let (pool, near) = blocking(py, || {
@@ -86,6 +96,16 @@ impl PySyncRedisPool {
     #[getter]
     fn closed(&self) -> bool {
         self.pool.is_closed()
+    }
+    /// Whether cache reads take a direct socket polled from the calling thread.
+    #[getter]
+    fn direct_reads(&self) -> bool {
+        self.pool.config().direct_reads
+    }
+    /// How long (µs) a read polls for its reply before the thread sleeps.
+    #[getter]
+    fn direct_spin_us(&self) -> u64 {
+        self.pool.config().read_spin.as_micros() as u64
     }
     #[getter]
     fn redis_version(&self) -> String {

@@ -42,6 +42,7 @@ pub use wire_connection::WireConnection;
 
 use crate::error::Result;
 use crate::metrics::{Metrics, Operation};
+use resp::Reply;
 
 /// The seam for async callers: send a request (under the [`retry`] policy) and convert the
 /// reply, recording its latency under `op` in [`Transport::metrics`].
@@ -52,6 +53,12 @@ pub trait Transport: Clone + Send + Sync + 'static {
         op: Operation,
         request: Request<'_>,
     ) -> impl Future<Output = Result<T>> + Send;
+
+    /// Send a cache read (`GET`, `MGET`) and return its reply. A transport may carry reads
+    /// its own faster way; by default they are one more [`Transport::execute`].
+    fn read(&self, op: Operation, cmd: &redis::Cmd) -> impl Future<Output = Result<Reply>> + Send {
+        self.execute(op, Request::Cmd(cmd))
+    }
 
     /// Latency histograms and error counts of every call sent this way.
     fn metrics(&self) -> &Metrics;
@@ -64,6 +71,11 @@ pub trait Transport: Clone + Send + Sync + 'static {
 pub trait BlockingTransport: Clone + Send + Sync + 'static {
     /// Send an idempotent request and convert its reply.
     fn execute<T: FromRedisValue>(&self, op: Operation, request: Request<'_>) -> Result<T>;
+
+    /// Send a cache read; see [`Transport::read`].
+    fn read(&self, op: Operation, cmd: &redis::Cmd) -> Result<Reply> {
+        self.execute(op, Request::Cmd(cmd))
+    }
 
     /// Latency histograms and error counts of every call sent this way.
     fn metrics(&self) -> &Metrics;
@@ -81,6 +93,10 @@ impl Transport for RedisPool {
         RedisPool::execute(self, op, request)
     }
 
+    fn read(&self, op: Operation, cmd: &redis::Cmd) -> impl Future<Output = Result<Reply>> + Send {
+        RedisPool::read(self, op, cmd)
+    }
+
     fn metrics(&self) -> &Metrics {
         RedisPool::metrics(self)
     }
@@ -93,6 +109,10 @@ impl Transport for RedisPool {
 impl BlockingTransport for SyncPool {
     fn execute<T: FromRedisValue>(&self, op: Operation, request: Request<'_>) -> Result<T> {
         SyncPool::execute(self, op, request)
+    }
+
+    fn read(&self, op: Operation, cmd: &redis::Cmd) -> Result<Reply> {
+        SyncPool::read(self, op, cmd)
     }
 
     fn metrics(&self) -> &Metrics {

@@ -5,6 +5,11 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+/// Default [`PoolConfig::read_spin`]: a bit above a local round trip (25–60 µs).
+pub const DEFAULT_READ_SPIN: Duration = Duration::from_micros(100);
+/// Longest [`PoolConfig::read_spin`]: polling holds the calling thread.
+pub const MAX_READ_SPIN: Duration = Duration::from_millis(1);
+
 /// Everything that shapes a pool. All durations are bounded; none is infinite.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -28,6 +33,15 @@ pub struct PoolConfig {
     /// bb8's PING on every checkout (default off: it adds a full round trip to every call;
     /// `docs/performance.md` has the measured cost). Broken connections are caught without it.
     pub test_on_checkout: bool,
+    /// Cache reads (`get`, `get_many`) on a direct socket beside each pooled connection,
+    /// driven by the caller's own thread or task (default on; TLS endpoints never). Off: they
+    /// go through the pooled connection like every other call.
+    pub direct_reads: bool,
+    /// After writing a cache read, poll its socket for the reply this long before sleeping
+    /// (default 100 µs, at most 1 ms; zero: never). Polling holds the calling thread; it is
+    /// skipped while other reads of the pool are in flight and stops by itself when replies
+    /// take longer than this (a remote server).
+    pub read_spin: Duration,
 }
 
 impl Default for PoolConfig {
@@ -42,6 +56,8 @@ impl Default for PoolConfig {
             health_check_interval: Duration::from_millis(1000),
             slow_threshold: Duration::from_millis(1),
             test_on_checkout: false,
+            direct_reads: true,
+            read_spin: DEFAULT_READ_SPIN,
         }
     }
 }
@@ -65,6 +81,12 @@ impl PoolConfig {
             return Err(Error::invalid(format!(
                 "min_idle {} exceeds max_size {}",
                 self.min_idle, self.max_size
+            )));
+        }
+        if self.read_spin > MAX_READ_SPIN {
+            return Err(Error::invalid(format!(
+                "read_spin must be at most 1 ms (it holds the calling thread), got {:?}",
+                self.read_spin
             )));
         }
         for (name, d) in [

@@ -9,15 +9,25 @@
 //! [retry policy](super::retry): one that fails at the I/O level or times out is discarded (its
 //! reply stream is no longer in step); if it had served earlier calls, the request is sent once
 //! more on a fresh connection, so after a server restart the first call succeeds.
+//!
+//! Cache reads ([`SyncPool::read`]) go over a direct socket kept beside each pooled connection
+//! (opened on its first read, counted as the same connection): written on the calling thread,
+//! the reply polled for up to [`PoolConfig::read_spin`] before the thread sleeps in the kernel
+//! (a reply from a local server comes in less time than a sleeping thread takes to wake). A
+//! direct socket that breaks is dropped and the read is sent once more over the pooled
+//! connection, under the same retry policy.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use redis::{Client, Connection, ConnectionLike, FromRedisValue};
 
 use super::async_pool::PoolCounts;
+use super::direct::{self, BlockingLone};
 use super::endpoint::Endpoint;
 use super::handshake::{Handshake, SYNC_CLIENT_NAME};
+use super::resp::Reply;
 use super::retry::{Attempts, Failure};
 use super::settings::PoolConfig;
 use super::Request;
@@ -32,6 +42,11 @@ pub struct SyncPool {
 
 struct SyncInner {
     client: Client,
+    endpoint: Endpoint,
+    /// Reads take a direct socket (plain TCP or unix endpoint, and not turned off).
+    direct_reads: bool,
+    /// Direct reads in flight right now: while others wait, a read does not poll.
+    reading: AtomicUsize,
     handshake: Handshake,
     config: PoolConfig,
     redacted_url: String,
@@ -43,8 +58,14 @@ struct SyncInner {
     returned: Condvar,
 }
 
+/// A pooled connection and, once it has served a read, its direct socket.
+struct SyncConn {
+    redis: Connection,
+    direct: Option<BlockingLone>,
+}
+
 struct State {
-    idle: Vec<Connection>,
+    idle: Vec<SyncConn>,
     /// Connections open or being opened (idle + in use + connecting).
     open: u32,
     waiting: usize,
@@ -54,7 +75,7 @@ struct State {
 /// A checked-out connection; returns itself to the pool on drop unless broken.
 struct Checkout<'a> {
     pool: &'a SyncInner,
-    conn: Option<Connection>,
+    conn: Option<SyncConn>,
     reused: bool,
     broken: bool,
 }
@@ -63,7 +84,7 @@ impl Drop for Checkout<'_> {
     fn drop(&mut self) {
         let mut state = self.pool.lock();
         match self.conn.take() {
-            Some(conn) if !self.broken && !state.closed && conn.is_open() => state.idle.push(conn),
+            Some(conn) if !self.broken && !state.closed && conn.redis.is_open() => state.idle.push(conn),
             _ => state.open -= 1,
         }
         drop(state);
@@ -126,7 +147,10 @@ impl SyncInner {
                     reused: false,
                     broken: false,
                 };
-                checkout.conn = Some(self.open_connection()?);
+                checkout.conn = Some(SyncConn {
+                    redis: self.open_connection()?,
+                    direct: None,
+                });
                 return Ok(checkout);
             }
             let now = Instant::now();
@@ -156,6 +180,8 @@ impl SyncPool {
         let endpoint = Endpoint::parse(&config.url)?;
         let inner = SyncInner {
             client: endpoint.client()?,
+            direct_reads: config.direct_reads && direct::supports(&endpoint),
+            reading: AtomicUsize::new(0),
             handshake: Handshake::new(&endpoint, SYNC_CLIENT_NAME),
             metrics: Metrics::new(config.slow_threshold),
             redacted_url: endpoint.redacted_url().to_owned(),
@@ -168,11 +194,15 @@ impl SyncPool {
             }),
             returned: Condvar::new(),
             config,
+            endpoint,
         };
         let first = inner.open_connection()?;
         {
             let mut state = inner.lock();
-            state.idle.push(first);
+            state.idle.push(SyncConn {
+                redis: first,
+                direct: None,
+            });
             state.open = 1;
         }
         Ok(SyncPool { inner: Arc::new(inner) })
@@ -192,7 +222,7 @@ impl SyncPool {
         loop {
             let mut checkout = self.inner.checkout()?;
             let conn = checkout.conn.as_mut().expect("a checkout holds a connection");
-            let err = match request.send_blocking(conn) {
+            let err = match request.send_blocking(&mut conn.redis) {
                 Ok(value) => return Ok(value),
                 Err(e) => e,
             };
@@ -210,6 +240,58 @@ impl SyncPool {
                 return Err(err);
             }
         }
+    }
+
+    /// Send a cache read and return its reply, recording latency under `op`: over the
+    /// checked-out connection's direct socket (see the module docs), or like
+    /// [`SyncPool::execute`] when reads are not direct.
+    pub fn read(&self, op: Operation, cmd: &redis::Cmd) -> Result<Reply> {
+        if !self.inner.direct_reads {
+            return self.execute(op, Request::Cmd(cmd));
+        }
+        let started = Instant::now();
+        let result = self.read_direct(cmd);
+        self.inner.metrics.record_outcome(op, started.elapsed(), &result);
+        result
+    }
+
+    fn read_direct(&self, cmd: &redis::Cmd) -> Result<Reply> {
+        let inner = &*self.inner;
+        let mut checkout = inner.checkout()?;
+        let conn = checkout.conn.as_mut().expect("a checkout holds a connection");
+        if conn.direct.is_none() {
+            let config = &inner.config;
+            // A server that refuses a second connection is served through the pooled one; one
+            // that does not answer in time fails the read like a reply would.
+            conn.direct = BlockingLone::connect(
+                &inner.endpoint,
+                SYNC_CLIENT_NAME,
+                config.connect_timeout,
+                config.response_timeout,
+                config.read_spin,
+            )
+            .map(Some)
+            .or_else(|e| if e.is_timeout() { Err(e) } else { Ok(None) })
+            .inspect_err(|_| checkout.broken = true)?;
+        }
+        if let Some(direct) = conn.direct.as_mut() {
+            let result = {
+                let reading = Reading::start(&inner.reading); // also undone by a panic
+                direct.call(cmd, reading.busy)
+            };
+            match result {
+                Ok(reply) => return Ok(reply),
+                Err(e) if e.is_timeout() => {
+                    // The reply is still due: neither socket of this connection is trusted.
+                    checkout.broken = true;
+                    return Err(e);
+                }
+                // Broken (closed by the server, reset): sent again below.
+                Err(_) => conn.direct = None,
+            }
+        }
+        drop(checkout);
+        self.execute_with_retry(Request::Cmd(cmd))
     }
 
     /// Close idle connections and refuse new calls; connections in use close when returned.
@@ -258,6 +340,26 @@ impl SyncPool {
     /// The server's version, read by the latest connect.
     pub fn redis_version(&self) -> String {
         self.inner.redis_version.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// One direct read in flight, counted in the pool's `reading` until dropped.
+struct Reading<'a> {
+    counter: &'a AtomicUsize,
+    /// Other reads were in flight when this one started.
+    busy: bool,
+}
+
+impl<'a> Reading<'a> {
+    fn start(counter: &'a AtomicUsize) -> Self {
+        let busy = counter.fetch_add(1, Ordering::AcqRel) > 0;
+        Reading { counter, busy }
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -19,6 +19,7 @@ import pytest
 import solcache
 from comparison import GOALS, PeerPrice, decode_price, run_comparison
 from solcache.latency import BenchConfig
+from solcache.latency.clients import read_fields
 from test_latency import assert_sane
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +35,23 @@ def test_peers_decode_what_solcache_writes() -> None:
     assert decode_price(None) is None
 
 
+def test_every_row_reads_price_and_timestamp() -> None:
+    class Probe:
+        def __init__(self) -> None:
+            self.read: list[str] = []
+
+        def __getattr__(self, name: str) -> object:
+            self.read.append(name)
+            return name
+
+    one, many = Probe(), {"SOL": Probe(), "USDC": None}
+    assert read_fields(one) is one and one.read == ["price", "timestamp"]
+    assert read_fields(many) is many and many["SOL"].read == ["price", "timestamp"]  # type: ignore[union-attr]
+
+
 @pytest.mark.skipif(not HAS_REDIS_BENCHMARK, reason="redis-benchmark is not installed")
 def test_comparison_table_against_a_real_server(redis_server, tmp_path: Path) -> None:
-    calls = 60
+    calls, rounds = 60, 2
     comparison = run_comparison(
         BenchConfig(
             redis_server.url,
@@ -46,17 +61,39 @@ def test_comparison_table_against_a_real_server(redis_server, tmp_path: Path) ->
             raw_requests=2000,
             title="test comparison",
             command="pytest",
-        )
+        ),
+        rounds=rounds,
     )
     report = comparison.report
     keys = {r.key for r in report.rows}
-    expected = {"raw.c1.before", "raw.c1.after", "raw.throughput", "raw.throughput.after"}
-    for client in ("solcache-async", "solcache-sync", "redis-py-asyncio", "redis-py-sync"):
+    expected = {"raw.c1.before", "raw.throughput", "raw.throughput.c200"}
+    clients = (
+        "solcache-async",
+        "solcache-sync",
+        "redis-py-asyncio",
+        "redis-py-asyncio-default-pool",
+        "redis-py-sync",
+    )
+    for client in clients:
         expected |= {f"{client}.get", f"{client}.get_many"}
     expected |= {"coredis.get", "valkey-glide.get_many"}
-    expected |= {f"{c}.get.c{n}" for c in ("solcache-async", "redis-py-asyncio") for n in (20, 200)}
+    concurrent = ("solcache-async", "redis-py-asyncio", "redis-py-asyncio-default-pool")
+    expected |= {f"{c}.get.c{n}" for c in concurrent for n in (20, 200)}
     assert expected <= keys, sorted(expected - keys)
     assert_sane(report, calls)
+    # Rounds: each row and the raw run measured in every round, ratios taken per round.
+    assert report.settings["rounds"] == rounds
+    assert len(report.machine["raw_c1_p50_us_per_round"].split(", ")) == rounds
+    for key in ("solcache-async.get", "solcache-sync.get", "redis-py-asyncio.get"):
+        assert len(comparison.ratios[key]) == rounds, (key, comparison.ratios)
+    # CPU time per call beside the wall time, for every client row (not redis-benchmark's).
+    for row in report.rows:
+        if row.timing is not None and not row.key.startswith("raw."):
+            assert row.timing.cpu_us is not None and row.timing.cpu_us > 0, row
+    # Each concurrent row is compared with redis-benchmark at as many connections.
+    for n in (20, 200):
+        row = report.row(f"solcache-async.get.c{n}")
+        assert row is not None and report.baseline(row)[0] == f"-c {n}"
     # The raw round trip and solcache's async rows are always measured.
     for key in ("raw.c1.before", "raw.throughput", "solcache-async.get", "solcache-async.get.c200"):
         row = report.row(key)
@@ -76,13 +113,15 @@ def test_comparison_table_against_a_real_server(redis_server, tmp_path: Path) ->
     text = comparison.render()
     assert "Goals, against this run's raw round trip:" in text
     assert text.index("Goals") < text.index("Machine and software:")
-    assert ("met" in text) and ("p50/raw" in text) and ("vs raw -c 20" in text)
+    assert ("met" in text) and ("p50/raw" in text) and ("CPU µs" in text) and ("-c 200" in text)
     assert "redis-benchmark -h 127.0.0.1" in text and "GET price:SOL" in text
     assert report.machine["redis_server"] == redis_server.version
     assert report.machine["nproc"].isdigit()
     assert report.machine["peers"].startswith("redis ")
     data = json.loads(json.dumps(comparison.to_json()))
     assert len(data["rows"]) == len(report.rows) and len(data["goals"]) == len(GOALS)
+    c200 = next(r for r in data["rows"] if r["key"] == "solcache-async.get.c200")
+    assert c200["raw_throughput_baseline"] == "redis-benchmark -c 200 -P 1"
     # Seeded the way solcache writes, under the real keys.
     assert redis_server.raw("EXISTS", "price:SOL", "price:RAY") == 2
 
@@ -93,7 +132,8 @@ def test_compare_script_runs_on_its_own_server_and_writes_json(tmp_path: Path) -
     # fmt: off
     cmd = [
         sys.executable, str(ROOT / "benches" / "compare.py"), "--no-install", "--calls", "20",
-        "--warmup", "2", "--raw-requests", "1000", "--callers", "4", "--json", str(out_json),
+        "--warmup", "2", "--raw-requests", "1000", "--callers", "4", "--rounds", "2",
+        "--json", str(out_json),
     ]
     # fmt: on
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)

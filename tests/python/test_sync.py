@@ -233,3 +233,35 @@ def test_core_log_records_reach_logging_from_blocking_calls_alone(
     assert any("slow Redis operation: price_get" in r.getMessage() for r in records), [
         (r.name, r.getMessage()) for r in caplog.records
     ]
+
+
+def _sync_clients(server: RedisServer) -> list[str]:
+    lines = server.raw("CLIENT", "LIST").splitlines()
+    return [line for line in lines if " name=solcache-sync " in line]
+
+
+def test_reads_take_a_polled_socket_of_their_own(fresh_redis: RedisServer) -> None:
+    with sync.RedisPool.connect(fresh_redis.url, max_size=1) as pool:
+        assert (pool.direct_reads, pool.direct_spin_us) == (True, 100)  # Settings' defaults
+        prices = sync.PriceCache(pool)
+        prices.set(price("SOL"))
+        assert len(_sync_clients(fresh_redis)) == 1
+        fresh_redis.raw("CONFIG", "RESETSTAT")
+        for _ in range(40):
+            assert prices.get("SOL") is not None
+        clients = _sync_clients(fresh_redis)
+        readers = [c for c in clients if " cmd=get " in c]
+        assert len(clients) == 2 and len(readers) == 1, clients  # beside the pooled connection
+        assert "cmdstat_get:calls=40," in fresh_redis.raw("INFO", "commandstats")
+        assert pool.counts()["connections"] == 1  # counted as the connection it belongs to
+    with sync.RedisPool.connect(fresh_redis.url, direct_reads=False, direct_spin_us=0) as off:
+        assert (off.direct_reads, off.direct_spin_us) == (False, 0)
+        for _ in range(5):
+            assert sync.PriceCache(off).get("SOL") is not None
+        # Only the pooled connection (the closed pool's two go away by themselves).
+        deadline = time.monotonic() + 5
+        while len(_sync_clients(fresh_redis)) != 1:
+            assert time.monotonic() < deadline, _sync_clients(fresh_redis)
+            time.sleep(0.01)
+    with pytest.raises(solcache.InvalidInputError, match="direct_spin_us"):
+        sync.RedisPool.connect(fresh_redis.url, direct_spin_us=1001)

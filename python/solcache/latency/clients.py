@@ -1,7 +1,9 @@
 """The clients a benchmark run measures: how to open one, and what its calls are.
 
 Every client reads the prices the run seeded (``price:{token}``) and returns decoded objects:
-``get`` reads the first token, ``get_many`` all of them in one call. solcache's async and sync
+``get`` reads the first token, ``get_many`` all of them in one call, and each read's
+``price`` (a ``Decimal``) and ``timestamp`` (a ``datetime``) are touched, so a client that
+builds them lazily pays for them like one that builds them eagerly. solcache's async and sync
 caches are built here; any other client is one more :class:`ClientSpec`.
 """
 
@@ -11,6 +13,7 @@ import importlib.metadata
 import importlib.util
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from solcache import sync
 from solcache._core import PriceCache
@@ -23,6 +26,7 @@ __all__ = [
     "ClientUnavailable",
     "SyncClient",
     "installed_version",
+    "read_fields",
     "solcache_async_client",
     "solcache_sync_spec",
 ]
@@ -87,27 +91,63 @@ def installed_version(dist: str) -> str | None:
         return None
 
 
+def read_fields(item: Any) -> Any:
+    """Read ``item.price`` and ``item.timestamp`` (each value's, for a dict) and return it:
+    the work a caller of any client does with a price."""
+    for value in item.values() if isinstance(item, dict) else (item,):
+        if value is not None:
+            _ = (value.price, value.timestamp)
+    return item
+
+
 def solcache_async_client(pool: RedisPool, tokens: Sequence[str]) -> AsyncClient:
     """``PriceCache(pool).get`` / ``get_many`` (the pool stays open: the caller owns it)."""
     cache = PriceCache(pool)
     token, token_list = tokens[0], list(tokens)
 
+    async def get() -> object:
+        return read_fields(await cache.get(token))
+
+    async def get_many() -> object:
+        return read_fields(await cache.get_many(token_list))
+
     async def close() -> None:
         return None
 
-    return AsyncClient(lambda: cache.get(token), lambda: cache.get_many(token_list), close)
+    return AsyncClient(get, get_many, close)
 
 
 def _open_solcache_sync(target: Target, tokens: Sequence[str], max_size: int) -> SyncClient:
     """``solcache.sync.RedisPool.connect(url, max_size=…)`` and ``solcache.sync.PriceCache``."""
-    pool = sync.RedisPool.connect(target.url, max_size=max_size)
+    return _sync_client(sync.RedisPool.connect(target.url, max_size=max_size), tokens)
+
+
+def _open_solcache_sync_unpolled(
+    target: Target, tokens: Sequence[str], max_size: int
+) -> SyncClient:
+    """The same with ``direct_reads=False``: the read sleeps in the kernel until its reply."""
+    pool = sync.RedisPool.connect(target.url, max_size=max_size, direct_reads=False)
+    return _sync_client(pool, tokens)
+
+
+def _sync_client(pool: sync.RedisPool, tokens: Sequence[str]) -> SyncClient:
     cache = sync.PriceCache(pool)
     token, token_list = tokens[0], list(tokens)
-    return SyncClient(lambda: cache.get(token), lambda: cache.get_many(token_list), pool.close)
+    return SyncClient(
+        lambda: read_fields(cache.get(token)),
+        lambda: read_fields(cache.get_many(token_list)),
+        pool.close,
+    )
 
 
-def solcache_sync_spec() -> ClientSpec:
-    """solcache's blocking API (:mod:`solcache.sync`) as a client to measure."""
+def solcache_sync_spec(polled: bool = True) -> ClientSpec:
+    """solcache's blocking API (:mod:`solcache.sync`) as a client to measure; ``polled=False``:
+    with ``direct_reads=False`` (no polling: what polling buys, and what it costs in CPU)."""
+    if not polled:
+        return ClientSpec(
+            "solcache-sync-unpolled", "solcache sync, direct_reads=False", "solcache.sync",
+            "not available", open_sync=_open_solcache_sync_unpolled,
+        )  # fmt: skip
     return ClientSpec(
         "solcache-sync", "solcache sync", "solcache.sync", "not available",
         open_sync=_open_solcache_sync,

@@ -32,6 +32,12 @@ RAW_BEFORE, RAW_AFTER = "raw.c1.before", "raw.c1.after"
 RAW_THROUGHPUT, RAW_THROUGHPUT_AFTER = "raw.throughput", "raw.throughput.after"
 
 
+def raw_throughput_key(clients: int) -> str:
+    """Key of a ``redis-benchmark -c CLIENTS`` throughput row other than -c 20 (the default
+    base, :data:`RAW_THROUGHPUT`): a concurrent row with that many callers is compared with it."""
+    return f"raw.throughput.c{clients}"
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """One line of the table. ``timing`` is None when the row was not measured; ``note``
@@ -81,9 +87,18 @@ class Report:
         base = self.raw_p50_us
         return value / base if value is not None and base else None
 
+    def baseline(self, row: Row) -> tuple[str, float | None]:
+        """The ``redis-benchmark`` setting a concurrent row is compared with and its rate: ``-c
+        N`` for N callers when the run measured it, else ``-c 20``."""
+        callers = row.timing.callers if row.timing is not None else 20
+        own = self.row(raw_throughput_key(callers))
+        if own is not None and own.timing is not None:
+            return f"-c {callers}", own.timing.ops_per_s
+        return "-c 20", self.raw_ops_per_s
+
     def share(self, row: Row) -> float | None:
-        """``row``'s throughput as a fraction of ``redis-benchmark -c 20``."""
-        base = self.raw_ops_per_s
+        """``row``'s throughput as a fraction of its :meth:`baseline`'s."""
+        base = self.baseline(row)[1]
         return row.timing.ops_per_s / base if row.timing is not None and base else None
 
     def to_json(self) -> dict[str, Any]:
@@ -98,6 +113,7 @@ class Report:
                 d["p99_over_raw_p50"] = self.ratio(r.timing.p99_us)
                 if r.section == "concurrent":
                     d["share_of_raw_throughput"] = self.share(r)
+                    d["raw_throughput_baseline"] = f"redis-benchmark {self.baseline(r)[0]} -P 1"
             rows.append(d)
         return {
             "title": self.title,
@@ -154,33 +170,42 @@ def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def _label_width(report: Report) -> int:
+    return max([44, *(len(r.label) + 2 for r in report.rows)])
+
+
 def _seq_lines(report: Report, rows: list[Row]) -> list[str]:
-    head = f"{'client / operation':<44}{'calls':>8}{'p50 µs':>10}{'p99 µs':>10}{'mean µs':>10}"
-    lines = [head + f"{'ops/s':>10}{'p50/raw':>9}{'p99/raw':>9}"]
+    w = _label_width(report)
+    head = f"{'client / operation':<{w}}{'calls':>8}{'p50 µs':>10}{'p99 µs':>10}{'mean µs':>10}"
+    lines = [head + f"{'CPU µs':>8}{'ops/s':>10}{'p50/raw':>9}{'p99/raw':>9}"]
     for r in rows:
         t = r.timing
         if t is None:
-            lines.append(f"{r.label:<44}  {r.note}")
+            lines.append(f"{r.label:<{w}}  {r.note}")
             continue
         lines.append(
-            f"{r.label:<44}{t.calls:>8}{_f(t.p50_us):>10}{_f(t.p99_us):>10}{_f(t.mean_us):>10}"
-            f"{t.ops_per_s:>10,.0f}{_x(report.ratio(t.p50_us)):>9}{_x(report.ratio(t.p99_us)):>9}"
+            f"{r.label:<{w}}{t.calls:>8}{_f(t.p50_us):>10}{_f(t.p99_us):>10}{_f(t.mean_us):>10}"
+            f"{_f(t.cpu_us):>8}{t.ops_per_s:>10,.0f}{_x(report.ratio(t.p50_us)):>9}"
+            f"{_x(report.ratio(t.p99_us)):>9}"
         )
     return lines
 
 
 def _conc_lines(report: Report, rows: list[Row]) -> list[str]:
-    head = f"{'client / operation':<44}{'callers':>8}{'reads/s':>10}{'p50 µs':>10}{'p99 µs':>10}"
-    lines = [head + f"{'vs raw -c 20':>14}{'errors':>8}"]
+    w = _label_width(report)
+    head = f"{'client / operation':<{w}}{'callers':>8}{'reads/s':>10}{'p50 µs':>10}{'p99 µs':>10}"
+    lines = [head + f"{'CPU µs':>8}{'vs raw':>8}{'  raw setting':<16}{'errors':>7}"]
     for r in rows:
         t = r.timing
         if t is None:
-            lines.append(f"{r.label:<44}  {r.note}")
+            lines.append(f"{r.label:<{w}}  {r.note}")
             continue
         share = report.share(r)
+        setting = "" if r.key.startswith("raw.") else report.baseline(r)[0]
         lines.append(
-            f"{r.label:<44}{t.callers:>8}{t.ops_per_s:>10,.0f}{_f(t.p50_us):>10}"
-            f"{_f(t.p99_us):>10}{'-' if share is None else f'{share:.0%}':>14}{t.errors:>8}"
+            f"{r.label:<{w}}{t.callers:>8}{t.ops_per_s:>10,.0f}{_f(t.p50_us):>10}"
+            f"{_f(t.p99_us):>10}{_f(t.cpu_us):>8}{'-' if share is None else f'{share:.0%}':>8}"
+            f"{'  ' + setting:<16}{t.errors:>7}"
             + (f"  (first: {t.first_error})" if t.first_error else "")
         )
     return lines
@@ -193,13 +218,18 @@ def render(report: Report, extra: Sequence[str] = ()) -> str:
     base = report.raw_p50_us
     out = [report.title, ""]
     seq = [r for r in report.rows if r.section == "sequential"]
+    rounds = s.get("rounds")
+    how = f"median of {rounds} rounds" if rounds else "mean of the redis-benchmark -c 1 runs"
     out.append(
-        f"Sequential calls, each timed (µs), after {s.get('warmup', '?')} untimed warm-up calls; "
+        f"Sequential calls, each timed (µs), after {s.get('warmup', '?')} untimed warm-up calls"
+        + (f"; medians over {rounds} interleaved rounds" if rounds else "")
+        + "; "
         + (
-            f"ratios to raw p50 = {base:.1f} µs (mean of the redis-benchmark -c 1 runs)"
+            f"ratios to raw p50 = {base:.1f} µs ({how})"
             if base
             else "no raw round trip, so no ratios"
         )
+        + "; CPU µs: this process's CPU time per call (every thread)"
     )
     out += _seq_lines(report, seq)
     conc = [r for r in report.rows if r.section == "concurrent"]
@@ -210,7 +240,8 @@ def render(report: Report, extra: Sequence[str] = ()) -> str:
             f"{s.get('pool_max_size', '?')} connections), about {s.get('calls', '?')} reads "
             "per row; "
             + (
-                f"shares of raw -c 20 = {report.raw_ops_per_s:,.0f} req/s (mean of its runs)"
+                "each row's reads/s against redis-benchmark -P 1 with as many connections as "
+                "callers (raw setting; -c 20 when that was not run)"
                 if report.raw_ops_per_s
                 else "no raw throughput, so no shares"
             ),

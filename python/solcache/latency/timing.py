@@ -1,7 +1,9 @@
 """Timing of individual calls: sequential (async or sync) and concurrent callers.
 
 Every call is timed on its own with ``time.perf_counter_ns``; percentiles are nearest-rank
-over all timed calls. Times are in microseconds (µs), rates in calls per second.
+over all timed calls. Times are in microseconds (µs), rates in calls per second. CPU time per
+call is the process's CPU time (``time.process_time``: every thread, so a client's own I/O
+threads and any polling count) over the timed calls, divided by their number.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class Timing:
     e.g. ``redis-benchmark -q``, does not report them); ``ops_per_s`` is calls per second of
     wall-clock time over the timed calls; ``callers`` is how many ran at once; ``errors``
     counts calls that raised (concurrent runs only; they are not timed) and ``first_error``
-    names the first of them.
+    names the first of them. ``cpu_us`` is this process's CPU time per call (None where the
+    source, e.g. ``redis-benchmark``, is another process).
     """
 
     calls: int
@@ -42,6 +45,7 @@ class Timing:
     callers: int = 1
     errors: int = 0
     first_error: str = ""
+    cpu_us: float | None = None
 
     @classmethod
     def of(
@@ -52,8 +56,10 @@ class Timing:
         callers: int = 1,
         errors: int = 0,
         first_error: str = "",
+        cpu_s: float | None = None,
     ) -> Timing:
-        """Percentiles of per-call times ``ns`` (nanoseconds) over ``elapsed_s`` seconds."""
+        """Percentiles of per-call times ``ns`` (nanoseconds) over ``elapsed_s`` seconds;
+        ``cpu_s``: the process's CPU seconds over the same calls."""
         if not ns:
             raise ValueError("no call was timed")
         us = sorted(n / 1000 for n in ns)
@@ -66,6 +72,7 @@ class Timing:
             callers=callers,
             errors=errors,
             first_error=first_error,
+            cpu_us=cpu_s / len(us) * 1e6 if cpu_s is not None else None,
         )
 
 
@@ -86,12 +93,14 @@ async def time_async(op: Callable[[], Awaitable[object]], calls: int, warmup: in
         await op()
     clock = time.perf_counter_ns
     ns = [0] * calls
+    cpu = time.process_time()
     started = clock()
     for i in range(calls):
         t0 = clock()
         await op()
         ns[i] = clock() - t0
-    return Timing.of(ns, (clock() - started) / 1e9)
+    elapsed_s = (clock() - started) / 1e9
+    return Timing.of(ns, elapsed_s, cpu_s=time.process_time() - cpu)
 
 
 def time_sync(op: Callable[[], object], calls: int, warmup: int) -> Timing:
@@ -100,12 +109,14 @@ def time_sync(op: Callable[[], object], calls: int, warmup: int) -> Timing:
         op()
     clock = time.perf_counter_ns
     ns = [0] * calls
+    cpu = time.process_time()
     started = clock()
     for i in range(calls):
         t0 = clock()
         op()
         ns[i] = clock() - t0
-    return Timing.of(ns, (clock() - started) / 1e9)
+    elapsed_s = (clock() - started) / 1e9
+    return Timing.of(ns, elapsed_s, cpu_s=time.process_time() - cpu)
 
 
 async def time_concurrent(
@@ -135,9 +146,16 @@ async def time_concurrent(
                 continue
             ns.append(clock() - t0)
 
+    cpu = time.process_time()
     started = clock()
     await asyncio.gather(*(caller() for _ in range(callers)))
+    elapsed_s = (clock() - started) / 1e9
     first = f"{type(errors[0]).__name__}: {errors[0]}"[:100] if errors else ""
     return Timing.of(
-        ns, (clock() - started) / 1e9, callers=callers, errors=len(errors), first_error=first
+        ns,
+        elapsed_s,
+        callers=callers,
+        errors=len(errors),
+        first_error=first,
+        cpu_s=time.process_time() - cpu,
     )

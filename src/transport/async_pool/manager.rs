@@ -14,6 +14,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
 use tokio::sync::watch;
 
+use super::super::direct::TaskLone;
 use super::super::handshake::Handshake;
 use crate::error::{Error, Result};
 
@@ -28,6 +29,8 @@ pub(super) struct Shared {
     pub closed: AtomicBool,
     /// Connects under way right now (tells a slow connect from a busy pool).
     pub connecting: AtomicUsize,
+    /// Direct cache reads in flight right now: while others wait, a read does not poll.
+    pub reading: AtomicUsize,
     /// The server version the latest handshake (or health probe) saw.
     pub redis_version: Mutex<String>,
 }
@@ -40,6 +43,7 @@ impl Shared {
             last_connect_error: Mutex::new(None),
             closed: AtomicBool::new(false),
             connecting: AtomicUsize::new(0),
+            reading: AtomicUsize::new(0),
             redis_version: Mutex::new(String::new()),
         }
     }
@@ -50,6 +54,8 @@ pub struct PooledRedis {
     pub(super) conn: MultiplexedConnection,
     pub(super) epoch: u64,
     pub(super) broken: bool,
+    /// The direct socket cache reads use, opened on this connection's first read.
+    pub(super) direct: Option<TaskLone>,
     used: bool,
     /// When it was opened: one opened before a checkout began sat idle and may have died.
     opened_at: Instant,
@@ -118,6 +124,7 @@ impl ManageConnection for RedisConnectionManager {
                 conn,
                 epoch,
                 broken: false,
+                direct: None,
                 used: false,
                 opened_at: Instant::now(),
             }),

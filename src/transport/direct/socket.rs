@@ -116,6 +116,13 @@ impl DirectSocket {
         }
     }
 
+    fn set_blocking(&self, blocking: bool) -> std::io::Result<()> {
+        match self {
+            DirectSocket::Tcp(s) => s.set_nonblocking(!blocking),
+            DirectSocket::Unix(s) => s.set_nonblocking(!blocking),
+        }
+    }
+
     fn set_timeouts(&self, timeout: Duration) -> std::io::Result<()> {
         match self {
             DirectSocket::Tcp(s) => s
@@ -226,6 +233,73 @@ impl DirectSocket {
             }
             std::hint::spin_loop();
         }
+    }
+
+    /// Block the calling thread until the socket has bytes (or `timeout` passes), then read
+    /// what it has into `link`, like [`DirectSocket::read`]. A timeout is
+    /// [`Error::Timeout`] (the reply is still due: the connection can no longer be trusted).
+    pub fn read_blocking<R>(
+        &mut self,
+        link: &mut Link<R>,
+        answered: &mut Vec<(R, Reply)>,
+        timeout: Duration,
+    ) -> Result<()> {
+        let timed_out = || Error::Timeout {
+            operation: "response",
+            timeout,
+        };
+        let mut chunk = [0u8; CHUNK];
+        let waited = self
+            .set_blocking(true)
+            .and_then(|()| self.set_timeouts(timeout.max(Duration::from_micros(1))))
+            .and_then(|()| loop {
+                match self.stream().read(&mut chunk) {
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            });
+        let restored = self.set_blocking(false);
+        match waited {
+            Ok(0) => Err(broken(ErrorKind::UnexpectedEof.into())),
+            Ok(n) => {
+                restored.map_err(broken)?;
+                link.receive(&chunk[..n], answered)?;
+                // More may have come with it: take it without blocking.
+                self.read(link, answered)
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Err(timed_out()),
+            Err(e) => Err(broken(e)),
+        }
+    }
+
+    /// Write all of `link`'s output, blocking the calling thread for at most `timeout`.
+    pub fn write_blocking<R>(&mut self, link: &mut Link<R>, timeout: Duration) -> Result<()> {
+        if self.write(link)? {
+            return Ok(());
+        }
+        let written = self
+            .set_blocking(true)
+            .and_then(|()| self.set_timeouts(timeout.max(Duration::from_micros(1))))
+            .and_then(|()| self.stream().write_all(link.output()));
+        let restored = self.set_blocking(false);
+        match written {
+            Ok(()) => {
+                let n = link.output().len();
+                link.wrote(n);
+                restored.map_err(broken)
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Err(Error::Timeout {
+                operation: "response",
+                timeout,
+            }),
+            Err(e) => Err(broken(e)),
+        }
+    }
+}
+
+impl AsRawFd for DirectSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw_fd()
     }
 }
 
