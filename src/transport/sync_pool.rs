@@ -9,17 +9,23 @@
 //! [retry policy](super::retry): one that fails at the I/O level or times out is discarded (its
 //! reply stream is no longer in step); if it had served earlier calls, the request is sent once
 //! more on a fresh connection, so after a server restart the first call succeeds.
+//!
+//! Topologies: one server, or a Sentinel-managed primary (each new connection asks the
+//! sentinels where it is and checks `ROLE`; a `READONLY` reply drops every idle connection and
+//! the request is sent once more). A Redis Cluster URL is refused: the blocking API does not
+//! route by slot; the async API does.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use redis::{Client, Connection, ConnectionLike, FromRedisValue};
+use redis::{Client, Connection, ConnectionLike, FromRedisValue, Value};
 
 use super::async_pool::PoolCounts;
-use super::endpoint::Endpoint;
 use super::handshake::{Handshake, SYNC_CLIENT_NAME};
 use super::retry::{Attempts, Failure};
+use super::sentinel::{check_primary, SentinelResolver};
 use super::settings::PoolConfig;
+use super::topology::Topology;
 use super::Request;
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, Operation};
@@ -30,8 +36,15 @@ pub struct SyncPool {
     inner: Arc<SyncInner>,
 }
 
+/// Where new connections go.
+enum SyncTarget {
+    Fixed(Client),
+    /// The primary the sentinels name at connect time.
+    Sentinel(SentinelResolver),
+}
+
 struct SyncInner {
-    client: Client,
+    target: SyncTarget,
     handshake: Handshake,
     config: PoolConfig,
     redacted_url: String,
@@ -83,13 +96,21 @@ impl SyncInner {
         let timeout = self.config.connect_timeout;
         let failed = |e: redis::RedisError| Error::from_redis(e, &self.redacted_url, "connect", timeout);
         let started = Instant::now();
-        let mut conn = self.client.get_connection_with_timeout(timeout).map_err(failed)?;
+        let client = match &self.target {
+            SyncTarget::Fixed(client) => client.clone(),
+            SyncTarget::Sentinel(resolver) => resolver.primary(&resolver.resolve_blocking()?).client()?,
+        };
+        let mut conn = client.get_connection_with_timeout(timeout).map_err(failed)?;
         let left = timeout
             .saturating_sub(started.elapsed())
             .max(std::time::Duration::from_millis(1));
         conn.set_read_timeout(Some(left)).map_err(failed)?;
         conn.set_write_timeout(Some(left)).map_err(failed)?;
         let version = self.handshake.run_blocking(&mut conn, failed)?;
+        if let SyncTarget::Sentinel(_) = &self.target {
+            let role: Value = redis::cmd("ROLE").query(&mut conn).map_err(failed)?;
+            check_primary(&role, &self.redacted_url)?;
+        }
         if let Ok(mut slot) = self.redis_version.lock() {
             *slot = version;
         }
@@ -153,12 +174,36 @@ impl SyncPool {
     /// `connect_timeout`) and check the server is Redis ≥ 6.2. Blocks the calling thread.
     pub fn connect(config: PoolConfig) -> Result<SyncPool> {
         config.validate()?;
-        let endpoint = Endpoint::parse(&config.url)?;
+        let (target, handshake, redacted_url) = match Topology::parse(&config.url)? {
+            Topology::Standalone(endpoint) => (
+                SyncTarget::Fixed(endpoint.client()?),
+                Handshake::new(&endpoint, SYNC_CLIENT_NAME),
+                endpoint.redacted_url().to_owned(),
+            ),
+            Topology::Sentinel(spec) => {
+                let resolver = SentinelResolver::new(spec, config.connect_timeout);
+                // Credentials and database are the same wherever the primary is.
+                let template = resolver.primary(&("sentinel-named-primary".to_owned(), 0));
+                let url = resolver.redacted_url().to_owned();
+                (
+                    SyncTarget::Sentinel(resolver),
+                    Handshake::new(&template, SYNC_CLIENT_NAME),
+                    url,
+                )
+            }
+            Topology::Cluster(spec) => {
+                return Err(Error::invalid(format!(
+                    "the blocking API does not support Redis Cluster ({}): it supports redis://, \
+                     rediss://, unix:// and redis+sentinel:// URLs; use the async API for a cluster",
+                    spec.redacted_url
+                )))
+            }
+        };
         let inner = SyncInner {
-            client: endpoint.client()?,
-            handshake: Handshake::new(&endpoint, SYNC_CLIENT_NAME),
+            target,
+            handshake,
             metrics: Metrics::new(config.slow_threshold),
-            redacted_url: endpoint.redacted_url().to_owned(),
+            redacted_url,
             redis_version: Mutex::new(String::new()),
             state: Mutex::new(State {
                 idle: Vec::new(),
@@ -200,6 +245,10 @@ impl SyncPool {
             checkout.broken = failure.breaks_connection();
             let reused = checkout.reused;
             drop(checkout);
+            if failure == Failure::Demoted {
+                // Every idle connection reaches the demoted primary too.
+                self.drop_idle();
+            }
             let err = Error::from_redis(
                 err,
                 &self.inner.redacted_url,
@@ -216,6 +265,15 @@ impl SyncPool {
     pub fn close(&self) {
         let mut state = self.inner.lock();
         state.closed = true;
+        let idle = std::mem::take(&mut state.idle);
+        state.open -= idle.len() as u32;
+        drop(state);
+        drop(idle);
+        self.inner.returned.notify_all();
+    }
+
+    fn drop_idle(&self) {
+        let mut state = self.inner.lock();
         let idle = std::mem::take(&mut state.idle);
         state.open -= idle.len() as u32;
         drop(state);

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod topologies;
+
 /// A private redis-server: `--save "" --appendonly no`, TCP on 127.0.0.1 plus a unix socket.
 pub struct RedisServer {
     child: Option<Child>,
@@ -130,6 +132,11 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// True until [`RedisServer::stop`].
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Kill the server (SIGKILL) and wait for it to exit.

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use bb8::ManageConnection;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
+use redis::{AsyncConnectionConfig, Client, Value};
 use tokio::sync::watch;
 
 use super::super::handshake::Handshake;
+use super::super::sentinel::{check_primary, PrimaryAddr, SentinelResolver};
 use crate::error::{Error, Result};
 
 /// State shared between the pool and its connection manager.
@@ -30,6 +31,10 @@ pub(super) struct Shared {
     pub connecting: AtomicUsize,
     /// The server version the latest handshake (or health probe) saw.
     pub redis_version: Mutex<String>,
+    /// The primary the latest connect reached (Sentinel topologies only).
+    pub primary: Mutex<Option<PrimaryAddr>>,
+    /// Times the sentinels were found naming another primary (failovers followed).
+    pub primary_changes: AtomicU64,
 }
 
 impl Shared {
@@ -41,6 +46,8 @@ impl Shared {
             closed: AtomicBool::new(false),
             connecting: AtomicUsize::new(0),
             redis_version: Mutex::new(String::new()),
+            primary: Mutex::new(None),
+            primary_changes: AtomicU64::new(0),
         }
     }
 }
@@ -65,9 +72,17 @@ impl PooledRedis {
     }
 }
 
+/// Where new connections go.
+pub(crate) enum Target {
+    /// Always the same server.
+    Fixed(Client),
+    /// The primary the sentinels name at connect time (checked with `ROLE`).
+    Sentinel(Arc<SentinelResolver>),
+}
+
 /// bb8 manager: opens multiplexed connections with our timeouts, TCP settings and handshake.
 pub struct RedisConnectionManager {
-    pub(super) client: Client,
+    pub(super) target: Target,
     pub(super) config: AsyncConnectionConfig,
     pub(super) connect_timeout: Duration,
     pub(super) handshake: Handshake,
@@ -85,13 +100,26 @@ impl RedisConnectionManager {
     }
 
     async fn open(&self) -> Result<MultiplexedConnection> {
+        let (client, primary) = match &self.target {
+            Target::Fixed(client) => (client.clone(), None),
+            Target::Sentinel(resolver) => {
+                let addr = resolver.resolve().await?;
+                (resolver.primary(&addr).client()?, Some(addr))
+            }
+        };
         let failed = |e| Error::from_redis(e, &self.url, "connect", self.connect_timeout);
-        let mut conn = self
-            .client
+        let mut conn = client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
             .map_err(failed)?;
         let version = self.handshake.run(&mut conn, failed).await?;
+        if primary.is_some() {
+            let role: Value = redis::cmd("ROLE").query_async(&mut conn).await.map_err(failed)?;
+            check_primary(&role, &self.url)?;
+            if let Ok(mut slot) = self.shared.primary.lock() {
+                *slot = primary;
+            }
+        }
         if let Ok(mut slot) = self.shared.redis_version.lock() {
             *slot = version;
         }

@@ -1,0 +1,278 @@
+//! Redis Cluster: redis-rs' async cluster client behind the same [`Request`] seam.
+//!
+//! The client keeps one multiplexed connection per node, follows `MOVED` / `ASK`, refreshes
+//! its slot map after a failover and splits `MGET` per slot (reassembled in key order). It
+//! refuses pipelines whose keys span slots, so [`send`] splits those: the commands are grouped
+//! by the slot of their key, every group is one pipeline, the groups run concurrently, and the
+//! replies are put back in request order. A pipeline that spans slots answers every command,
+//! including those marked `ignore` (the mark cannot be read outside redis-rs); the callers
+//! that ignore replies convert into `()`, which accepts any reply.
+//!
+//! Failover: the client reconnects a dead node by its address and refreshes its slot map only
+//! when a node answers `MOVED`; a killed primary never answers, so the client would keep
+//! trying it after its replica took over. [`ClusterLink`] therefore opens a fresh client
+//! (slot map read again from the seed nodes) in the background after a request fails at the
+//! I/O level, at most once per [`REBUILD_INTERVAL`], and swaps it in.
+//!
+//! Limits: `response_timeout` bounds each attempt on a node; one request, with its
+//! redirections and retries, is bounded by `response_timeout + connect_timeout`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::Slot;
+use redis::io::tcp::TcpSettings;
+use redis::{Arg, Cmd, ConnectionInfo, FromRedisValue, Pipeline, RedisResult, Value};
+
+use super::request::joined;
+use super::retry::Failure;
+use super::settings::PoolConfig;
+use super::topology::{ClusterSpec, Tls};
+use super::Request;
+use crate::error::{Error, Result};
+
+/// Least time between two fresh cluster clients after failures.
+pub const REBUILD_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The cluster client of a pool, replaced by a fresh one after I/O failures; see the module docs.
+pub(crate) struct ClusterLink {
+    spec: ClusterSpec,
+    config: PoolConfig,
+    current: RwLock<ClusterConnection>,
+    rebuilding: AtomicBool,
+    rebuilds: AtomicU64,
+}
+
+impl ClusterLink {
+    /// Open the first client; fails like [`connect`].
+    pub async fn open(spec: ClusterSpec, config: PoolConfig) -> Result<Arc<ClusterLink>> {
+        let conn = connect(&spec, &config, config.response_timeout).await?;
+        Ok(Arc::new(ClusterLink {
+            spec,
+            config,
+            current: RwLock::new(conn),
+            rebuilding: AtomicBool::new(false),
+            rebuilds: AtomicU64::new(0),
+        }))
+    }
+
+    /// What the link was made from (for a blocking reader's client of its own).
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    /// Times a fresh client replaced the previous one.
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds.load(Ordering::Relaxed)
+    }
+
+    /// Send `request`; an I/O failure starts a fresh client in the background.
+    pub async fn send<T: FromRedisValue>(self: &Arc<Self>, request: Request<'_>) -> RedisResult<T> {
+        let mut conn = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let result = send(request, &mut conn).await;
+        if let Err(e) = &result {
+            // Not an error reply: a dead node, a timeout, a dropped socket.
+            if e.code().is_none() || Failure::of(e).breaks_connection() {
+                self.rebuild_soon();
+            }
+        }
+        result
+    }
+
+    fn rebuild_soon(self: &Arc<Self>) {
+        if self.rebuilding.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let link = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(this) = link.upgrade() else { return };
+                let opened = connect(&this.spec, &this.config, this.config.response_timeout).await;
+                if let Err(e) = &opened {
+                    log::info!(target: "solcache::pool", "{}: fresh cluster client failed: {e}", this.spec.redacted_url);
+                }
+                if let Ok(conn) = opened {
+                    *this.current.write().unwrap_or_else(|p| p.into_inner()) = conn;
+                    this.rebuilds.fetch_add(1, Ordering::Relaxed);
+                    // Stay "rebuilding" a while: a burst of failures makes one client, not many.
+                    tokio::time::sleep(REBUILD_INTERVAL).await;
+                    this.rebuilding.store(false, Ordering::Release);
+                    return;
+                }
+                drop(this);
+                tokio::time::sleep(REBUILD_INTERVAL).await;
+            }
+        });
+    }
+}
+
+/// Open a cluster connection (slot map loaded from the first seed node that answers), with
+/// `response_timeout` per node request; fails within about `connect_timeout` per seed node.
+pub(crate) async fn connect(
+    spec: &ClusterSpec,
+    config: &PoolConfig,
+    response_timeout: Duration,
+) -> Result<ClusterConnection> {
+    super::endpoint::install_tls_provider();
+    let nodes: Vec<ConnectionInfo> = spec
+        .nodes
+        .iter()
+        .map(|(host, port)| Tls::info(spec.tls, host, *port))
+        .collect();
+    let mut builder = ClusterClientBuilder::new(nodes)
+        .connection_timeout(config.connect_timeout)
+        .response_timeout(response_timeout)
+        .overall_response_timeout(Some(response_timeout + config.connect_timeout))
+        .tcp_settings(TcpSettings::default().set_nodelay(true));
+    if let Some(credentials) = &spec.credentials {
+        builder = builder.password(&credentials.password);
+        if let Some(user) = &credentials.user {
+            builder = builder.username(user);
+        }
+    }
+    if let Some(tls) = spec.tls {
+        builder = builder.tls(match tls {
+            Tls::Verified => redis::TlsMode::Secure,
+            Tls::Insecure => redis::TlsMode::Insecure,
+        });
+    }
+    let client = builder
+        .build()
+        .map_err(|e| Error::invalid(format!("bad Redis URL {}: {e}", spec.redacted_url)))?;
+    let opened = tokio::time::timeout(
+        config.connect_timeout * spec.nodes.len() as u32,
+        client.get_async_connection(),
+    )
+    .await;
+    match opened {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(connect_error(e, spec, config.connect_timeout)),
+        Err(_) => Err(Error::Timeout {
+            operation: "connect",
+            timeout: config.connect_timeout * spec.nodes.len() as u32,
+        }),
+    }
+}
+
+fn connect_error(e: redis::RedisError, spec: &ClusterSpec, timeout: Duration) -> Error {
+    let message = e.to_string();
+    if message.contains("WRONGPASS") || message.contains("NOAUTH") || message.contains("AuthenticationFailed") {
+        return Error::Authentication {
+            url: spec.redacted_url.clone(),
+            message,
+        };
+    }
+    Error::from_redis(e, &spec.redacted_url, "connect", timeout)
+}
+
+/// Send `request` on a cluster connection; see the module docs for how pipelines are split.
+pub(crate) async fn send<T: FromRedisValue>(request: Request<'_>, conn: &mut ClusterConnection) -> RedisResult<T> {
+    match request {
+        Request::Cmd(cmd) => cmd.query_async(conn).await,
+        Request::Pipeline(pipe) => {
+            let groups = by_slot(std::iter::once(pipe));
+            if groups.len() == 1 {
+                return pipe.query_async(conn).await;
+            }
+            send_groups(groups, pipe.len(), conn).await
+        }
+        Request::Pipelines(pipes) => {
+            let total = pipes.iter().map(Pipeline::len).sum();
+            send_groups(by_slot(pipes.iter()), total, conn).await
+        }
+    }
+}
+
+/// One pipeline per slot, all in flight at once, replies put back at their command's index.
+async fn send_groups<T: FromRedisValue>(
+    groups: Vec<(Pipeline, Vec<usize>)>,
+    total: usize,
+    conn: &mut ClusterConnection,
+) -> RedisResult<T> {
+    let replies = futures_util::future::try_join_all(groups.iter().map(|(pipe, _)| {
+        let mut conn = conn.clone();
+        async move { pipe.query_async::<Vec<Value>>(&mut conn).await }
+    }))
+    .await?;
+    let mut ordered = vec![Value::Nil; total];
+    for ((_, indexes), values) in groups.iter().zip(replies) {
+        for (&i, value) in indexes.iter().zip(values) {
+            ordered[i] = value;
+        }
+    }
+    joined(vec![Value::Array(ordered)])
+}
+
+/// The commands of `pipes` grouped by the slot of their key, each group with the indexes
+/// (across all pipes) of its commands, groups in order of first appearance.
+fn by_slot<'a>(pipes: impl Iterator<Item = &'a Pipeline>) -> Vec<(Pipeline, Vec<usize>)> {
+    let mut groups: Vec<(Pipeline, Vec<usize>)> = Vec::new();
+    let mut index_of: HashMap<Option<Slot>, usize> = HashMap::new();
+    for (i, cmd) in pipes.flat_map(Pipeline::cmd_iter).enumerate() {
+        let slot = key_of(cmd).map(Slot::for_key);
+        let group = *index_of.entry(slot).or_insert_with(|| {
+            groups.push((redis::pipe(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[group].0.add_command(cmd.clone());
+        groups[group].1.push(i);
+    }
+    groups
+}
+
+/// The first key of the commands solcache pipelines: the argument after the name, after the
+/// subcommand for `XINFO` / `XGROUP`, after `STREAMS` for `XREAD` / `XREADGROUP`.
+fn key_of(cmd: &Cmd) -> Option<&[u8]> {
+    let args: Vec<&[u8]> = cmd
+        .args_iter()
+        .map(|a| match a {
+            Arg::Simple(bytes) => bytes,
+            _ => &b""[..], // a cursor placeholder: never a key
+        })
+        .collect();
+    let name = args.first()?;
+    let at = if name.eq_ignore_ascii_case(b"XINFO") || name.eq_ignore_ascii_case(b"XGROUP") {
+        2
+    } else if name.eq_ignore_ascii_case(b"XREAD") || name.eq_ignore_ascii_case(b"XREADGROUP") {
+        args.iter().position(|a| a.eq_ignore_ascii_case(b"STREAMS"))? + 1
+    } else {
+        1
+    };
+    args.get(at).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_grouped_by_the_slot_of_their_key() {
+        let mut a = redis::pipe();
+        a.cmd("SET").arg("price:SOL").arg("1");
+        a.cmd("SET").arg("price:BTC").arg("2");
+        let mut b = redis::pipe();
+        b.cmd("SET").arg("price:SOL").arg("3");
+        b.cmd("XINFO").arg("STREAM").arg("price:BTC");
+        let groups = by_slot([&a, &b].into_iter());
+        let indexes: Vec<Vec<usize>> = groups.iter().map(|(_, i)| i.clone()).collect();
+        assert_eq!(indexes, vec![vec![0, 2], vec![1, 3]]);
+        let mut tagged = redis::pipe();
+        tagged.cmd("SET").arg("price:{p}:SOL").arg("1");
+        tagged.cmd("SET").arg("price:{p}:BTC").arg("2");
+        assert_eq!(by_slot(std::iter::once(&tagged)).len(), 1);
+    }
+
+    #[test]
+    fn stream_reads_are_routed_by_their_stream() {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg("g").arg("c").arg("COUNT").arg(1).arg("STREAMS").arg("s1").arg(">");
+        assert_eq!(key_of(&cmd), Some(&b"s1"[..]));
+        let mut xadd = redis::cmd("XADD");
+        xadd.arg("stream:x").arg("*");
+        assert_eq!(key_of(&xadd), Some(&b"stream:x"[..]));
+    }
+}

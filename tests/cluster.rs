@@ -1,0 +1,163 @@
+//! The same caches and streams on a Redis Cluster (3 primaries + 3 replicas started here):
+//! reads split per slot, batched writes grouped per slot, streams and groups unchanged, and a
+//! SIGKILLed primary followed without a manual step. One cluster per test (a few seconds).
+mod support;
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rust_decimal::Decimal;
+use solcache::events::PRICE_UPDATES;
+use solcache::{
+    Error, EventStream, PoolConfig, PriceCache, PriceData, PriceUpdate, RedisPool, Subscription, SubscriptionOptions,
+    SyncPool, TradingEvent,
+};
+use support::topologies::{raw_command, RedisCluster, NODE_TIMEOUT_MS};
+
+fn price(token: &str, value: &str) -> PriceData {
+    PriceData::new(token, Decimal::from_str(value).unwrap(), Utc::now(), "test").unwrap()
+}
+
+fn event(n: i64) -> TradingEvent {
+    TradingEvent::PriceUpdate(PriceUpdate {
+        token: "SOL".into(),
+        price: Decimal::from(n),
+        timestamp: Utc::now(),
+    })
+}
+
+const TOKENS: [&str; 8] = ["SOL", "BTC", "ETH", "USDC", "BONK", "JUP", "RAY", "WIF"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caches_streams_and_groups_work_unchanged_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let pool = RedisPool::connect(PoolConfig::new(cluster.url())).await.unwrap();
+    assert_eq!(pool.topology(), "cluster");
+    assert!(pool.endpoint().is_none(), "no single server: direct reads stay off");
+
+    // The keys spread over all three primaries, so a batch spans slots and nodes.
+    let owners: std::collections::HashSet<usize> =
+        TOKENS.iter().map(|t| cluster.primary_of(&format!("price:{t}"))).collect();
+    assert_eq!(owners.len(), 3, "the test tokens cover every primary");
+
+    let cache = PriceCache::new(pool.clone());
+    let batch: Vec<PriceData> = TOKENS.iter().map(|t| price(t, "1.5")).collect();
+    cache.set_many(&batch).await.unwrap();
+    let mut asked: Vec<&str> = TOKENS.iter().rev().copied().collect();
+    asked.push("NOPE");
+    asked.push("SOL");
+    let got = cache.get_many(&asked, None).await.unwrap();
+    let mut want: Vec<Option<PriceData>> = batch.iter().rev().cloned().map(Some).collect();
+    want.push(None);
+    want.push(Some(batch[0].clone()));
+    assert_eq!(got, want, "MGET split per slot and put back in request order");
+    for t in TOKENS {
+        // Each key lives on the primary that owns its slot, written with its TTL.
+        let owner = cluster.nodes[cluster.primary_of(&format!("price:{t}"))].port;
+        let ttl: i64 = raw_command(owner, &["PTTL", &format!("price:{t}")]).trim().parse().unwrap();
+        assert!(ttl > 0 && ttl <= 2000, "{t}: {ttl}");
+    }
+    assert_eq!(cache.get("SOL", None).await.unwrap(), Some(batch[0].clone()));
+
+    // Streams: publish_many in several pipelines, ids in order; a group reads and acks.
+    let events = EventStream::new(pool.clone());
+    let published: Vec<TradingEvent> = (0..300).map(event).collect();
+    let ids = events.publish_many(&published, None).await.unwrap();
+    assert_eq!(ids.len(), 300);
+    let parsed: Vec<(u64, u64)> = ids
+        .iter()
+        .map(|id| {
+            let (ms, seq) = id.split_once('-').unwrap();
+            (ms.parse().unwrap(), seq.parse().unwrap())
+        })
+        .collect();
+    assert!(parsed.windows(2).all(|w| w[0] < w[1]), "ids in publish order");
+    let options = SubscriptionOptions {
+        block: Duration::from_millis(50),
+        start_id: "0".into(),
+        ..SubscriptionOptions::default()
+    };
+    let mut sub = Subscription::new(events.clone(), vec![PRICE_UPDATES.into()], "g", "c", options).unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.len() < 300 && Instant::now() < deadline {
+        for e in sub.next_batch().await.unwrap() {
+            sub.ack_later(&e.stream, &e.id);
+            seen.push(e.id);
+        }
+    }
+    sub.flush_acks().await.unwrap();
+    assert_eq!(seen, ids, "every entry once, in order");
+    let info = events.info(PRICE_UPDATES).await.unwrap();
+    assert_eq!((info.length, info.groups[0].pending), (300, 0));
+
+    // The blocking API refuses a cluster by name, before connecting.
+    let err = SyncPool::connect(PoolConfig::new(cluster.url())).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput(m) if m.contains("redis+sentinel://")),
+        "{err}"
+    );
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_is_followed_after_its_replica_is_promoted() {
+    let mut cluster = RedisCluster::start();
+    let mut config = PoolConfig::new(cluster.url());
+    config.response_timeout = Duration::from_millis(300);
+    let pool = RedisPool::connect(config).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    cache.set(&price("SOL", "1")).await.unwrap();
+
+    let victim = cluster.primary_of("price:SOL");
+    let writer = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            // 10 Hz writes and reads until 30 s passed or 2 s of successes followed the kill.
+            let mut first_error: Option<Instant> = None;
+            let mut recovered: Option<Instant> = None;
+            let (mut ok_after, mut failed) = (0u32, 0u32);
+            let started = Instant::now();
+            let mut n = 0u64;
+            while started.elapsed() < Duration::from_secs(30) && ok_after < 20 {
+                n += 1;
+                let round = Instant::now();
+                let wrote = cache.set(&price("SOL", &n.to_string())).await;
+                let read = cache.get("SOL", None).await;
+                match (wrote, read) {
+                    (Ok(()), Ok(Some(p))) if p.price == Decimal::from(n) => {
+                        if first_error.is_some() {
+                            recovered.get_or_insert_with(Instant::now);
+                            ok_after += 1;
+                        }
+                    }
+                    _ => {
+                        failed += 1;
+                        first_error.get_or_insert(round);
+                        recovered = None;
+                        ok_after = 0;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (first_error, recovered, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.nodes[victim].stop(); // SIGKILL
+    let (first_error, recovered, failed) = writer.await.unwrap();
+    let first_error = first_error.expect("the kill was noticed");
+    let recovered = recovered.expect("reads and writes came back with no manual step");
+    let gap = recovered - first_error;
+    println!(
+        "cluster failover: gap {} ms (start of the first failed round to the first success), \
+         {failed} failed rounds, {} fresh cluster clients, cluster-node-timeout {NODE_TIMEOUT_MS} ms",
+        gap.as_millis(),
+        pool.cluster_rebuilds()
+    );
+    assert!(pool.cluster_rebuilds() >= 1, "a fresh client read the new slot map");
+    cluster.wait_ok();
+    assert_ne!(cluster.primary_of("price:SOL"), victim, "a replica took over the slot");
+    pool.close().await;
+}
