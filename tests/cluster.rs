@@ -78,17 +78,32 @@ async fn caches_streams_and_groups_work_unchanged_on_a_cluster() {
         start_id: "0".into(),
         ..SubscriptionOptions::default()
     };
-    let mut sub = Subscription::new(events.clone(), vec![PRICE_UPDATES.into()], "g", "c", options).unwrap();
-    let mut seen = Vec::new();
+    // A second stream in another slot: one group reads both (the read is split per slot).
+    let other = "stream:trade-events";
+    let other_ids = events.publish_many(&published[..50], Some(other)).await.unwrap();
+    let streams = vec![PRICE_UPDATES.to_owned(), other.to_owned()];
+    let mut sub = Subscription::new(events.clone(), streams, "g", "c", options).unwrap();
+    let (mut seen, mut seen_other) = (Vec::new(), Vec::new());
     let deadline = Instant::now() + Duration::from_secs(10);
-    while seen.len() < 300 && Instant::now() < deadline {
+    while seen.len() + seen_other.len() < 350 && Instant::now() < deadline {
         for e in sub.next_batch().await.unwrap() {
             sub.ack_later(&e.stream, &e.id);
-            seen.push(e.id);
+            if e.stream == other {
+                seen_other.push(e.id);
+            } else {
+                seen.push(e.id);
+            }
         }
     }
     sub.flush_acks().await.unwrap();
     assert_eq!(seen, ids, "every entry once, in order");
+    assert_eq!(seen_other, other_ids, "the other stream's too");
+    // Blocking on the split read: an entry published meanwhile on either stream arrives.
+    let late = events.publish(&event(1000), Some(other)).await.unwrap();
+    let batch = sub.next_batch().await.unwrap();
+    assert_eq!(batch.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), vec![late]);
+    sub.ack_later(&batch[0].stream, &batch[0].id);
+    sub.flush_acks().await.unwrap();
     let info = events.info(PRICE_UPDATES).await.unwrap();
     assert_eq!((info.length, info.groups[0].pending), (300, 0));
 

@@ -8,6 +8,12 @@
 //! including those marked `ignore` (the mark cannot be read outside redis-rs); the callers
 //! that ignore replies convert into `()`, which accepts any reply.
 //!
+//! A stream read over several streams (`XREAD` / `XREADGROUP … STREAMS a b c`) whose streams
+//! lie in different slots is split too: every slot's part is polled at once without `BLOCK`;
+//! when all are empty and the caller asked to block, only the first stream's part blocks. An
+//! entry of another stream then waits up to `BLOCK` ms when the first stream is quiet (on one
+//! server, or with streams in one slot, the read wakes for any of them).
+//!
 //! Failover: the client reconnects a dead node by its address and refreshes its slot map only
 //! when a node answers `MOVED`; a killed primary never answers, so the client would keep
 //! trying it after its replica took over. [`ClusterLink`] therefore opens a fresh client
@@ -172,10 +178,13 @@ fn connect_error(e: redis::RedisError, spec: &ClusterSpec, timeout: Duration) ->
 /// Send `request` on a cluster connection; see the module docs for how pipelines are split.
 pub(crate) async fn send<T: FromRedisValue>(request: Request<'_>, conn: &mut ClusterConnection) -> RedisResult<T> {
     match request {
-        Request::Cmd(cmd) => cmd.query_async(conn).await,
+        Request::Cmd(cmd) => match SplitRead::of(cmd) {
+            Some(split) => Ok(T::from_redis_value(split.send(conn).await?)?),
+            None => cmd.query_async(conn).await,
+        },
         Request::Pipeline(pipe) => {
             let groups = by_slot(std::iter::once(pipe));
-            if groups.len() == 1 {
+            if let [(Part::Pipe(_), _)] = groups.as_slice() {
                 return pipe.query_async(conn).await;
             }
             send_groups(groups, pipe.len(), conn).await
@@ -187,15 +196,28 @@ pub(crate) async fn send<T: FromRedisValue>(request: Request<'_>, conn: &mut Clu
     }
 }
 
-/// One pipeline per slot, all in flight at once, replies put back at their command's index.
+/// What one concurrent request of a split pipeline is.
+enum Part {
+    /// Commands of one slot.
+    Pipe(Pipeline),
+    /// A stream read over several slots.
+    Read(SplitRead),
+}
+
+/// Every part in flight at once, replies put back at their command's index.
 async fn send_groups<T: FromRedisValue>(
-    groups: Vec<(Pipeline, Vec<usize>)>,
+    groups: Vec<(Part, Vec<usize>)>,
     total: usize,
     conn: &mut ClusterConnection,
 ) -> RedisResult<T> {
-    let replies = futures_util::future::try_join_all(groups.iter().map(|(pipe, _)| {
+    let replies = futures_util::future::try_join_all(groups.iter().map(|(part, _)| {
         let mut conn = conn.clone();
-        async move { pipe.query_async::<Vec<Value>>(&mut conn).await }
+        async move {
+            match part {
+                Part::Pipe(pipe) => pipe.query_async::<Vec<Value>>(&mut conn).await,
+                Part::Read(read) => Ok(vec![read.send(&mut conn).await?]),
+            }
+        }
     }))
     .await?;
     let mut ordered = vec![Value::Nil; total];
@@ -208,32 +230,129 @@ async fn send_groups<T: FromRedisValue>(
 }
 
 /// The commands of `pipes` grouped by the slot of their key, each group with the indexes
-/// (across all pipes) of its commands, groups in order of first appearance.
-fn by_slot<'a>(pipes: impl Iterator<Item = &'a Pipeline>) -> Vec<(Pipeline, Vec<usize>)> {
-    let mut groups: Vec<(Pipeline, Vec<usize>)> = Vec::new();
+/// (across all pipes) of its commands, groups in order of first appearance; a stream read
+/// over several slots is a part of its own.
+fn by_slot<'a>(pipes: impl Iterator<Item = &'a Pipeline>) -> Vec<(Part, Vec<usize>)> {
+    let mut groups: Vec<(Part, Vec<usize>)> = Vec::new();
     let mut index_of: HashMap<Option<Slot>, usize> = HashMap::new();
     for (i, cmd) in pipes.flat_map(Pipeline::cmd_iter).enumerate() {
+        if let Some(split) = SplitRead::of(cmd) {
+            groups.push((Part::Read(split), vec![i]));
+            continue;
+        }
         let slot = key_of(cmd).map(Slot::for_key);
         let group = *index_of.entry(slot).or_insert_with(|| {
-            groups.push((redis::pipe(), Vec::new()));
+            groups.push((Part::Pipe(redis::pipe()), Vec::new()));
             groups.len() - 1
         });
-        groups[group].0.add_command(cmd.clone());
-        groups[group].1.push(i);
+        if let (Part::Pipe(pipe), indexes) = &mut groups[group] {
+            pipe.add_command(cmd.clone());
+            indexes.push(i);
+        }
     }
     groups
+}
+
+/// An `XREAD` / `XREADGROUP` whose streams lie in several slots, split per slot.
+struct SplitRead {
+    /// One read per slot, without `BLOCK`.
+    polls: Vec<Cmd>,
+    /// The first stream's part with the caller's `BLOCK`, when the caller asked to block.
+    blocking: Option<Cmd>,
+}
+
+impl SplitRead {
+    /// `None` unless `cmd` is a stream read over streams in more than one slot.
+    fn of(cmd: &Cmd) -> Option<SplitRead> {
+        let args = args_of(cmd);
+        let name = args.first()?;
+        if !(name.eq_ignore_ascii_case(b"XREAD") || name.eq_ignore_ascii_case(b"XREADGROUP")) {
+            return None;
+        }
+        let at = args.iter().position(|a| a.eq_ignore_ascii_case(b"STREAMS"))?;
+        let rest = &args[at + 1..];
+        let n = rest.len() / 2;
+        let (streams, ids) = rest.split_at(n);
+        let mut slots: Vec<(Slot, Vec<usize>)> = Vec::new();
+        for (i, stream) in streams.iter().enumerate() {
+            let slot = Slot::for_key(stream);
+            match slots.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, members)) => members.push(i),
+                None => slots.push((slot, vec![i])),
+            }
+        }
+        if slots.len() < 2 {
+            return None;
+        }
+        let block = args[..at].iter().position(|a| a.eq_ignore_ascii_case(b"BLOCK"));
+        let part = |members: &[usize], blocking: bool| {
+            let mut part = redis::cmd(std::str::from_utf8(name).unwrap_or("XREAD"));
+            let mut k = 1;
+            while k < at {
+                if Some(k) == block {
+                    if blocking {
+                        part.arg(args[k]).arg(args[k + 1]);
+                    }
+                    k += 2;
+                    continue;
+                }
+                part.arg(args[k]);
+                k += 1;
+            }
+            part.arg("STREAMS");
+            for &i in members {
+                part.arg(streams[i]);
+            }
+            for &i in members {
+                part.arg(ids[i]);
+            }
+            part
+        };
+        Some(SplitRead {
+            polls: slots.iter().map(|(_, m)| part(m, false)).collect(),
+            blocking: block.map(|_| part(&slots[0].1, true)),
+        })
+    }
+
+    /// Poll every part; block on the first one only when all were empty. The replies merged
+    /// into one (`Nil` when nothing was read).
+    async fn send(&self, conn: &mut ClusterConnection) -> RedisResult<Value> {
+        let polled = futures_util::future::try_join_all(self.polls.iter().map(|cmd| {
+            let mut conn = conn.clone();
+            async move { cmd.query_async::<Value>(&mut conn).await }
+        }))
+        .await?;
+        let mut merged: Vec<Value> = Vec::new();
+        for reply in polled {
+            match reply {
+                Value::Array(streams) => merged.extend(streams),
+                Value::Map(streams) => merged.extend(streams.into_iter().map(|(k, v)| Value::Array(vec![k, v]))),
+                _ => {}
+            }
+        }
+        if !merged.is_empty() {
+            return Ok(Value::Array(merged));
+        }
+        match &self.blocking {
+            Some(cmd) => cmd.query_async(conn).await,
+            None => Ok(Value::Nil),
+        }
+    }
+}
+
+fn args_of(cmd: &Cmd) -> Vec<&[u8]> {
+    cmd.args_iter()
+        .map(|a| match a {
+            Arg::Simple(bytes) => bytes,
+            _ => &b""[..], // a cursor placeholder: never a key
+        })
+        .collect()
 }
 
 /// The first key of the commands solcache pipelines: the argument after the name, after the
 /// subcommand for `XINFO` / `XGROUP`, after `STREAMS` for `XREAD` / `XREADGROUP`.
 fn key_of(cmd: &Cmd) -> Option<&[u8]> {
-    let args: Vec<&[u8]> = cmd
-        .args_iter()
-        .map(|a| match a {
-            Arg::Simple(bytes) => bytes,
-            _ => &b""[..], // a cursor placeholder: never a key
-        })
-        .collect();
+    let args = args_of(cmd);
     let name = args.first()?;
     let at = if name.eq_ignore_ascii_case(b"XINFO") || name.eq_ignore_ascii_case(b"XGROUP") {
         2
@@ -259,6 +378,7 @@ mod tests {
         b.cmd("XINFO").arg("STREAM").arg("price:BTC");
         let groups = by_slot([&a, &b].into_iter());
         let indexes: Vec<Vec<usize>> = groups.iter().map(|(_, i)| i.clone()).collect();
+        assert!(groups.iter().all(|(p, _)| matches!(p, Part::Pipe(_))));
         assert_eq!(indexes, vec![vec![0, 2], vec![1, 3]]);
         let mut tagged = redis::pipe();
         tagged.cmd("SET").arg("price:{p}:SOL").arg("1");
@@ -271,6 +391,17 @@ mod tests {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP").arg("g").arg("c").arg("COUNT").arg(1).arg("STREAMS").arg("s1").arg(">");
         assert_eq!(key_of(&cmd), Some(&b"s1"[..]));
+        assert!(SplitRead::of(&cmd).is_none(), "one stream: one slot");
+        let mut many = redis::cmd("XREADGROUP");
+        many.arg("GROUP").arg("g").arg("c").arg("BLOCK").arg(100);
+        many.arg("STREAMS").arg("stream:price-updates").arg("stream:trade-events").arg(">").arg(">");
+        let split = SplitRead::of(&many).expect("two slots");
+        let packed = |c: &Cmd| String::from_utf8_lossy(&c.get_packed_command()).replace("\r\n", " ");
+        assert_eq!(split.polls.len(), 2);
+        assert!(split.polls.iter().all(|p| !packed(p).contains("BLOCK")));
+        assert!(packed(&split.polls[1]).contains("stream:trade-events $1 >"));
+        let blocking = packed(split.blocking.as_ref().unwrap());
+        assert!(blocking.contains("BLOCK $3 100") && blocking.contains("stream:price-updates $1 >"), "{blocking}");
         let mut xadd = redis::cmd("XADD");
         xadd.arg("stream:x").arg("*");
         assert_eq!(key_of(&xadd), Some(&b"stream:x"[..]));
