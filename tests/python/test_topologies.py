@@ -12,7 +12,15 @@ import pytest
 import solcache
 from conftest import RedisServer
 from service_process import serve
-from solcache import EventStream, InvalidInputError, PriceCache, PriceData, PriceUpdate, RedisPool
+from solcache import (
+    EventStream,
+    InvalidInputError,
+    PriceCache,
+    PriceData,
+    PriceUpdate,
+    RedisPool,
+    Settings,
+)
 from topologies import RedisCluster, SentinelGroup, started_cluster, started_sentinels
 
 pytestmark = pytest.mark.timeout(120)
@@ -59,7 +67,8 @@ async def test_caches_streams_and_groups_work_the_same_on_every_topology(topolog
 
         events = EventStream(pool)
         stream = "stream:topology"
-        ids = await events.publish_many([PriceUpdate("SOL", str(n), TS) for n in range(300)], stream)
+        batch = [PriceUpdate("SOL", str(n), TS) for n in range(300)]
+        ids = await events.publish_many(batch, stream)
         assert len(ids) == 300
         await events.ensure_group(stream, "g", "0")
         sub = events.subscribe(stream, "g", "c1", count=50, block_ms=50)
@@ -82,14 +91,12 @@ async def test_malformed_topology_urls_fail_before_connecting() -> None:
         ("redis+sentinel://u:secret@127.0.0.1:26379", "primary's name"),
         ("redis+sentinel://127.0.0.1:26379/m?sentinel_user=a", "needs sentinel_password"),
     ]:
-        started = time.perf_counter()
+        # Nothing listens at these addresses: only the parser can answer InvalidInputError.
         with pytest.raises(InvalidInputError, match=says) as caught:
             await RedisPool.connect(url)
         assert "secret" not in str(caught.value)
-        assert time.perf_counter() - started < 0.5, "refused before any connect attempt"
-    assert solcache.redact_url("redis+cluster://u:secret@h1:1,h2:2") == (
-        "redis+cluster://u:***@h1:1,h2:2"
-    )
+    settings = Settings(redis_url="redis+sentinel://u:secret@s1,s2/m?sentinel_password=spw")
+    assert settings.redacted_redis_url == "redis+sentinel://u:***@s1,s2/m?sentinel_password=***"
 
 
 def test_the_blocking_api_follows_sentinel_and_refuses_a_cluster_by_name(

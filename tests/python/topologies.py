@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -33,28 +34,47 @@ def _wait(check, what: str, within_s: float = 30.0) -> None:  # type: ignore[no-
         time.sleep(0.1)
 
 
+def free_cluster_port() -> int:
+    """A free port p <= 55535 whose cluster bus port p + 10000 is free too."""
+    for _ in range(1000):
+        port = free_port()
+        if port > 55535:
+            continue
+        try:
+            with socket.socket() as bus:
+                bus.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no free port pair for a cluster node")
+
+
 class RedisCluster:
     """Six cluster-enabled servers joined by `redis-cli --cluster create`."""
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="solcache-cluster-"))
-        self.nodes = [
-            RedisServer(
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", str(self.dir / f"nodes-{i}.conf"),
-                "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                "--repl-diskless-sync-delay", "0",
-            )  # fmt: skip
-            for i in range(6)
+        self.nodes = [RedisServer(*self._node_args(i)) for i in range(6)]
+        for node in self.nodes:
+            node.port = free_cluster_port()
+
+    def _node_args(self, i: int) -> list[str]:
+        # fmt: off
+        return [
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", str(self.dir / f"nodes-{i}.conf"),
+            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+            "--repl-diskless-sync-delay", "0",
         ]
+        # fmt: on
 
     def start(self) -> RedisCluster:
         for node in self.nodes:
             node.start()
         addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        create = ["redis-cli", "--cluster", "create", *addrs]
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *addrs, "--cluster-replicas", "1"]
-            + ["--cluster-yes"],
+            [*create, "--cluster-replicas", "1", "--cluster-yes"],
             check=True,
             capture_output=True,
         )

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, RedisServer};
+use super::{free_cluster_port, free_port, RedisServer};
 
 /// `cluster-node-timeout` of the test cluster, in ms: how long before a silent primary fails.
 pub const NODE_TIMEOUT_MS: u64 = 1000;
@@ -72,7 +72,7 @@ impl RedisCluster {
                     std::process::id(),
                     free_port()
                 );
-                RedisServer::start_with(&[
+                RedisServer::start_on(free_cluster_port(), &[
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
