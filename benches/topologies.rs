@@ -147,7 +147,10 @@ fn main() {
             }
         }
         println!("{READS_PER_ROUND} reads x {ROUNDS} interleaved rounds per row; 3-primary cluster on loopback");
-        println!("{:<11} {:>14} {:>14} {:>18} {:>18} {:>12}", "topology", "get p50/p99", "get_many(5)", "set_many items/s", "publish_many ev/s", "cpu/wall");
+        println!(
+            "{:<11} {:>14} {:>14} {:>18} {:>18} {:>12}",
+            "topology", "get p50/p99", "get_many(5)", "set_many items/s", "publish_many ev/s", "cpu/wall"
+        );
         for (i, (name, _)) in pools.iter().enumerate() {
             let r = &mut rows[i];
             let (g50, g99) = (r[0].pct(0.5), r[0].pct(0.99));

@@ -37,8 +37,10 @@ async fn caches_streams_and_groups_work_unchanged_on_a_cluster() {
     assert!(pool.endpoint().is_none(), "no single server: direct reads stay off");
 
     // The keys spread over all three primaries, so a batch spans slots and nodes.
-    let owners: std::collections::HashSet<usize> =
-        TOKENS.iter().map(|t| cluster.primary_of(&format!("price:{t}"))).collect();
+    let owners: std::collections::HashSet<usize> = TOKENS
+        .iter()
+        .map(|t| cluster.primary_of(&format!("price:{t}")))
+        .collect();
     assert_eq!(owners.len(), 3, "the test tokens cover every primary");
 
     let cache = PriceCache::new(pool.clone());
@@ -55,7 +57,10 @@ async fn caches_streams_and_groups_work_unchanged_on_a_cluster() {
     for t in TOKENS {
         // Each key lives on the primary that owns its slot, written with its TTL.
         let owner = cluster.nodes[cluster.primary_of(&format!("price:{t}"))].port;
-        let ttl: i64 = raw_command(owner, &["PTTL", &format!("price:{t}")]).trim().parse().unwrap();
+        let ttl: i64 = raw_command(owner, &["PTTL", &format!("price:{t}")])
+            .trim()
+            .parse()
+            .unwrap();
         assert!(ttl > 0 && ttl <= 2000, "{t}: {ttl}");
     }
     assert_eq!(cache.get("SOL", None).await.unwrap(), Some(batch[0].clone()));

@@ -119,13 +119,13 @@ async fn the_pool_follows_the_primary_the_sentinels_promote() {
     sub.flush_acks().await.unwrap();
     let promoted = group.named_primary_port();
     assert_eq!(promoted, group.replica.port, "the replica was promoted");
-    assert_eq!(pool.primary(), Some(format!("127.0.0.1:{promoted}")), "the pool follows it");
+    assert_eq!(
+        pool.primary(),
+        Some(format!("127.0.0.1:{promoted}")),
+        "the pool follows it"
+    );
     let stored: u64 = raw_command(promoted, &["XLEN", stream]).trim().parse().unwrap();
-    let lost: Vec<u64> = acked
-        .iter()
-        .copied()
-        .filter(|n| !consumed.contains(n))
-        .collect();
+    let lost: Vec<u64> = acked.iter().copied().filter(|n| !consumed.contains(n)).collect();
     println!(
         "sentinel failover: gap {} ms (start of the first failed round to the first success), \
          down-after-milliseconds {DOWN_AFTER_MS} ms; {} acknowledged publishes, {} on the new \
@@ -140,7 +140,10 @@ async fn the_pool_follows_the_primary_the_sentinels_promote() {
     let last_lost = lost.last().copied().unwrap_or(0);
     let after_failover: Vec<u64> = acked.iter().copied().filter(|&n| n > last_lost).collect();
     assert!(after_failover.len() >= 20);
-    assert!(after_failover.iter().all(|n| consumed.contains(n)), "{after_failover:?} {consumed:?}");
+    assert!(
+        after_failover.iter().all(|n| consumed.contains(n)),
+        "{after_failover:?} {consumed:?}"
+    );
     assert_eq!(
         sync_cache.get("SOL", None).unwrap().unwrap().price,
         Decimal::from(*acked.last().unwrap()),
@@ -175,7 +178,10 @@ async fn a_demoted_primary_that_stays_up_is_left_for_the_new_one() {
         assert!(Instant::now() < deadline, "the old primary never became a replica");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    cache.set(&price("SOL", "2")).await.expect("writes reach the new primary");
+    cache
+        .set(&price("SOL", "2"))
+        .await
+        .expect("writes reach the new primary");
     // Reads come from the new primary: a value written there directly is what the pool reads.
     let direct = price("SOL", "424242");
     raw_command(group.named_primary_port(), &["SET", "price:SOL", &direct.to_json()]);

@@ -183,17 +183,42 @@ pub(crate) async fn send<T: FromRedisValue>(request: Request<'_>, conn: &mut Clu
             None => cmd.query_async(conn).await,
         },
         Request::Pipeline(pipe) => {
-            let groups = by_slot(std::iter::once(pipe));
-            if let [(Part::Pipe(_), _)] = groups.as_slice() {
+            if one_slot(std::iter::once(pipe)) {
                 return pipe.query_async(conn).await;
             }
-            send_groups(groups, pipe.len(), conn).await
+            send_groups(by_slot(std::iter::once(pipe)), pipe.len(), conn).await
         }
         Request::Pipelines(pipes) => {
+            if one_slot(pipes.iter()) {
+                // As on one server: every pipeline in flight at once, to the one node.
+                let replies = futures_util::future::try_join_all(pipes.iter().map(|pipe| {
+                    let mut conn = conn.clone();
+                    async move { pipe.query_async::<Value>(&mut conn).await }
+                }))
+                .await?;
+                return joined(replies);
+            }
             let total = pipes.iter().map(Pipeline::len).sum();
             send_groups(by_slot(pipes.iter()), total, conn).await
         }
     }
+}
+
+/// True when every command of `pipes` has its key in one slot (no split stream read).
+fn one_slot<'a>(pipes: impl Iterator<Item = &'a Pipeline>) -> bool {
+    let mut first: Option<Option<Slot>> = None;
+    for cmd in pipes.flat_map(Pipeline::cmd_iter) {
+        if SplitRead::of(cmd).is_some() {
+            return false;
+        }
+        let slot = key_of(cmd).map(Slot::for_key);
+        match first {
+            None => first = Some(slot),
+            Some(f) if f != slot => return false,
+            Some(_) => {}
+        }
+    }
+    true
 }
 
 /// What one concurrent request of a split pipeline is.
@@ -389,19 +414,33 @@ mod tests {
     #[test]
     fn stream_reads_are_routed_by_their_stream() {
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP").arg("g").arg("c").arg("COUNT").arg(1).arg("STREAMS").arg("s1").arg(">");
+        cmd.arg("GROUP")
+            .arg("g")
+            .arg("c")
+            .arg("COUNT")
+            .arg(1)
+            .arg("STREAMS")
+            .arg("s1")
+            .arg(">");
         assert_eq!(key_of(&cmd), Some(&b"s1"[..]));
         assert!(SplitRead::of(&cmd).is_none(), "one stream: one slot");
         let mut many = redis::cmd("XREADGROUP");
         many.arg("GROUP").arg("g").arg("c").arg("BLOCK").arg(100);
-        many.arg("STREAMS").arg("stream:price-updates").arg("stream:trade-events").arg(">").arg(">");
+        many.arg("STREAMS")
+            .arg("stream:price-updates")
+            .arg("stream:trade-events")
+            .arg(">")
+            .arg(">");
         let split = SplitRead::of(&many).expect("two slots");
         let packed = |c: &Cmd| String::from_utf8_lossy(&c.get_packed_command()).replace("\r\n", " ");
         assert_eq!(split.polls.len(), 2);
         assert!(split.polls.iter().all(|p| !packed(p).contains("BLOCK")));
         assert!(packed(&split.polls[1]).contains("stream:trade-events $1 >"));
         let blocking = packed(split.blocking.as_ref().unwrap());
-        assert!(blocking.contains("BLOCK $3 100") && blocking.contains("stream:price-updates $1 >"), "{blocking}");
+        assert!(
+            blocking.contains("BLOCK $3 100") && blocking.contains("stream:price-updates $1 >"),
+            "{blocking}"
+        );
         let mut xadd = redis::cmd("XADD");
         xadd.arg("stream:x").arg("*");
         assert_eq!(key_of(&xadd), Some(&b"stream:x"[..]));

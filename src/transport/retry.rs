@@ -114,7 +114,10 @@ mod tests {
         );
         assert!(!Attempts::default().again(Failure::Answered, true));
         let mut demoted = Attempts::default();
-        assert!(demoted.again(Failure::Demoted, false), "a refused write was not applied");
+        assert!(
+            demoted.again(Failure::Demoted, false),
+            "a refused write was not applied"
+        );
         assert!(!demoted.again(Failure::Demoted, false), "never twice");
     }
 }

@@ -97,7 +97,11 @@ impl Topology {
             (true, Some("insecure")) => Some(Tls::Insecure),
             (true, None) => Some(Tls::Verified),
             (false, None) => None,
-            (_, Some(f)) => return Err(bad(format!("unknown fragment #{f} (only rediss+… URLs take #insecure)"))),
+            (_, Some(f)) => {
+                return Err(bad(format!(
+                    "unknown fragment #{f} (only rediss+… URLs take #insecure)"
+                )))
+            }
         };
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q)),
@@ -154,12 +158,7 @@ impl Topology {
                         .filter(|n| *n >= 0)
                         .ok_or_else(|| bad(format!("database {d:?} is not a number")))?,
                 };
-                let mut take = |name: &str| {
-                    params
-                        .iter()
-                        .position(|(k, _)| k == name)
-                        .map(|i| params.remove(i).1)
-                };
+                let mut take = |name: &str| params.iter().position(|(k, _)| k == name).map(|i| params.remove(i).1);
                 let sentinel_user = take("sentinel_user");
                 let sentinel_credentials = match (take("sentinel_password"), sentinel_user) {
                     (Some(password), user) => Some(Credentials { user, password }),
@@ -289,7 +288,10 @@ fn parse_query(query: Option<&str>) -> std::result::Result<Vec<(String, String)>
         .split('&')
         .map(|pair| match pair.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((decode(k), decode(v))),
-            _ => Err(format!("parameter {:?} is not name=value", pair.split('=').next().unwrap_or(""))),
+            _ => Err(format!(
+                "parameter {:?} is not name=value",
+                pair.split('=').next().unwrap_or("")
+            )),
         })
         .collect()
 }
@@ -366,7 +368,10 @@ mod tests {
         assert_eq!(c.nodes, vec![("h1".into(), 6379), ("h2".into(), 7001)]);
         assert_eq!(c.tls, Some(Tls::Insecure));
         let creds = c.credentials.as_ref().unwrap();
-        assert_eq!((creds.user.as_deref(), creds.password.as_str()), (Some("alice"), "p@ss"));
+        assert_eq!(
+            (creds.user.as_deref(), creds.password.as_str()),
+            (Some("alice"), "p@ss")
+        );
         assert_eq!(c.redacted_url, "rediss+cluster://alice:***@h1,h2:7001#insecure");
         assert!(!format!("{c:?}").contains("p%40ss"));
         assert_eq!(cluster("rediss+cluster://h1:1/").tls, Some(Tls::Verified));

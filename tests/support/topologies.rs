@@ -72,17 +72,20 @@ impl RedisCluster {
                     std::process::id(),
                     free_port()
                 );
-                RedisServer::start_on(free_cluster_port(), &[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    &conf,
-                    "--cluster-node-timeout",
-                    &NODE_TIMEOUT_MS.to_string(),
-                    // Replicas sync at once (the default waits 5 s), so one can take over early.
-                    "--repl-diskless-sync-delay",
-                    "0",
-                ])
+                RedisServer::start_on(
+                    free_cluster_port(),
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &conf,
+                        "--cluster-node-timeout",
+                        &NODE_TIMEOUT_MS.to_string(),
+                        // Replicas sync at once (the default waits 5 s), so one can take over early.
+                        "--repl-diskless-sync-delay",
+                        "0",
+                    ],
+                )
             })
             .collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
@@ -214,13 +217,13 @@ impl SentinelGroup {
         loop {
             let ready = raw_command(group.replica.port, &["INFO", "replication"]).contains("master_link_status:up")
                 && group.sentinels.iter().all(|s| {
-                TcpStream::connect(("127.0.0.1", s.port)).is_ok()
-                    && raw_command(s.port, &["SENTINEL", "REPLICAS", MASTER_NAME]).contains("slave")
-                    && raw_command(s.port, &["SENTINEL", "SENTINELS", MASTER_NAME])
-                        .matches("name")
-                        .count()
-                        >= 2
-            });
+                    TcpStream::connect(("127.0.0.1", s.port)).is_ok()
+                        && raw_command(s.port, &["SENTINEL", "REPLICAS", MASTER_NAME]).contains("slave")
+                        && raw_command(s.port, &["SENTINEL", "SENTINELS", MASTER_NAME])
+                            .matches("name")
+                            .count()
+                            >= 2
+                });
             if ready {
                 return group;
             }
@@ -237,7 +240,10 @@ impl SentinelGroup {
 
     /// The port the sentinels name as primary right now.
     pub fn named_primary_port(&self) -> u16 {
-        let reply = raw_command(self.sentinels[0].port, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME]);
+        let reply = raw_command(
+            self.sentinels[0].port,
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME],
+        );
         reply.lines().nth(1).unwrap().parse().unwrap()
     }
 }

@@ -75,7 +75,7 @@ impl PooledRedis {
 /// Where new connections go.
 pub(crate) enum Target {
     /// Always the same server.
-    Fixed(Client),
+    Fixed(Box<Client>),
     /// The primary the sentinels name at connect time (checked with `ROLE`).
     Sentinel(Arc<SentinelResolver>),
 }
@@ -101,7 +101,7 @@ impl RedisConnectionManager {
 
     async fn open(&self) -> Result<MultiplexedConnection> {
         let (client, primary) = match &self.target {
-            Target::Fixed(client) => (client.clone(), None),
+            Target::Fixed(client) => (Client::clone(client), None),
             Target::Sentinel(resolver) => {
                 let addr = resolver.resolve().await?;
                 (resolver.primary(&addr).client()?, Some(addr))

@@ -112,7 +112,7 @@ impl RedisPool {
         let (backend, endpoint, resolver) = match topology {
             Topology::Standalone(endpoint) => {
                 let endpoint = Arc::new(endpoint);
-                let target = Target::Fixed(endpoint.client()?);
+                let target = Target::Fixed(Box::new(endpoint.client()?));
                 let handshake = Handshake::new(&endpoint, POOL_CLIENT_NAME);
                 let pool = Self::bb8_pool(&config, target, handshake, &redacted_url, &shared).await?;
                 (Backend::Pooled(pool), Some(endpoint), None)
