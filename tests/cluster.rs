@@ -181,3 +181,69 @@ async fn a_killed_primary_is_followed_after_its_replica_is_promoted() {
     assert_ne!(cluster.primary_of("price:SOL"), victim, "a replica took over the slot");
     pool.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_slot_under_load_is_followed_with_no_error_reaching_the_caller() {
+    let cluster = RedisCluster::start();
+    let pool = RedisPool::connect(PoolConfig::new(cluster.url())).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    let batch: Vec<PriceData> = TOKENS.iter().map(|t| price(t, "2")).collect();
+    cache.set_many(&batch).await.unwrap();
+
+    let key = "price:SOL";
+    let src = cluster.primary_of(key);
+    let dst = TOKENS
+        .iter()
+        .map(|t| cluster.primary_of(&format!("price:{t}")))
+        .find(|&p| p != src)
+        .unwrap();
+    let (src_port, dst_port) = (cluster.nodes[src].port, cluster.nodes[dst].port);
+    let id = |port: u16| raw_command(port, &["CLUSTER", "MYID"]).trim().to_owned();
+    let (src_id, dst_id) = (id(src_port), id(dst_port));
+    let slot = raw_command(src_port, &["CLUSTER", "KEYSLOT", key]).trim().to_owned();
+
+    let load = {
+        let (cache, batch) = (cache.clone(), batch.clone());
+        tokio::spawn(async move {
+            let (mut rounds, mut errors) = (0u32, Vec::new());
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(3) {
+                rounds += 1;
+                if let Err(e) = cache.set_many(&batch).await {
+                    errors.push(e.to_string());
+                }
+                match cache.get_many(&TOKENS, None).await {
+                    Ok(got) if got.iter().all(Option::is_some) => {}
+                    other => errors.push(format!("{other:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (rounds, errors)
+        })
+    };
+    // The steps of `redis-cli --cluster reshard` for one slot, with time under load between
+    // them: IMPORTING / MIGRATING (ASK redirections), the key moved, then the slot (MOVED).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    raw_command(dst_port, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]);
+    raw_command(src_port, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let dst_port_text = dst_port.to_string();
+    raw_command(
+        src_port,
+        &["MIGRATE", "127.0.0.1", &dst_port_text, "", "0", "5000", "KEYS", key],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for node in [dst_port, src_port] {
+        raw_command(node, &["CLUSTER", "SETSLOT", &slot, "NODE", &dst_id]);
+    }
+    let (rounds, errors) = load.await.unwrap();
+    assert!(
+        errors.is_empty(),
+        "{} of {rounds} rounds failed: {errors:?}",
+        errors.len()
+    );
+    cluster.wait_ok();
+    assert_eq!(cluster.primary_of(key), dst, "the slot moved");
+    assert_eq!(cache.get("SOL", None).await.unwrap(), Some(batch[0].clone()));
+    pool.close().await;
+}

@@ -8,6 +8,12 @@
 //! including those marked `ignore` (the mark cannot be read outside redis-rs); the callers
 //! that ignore replies convert into `()`, which accepts any reply.
 //!
+//! A batch whose keys lie on several nodes is first grouped per *node* instead, from the slot
+//! map solcache reads itself (`CLUSTER SLOTS`, again after each fresh client): one pipeline per
+//! primary, routed by address. If a node answers an error (a slot moved since), the batch is
+//! sent again grouped per slot, which the client routes and redirects itself; every request
+//! solcache batches may be sent twice (see [`super::retry`]).
+//!
 //! A stream read over several streams (`XREAD` / `XREADGROUP … STREAMS a b c`) whose streams
 //! lie in different slots is split too: every slot's part is polled at once without `BLOCK`;
 //! when all are empty and the caller asked to block, only the first stream's part blocks. An
@@ -30,7 +36,7 @@ use std::time::Duration;
 
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::Slot;
+use redis::cluster_routing::{SingleNodeRoutingInfo, Slot};
 use redis::io::tcp::TcpSettings;
 use redis::{Arg, Cmd, ConnectionInfo, FromRedisValue, Pipeline, RedisResult, Value};
 
@@ -49,18 +55,62 @@ pub(crate) struct ClusterLink {
     spec: ClusterSpec,
     config: PoolConfig,
     current: RwLock<ClusterConnection>,
+    /// Which primary serves each slot, for grouping batches per node (None until read).
+    owners: RwLock<Option<Arc<SlotOwners>>>,
     rebuilding: AtomicBool,
     rebuilds: AtomicU64,
+}
+
+/// Which primary serves each slot, from `CLUSTER SLOTS`.
+struct SlotOwners {
+    owner: HashMap<Slot, usize>,
+    nodes: Vec<(String, u16)>,
+}
+
+impl SlotOwners {
+    async fn read(conn: &mut ClusterConnection) -> Option<SlotOwners> {
+        let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await.ok()?;
+        let Value::Array(ranges) = reply else { return None };
+        let mut owners = SlotOwners {
+            owner: HashMap::with_capacity(16384),
+            nodes: Vec::new(),
+        };
+        for range in ranges {
+            let Value::Array(fields) = range else { return None };
+            let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(primary))) =
+                (fields.first(), fields.get(1), fields.get(2))
+            else {
+                return None;
+            };
+            let (Some(Value::BulkString(host)), Some(Value::Int(port))) = (primary.first(), primary.get(1)) else {
+                return None;
+            };
+            let addr = (String::from_utf8_lossy(host).into_owned(), u16::try_from(*port).ok()?);
+            let node = match owners.nodes.iter().position(|n| *n == addr) {
+                Some(i) => i,
+                None => {
+                    owners.nodes.push(addr);
+                    owners.nodes.len() - 1
+                }
+            };
+            for slot in *start..=*end {
+                owners.owner.insert(Slot::new(u16::try_from(slot).ok()?)?, node);
+            }
+        }
+        Some(owners)
+    }
 }
 
 impl ClusterLink {
     /// Open the first client; fails like [`connect`].
     pub async fn open(spec: ClusterSpec, config: PoolConfig) -> Result<Arc<ClusterLink>> {
         let conn = connect(&spec, &config, config.response_timeout).await?;
+        let owners = SlotOwners::read(&mut conn.clone()).await.map(Arc::new);
         Ok(Arc::new(ClusterLink {
             spec,
             config,
             current: RwLock::new(conn),
+            owners: RwLock::new(owners),
             rebuilding: AtomicBool::new(false),
             rebuilds: AtomicU64::new(0),
         }))
@@ -79,6 +129,9 @@ impl ClusterLink {
     /// Send `request`; an I/O failure starts a fresh client in the background.
     pub async fn send<T: FromRedisValue>(self: &Arc<Self>, request: Request<'_>) -> RedisResult<T> {
         let mut conn = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(replies) = self.send_by_node(request, &mut conn).await {
+            return Ok(T::from_redis_value(replies)?);
+        }
         let result = send(request, &mut conn).await;
         if let Err(e) = &result {
             // Not an error reply: a dead node, a timeout, a dropped socket.
@@ -87,6 +140,60 @@ impl ClusterLink {
             }
         }
         result
+    }
+
+    /// A batch over several nodes as one pipeline per node; `None` when the request is not
+    /// such a batch, the slot map is unknown, or a node answered an error (then the slot map
+    /// is read again and the caller sends the batch per slot).
+    async fn send_by_node(&self, request: Request<'_>, conn: &mut ClusterConnection) -> Option<Value> {
+        let pipes: &[Pipeline] = match request {
+            Request::Cmd(_) => return None,
+            Request::Pipeline(pipe) => std::slice::from_ref(pipe),
+            Request::Pipelines(pipes) => pipes,
+        };
+        if one_slot(pipes.iter()) {
+            return None;
+        }
+        let owners = self.owners.read().unwrap_or_else(|p| p.into_inner()).clone()?;
+        let mut groups: Vec<(Pipeline, Vec<usize>)> = vec![(redis::pipe(), Vec::new()); owners.nodes.len()];
+        for (i, cmd) in pipes.iter().flat_map(Pipeline::cmd_iter).enumerate() {
+            if SplitRead::of(cmd).is_some() {
+                return None;
+            }
+            let node = *owners.owner.get(&Slot::for_key(key_of(cmd)?))?;
+            groups[node].0.add_command(cmd.clone());
+            groups[node].1.push(i);
+        }
+        let total = groups.iter().map(|(_, i)| i.len()).sum();
+        let sent = futures_util::future::join_all(groups.iter().enumerate().filter(|(_, (_, i))| !i.is_empty()).map(
+            |(node, (pipe, indexes))| {
+                let mut conn = conn.clone();
+                let (host, port) = owners.nodes[node].clone();
+                let route = SingleNodeRoutingInfo::ByAddress { host, port };
+                async move {
+                    (
+                        indexes,
+                        conn.route_pipeline(pipe.clone(), 0, indexes.len(), route).await,
+                    )
+                }
+            },
+        ))
+        .await;
+        let mut ordered = vec![Value::Nil; total];
+        for (indexes, replies) in sent {
+            let replies = match replies {
+                Ok(r) if r.len() == indexes.len() && !r.iter().any(|v| matches!(v, Value::ServerError(_))) => r,
+                _ => {
+                    let fresh = SlotOwners::read(conn).await.map(Arc::new);
+                    *self.owners.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                    return None;
+                }
+            };
+            for (&i, value) in indexes.iter().zip(replies) {
+                ordered[i] = value;
+            }
+        }
+        Some(Value::Array(ordered))
     }
 
     fn rebuild_soon(self: &Arc<Self>) {
@@ -102,6 +209,8 @@ impl ClusterLink {
                     log::info!(target: "solcache::pool", "{}: fresh cluster client failed: {e}", this.spec.redacted_url);
                 }
                 if let Ok(conn) = opened {
+                    let owners = SlotOwners::read(&mut conn.clone()).await.map(Arc::new);
+                    *this.owners.write().unwrap_or_else(|p| p.into_inner()) = owners;
                     *this.current.write().unwrap_or_else(|p| p.into_inner()) = conn;
                     this.rebuilds.fetch_add(1, Ordering::Relaxed);
                     // Stay "rebuilding" a while: a burst of failures makes one client, not many.
