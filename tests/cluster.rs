@@ -247,3 +247,32 @@ async fn moving_a_slot_under_load_is_followed_with_no_error_reaching_the_caller(
     assert_eq!(cache.get("SOL", None).await.unwrap(), Some(batch[0].clone()));
     pool.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_user_reaches_every_node_and_a_wrong_password_is_refused() {
+    let cluster = RedisCluster::start_with_password(Some("admin-pw"));
+    for node in &cluster.nodes {
+        cluster.raw(
+            node.port,
+            &["ACL", "SETUSER", "trader", "on", ">trader-pw", "~*", "&*", "+@all"],
+        );
+    }
+    let hosts = cluster.url().replace("redis+cluster://", "");
+    let pool = RedisPool::connect(PoolConfig::new(format!("redis+cluster://trader:trader-pw@{hosts}")))
+        .await
+        .unwrap();
+    assert!(pool.redacted_url().starts_with("redis+cluster://trader:***@"));
+    let cache = PriceCache::new(pool.clone());
+    let batch: Vec<PriceData> = TOKENS.iter().map(|t| price(t, "3")).collect();
+    cache.set_many(&batch).await.unwrap();
+    assert_eq!(
+        cache.get_many(&TOKENS, None).await.unwrap(),
+        batch.into_iter().map(Some).collect::<Vec<_>>()
+    );
+    pool.close().await;
+    let err = RedisPool::connect(PoolConfig::new(format!("redis+cluster://trader:wrong@{hosts}")))
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("wrong"), "{err}");
+    assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+}

@@ -16,15 +16,30 @@ pub const DOWN_AFTER_MS: u64 = 1000;
 
 /// Send one command on a plain socket; the reply as text (arrays flattened, one per line).
 pub fn raw_command(port: u16, args: &[&str]) -> String {
+    raw_command_as(port, None, args)
+}
+
+/// [`raw_command`] after `AUTH password` when one is given.
+pub fn raw_command_as(port: u16, password: Option<&str>, args: &[&str]) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut out = format!("*{}\r\n", args.len());
-    for a in args {
-        out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    let encode = |args: &[&str]| {
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        out
+    };
+    if let Some(password) = password {
+        stream.write_all(encode(&["AUTH", password]).as_bytes()).unwrap();
     }
-    stream.write_all(out.as_bytes()).unwrap();
+    stream.write_all(encode(args).as_bytes()).unwrap();
     let mut reader = BufReader::new(stream);
     let mut text = String::new();
+    if password.is_some() {
+        read_reply(&mut reader, &mut text);
+        text.clear();
+    }
     read_reply(&mut reader, &mut text);
     text
 }
@@ -59,11 +74,22 @@ fn read_reply(reader: &mut impl BufRead, out: &mut String) {
 /// Six cluster-enabled servers joined by `redis-cli --cluster create … --cluster-replicas 1`.
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
+    /// The password of the `default` user on every node, when one is required.
+    pub password: Option<String>,
 }
 
 impl RedisCluster {
     /// Start the nodes, create the cluster and wait until every node reports `cluster_state:ok`.
     pub fn start() -> Self {
+        Self::start_with_password(None)
+    }
+
+    /// [`RedisCluster::start`] with `requirepass` (and `masterauth`) on every node.
+    pub fn start_with_password(password: Option<&str>) -> Self {
+        let auth: Vec<&str> = match password {
+            Some(p) => vec!["--requirepass", p, "--masterauth", p],
+            None => vec![],
+        };
         let nodes: Vec<RedisServer> = (0..6)
             .map(|i| {
                 let conf = format!(
@@ -72,33 +98,43 @@ impl RedisCluster {
                     std::process::id(),
                     free_port()
                 );
-                RedisServer::start_on(
-                    free_cluster_port(),
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        &conf,
-                        "--cluster-node-timeout",
-                        &NODE_TIMEOUT_MS.to_string(),
-                        // Replicas sync at once (the default waits 5 s), so one can take over early.
-                        "--repl-diskless-sync-delay",
-                        "0",
-                    ],
-                )
+                let timeout = NODE_TIMEOUT_MS.to_string();
+                let mut args = vec![
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &conf,
+                    "--cluster-node-timeout",
+                    &timeout,
+                    // Replicas sync at once (the default waits 5 s), so one can take over early.
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ];
+                args.extend(&auth);
+                RedisServer::start_on(free_cluster_port(), &args)
             })
             .collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        let created = Command::new("redis-cli")
+        let mut cli = Command::new("redis-cli");
+        if let Some(p) = password {
+            cli.args(["--no-auth-warning", "-a", p]);
+        }
+        let created = cli
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
+            .output()
             .expect("redis-cli must be installed");
-        assert!(created.success(), "redis-cli --cluster create failed");
-        let cluster = RedisCluster { nodes };
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&created.stdout),
+            String::from_utf8_lossy(&created.stderr)
+        );
+        let cluster = RedisCluster {
+            nodes,
+            password: password.map(str::to_owned),
+        };
         cluster.wait_ok();
         cluster
     }
@@ -108,8 +144,8 @@ impl RedisCluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let ok = self.nodes.iter().filter(|n| n.is_running()).all(|n| {
-                let replication = raw_command(n.port, &["INFO", "replication"]);
-                raw_command(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+                let replication = self.raw(n.port, &["INFO", "replication"]);
+                self.raw(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
                     && (replication.contains("role:master") || replication.contains("master_link_status:up"))
             });
             if ok {
@@ -120,6 +156,11 @@ impl RedisCluster {
         panic!("the cluster did not become ok");
     }
 
+    /// A command on node `port` (authenticated when the cluster has a password).
+    pub fn raw(&self, port: u16, args: &[&str]) -> String {
+        raw_command_as(port, self.password.as_deref(), args)
+    }
+
     /// `redis+cluster://` URL listing every node.
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
@@ -128,11 +169,12 @@ impl RedisCluster {
 
     /// The index of the primary serving `key`'s slot.
     pub fn primary_of(&self, key: &str) -> usize {
-        let slot: u16 = raw_command(self.nodes[0].port, &["CLUSTER", "KEYSLOT", key])
+        let slot: u16 = self
+            .raw(self.nodes[0].port, &["CLUSTER", "KEYSLOT", key])
             .trim()
             .parse()
             .unwrap();
-        let slots = raw_command(self.nodes[0].port, &["CLUSTER", "NODES"]);
+        let slots = self.raw(self.nodes[0].port, &["CLUSTER", "NODES"]);
         for line in slots.lines() {
             let fields: Vec<&str> = line.split(' ').collect();
             if !fields[2].contains("master") || fields[2].contains("fail") {
