@@ -177,6 +177,9 @@ async fn a_killed_primary_is_followed_after_its_replica_is_promoted() {
         pool.cluster_rebuilds()
     );
     assert!(pool.cluster_rebuilds() >= 1, "a fresh client read the new slot map");
+    let health = pool.health().await;
+    assert_eq!(health.topology, "cluster");
+    assert_eq!(health.failovers_followed, pool.cluster_rebuilds());
     cluster.wait_ok();
     assert_ne!(cluster.primary_of("price:SOL"), victim, "a replica took over the slot");
     pool.close().await;

@@ -56,6 +56,10 @@ def topology_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> s
 
 async def test_caches_streams_and_groups_work_the_same_on_every_topology(topology_url) -> None:
     async with await RedisPool.connect(topology_url) as pool:
+        health = await pool.health()
+        assert health.reachable and health.failovers_followed == 0
+        kinds = {"redis": "standalone", "redis+cluster": "cluster", "redis+sentinel": "sentinel"}
+        assert health.topology == kinds[topology_url.split("://")[0]]
         cache = PriceCache(pool)
         prices = [PriceData(t, str(i + 1), TS, "test") for i, t in enumerate(solcache.MVP_TOKENS)]
         await cache.set_many(prices)

@@ -3,7 +3,6 @@
 //! connections are found and replaced between calls, not by them.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,13 @@ pub struct Health {
     /// Why the probe failed, when it did.
     pub error: Option<String>,
     pub counts: PoolCounts,
+    /// `"standalone"`, `"cluster"` or `"sentinel"`.
+    pub topology: &'static str,
+    /// Sentinel: the primary the pool's latest connection reached (`host:port`).
+    pub primary: Option<String>,
+    /// Failovers the pool followed so far: on Sentinel, the sentinels naming another primary;
+    /// on a cluster, fresh clients opened after failures (slot map read again). 0 otherwise.
+    pub failovers_followed: u64,
 }
 
 impl RedisPool {
@@ -58,6 +64,9 @@ impl RedisPool {
                     redis_version: version,
                     error: None,
                     counts: self.counts(),
+                    topology: self.topology(),
+                    primary: self.primary(),
+                    failovers_followed: self.failovers_followed(),
                 }
             }
             Err(e) => Health {
@@ -66,6 +75,9 @@ impl RedisPool {
                 redis_version: None,
                 error: Some(e.to_string()),
                 counts: self.counts(),
+                topology: self.topology(),
+                primary: self.primary(),
+                failovers_followed: self.failovers_followed(),
             },
         }
     }
@@ -143,7 +155,6 @@ impl RedisPool {
                 named.1
             );
             self.drop_connections();
-            self.inner.shared.primary_changes.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

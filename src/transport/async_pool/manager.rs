@@ -33,7 +33,7 @@ pub(super) struct Shared {
     pub redis_version: Mutex<String>,
     /// The primary the latest connect reached (Sentinel topologies only).
     pub primary: Mutex<Option<PrimaryAddr>>,
-    /// Times the sentinels were found naming another primary (failovers followed).
+    /// Times a new connection reached another primary than the one before (failovers followed).
     pub primary_changes: AtomicU64,
 }
 
@@ -117,6 +117,9 @@ impl RedisConnectionManager {
             let role: Value = redis::cmd("ROLE").query_async(&mut conn).await.map_err(failed)?;
             check_primary(&role, &self.url)?;
             if let Ok(mut slot) = self.shared.primary.lock() {
+                if slot.is_some() && *slot != primary {
+                    self.shared.primary_changes.fetch_add(1, Ordering::Relaxed);
+                }
                 *slot = primary;
             }
         }

@@ -215,8 +215,8 @@ impl RedisPool {
         self.inner.endpoint.as_ref()
     }
 
-    /// Sentinel topologies: times the sentinels were found naming another primary than the
-    /// one the pool's connections reached (each time the pool reconnected). 0 otherwise.
+    /// Sentinel topologies: times a new connection reached another primary than the one
+    /// before (a failover followed). 0 otherwise.
     pub fn primary_changes(&self) -> u64 {
         self.inner.shared.primary_changes.load(Ordering::Relaxed)
     }
@@ -234,6 +234,11 @@ impl RedisPool {
             Backend::Cluster(link) => link.rebuilds(),
             Backend::Pooled(_) => 0,
         }
+    }
+
+    /// [`RedisPool::primary_changes`] + [`RedisPool::cluster_rebuilds`]: failovers followed.
+    pub fn failovers_followed(&self) -> u64 {
+        self.primary_changes() + self.cluster_rebuilds()
     }
 
     /// `"standalone"`, `"cluster"` or `"sentinel"`, from the URL.
