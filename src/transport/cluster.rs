@@ -27,7 +27,8 @@
 //! I/O level, at most once per [`REBUILD_INTERVAL`], and swaps it in.
 //!
 //! Limits: `response_timeout` bounds each attempt on a node; one request, with its
-//! redirections and retries, is bounded by `response_timeout + connect_timeout`.
+//! redirections and retries, is bounded by `response_timeout` too (a request to a dead node
+//! fails within it instead of waiting for the client's reconnect backoff).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -241,7 +242,7 @@ pub(crate) async fn connect(
     let mut builder = ClusterClientBuilder::new(nodes)
         .connection_timeout(config.connect_timeout)
         .response_timeout(response_timeout)
-        .overall_response_timeout(Some(response_timeout + config.connect_timeout))
+        .overall_response_timeout(Some(response_timeout))
         .tcp_settings(TcpSettings::default().set_nodelay(true));
     if let Some(credentials) = &spec.credentials {
         builder = builder.password(&credentials.password);
