@@ -167,6 +167,16 @@ class PoolHealth:
     def in_use(self) -> int: ...
     @property
     def waiting(self) -> int: ...
+    @property
+    def topology(self) -> str:
+        """``"standalone"``, ``"cluster"`` or ``"sentinel"``, from the URL."""
+    @property
+    def primary(self) -> str | None:
+        """Sentinel: the primary (``host:port``) the latest connection reached."""
+    @property
+    def failovers_followed(self) -> int:
+        """Sentinel: times the sentinels named another primary; cluster: fresh clients opened
+        after failures (slot map read again); 0 on one server."""
 
 @final
 class PoolHandle:

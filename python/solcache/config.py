@@ -27,7 +27,10 @@ class Settings(BaseSettings):
         default=None,
         repr=False,  # may hold a password; see `redacted_redis_url`
         description=(
-            "redis://, rediss:// (TLS) or unix:// URL, ACL user and password allowed. Unset: "
+            "redis://, rediss:// (TLS) or unix:// URL for one server; "
+            "redis+cluster://host:port,host:port for a Redis Cluster; "
+            "redis+sentinel://host:port,host:port/primary_name[/db] for a Sentinel-managed "
+            "primary (rediss+… for TLS). ACL user and password allowed on all. Unset: "
             "the library uses redis://127.0.0.1:6379/0; `solcache serve` starts a private "
             "redis-server."
         ),

@@ -33,8 +33,9 @@ def connect_fix(error: SolcacheError, url: str) -> str:
                 "unix:///run/redis/redis.sock"
             )
         return (
-            "write the URL as redis://[user:password@]host:port/db, rediss://… (TLS) or "
-            "unix:///path/to/redis.sock"
+            "write the URL as redis://[user:password@]host:port/db, rediss://… (TLS), "
+            "unix:///path/to/redis.sock, redis+cluster://host:port,host:port (Redis Cluster) "
+            "or redis+sentinel://host:port,host:port/primary_name (Sentinel)"
         )
     if isinstance(error, AuthenticationError):
         return (

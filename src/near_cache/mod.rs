@@ -33,7 +33,7 @@ pub use stats::NearStatsSnapshot;
 pub use tracker::Ticket;
 
 use crate::error::{Error, Result};
-use crate::transport::endpoint::Endpoint;
+use crate::transport::endpoint::redact_url;
 use crate::transport::PoolConfig;
 use tracker::Tracker;
 use tracking::TrackingConnection;
@@ -118,7 +118,15 @@ impl NearCache {
     /// here) and start the thread that keeps it.
     pub fn connect(url: &str, config: NearCacheConfig) -> Result<NearCache> {
         config.validate()?;
-        let endpoint = Endpoint::parse(url)?;
+        let endpoint = match crate::transport::Topology::parse(url)? {
+            crate::transport::Topology::Standalone(endpoint) => endpoint,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "{}: the near cache supports one server (redis://, unix://), not Redis Cluster or Sentinel",
+                    redact_url(url)
+                )))
+            }
+        };
         if !crate::transport::direct::supports(&endpoint) {
             return Err(Error::invalid(format!(
                 "{}: the near cache supports redis:// and unix:// only",

@@ -66,7 +66,8 @@ struct Entry {
 
 impl Entry {
     fn new(pool: RedisPool, spin: Duration) -> Self {
-        let supported = direct::supports(pool.endpoint());
+        // Cluster and Sentinel servers change under the pool: their reads take the runtime path.
+        let supported = pool.endpoint().is_some_and(|e| direct::supports(e));
         let link = Link::new(supported, pool.config().response_timeout, spin, Instant::now());
         Entry {
             pool,
@@ -265,7 +266,9 @@ pub fn close_on_running_loop(py: Python<'_>, pool_id: u64) {
 
 /// Open the socket on a runtime worker (connecting blocks); the loop installs it when ready.
 fn start_connect(entry: &Entry, event_loop: &Bound<'_, PyAny>, queue: &Arc<LoopQueue>) {
-    let endpoint = entry.pool.endpoint().clone();
+    let Some(endpoint) = entry.pool.endpoint().cloned() else {
+        return; // no fixed server: the link was made unsupported (Entry::new), never connects
+    };
     let connect_timeout = entry.pool.config().connect_timeout;
     let pool_id = entry.pool.id();
     let event_loop = event_loop.clone().unbind();

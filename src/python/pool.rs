@@ -284,6 +284,9 @@ pub struct PoolHealth {
     idle: u32,
     in_use: u32,
     waiting: usize,
+    topology: &'static str,
+    primary: Option<String>,
+    failovers_followed: u64,
 }
 
 impl From<Health> for PoolHealth {
@@ -297,6 +300,9 @@ impl From<Health> for PoolHealth {
             idle: h.counts.idle,
             in_use: h.counts.in_use,
             waiting: h.counts.waiting,
+            topology: h.topology,
+            primary: h.primary,
+            failovers_followed: h.failovers_followed,
         }
     }
 }
@@ -305,11 +311,14 @@ impl From<Health> for PoolHealth {
 impl PoolHealth {
     fn __repr__(&self) -> String {
         format!(
-            "PoolHealth(reachable={}, rtt_ms={}, redis_version={}, error={}, connections={}, idle={}, in_use={}, waiting={})",
+            "PoolHealth(reachable={}, rtt_ms={}, redis_version={}, error={}, connections={}, idle={}, in_use={}, waiting={}, topology={}, primary={}, failovers_followed={})",
             if self.reachable { "True" } else { "False" },
             py_opt(self.rtt_ms.map(|ms| format!("{ms:.3}")), false),
             py_opt(self.redis_version.as_deref(), true),
-            py_opt(self.error.as_deref(), true), self.connections, self.idle, self.in_use, self.waiting
+            py_opt(self.error.as_deref(), true), self.connections, self.idle, self.in_use, self.waiting,
+            py_opt(Some(self.topology), true),
+            py_opt(self.primary.as_deref(), true),
+            self.failovers_followed
         )
     }
 }

@@ -13,6 +13,7 @@ use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisCon
 use crate::error::{Error, Result};
 
 /// Credentials sent with `AUTH` (a `user` for ACL users, none for `requirepass`).
+#[derive(Clone)]
 pub(crate) struct Credentials {
     pub user: Option<String>,
     pub password: String,
@@ -47,6 +48,17 @@ impl Endpoint {
             password: password.to_owned(),
         });
         let db = settings.db();
+        Ok(Endpoint::from_parts(info, credentials, db, redacted_url))
+    }
+
+    /// An endpoint at `info`'s address (TLS included) with these credentials and database, for
+    /// an address found at run time (a Sentinel-managed primary).
+    pub(crate) fn from_parts(
+        info: ConnectionInfo,
+        credentials: Option<Credentials>,
+        db: i64,
+        redacted_url: String,
+    ) -> Endpoint {
         let mut keepalive = TcpKeepalive::new().with_time(Duration::from_secs(10));
         #[cfg(any(target_os = "linux", target_os = "macos"))]
         {
@@ -56,12 +68,12 @@ impl Endpoint {
             .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name())
             // Nagle's algorithm would hold small requests back for up to 40 ms.
             .set_tcp_settings(TcpSettings::default().set_nodelay(true).set_keepalive(keepalive));
-        Ok(Endpoint {
+        Endpoint {
             info,
             credentials,
             db,
             redacted_url,
-        })
+        }
     }
 
     /// The URL with any password replaced by `***`.
@@ -93,6 +105,9 @@ impl Endpoint {
 /// `url` with any password replaced by `***`: the `user:password@` part and, for `unix://`
 /// URLs, the `pass=` / `password=` query parameters. Unparsable input is hidden whole.
 pub fn redact_url(url: &str) -> String {
+    if url.split_once("://").is_some_and(|(scheme, _)| scheme.contains('+')) {
+        return super::topology::redact_multi_host_url(url);
+    }
     let Ok(mut parsed) = url::Url::parse(url) else {
         return "<unparsable redis url>".to_owned();
     };
@@ -115,7 +130,7 @@ pub fn redact_url(url: &str) -> String {
 
 /// rustls needs a process-wide crypto provider before the first `rediss://` connect. If the
 /// application already installed one, that one stays.
-fn install_tls_provider() {
+pub(crate) fn install_tls_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();

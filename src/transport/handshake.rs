@@ -141,7 +141,7 @@ impl Handshake {
 }
 
 /// `Err(UnsupportedServer)` unless the `INFO server` text shows Redis ≥ 6.2.
-fn check_server_version(info: &str, redacted_url: &str) -> Result<String> {
+pub(crate) fn check_server_version(info: &str, redacted_url: &str) -> Result<String> {
     let version = parse_redis_version(info).unwrap_or_default();
     if !version_at_least(&version, MIN_REDIS_VERSION) {
         return Err(Error::UnsupportedServer {

@@ -7,7 +7,9 @@
 //! - [`handshake`]: `AUTH`, `SELECT`, `CLIENT SETNAME` and the server-version check, one
 //!   pipeline sent by every new connection;
 //! - [`retry`]: which failures break a connection, which requests are sent once more;
-//! - [`request`]: what a transport sends; [`resp`]: how replies are read off a raw socket.
+//! - [`request`]: what a transport sends; [`resp`]: how replies are read off a raw socket;
+//! - [`topology`]: which deployment the URL names (one server, Cluster, Sentinel);
+//!   [`cluster`] sends through redis-rs' cluster client, [`sentinel`] finds the primary.
 //!
 //! The transports:
 //! - [`async_pool`]: [`RedisPool`], bb8 over redis-rs multiplexed connections (tokio);
@@ -19,14 +21,17 @@
 //! new topology (a cluster) is one more implementation of these two traits.
 
 pub mod async_pool;
+pub mod cluster;
 pub mod direct;
 pub mod endpoint;
 pub mod handshake;
 pub mod request;
 pub mod resp;
 pub mod retry;
+pub mod sentinel;
 pub mod settings;
 pub mod sync_pool;
+pub mod topology;
 pub mod wire_connection;
 
 use std::future::Future;
@@ -38,6 +43,7 @@ pub use endpoint::{redact_url, Endpoint};
 pub use request::Request;
 pub use settings::PoolConfig;
 pub use sync_pool::SyncPool;
+pub use topology::Topology;
 pub use wire_connection::WireConnection;
 
 use crate::error::Result;

@@ -49,7 +49,7 @@ impl Request<'_> {
 }
 
 /// The reply arrays of several pipelines joined into one, converted.
-fn joined<T: FromRedisValue>(replies: Vec<Value>) -> RedisResult<T> {
+pub(super) fn joined<T: FromRedisValue>(replies: Vec<Value>) -> RedisResult<T> {
     let joined = replies
         .into_iter()
         .flat_map(|reply| match reply {

@@ -10,6 +10,10 @@
 //!   a fresh connection if that connection had served calls or sat idle before the call
 //!   began: it most likely died with a server restart, not because of this request. Never
 //!   more than once, and never after a timeout (a stuck server would double the wait).
+//! - A `READONLY` reply means the server was a primary and is a replica now (a failover): the
+//!   connection is *demoted*. It is discarded with every connection opened before it (they
+//!   reach the same server) and the request, which the replica refused, is sent once more on
+//!   a fresh connection, which finds the new primary.
 //! - A direct connection (driven by an event loop) that breaks hands its reads in flight back
 //!   to be sent through the async pool, where this same policy applies.
 
@@ -22,6 +26,8 @@ pub enum Failure {
     Dropped,
     /// Any other I/O failure, timeouts included: the reply may still arrive, out of step.
     Broken,
+    /// The server refused a write with `READONLY`: it is a replica now (a failover).
+    Demoted,
     /// The server answered (an error reply, or a reply of another type): the connection is fine.
     Answered,
 }
@@ -33,6 +39,8 @@ impl Failure {
             Failure::Dropped
         } else if err.is_io_error() {
             Failure::Broken
+        } else if err.code() == Some("READONLY") {
+            Failure::Demoted
         } else {
             Failure::Answered
         }
@@ -55,7 +63,13 @@ impl Attempts {
     /// idle before this call began): true when the request is to be sent once more.
     pub fn again(&mut self, failure: Failure, reused: bool) -> bool {
         self.failed += 1;
-        failure == Failure::Dropped && reused && self.failed == 1
+        self.failed == 1 && (failure == Failure::Demoted || failure == Failure::Dropped && reused)
+    }
+
+    /// True for the failures that condemn every connection opened before them: a dropped one
+    /// (a server restart kills all) and a demoted one (all reach a server that is a replica now).
+    pub fn drops_siblings(failure: Failure) -> bool {
+        matches!(failure, Failure::Dropped | Failure::Demoted)
     }
 }
 
@@ -74,6 +88,12 @@ mod tests {
         assert_eq!(Failure::of(&io(std::io::ErrorKind::TimedOut)), Failure::Broken);
         let parse: RedisError = (ErrorKind::Parse, "not RESP").into();
         assert_eq!(Failure::of(&parse), Failure::Dropped);
+        let readonly = RedisError::from((
+            redis::ServerErrorKind::ReadOnly.into(),
+            "READONLY You can't write against a read only replica.",
+        ));
+        assert_eq!(Failure::of(&readonly), Failure::Demoted, "{:?}", readonly.code());
+        assert!(Failure::Demoted.breaks_connection() && Attempts::drops_siblings(Failure::Demoted));
         let typed: RedisError = (ErrorKind::UnexpectedReturnType, "wrong type").into();
         assert_eq!(Failure::of(&typed), Failure::Answered);
         assert!(!Failure::Answered.breaks_connection() && Failure::Broken.breaks_connection());
@@ -93,5 +113,11 @@ mod tests {
             "a timeout is not retried"
         );
         assert!(!Attempts::default().again(Failure::Answered, true));
+        let mut demoted = Attempts::default();
+        assert!(
+            demoted.again(Failure::Demoted, false),
+            "a refused write was not applied"
+        );
+        assert!(!demoted.again(Failure::Demoted, false), "never twice");
     }
 }

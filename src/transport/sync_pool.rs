@@ -16,12 +16,17 @@
 //! (a reply from a local server comes in less time than a sleeping thread takes to wake). A
 //! direct socket that breaks is dropped and the read is sent once more over the pooled
 //! connection, under the same retry policy.
+//!
+//! Topologies: one server, or a Sentinel-managed primary (each new connection asks the
+//! sentinels where it is and checks `ROLE`; a `READONLY` reply drops every idle connection and
+//! the request is sent once more). A Redis Cluster URL is refused: the blocking API does not
+//! route by slot; the async API does.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use redis::{Client, Connection, ConnectionLike, FromRedisValue};
+use redis::{Client, Connection, ConnectionLike, FromRedisValue, Value};
 
 use super::async_pool::PoolCounts;
 use super::direct::{self, BlockingLone};
@@ -29,7 +34,9 @@ use super::endpoint::Endpoint;
 use super::handshake::{Handshake, SYNC_CLIENT_NAME};
 use super::resp::Reply;
 use super::retry::{Attempts, Failure};
+use super::sentinel::{check_primary, SentinelResolver};
 use super::settings::PoolConfig;
+use super::topology::Topology;
 use super::Request;
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, Operation};
@@ -40,11 +47,18 @@ pub struct SyncPool {
     inner: Arc<SyncInner>,
 }
 
+/// Where new connections go.
+enum SyncTarget {
+    Fixed(Client),
+    /// The primary the sentinels name at connect time.
+    Sentinel(SentinelResolver),
+}
+
 struct SyncInner {
-    client: Client,
-    endpoint: Endpoint,
-    /// Reads take a direct socket (plain TCP or unix endpoint, and not turned off).
-    direct_reads: bool,
+    target: SyncTarget,
+    /// Where cache reads open their direct sockets: the one server of a standalone topology
+    /// over plain TCP or a unix socket, unless turned off (none: reads use the pool).
+    direct_endpoint: Option<Endpoint>,
     /// Direct reads in flight right now: while others wait, a read does not poll.
     reading: AtomicUsize,
     handshake: Handshake,
@@ -104,13 +118,21 @@ impl SyncInner {
         let timeout = self.config.connect_timeout;
         let failed = |e: redis::RedisError| Error::from_redis(e, &self.redacted_url, "connect", timeout);
         let started = Instant::now();
-        let mut conn = self.client.get_connection_with_timeout(timeout).map_err(failed)?;
+        let client = match &self.target {
+            SyncTarget::Fixed(client) => client.clone(),
+            SyncTarget::Sentinel(resolver) => resolver.primary(&resolver.resolve_blocking()?).client()?,
+        };
+        let mut conn = client.get_connection_with_timeout(timeout).map_err(failed)?;
         let left = timeout
             .saturating_sub(started.elapsed())
             .max(std::time::Duration::from_millis(1));
         conn.set_read_timeout(Some(left)).map_err(failed)?;
         conn.set_write_timeout(Some(left)).map_err(failed)?;
         let version = self.handshake.run_blocking(&mut conn, failed)?;
+        if let SyncTarget::Sentinel(_) = &self.target {
+            let role: Value = redis::cmd("ROLE").query(&mut conn).map_err(failed)?;
+            check_primary(&role, &self.redacted_url)?;
+        }
         if let Ok(mut slot) = self.redis_version.lock() {
             *slot = version;
         }
@@ -177,14 +199,40 @@ impl SyncPool {
     /// `connect_timeout`) and check the server is Redis ≥ 6.2. Blocks the calling thread.
     pub fn connect(config: PoolConfig) -> Result<SyncPool> {
         config.validate()?;
-        let endpoint = Endpoint::parse(&config.url)?;
+        let (target, handshake, redacted_url, direct_endpoint) = match Topology::parse(&config.url)? {
+            Topology::Standalone(endpoint) => (
+                SyncTarget::Fixed(endpoint.client()?),
+                Handshake::new(&endpoint, SYNC_CLIENT_NAME),
+                endpoint.redacted_url().to_owned(),
+                Some(endpoint).filter(|e| config.direct_reads && direct::supports(e)),
+            ),
+            Topology::Sentinel(spec) => {
+                let resolver = SentinelResolver::new(spec, config.connect_timeout);
+                // Credentials and database are the same wherever the primary is.
+                let template = resolver.primary(&("sentinel-named-primary".to_owned(), 0));
+                let url = resolver.redacted_url().to_owned();
+                (
+                    SyncTarget::Sentinel(resolver),
+                    Handshake::new(&template, SYNC_CLIENT_NAME),
+                    url,
+                    None,
+                )
+            }
+            Topology::Cluster(spec) => {
+                return Err(Error::invalid(format!(
+                    "the blocking API does not support Redis Cluster ({}): it supports redis://, \
+                     rediss://, unix:// and redis+sentinel:// URLs; use the async API for a cluster",
+                    spec.redacted_url
+                )))
+            }
+        };
         let inner = SyncInner {
-            client: endpoint.client()?,
-            direct_reads: config.direct_reads && direct::supports(&endpoint),
+            target,
+            handshake,
+            direct_endpoint,
             reading: AtomicUsize::new(0),
-            handshake: Handshake::new(&endpoint, SYNC_CLIENT_NAME),
             metrics: Metrics::new(config.slow_threshold),
-            redacted_url: endpoint.redacted_url().to_owned(),
+            redacted_url,
             redis_version: Mutex::new(String::new()),
             state: Mutex::new(State {
                 idle: Vec::new(),
@@ -194,7 +242,6 @@ impl SyncPool {
             }),
             returned: Condvar::new(),
             config,
-            endpoint,
         };
         let first = inner.open_connection()?;
         {
@@ -230,6 +277,10 @@ impl SyncPool {
             checkout.broken = failure.breaks_connection();
             let reused = checkout.reused;
             drop(checkout);
+            if failure == Failure::Demoted {
+                // Every idle connection reaches the demoted primary too.
+                self.drop_idle();
+            }
             let err = Error::from_redis(
                 err,
                 &self.inner.redacted_url,
@@ -244,18 +295,18 @@ impl SyncPool {
 
     /// Send a cache read and return its reply, recording latency under `op`: over the
     /// checked-out connection's direct socket (see the module docs), or like
-    /// [`SyncPool::execute`] when reads are not direct.
+    /// [`SyncPool::execute`] when reads are not direct (TLS, Sentinel, turned off).
     pub fn read(&self, op: Operation, cmd: &redis::Cmd) -> Result<Reply> {
-        if !self.inner.direct_reads {
+        let Some(endpoint) = &self.inner.direct_endpoint else {
             return self.execute(op, Request::Cmd(cmd));
-        }
+        };
         let started = Instant::now();
-        let result = self.read_direct(cmd);
+        let result = self.read_direct(endpoint, cmd);
         self.inner.metrics.record_outcome(op, started.elapsed(), &result);
         result
     }
 
-    fn read_direct(&self, cmd: &redis::Cmd) -> Result<Reply> {
+    fn read_direct(&self, endpoint: &Endpoint, cmd: &redis::Cmd) -> Result<Reply> {
         let inner = &*self.inner;
         let mut checkout = inner.checkout()?;
         let conn = checkout.conn.as_mut().expect("a checkout holds a connection");
@@ -264,7 +315,7 @@ impl SyncPool {
             // A server that refuses a second connection is served through the pooled one; one
             // that does not answer in time fails the read like a reply would.
             conn.direct = BlockingLone::connect(
-                &inner.endpoint,
+                endpoint,
                 SYNC_CLIENT_NAME,
                 config.connect_timeout,
                 config.response_timeout,
@@ -298,6 +349,15 @@ impl SyncPool {
     pub fn close(&self) {
         let mut state = self.inner.lock();
         state.closed = true;
+        let idle = std::mem::take(&mut state.idle);
+        state.open -= idle.len() as u32;
+        drop(state);
+        drop(idle);
+        self.inner.returned.notify_all();
+    }
+
+    fn drop_idle(&self) {
+        let mut state = self.inner.lock();
         let idle = std::mem::take(&mut state.idle);
         state.open -= idle.len() as u32;
         drop(state);

@@ -42,15 +42,17 @@ pub struct WireConnection {
 
 impl WireConnection {
     /// A connection named `client_name`, whose response timeout is `block + response_timeout`
-    /// (a long `BLOCK` is not a dead server); `Ok(None)` for an endpoint it cannot drive (TLS).
+    /// (a long `BLOCK` is not a dead server); `Ok(None)` for an endpoint it cannot drive (TLS, Cluster,
+    /// Sentinel).
     pub async fn open(pool: &RedisPool, block: Duration, client_name: &str) -> Result<Option<WireConnection>> {
         if pool.is_closed() {
             return Err(Error::PoolClosed);
         }
-        if !supports(pool.endpoint()) {
+        // Cluster and Sentinel have no one fixed server: their reads take the pool's path.
+        let Some(endpoint) = pool.endpoint().filter(|e| supports(e)).cloned() else {
             return Ok(None);
-        }
-        let (endpoint, connect_timeout) = (pool.endpoint().clone(), pool.config().connect_timeout);
+        };
+        let connect_timeout = pool.config().connect_timeout;
         let name = client_name.to_owned();
         let connected =
             tokio::task::spawn_blocking(move || DirectSocket::connect_named(&endpoint, connect_timeout, &name))

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod topologies;
+
 /// A private redis-server: `--save "" --appendonly no`, TCP on 127.0.0.1 plus a unix socket.
 pub struct RedisServer {
     child: Option<Child>,
@@ -24,7 +26,11 @@ impl RedisServer {
 
     /// Start with extra `redis-server` arguments (e.g. `--requirepass`).
     pub fn start_with(extra: &[&str]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), extra)
+    }
+
+    /// Start on `port` with extra `redis-server` arguments.
+    pub fn start_on(port: u16, extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("solcache-rs-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let extra_args = extra.iter().map(|s| s.to_string()).collect();
@@ -132,6 +138,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// True until [`RedisServer::stop`].
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Kill the server (SIGKILL) and wait for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -196,6 +207,16 @@ impl Drop for RedisServer {
         }
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free port p <= 55535 whose cluster bus port p + 10000 is free too.
+pub fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55535 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            return port;
+        }
     }
 }
 

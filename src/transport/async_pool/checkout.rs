@@ -7,7 +7,7 @@ use std::time::Instant;
 use bb8::{PooledConnection, RunError};
 
 use super::manager::{Counted, RedisConnectionManager};
-use super::RedisPool;
+use super::{Backend, RedisPool};
 use crate::error::{Error, Result};
 use crate::metrics::Operation;
 
@@ -29,12 +29,13 @@ impl RedisPool {
     }
 
     async fn checkout_inner(&self) -> Result<PooledConnection<'_, RedisConnectionManager>> {
+        let pool = self.bb8()?;
         let mut failures = self.inner.shared.connect_failures.subscribe();
         failures.mark_unchanged();
         loop {
             let got = tokio::select! {
                 biased;
-                got = self.inner.pool.get() => got,
+                got = pool.get() => got,
                 _ = failures.changed() => return Err(self.last_connect_error()),
             };
             match got {
@@ -65,6 +66,14 @@ impl RedisPool {
         }
     }
 
+    /// The bb8 pool; a cluster has none (its client is never checked out).
+    pub(super) fn bb8(&self) -> Result<&bb8::Pool<RedisConnectionManager>> {
+        match &self.inner.backend {
+            Backend::Pooled(pool) => Ok(pool),
+            Backend::Cluster(_) => Err(Error::invalid("a cluster has no connection to check out")),
+        }
+    }
+
     fn last_connect_error(&self) -> Error {
         self.inner
             .shared
@@ -73,7 +82,7 @@ impl RedisPool {
             .ok()
             .and_then(|e| e.clone())
             .unwrap_or_else(|| Error::Connection {
-                url: self.inner.endpoint.redacted_url().to_owned(),
+                url: self.redacted_url().to_owned(),
                 message: "connect failed".into(),
             })
     }

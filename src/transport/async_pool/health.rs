@@ -7,6 +7,8 @@ use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use super::{PoolCounts, PoolInner, RedisPool};
+use redis::Value;
+
 use crate::error::{Error, Result};
 use crate::metrics::Operation;
 use crate::transport::handshake::parse_redis_version;
@@ -22,6 +24,13 @@ pub struct Health {
     /// Why the probe failed, when it did.
     pub error: Option<String>,
     pub counts: PoolCounts,
+    /// `"standalone"`, `"cluster"` or `"sentinel"`.
+    pub topology: &'static str,
+    /// Sentinel: the primary the pool's latest connection reached (`host:port`).
+    pub primary: Option<String>,
+    /// Failovers the pool followed so far: on Sentinel, the sentinels naming another primary;
+    /// on a cluster, fresh clients opened after failures (slot map read again). 0 otherwise.
+    pub failovers_followed: u64,
 }
 
 impl RedisPool {
@@ -37,7 +46,9 @@ impl RedisPool {
             Ok(_) => {
                 let mut info = redis::cmd("INFO");
                 info.arg("server");
-                self.execute::<String>(Operation::Ping, Request::Cmd(&info)).await
+                self.execute::<Value>(Operation::Ping, Request::Cmd(&info))
+                    .await
+                    .and_then(first_info_text)
             }
             Err(e) => Err(e),
         };
@@ -53,6 +64,9 @@ impl RedisPool {
                     redis_version: version,
                     error: None,
                     counts: self.counts(),
+                    topology: self.topology(),
+                    primary: self.primary(),
+                    failovers_followed: self.failovers_followed(),
                 }
             }
             Err(e) => Health {
@@ -61,18 +75,22 @@ impl RedisPool {
                 redis_version: None,
                 error: Some(e.to_string()),
                 counts: self.counts(),
+                topology: self.topology(),
+                primary: self.primary(),
+                failovers_followed: self.failovers_followed(),
             },
         }
     }
 
-    /// `INFO <section>` as key/value pairs (e.g. `memory` → `maxmemory_policy`).
+    /// `INFO <section>` as key/value pairs (e.g. `memory` → `maxmemory_policy`); on a cluster,
+    /// one primary's.
     pub async fn info(&self, section: &str) -> Result<HashMap<String, String>> {
         if section.is_empty() || !section.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(Error::invalid(format!("INFO section {section:?} is not a word")));
         }
         let mut cmd = redis::cmd("INFO");
         cmd.arg(section);
-        let text: String = self.execute(Operation::Ping, Request::Cmd(&cmd)).await?;
+        let text = first_info_text(self.execute(Operation::Ping, Request::Cmd(&cmd)).await?)?;
         Ok(text
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -80,6 +98,26 @@ impl RedisPool {
             .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
             .collect())
     }
+}
+
+/// The text of an `INFO` reply: one server's, or every primary's on a cluster (a map by node).
+pub(super) fn info_texts(reply: Value) -> Result<Vec<String>> {
+    let text = |v: Value| match v {
+        Value::BulkString(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
+        Value::VerbatimString { text, .. } => Ok(text),
+        other => Err(Error::unexpected_reply(format!("INFO answered {other:?}"))),
+    };
+    match reply {
+        Value::Map(nodes) => nodes.into_iter().map(|(_, v)| text(v)).collect(),
+        other => Ok(vec![text(other)?]),
+    }
+}
+
+fn first_info_text(reply: Value) -> Result<String> {
+    info_texts(reply)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::unexpected_reply("INFO answered nothing"))
 }
 
 /// PING one pooled connection per tick; failures mark and replace connections via `execute`.
@@ -96,5 +134,27 @@ pub(super) async fn health_loop(pool: Weak<PoolInner>, interval: Duration) {
         let _ = pool
             .execute::<String>(Operation::Ping, Request::Cmd(&redis::cmd("PING")))
             .await;
+        pool.follow_sentinels().await;
+    }
+}
+
+impl RedisPool {
+    /// Sentinel topologies: ask the sentinels where the primary is, and drop every connection
+    /// when they name another one than the latest connect reached (a failover: reads would
+    /// otherwise keep going to the demoted primary, which answers them as a replica).
+    async fn follow_sentinels(&self) {
+        let Some(resolver) = &self.inner.resolver else { return };
+        let Ok(named) = resolver.resolve().await else { return };
+        let reached = self.inner.shared.primary.lock().ok().and_then(|p| p.clone());
+        if reached.is_some_and(|r| r != named) {
+            log::warn!(
+                target: "solcache::pool",
+                "{}: the sentinels name {}:{} as primary now; reconnecting",
+                self.redacted_url(),
+                named.0,
+                named.1
+            );
+            self.drop_connections();
+        }
     }
 }

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use bb8::ManageConnection;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
+use redis::{AsyncConnectionConfig, Client, Value};
 use tokio::sync::watch;
 
 use super::super::direct::TaskLone;
 use super::super::handshake::Handshake;
+use super::super::sentinel::{check_primary, PrimaryAddr, SentinelResolver};
 use crate::error::{Error, Result};
 
 /// State shared between the pool and its connection manager.
@@ -33,6 +34,10 @@ pub(super) struct Shared {
     pub reading: AtomicUsize,
     /// The server version the latest handshake (or health probe) saw.
     pub redis_version: Mutex<String>,
+    /// The primary the latest connect reached (Sentinel topologies only).
+    pub primary: Mutex<Option<PrimaryAddr>>,
+    /// Times a new connection reached another primary than the one before (failovers followed).
+    pub primary_changes: AtomicU64,
 }
 
 impl Shared {
@@ -45,6 +50,8 @@ impl Shared {
             connecting: AtomicUsize::new(0),
             reading: AtomicUsize::new(0),
             redis_version: Mutex::new(String::new()),
+            primary: Mutex::new(None),
+            primary_changes: AtomicU64::new(0),
         }
     }
 }
@@ -71,9 +78,17 @@ impl PooledRedis {
     }
 }
 
+/// Where new connections go.
+pub(crate) enum Target {
+    /// Always the same server.
+    Fixed(Box<Client>),
+    /// The primary the sentinels name at connect time (checked with `ROLE`).
+    Sentinel(Arc<SentinelResolver>),
+}
+
 /// bb8 manager: opens multiplexed connections with our timeouts, TCP settings and handshake.
 pub struct RedisConnectionManager {
-    pub(super) client: Client,
+    pub(super) target: Target,
     pub(super) config: AsyncConnectionConfig,
     pub(super) connect_timeout: Duration,
     pub(super) handshake: Handshake,
@@ -91,13 +106,29 @@ impl RedisConnectionManager {
     }
 
     async fn open(&self) -> Result<MultiplexedConnection> {
+        let (client, primary) = match &self.target {
+            Target::Fixed(client) => (Client::clone(client), None),
+            Target::Sentinel(resolver) => {
+                let addr = resolver.resolve().await?;
+                (resolver.primary(&addr).client()?, Some(addr))
+            }
+        };
         let failed = |e| Error::from_redis(e, &self.url, "connect", self.connect_timeout);
-        let mut conn = self
-            .client
+        let mut conn = client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
             .map_err(failed)?;
         let version = self.handshake.run(&mut conn, failed).await?;
+        if primary.is_some() {
+            let role: Value = redis::cmd("ROLE").query_async(&mut conn).await.map_err(failed)?;
+            check_primary(&role, &self.url)?;
+            if let Ok(mut slot) = self.shared.primary.lock() {
+                if slot.is_some() && *slot != primary {
+                    self.shared.primary_changes.fetch_add(1, Ordering::Relaxed);
+                }
+                *slot = primary;
+            }
+        }
         if let Ok(mut slot) = self.shared.redis_version.lock() {
             *slot = version;
         }

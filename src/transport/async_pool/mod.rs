@@ -18,6 +18,11 @@
 //!   two task wake-ups more (about 2× the raw round trip). A direct socket that breaks is
 //!   dropped and the read is sent once more through the multiplexed connection.
 //!
+//! - The topology comes from the URL ([`Topology`]): one server and a Sentinel-managed primary
+//!   go through bb8 (for Sentinel the manager asks the sentinels where the primary is at each
+//!   connect); a Redis Cluster goes through redis-rs' cluster client (`cluster.rs`), which
+//!   multiplexes one connection per node and needs no pool.
+//!
 //! Files: `manager.rs` opens connections, `checkout.rs` hands them out, `health.rs` probes
 //! them, `blocking.rs` gives blocking reads a connection of their own.
 
@@ -37,16 +42,19 @@ pub use blocking::BlockingConnection;
 pub use health::Health;
 pub use manager::{PooledRedis, RedisConnectionManager};
 
+use super::cluster::ClusterLink;
 use super::direct::{self, TaskLone};
 use super::endpoint::Endpoint;
-use super::handshake::{Handshake, POOL_CLIENT_NAME};
+use super::handshake::{check_server_version, Handshake, POOL_CLIENT_NAME};
 use super::resp::Reply;
 use super::retry::{Attempts, Failure};
+use super::sentinel::SentinelResolver;
 use super::settings::PoolConfig;
+use super::topology::Topology;
 use super::Request;
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, Operation};
-use manager::{Counted, Shared};
+use manager::{Counted, Shared, Target};
 
 /// Counts of the pool's connections at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,15 +66,29 @@ pub struct PoolCounts {
     pub waiting: usize,
 }
 
+/// What carries the requests.
+enum Backend {
+    /// bb8 over multiplexed connections: one server, or the primary the sentinels name.
+    Pooled(bb8::Pool<RedisConnectionManager>),
+    /// redis-rs' cluster client (one multiplexed connection per node), renewed after failures.
+    Cluster(Arc<ClusterLink>),
+}
+
 struct PoolInner {
     /// Unique in this process, never reused.
     id: u64,
-    pool: bb8::Pool<RedisConnectionManager>,
+    backend: Backend,
     shared: Arc<Shared>,
     config: PoolConfig,
-    endpoint: Arc<Endpoint>,
-    /// Cache reads take the pooled connections' direct sockets.
-    direct_reads: bool,
+    /// The one server of a standalone topology (none for Cluster and Sentinel).
+    endpoint: Option<Arc<Endpoint>>,
+    /// Where cache reads open their direct sockets: the one server of a standalone
+    /// topology over plain TCP or a unix socket, unless turned off (none: reads use the pool).
+    direct_endpoint: Option<Arc<Endpoint>>,
+    /// The sentinels of a Sentinel topology.
+    resolver: Option<Arc<SentinelResolver>>,
+    redacted_url: String,
+    topology: &'static str,
     metrics: Metrics,
     waiting: AtomicUsize,
     health_task: Mutex<Option<JoinHandle<()>>>,
@@ -94,41 +116,56 @@ impl RedisPool {
     /// Must be called inside a tokio runtime, which then runs the health task.
     pub async fn connect(config: PoolConfig) -> Result<RedisPool> {
         config.validate()?;
-        let endpoint = Arc::new(Endpoint::parse(&config.url)?);
+        let topology = Topology::parse(&config.url)?;
+        let redacted_url = topology.redacted_url().to_owned();
+        let kind = topology.kind_name();
         let shared = Arc::new(Shared::new());
-        let manager = RedisConnectionManager {
-            client: endpoint.client()?,
-            config: AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(config.connect_timeout))
-                .set_response_timeout(Some(config.response_timeout)),
-            connect_timeout: config.connect_timeout,
-            handshake: Handshake::new(&endpoint, POOL_CLIENT_NAME),
-            url: endpoint.redacted_url().to_owned(),
-            shared: shared.clone(),
+        let (backend, endpoint, resolver) = match topology {
+            Topology::Standalone(endpoint) => {
+                let endpoint = Arc::new(endpoint);
+                let target = Target::Fixed(Box::new(endpoint.client()?));
+                let handshake = Handshake::new(&endpoint, POOL_CLIENT_NAME);
+                let pool = Self::bb8_pool(&config, target, handshake, &redacted_url, &shared).await?;
+                (Backend::Pooled(pool), Some(endpoint), None)
+            }
+            Topology::Sentinel(spec) => {
+                let resolver = Arc::new(SentinelResolver::new(spec, config.connect_timeout));
+                // Credentials and database are the same wherever the primary is.
+                let template = resolver.primary(&("sentinel-named-primary".to_owned(), 0));
+                let handshake = Handshake::new(&template, POOL_CLIENT_NAME);
+                let target = Target::Sentinel(resolver.clone());
+                let pool = Self::bb8_pool(&config, target, handshake, &redacted_url, &shared).await?;
+                (Backend::Pooled(pool), None, Some(resolver))
+            }
+            Topology::Cluster(spec) => {
+                let link = ClusterLink::open(spec, config.clone()).await?;
+                let mut info = redis::cmd("INFO");
+                info.arg("server");
+                // Answered by every primary: each must be new enough.
+                let reply: redis::Value = link
+                    .send(Request::Cmd(&info))
+                    .await
+                    .map_err(|e| Error::from_redis(e, &redacted_url, "connect", config.connect_timeout))?;
+                let mut version = String::new();
+                for text in health::info_texts(reply)? {
+                    version = check_server_version(&text, &redacted_url)?;
+                }
+                *shared.redis_version.lock().expect("fresh mutex") = version;
+                (Backend::Cluster(link), None, None)
+            }
         };
-        let pool = bb8::Pool::builder()
-            .max_size(config.max_size)
-            .min_idle(Some(config.min_idle).filter(|&n| n > 0))
-            .test_on_check_out(config.test_on_checkout)
-            .retry_connection(false)
-            .connection_timeout(config.checkout_timeout)
-            .idle_timeout(Some(Duration::from_secs(300)))
-            .max_lifetime(None)
-            .build_unchecked(manager);
-
-        // The first connection is made directly so its error (refused, TLS, auth, an old
-        // server) reaches us.
-        let first = pool.dedicated_connection().await?;
-        let _ = pool.add(first);
 
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let inner = Arc::new(PoolInner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            pool,
+            backend,
             shared,
             metrics: Metrics::new(config.slow_threshold),
-            direct_reads: config.direct_reads && direct::supports(&endpoint),
+            direct_endpoint: endpoint.clone().filter(|e| config.direct_reads && direct::supports(e)),
             endpoint,
+            resolver,
+            redacted_url,
+            topology: kind,
             waiting: AtomicUsize::new(0),
             health_task: Mutex::new(None),
             config,
@@ -141,6 +178,39 @@ impl RedisPool {
         Ok(RedisPool { inner })
     }
 
+    /// The bb8 pool of a standalone or Sentinel topology, with its first connection opened
+    /// directly so its error (refused, TLS, auth, an old server, no primary) reaches us.
+    async fn bb8_pool(
+        config: &PoolConfig,
+        target: Target,
+        handshake: Handshake,
+        redacted_url: &str,
+        shared: &Arc<Shared>,
+    ) -> Result<bb8::Pool<RedisConnectionManager>> {
+        let manager = RedisConnectionManager {
+            target,
+            config: AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(config.connect_timeout))
+                .set_response_timeout(Some(config.response_timeout)),
+            connect_timeout: config.connect_timeout,
+            handshake,
+            url: redacted_url.to_owned(),
+            shared: shared.clone(),
+        };
+        let pool = bb8::Pool::builder()
+            .max_size(config.max_size)
+            .min_idle(Some(config.min_idle).filter(|&n| n > 0))
+            .test_on_check_out(config.test_on_checkout)
+            .retry_connection(false)
+            .connection_timeout(config.checkout_timeout)
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .max_lifetime(None)
+            .build_unchecked(manager);
+        let first = pool.dedicated_connection().await?;
+        let _ = pool.add(first);
+        Ok(pool)
+    }
+
     /// A number unique to this pool in this process (never reused, unlike an address).
     pub fn id(&self) -> u64 {
         self.inner.id
@@ -148,12 +218,44 @@ impl RedisPool {
 
     /// The URL with any password replaced by `***`.
     pub fn redacted_url(&self) -> &str {
-        self.inner.endpoint.redacted_url()
+        &self.inner.redacted_url
     }
 
-    /// The parsed URL (for a transport of its own to the same server, e.g. direct reads).
-    pub fn endpoint(&self) -> &Arc<Endpoint> {
-        &self.inner.endpoint
+    /// The one server of a standalone topology (for a transport of its own to the same
+    /// server, e.g. direct reads); `None` for Cluster and Sentinel, whose servers change.
+    pub fn endpoint(&self) -> Option<&Arc<Endpoint>> {
+        self.inner.endpoint.as_ref()
+    }
+
+    /// Sentinel topologies: times a new connection reached another primary than the one
+    /// before (a failover followed). 0 otherwise.
+    pub fn primary_changes(&self) -> u64 {
+        self.inner.shared.primary_changes.load(Ordering::Relaxed)
+    }
+
+    /// Sentinel topologies: the primary the latest connect reached, as `host:port`.
+    pub fn primary(&self) -> Option<String> {
+        let primary = self.inner.shared.primary.lock().ok()?.clone()?;
+        Some(format!("{}:{}", primary.0, primary.1))
+    }
+
+    /// Cluster topologies: times a fresh cluster client (slot map read again) replaced the
+    /// previous one after failures. 0 otherwise.
+    pub fn cluster_rebuilds(&self) -> u64 {
+        match &self.inner.backend {
+            Backend::Cluster(link) => link.rebuilds(),
+            Backend::Pooled(_) => 0,
+        }
+    }
+
+    /// [`RedisPool::primary_changes`] + [`RedisPool::cluster_rebuilds`]: failovers followed.
+    pub fn failovers_followed(&self) -> u64 {
+        self.primary_changes() + self.cluster_rebuilds()
+    }
+
+    /// `"standalone"`, `"cluster"` or `"sentinel"`, from the URL.
+    pub fn topology(&self) -> &'static str {
+        self.inner.topology
     }
 
     /// The configuration the pool was opened with (holds the password: do not log it).
@@ -184,7 +286,16 @@ impl RedisPool {
 
     /// Connections, idle, in use and waiting callers right now.
     pub fn counts(&self) -> PoolCounts {
-        let state = self.inner.pool.state();
+        let Backend::Pooled(pool) = &self.inner.backend else {
+            // One cluster client, shared by every call; it is never checked out.
+            return PoolCounts {
+                connections: 1,
+                idle: 1,
+                in_use: 0,
+                waiting: 0,
+            };
+        };
+        let state = pool.state();
         PoolCounts {
             connections: state.connections,
             idle: state.idle_connections,
@@ -203,10 +314,13 @@ impl RedisPool {
             task.abort();
             let _ = task.await;
         }
+        let Backend::Pooled(pool) = &self.inner.backend else {
+            return; // the cluster client closes with the last handle
+        };
         // `closed` makes `has_broken` true for every connection: idle ones are dropped as they
         // are taken below, busy ones when their call returns; `connect` refuses to reopen.
-        while self.inner.pool.state().idle_connections > 0 {
-            match tokio::time::timeout(Duration::from_millis(50), self.inner.pool.get()).await {
+        while pool.state().idle_connections > 0 {
+            match tokio::time::timeout(Duration::from_millis(50), pool.get()).await {
                 Ok(Ok(mut conn)) => conn.broken = true,
                 _ => break,
             }
@@ -228,18 +342,19 @@ impl RedisPool {
 
     /// Send a cache read (`GET`, `MGET`) and return its reply, recording latency under `op`:
     /// over the checked-out connection's direct socket, from the calling task (see the module
-    /// docs), or like [`RedisPool::execute`] when reads are not direct (TLS, turned off).
+    /// docs), or like [`RedisPool::execute`] when reads are not direct (TLS, Cluster, Sentinel,
+    /// turned off).
     pub async fn read(&self, op: Operation, cmd: &redis::Cmd) -> Result<Reply> {
-        if !self.inner.direct_reads {
+        let Some(endpoint) = self.inner.direct_endpoint.clone() else {
             return self.execute(op, Request::Cmd(cmd)).await;
-        }
+        };
         let started = Instant::now();
-        let result = self.read_direct(cmd).await;
+        let result = self.read_direct(endpoint, cmd).await;
         self.inner.metrics.record_outcome(op, started.elapsed(), &result);
         result
     }
 
-    async fn read_direct(&self, cmd: &redis::Cmd) -> Result<Reply> {
+    async fn read_direct(&self, endpoint: Arc<Endpoint>, cmd: &redis::Cmd) -> Result<Reply> {
         let mut conn = self.checkout().await?;
         if conn.direct.as_ref().is_some_and(|d| !d.is_clean()) {
             conn.direct = None; // a cancelled read left its request in flight
@@ -249,7 +364,7 @@ impl RedisPool {
             // A server that refuses a second connection is served through the pooled one; one
             // that does not answer in time fails the read like a reply would.
             conn.direct = TaskLone::connect(
-                self.inner.endpoint.clone(),
+                endpoint,
                 POOL_CLIENT_NAME,
                 config.connect_timeout,
                 config.response_timeout,
@@ -283,6 +398,15 @@ impl RedisPool {
     }
 
     async fn execute_with_retry<T: FromRedisValue>(&self, request: Request<'_>) -> Result<T> {
+        if let Backend::Cluster(link) = &self.inner.backend {
+            if self.is_closed() {
+                return Err(Error::PoolClosed);
+            }
+            // The cluster client retries, reconnects and follows redirections itself.
+            return link.send(request).await.map_err(|e| {
+                Error::from_redis(e, self.redacted_url(), "response", self.inner.config.response_timeout)
+            });
+        }
         let mut attempts = Attempts::default();
         loop {
             let asked = Instant::now();
@@ -294,15 +418,22 @@ impl RedisPool {
             };
             let failure = Failure::of(&err);
             conn.broken |= failure.breaks_connection();
-            if failure == Failure::Dropped {
-                // The socket is gone: so, most likely, are its idle siblings (server restart).
-                self.inner.shared.epoch.fetch_add(1, Ordering::AcqRel);
+            if Attempts::drops_siblings(failure) {
+                // The socket is gone, or its server is a replica now: so are its siblings.
+                self.drop_connections();
             }
             let err = Error::from_redis(err, self.redacted_url(), "response", self.inner.config.response_timeout);
             if !attempts.again(failure, reused) || self.is_closed() {
                 return Err(err);
             }
         }
+    }
+}
+
+impl RedisPool {
+    /// Condemn every connection opened so far: each is discarded when next taken or returned.
+    pub(super) fn drop_connections(&self) {
+        self.inner.shared.epoch.fetch_add(1, Ordering::AcqRel);
     }
 }
 

@@ -1,0 +1,143 @@
+"""The same Python API on one server, a Redis Cluster and a Sentinel-managed primary: only the
+URL changes. The cluster and the sentinel group start once per session (topologies.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+import solcache
+from conftest import RedisServer
+from service_process import serve
+from solcache import (
+    EventStream,
+    InvalidInputError,
+    PriceCache,
+    PriceData,
+    PriceUpdate,
+    RedisPool,
+    Settings,
+)
+from topologies import RedisCluster, SentinelGroup, started_cluster, started_sentinels
+
+pytestmark = pytest.mark.timeout(120)
+
+TS = datetime(2026, 11, 26, 15, 0, 0, 123000, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    with started_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def sentinel_group() -> Iterator[SentinelGroup]:
+    with started_sentinels() as group:
+        yield group
+
+
+@pytest.fixture(params=["standalone", "cluster", "sentinel"])
+def topology_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> str:
+    """The URL of an emptied deployment of each kind."""
+    if request.param == "cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        cluster.flushall()
+        return cluster.url
+    if request.param == "sentinel":
+        group: SentinelGroup = request.getfixturevalue("sentinel_group")
+        group.primary.raw("FLUSHALL")
+        return group.url
+    return redis_server.url
+
+
+async def test_caches_streams_and_groups_work_the_same_on_every_topology(topology_url) -> None:
+    async with await RedisPool.connect(topology_url) as pool:
+        health = await pool.health()
+        assert health.reachable and health.failovers_followed == 0
+        kinds = {"redis": "standalone", "redis+cluster": "cluster", "redis+sentinel": "sentinel"}
+        assert health.topology == kinds[topology_url.split("://")[0]]
+        cache = PriceCache(pool)
+        prices = [PriceData(t, str(i + 1), TS, "test") for i, t in enumerate(solcache.MVP_TOKENS)]
+        await cache.set_many(prices)
+        asked = [*reversed(solcache.MVP_TOKENS), "NOPE"]
+        got = await cache.get_many(asked)
+        assert list(got) == asked
+        assert got == {**{p.token: p for p in prices}, "NOPE": None}
+        assert await cache.get("SOL") == prices[0]
+
+        events = EventStream(pool)
+        stream = "stream:topology"
+        batch = [PriceUpdate("SOL", str(n), TS) for n in range(300)]
+        ids = await events.publish_many(batch, stream)
+        assert len(ids) == 300
+        await events.ensure_group(stream, "g", "0")
+        sub = events.subscribe(stream, "g", "c1", count=50, block_ms=50)
+        seen: list[str] = []
+        async for entry in sub:
+            seen.append(entry.id)
+            if len(seen) == 300:
+                sub.ack(entry)
+                break
+        await sub.close()
+        assert seen == ids, "every entry once, in publish order"
+        info = await events.info(stream)
+        assert info.length == 300 and info.groups[0].pending == 0
+
+
+async def test_malformed_topology_urls_fail_before_connecting() -> None:
+    for url, says in [
+        ("redis+cluster://u:secret@127.0.0.1:99999", "not 1-65535"),
+        ("redis+cluster://127.0.0.1:7000/2", "only database 0"),
+        ("redis+sentinel://u:secret@127.0.0.1:26379", "primary's name"),
+        ("redis+sentinel://127.0.0.1:26379/m?sentinel_user=a", "needs sentinel_password"),
+    ]:
+        # Nothing listens at these addresses: only the parser can answer InvalidInputError.
+        with pytest.raises(InvalidInputError, match=says) as caught:
+            await RedisPool.connect(url)
+        assert "secret" not in str(caught.value)
+    settings = Settings(redis_url="redis+sentinel://u:secret@s1,s2/m?sentinel_password=spw")
+    assert settings.redacted_redis_url == "redis+sentinel://u:***@s1,s2/m?sentinel_password=***"
+
+
+def test_the_blocking_api_follows_sentinel_and_refuses_a_cluster_by_name(
+    redis_cluster, sentinel_group
+) -> None:
+    from solcache import sync
+
+    with sync.RedisPool.connect(sentinel_group.url) as pool:
+        cache = sync.PriceCache(pool)
+        cache.set(PriceData("SOL", "3", TS, "test"))
+        assert sentinel_group.primary.raw("GET", "price:SOL") is not None
+    with pytest.raises(InvalidInputError, match="redis\\+sentinel://"):
+        sync.RedisPool.connect(redis_cluster.url)
+
+
+@pytest.mark.parametrize("kind", ["cluster", "sentinel"])
+def test_serve_runs_on_a_cluster_and_on_sentinel(kind, request) -> None:
+    if kind == "cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        cluster.flushall()
+        url = cluster.url
+
+        def sol() -> str | None:
+            return cluster.primary_of("price:SOL").raw("GET", "price:SOL")
+    else:
+        group: SentinelGroup = request.getfixturevalue("sentinel_group")
+        group.primary.raw("FLUSHALL")
+        url = group.url
+
+        def sol() -> str | None:
+            return group.primary.raw("GET", "price:SOL")
+
+    with serve("--redis-url", url, "--duration", "5") as svc:
+        deadline = time.monotonic() + 10
+        while sol() is None:
+            assert time.monotonic() < deadline, "serve wrote no price"
+            time.sleep(0.1)
+        assert svc.get("/healthz").status_code == 200
+    assert svc.proc.returncode == 0, svc.output()
+    assert "secret" not in svc.output()
