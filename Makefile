@@ -102,9 +102,11 @@ bench-gate: redis build-dev
 compare: redis build-dev
 	$(PY) benches/compare.py $(COMPARE_ARGS)
 
-# 24 h of 10 Hz traffic replayed as fast as it goes; figures go to docs/reliability.md.
+# 24 h of 10 Hz traffic replayed as fast as it goes through the library, then `solcache serve`
+# with SSE clients through Redis restarts and client kills; figures go to docs/reliability.md.
 soak: redis build-dev
 	$(PY) benches/soak.py $(SOAK_ARGS)
+	$(PY) benches/soak_serve.py $(SOAK_SERVE_ARGS)
 
 # The Rust core's integration tests under valgrind's leak checker.
 leak-check: redis
