@@ -186,7 +186,9 @@ async def _consume(events: solcache.EventStream, got: HzSamples, stop: asyncio.E
     sub = events.subscribe(solcache.STREAM_PRICE_UPDATES, "gate", "gate-1", start_id="$")
     async with sub:
         while not stop.is_set():
-            got.handled += len(await sub.next_batch())
+            batch = await sub.next_batch()
+            got.handled += len(batch)
+            sub.ack(*batch)
 
 
 async def _sample(events: solcache.EventStream, got: HzSamples, stop: asyncio.Event) -> None:
