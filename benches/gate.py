@@ -36,6 +36,7 @@ import httpx
 
 import solcache
 from bench_support import BenchRedis, redis_benchmark
+from soak import Verdict as Check
 from solcache import sync
 from solcache.services.private_redis import free_port
 
@@ -51,16 +52,6 @@ MAXLEN_TOLERANCE = 0.01
 LOADED_FRACTION = 0.25
 TTL_MS = 600_000  # the read benchmark's prices outlive the run
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-    def line(self) -> str:
-        return f"{'PASS' if self.ok else 'FAIL'}  {self.name:<22} {self.detail}"
 
 
 @dataclass
