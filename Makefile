@@ -79,8 +79,8 @@ test-python: redis chromium build-dev stubtest wheel-check
 # and pytest driving the extension) and Python line coverage (pytest-cov) from the same pytest
 # run. Prints both totals and the uncovered lines per file, HTML in target/coverage/; fails when
 # either total is under 90 % (COVERAGE_MIN). Installs llvm-tools and cargo-llvm-cov if missing.
-# PYTEST_ARGS go to pytest.
-coverage: redis chromium install
+# PYTEST_ARGS go to pytest. tests/python/test_wheel.py checks the built wheel: it is built first.
+coverage: redis chromium install wheel
 	CARGO_TEST="$(CARGO_TEST)" bash scripts/coverage.sh $(PYTEST_ARGS)
 
 # What CI runs (.ci/run): lint, the stub and the wheel's tags, then both suites with the
