@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import gc
 import json
 import logging
@@ -65,6 +66,12 @@ STREAMS = (solcache.STREAM_PRICE_UPDATES, solcache.STREAM_TRADE_EVENTS, solcache
 GROUP_HANDLERS = "soak-handlers"
 GROUP_BATCHES = "soak-batches"
 MIB = 1024 * 1024
+#: Pool states written and read alongside the prices (Raydium SOL-USDC and two more).
+POOLS = (
+    "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2",
+    "So11111111111111111111111111111111111111112",
+    "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+)
 #: ``MAXLEN ~`` trims whole radix-tree nodes: a stream may hold up to one node
 #: (``stream-node-max-entries``, 100 by default) more than MAXLEN.
 NODE_SLACK = 100
@@ -83,6 +90,18 @@ class SoakConfig:
     max_used_memory_ratio: float = 1.25  # largest post-warm-up used_memory / warm-up value
     caught_up_timeout_s: float = 120.0
     stall_timeout_s: float = 120.0  # a step or checkpoint taking longer is reported as a hang
+    # Growth after warm-up (RSS, malloc's heap, CPython objects and blocks), per operation of
+    # the rarest kind (events; each tick is also 10 reads and 8 writes): a leak of 16 bytes on
+    # any call costs at least 32 per event (glibc's smallest chunk is 32 bytes) and breaks it.
+    max_bytes_per_op: float = 16.0
+    max_objects_per_op: float = 0.25  # a Python object leaked per call: at least 1 per event
+    # Keys written once (never rewritten) that must be gone after their TTL.
+    once_keys: int = 200
+    once_ttl_ms: int = 1000
+    # Test hooks: on every read, leak this many bytes of C heap / this many Python objects
+    # (tests/python/test_soak.py proves the verdicts catch such leaks).
+    leak_bytes_per_read: int = 0
+    leak_objects_per_read: int = 0
 
     @property
     def ticks(self) -> int:
@@ -192,6 +211,49 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+_LIBC = ctypes.CDLL(None)
+_MALLINFO2 = getattr(_LIBC, "mallinfo2", None)  # glibc >= 2.33
+if _MALLINFO2 is not None:
+    _MALLINFO2.restype = _Mallinfo2
+_LIBC.malloc.restype = ctypes.c_void_p
+_LIBC.malloc.argtypes = [ctypes.c_size_t]
+_MALLOC_TRIM = getattr(_LIBC, "malloc_trim", None)
+
+
+def _trim() -> None:
+    """Give free heap memory back to the system, so RSS tracks what is held, not what the
+    allocator keeps for later."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _heap_bytes() -> int | None:
+    """Bytes malloc has handed out and not had back, over every arena (the Rust core's
+    allocations and CPython's larger ones; CPython's small objects are counted apart)."""
+    if _MALLINFO2 is None:
+        return None
+    info = _MALLINFO2()
+    return int(info.uordblks + info.hblkhd)
+
+
 def _count_dir(path: str) -> int | None:
     try:
         return len(os.listdir(path))
@@ -245,6 +307,9 @@ class Soak:
         self.pool = pool
         self.config = config
         self.prices = solcache.PriceCache(pool)
+        self.pool_states = solcache.PoolStateCache(pool)
+        self.once_tokens = [f"ONCE{i}" for i in range(config.once_keys)]
+        self.once_written_at: float | None = None
         self.events = solcache.EventStream(pool, maxlen=config.maxlen)
         self.tokens = list(solcache.MVP_TOKENS)
         self.published = 0  # sequence number of the last event published on each stream
@@ -261,7 +326,13 @@ class Soak:
         self.batches = BatchConsumer(self.events)
         self.batch_task: asyncio.Task[None] | None = None
         self.checkpoints: list[dict[str, Any]] = []
+        # What the samples in `checkpoints` hold (heap bytes, CPython blocks, objects): not
+        # the library's memory, so not counted in later samples.
+        self.sampling_cost = {"heap_bytes": 0, "py_blocks": 0, "gc_objects": 0}
+        self.leaked: list[list[Any]] = []  # the leak_objects_per_read hook's
         self.started = time.monotonic()
+        self.progress_at = self.started
+        self.stalled = False
 
     async def _handle(self, entry: solcache.StreamEntry) -> None:
         self.handlers.see(entry)
@@ -271,6 +342,10 @@ class Soak:
         return self.published - min(self.handlers.min_seen(), self.batches.check.min_seen())
 
     async def start(self) -> None:
+        once = solcache.PriceCache(self.pool, ttl_ms=self.config.once_ttl_ms)
+        now = datetime.now(UTC)
+        await once.set_many([solcache.PriceData(t, 1, now, "soak") for t in self.once_tokens])
+        self.once_written_at = time.monotonic()
         for stream in STREAMS:
             await self.events.ensure_group(stream, GROUP_BATCHES, "0")
         await self.manager.start()
@@ -294,26 +369,41 @@ class Soak:
             for i in range(ticks)
             for token in self.tokens
         ]
+        states = [
+            solcache.PoolState(address, 1000 + i, 500 + i, 700 + i, 9000 + i, now)
+            for i in range(ticks)
+            for address in POOLS
+        ]
         reads = ticks * self.config.reads_per_tick
         workers = self.config.read_concurrency
         share = [reads // workers + (1 if w < reads % workers else 0) for w in range(workers)]
-        await self.prices.set_many(prices)  # the first step's reads must find prices
+        # The first step's reads must find prices and pools.
+        await asyncio.gather(self.prices.set_many(prices), self.pool_states.set_many(states))
         await asyncio.gather(
             self.events.publish_many(events),
             *(self._read(n, w) for w, n in enumerate(share) if n),
         )
         self.published += ticks
-        self.sets += len(prices)
+        self.sets += len(prices) + len(states)
         self.reads += reads
 
     async def _read(self, n: int, worker: int) -> None:
         hits = 0
+        leak, leak_objects = self.config.leak_bytes_per_read, self.config.leak_objects_per_read
         for i in range(n):
-            if (i + worker) % 2:
+            kind = (i + worker) % 4
+            if kind == 0:
                 found = await self.prices.get_many(self.tokens)
                 hits += sum(v is not None for v in found.values())
+            elif kind == 1:
+                states = await self.pool_states.get_many(list(POOLS))
+                hits += sum(v is not None for v in states.values())
             else:
                 hits += await self.prices.get(self.tokens[i % 5]) is not None
+            if leak:
+                _LIBC.malloc(leak)
+            for _ in range(leak_objects):
+                self.leaked.append([])
         self.hits += hits
 
     def _check_consumers(self) -> None:
@@ -344,17 +434,33 @@ class Soak:
     async def checkpoint(self, label: str) -> dict[str, Any]:
         state = await self.caught_up()
         gc.collect()
+        _trim()
+        # Reading the write-once keys expires them on access once their TTL passed (Redis'
+        # lazy expiry), so the key count below no longer includes them either.
+        assert self.once_written_at is not None
+        once_age_s = time.monotonic() - self.once_written_at
+        once = await self.prices.get_many(self.once_tokens) if self.once_tokens else {}
         memory = await self.pool.info("memory")
         clients = await self.pool.info("clients")
         stats = await self.pool.info("stats")
         keyspace = await self.pool.info("keyspace")
         dead = await self.events.info(solcache.STREAM_DEAD_LETTER)
         counts = self.pool.counts()
+        # Memory and objects first, less what the samples taken so far hold themselves.
+        # (asyncio keeps up to ~100 cancelled timers, a handler timeout's each, before it
+        # purges them: a few hundred objects that come and go, well inside the bounds.)
+        heap, blocks = _heap_bytes(), sys.getallocatedblocks()
+        objects = len(gc.get_objects())
+        kept = self.sampling_cost
         sample = {
             "label": label,
             "elapsed_s": round(time.monotonic() - self.started, 2),
             "ticks": self.published,
             "rss_bytes": _rss_bytes(),
+            "heap_bytes": None if heap is None else heap - kept["heap_bytes"],
+            "py_blocks": blocks - kept["py_blocks"],
+            "once_age_s": round(once_age_s, 3),
+            "once_left": sum(v is not None for v in once.values()),
             "used_memory": int(memory["used_memory"]),
             "xlen": {s: state["infos"][s].length for s in STREAMS},
             "dead_letter_len": dead.length,
@@ -370,43 +476,70 @@ class Soak:
             "fds": _count_dir("/proc/self/fd"),
             "threads": _count_dir("/proc/self/task"),
             "max_pool_size": self.pool.max_size,
-            "gc_objects": len(gc.get_objects()),
+            "gc_objects": objects - kept["gc_objects"],
+            "reads": self.reads,
+            "sets": self.sets,
         }
         self.checkpoints.append(sample)
+        heap_now = _heap_bytes()
+        kept["heap_bytes"] += 0 if heap is None or heap_now is None else heap_now - heap
+        kept["py_blocks"] += sys.getallocatedblocks() - blocks
+        kept["gc_objects"] += len(gc.get_objects()) - objects
         return sample
 
     async def replay(self, out: Callable[[str], None]) -> None:
-        """Start the consumers, replay every tick with checkpoints, stop the consumers."""
+        """Start the consumers, replay every tick with checkpoints, stop the consumers.
+
+        A watchdog fails the run when no step or checkpoint finished for ``stall_timeout_s``
+        (one task for the whole run: a timeout per step would leave a cancelled timer per step
+        in the loop's heap, counted as objects at the checkpoints)."""
+        watchdog = asyncio.create_task(self._watchdog(asyncio.current_task()))
+        try:
+            await self._replay(out)
+        except asyncio.CancelledError:
+            if self.stalled:
+                raise RuntimeError(f"stalled for {self.config.stall_timeout_s} s") from None
+            raise
+        finally:
+            watchdog.cancel()
+
+    async def _replay(self, out: Callable[[str], None]) -> None:
         config = self.config
         await self.start()
         total = config.ticks
         marks = [round(total * i / config.checkpoints) for i in range(1, config.checkpoints + 1)]
         warmup_ticks = round(total * config.warmup_fraction)
         marks = sorted({*marks, warmup_ticks})
-        _print_sample(await self._within(self.checkpoint("start")), out)
+        _print_sample(await self._progress(self.checkpoint("start")), out)
         for mark in marks:
             while self.published < mark:
-                await self._within(self.step(min(config.ticks_per_step, mark - self.published)))
+                await self._progress(self.step(min(config.ticks_per_step, mark - self.published)))
             label = "warm-up" if mark == warmup_ticks else f"{100 * mark / total:.0f}%"
-            _print_sample(await self._within(self.checkpoint(label)), out)
-        await self._within(self.stop())
+            _print_sample(await self._progress(self.checkpoint(label)), out)
+        await self._progress(self.stop())
 
-    async def _within(self, work: Coroutine[Any, Any, T]) -> T:
-        """Await ``work``; if it stalls for ``stall_timeout_s``, print every task's stack and
-        the calls in flight (a lost completion shows up here), then fail."""
-        task = asyncio.ensure_future(work)
-        done, _ = await asyncio.wait({task}, timeout=self.config.stall_timeout_s)
-        if not done:
-            print(
-                f"soak: no progress for {self.config.stall_timeout_s} s; "
-                f"in-flight calls {_in_flight()}; tasks:",
-                file=sys.stderr,
-            )
-            for t in asyncio.all_tasks():
-                t.print_stack(file=sys.stderr)
-            task.cancel()
-            raise RuntimeError(f"stalled for {self.config.stall_timeout_s} s")
-        return task.result()
+    async def _progress(self, work: Coroutine[Any, Any, T]) -> T:
+        result = await work
+        self.progress_at = time.monotonic()
+        return result
+
+    async def _watchdog(self, main: asyncio.Task[Any] | None) -> None:
+        """Print every task's stack and the calls in flight (a lost completion shows up here)
+        and cancel ``main`` once no progress was made for ``stall_timeout_s``."""
+        limit = self.config.stall_timeout_s
+        while True:
+            await asyncio.sleep(min(1.0, limit))
+            if time.monotonic() - self.progress_at > limit:
+                break
+        print(
+            f"soak: no progress for {limit} s; in-flight calls {_in_flight()}; tasks:",
+            file=sys.stderr,
+        )
+        for t in asyncio.all_tasks():
+            t.print_stack(file=sys.stderr)
+        self.stalled = True
+        if main is not None:
+            main.cancel()
 
     async def totals(self) -> dict[str, Any]:
         """Counts and final state after :meth:`replay` (the pool still open)."""
@@ -474,8 +607,13 @@ def _print_sample(s: dict[str, Any], out: Callable[[str], None]) -> None:
         f"redis {s['used_memory'] / MIB:6.2f} MiB  xlen {xlen}  keys {s['keys']}  "
         f"pending {s['pending']}  conns {s['pool_connections']}/{s['redis_clients']} "
         f"(+{s['connections_received']})  tasks {s['tasks']}  in-flight {in_flight}  "
-        f"fds {s['fds']}  threads {s['threads']}  objects {s['gc_objects']}"
+        f"fds {s['fds']}  threads {s['threads']}  objects {s['gc_objects']}  "
+        f"blocks {s['py_blocks']}  heap {_mib(s['heap_bytes'])}"
     )
+
+
+def _mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / MIB:.2f} MiB"
 
 
 async def run_soak(url: str, config: SoakConfig, out: Callable[[str], None] = print) -> SoakReport:
@@ -614,17 +752,60 @@ def judge(report: SoakReport, config: SoakConfig) -> list[Verdict]:
         )
     )
 
-    max_keys = 5 + len(STREAMS)
-    keys = [c["keys"] for c in cps]
+    # Once the write-once keys' TTL passed (and reading them expired them), the keyspace is
+    # what is rewritten all along: 5 prices, the pools, the streams.
+    max_keys = 5 + len(POOLS) + len(STREAMS)
+    ttl_s = config.once_ttl_ms / 1000
+    expired = [c for c in cps if c["once_age_s"] > ttl_s]
+    keys = [c["keys"] for c in expired]
     dead = max(c["dead_letter_len"] for c in cps)
     v.append(
         Verdict(
             "keys-bounded",
-            max(keys) <= max_keys and dead == 0,
-            f"DBSIZE {min(keys)}..{max(keys)} (≤ {max_keys}: 5 price keys + 3 streams; "
-            f"expired keys do not pile up), dead-letter entries {dead}",
+            bool(keys) and max(keys) <= max_keys and dead == 0,
+            f"DBSIZE {min(keys, default=0)}..{max(keys, default=0)} at {len(keys)} "
+            f"checkpoints after the write-once keys' TTL (≤ {max_keys}: 5 prices, "
+            f"{len(POOLS)} pools, {len(STREAMS)} streams), dead-letter entries {dead}",
         )
     )
+    before = [c["once_left"] for c in cps if c["once_age_s"] < ttl_s]
+    left = [c["once_left"] for c in expired]
+    v.append(
+        Verdict(
+            "expiry",
+            bool(left) and max(left) == 0 and all(n == config.once_keys for n in before),
+            f"{config.once_keys} keys written once with a {config.once_ttl_ms} ms TTL: "
+            f"readable {before or '(no checkpoint)'} before it, "
+            f"{left or '(no checkpoint)'} after it",
+        )
+    )
+
+    # Leaks per operation after warm-up: growth divided by the operations of each kind. The
+    # bound applies to the rarest kind (events), so a leak of 16 bytes on any call breaks it.
+    events_after = (final["ticks"] - warm["ticks"]) * len(STREAMS)
+    reads_after = final["reads"] - warm["reads"]
+
+    def per_op(name: str, key: str, bound: float, unit: str) -> None:
+        first, last = warm[key], final[key]
+        if first is None or last is None or events_after <= 0:
+            v.append(Verdict(name, True, f"not measured here ({key} unavailable)"))
+            return
+        growth = last - first
+        per_event, per_read = growth / events_after, growth / max(reads_after, 1)
+        v.append(
+            Verdict(
+                name,
+                per_event <= bound,
+                f"{growth:+,} {unit} after warm-up: {per_event:+.3f} per event "
+                f"({events_after:,}; bound {bound:g}), {per_read:+.4f} per read "
+                f"({reads_after:,})",
+            )
+        )
+
+    per_op("rss-per-op", "rss_bytes", config.max_bytes_per_op, "bytes")
+    per_op("heap-per-op", "heap_bytes", config.max_bytes_per_op, "bytes")
+    per_op("objects-per-op", "gc_objects", config.max_objects_per_op, "objects")
+    per_op("py-blocks-per-op", "py_blocks", config.max_objects_per_op, "blocks")
 
     def no_growth(name: str, values: list[int | None], extra: str = "", ok: bool = True) -> None:
         if any(x is None for x in values):

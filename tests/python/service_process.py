@@ -59,11 +59,13 @@ class Served:
 
 
 @contextmanager
-def serve(*args: str, env: Mapping[str, str] | None = None) -> Iterator[Served]:
-    """Run `python -m solcache serve --port <free> --quiet *args` until the block ends; wait
-    for `/healthz` to answer 200 first. The child's environment has no `SOLCACHE_*` variables
-    except those in `env`."""
-    port = free_port()
+def serve(
+    *args: str, env: Mapping[str, str] | None = None, port: int | None = None
+) -> Iterator[Served]:
+    """Run `python -m solcache serve --port <port or a free one> --quiet *args` until the block
+    ends; wait for `/healthz` to answer 200 first. The child's environment has no `SOLCACHE_*`
+    variables except those in `env`."""
+    port = port if port is not None else free_port()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("SOLCACHE_")}
     child_env.update(env or {})
     fd, name = tempfile.mkstemp(prefix="solcache-serve-", suffix=".log")

@@ -540,3 +540,21 @@ async def test_recorded_hermes_response_served_end_to_end(hermes: FakeHermes, mo
     assert got["NEAR"].confidence == Decimal("0.00211694")
     assert all(p.timestamp == RECORDED_AT and p.source == "pyth" for p in snap.prices)
     assert '"confidence":"0.87908136"' in got["ETH"].to_json()
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    from email.utils import format_datetime
+
+    from solcache.sources.hermes_http import retry_after_s
+
+    assert retry_after_s("7") == 7.0
+    assert retry_after_s("-3") == 0.0  # a delay in the past: retry now
+    assert retry_after_s(None) is None and retry_after_s("") is None
+    assert retry_after_s("nan") is None and retry_after_s("inf") is None
+    assert retry_after_s("soon") is None  # neither seconds nor a date
+    later = datetime.fromtimestamp(time.time() + 30, UTC)
+    assert 25 < (retry_after_s(format_datetime(later, usegmt=True)) or 0) <= 30
+    # A date without a zone is taken as UTC (RFC 9110 dates are GMT).
+    naive = format_datetime(later.replace(tzinfo=None))
+    assert 25 < (retry_after_s(naive) or 0) <= 30
+    assert retry_after_s("Sun, 06 Nov 1994 08:49:37 GMT") == 0.0

@@ -19,7 +19,7 @@ from solcache.sources import (
     SimulatedPriceSource,
 )
 from solcache.sources.amm import ConstantProductPool
-from solcache.sources.reference import round_significant
+from solcache.sources.reference import TokenModel, round_significant
 from solcache.sources.simulated_trades import SimulatedTradeSource
 
 FIXED_NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -306,3 +306,29 @@ def test_trades_follow_the_reference_prices() -> None:
         SimulatedTradeSource([], seed=1)
     with pytest.raises(ValueError):
         SimulatedTradeSource(seed=1, step_s=0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"level": Decimal(0)}, "level must be positive"),
+        ({"volatility": -0.1}, "volatility must not be negative"),
+        ({"half_life_s": 0}, "half_life_s must be positive"),
+        ({"significant_digits": 0}, "significant_digits must be 1..20"),
+        ({"significant_digits": 21}, "significant_digits must be 1..20"),
+        ({"market_correlation": 1.5}, "market_correlation must be in -1..1"),
+    ],
+)
+def test_a_token_model_out_of_range_is_refused_with_the_field_named(
+    change: dict[str, object], message: str
+) -> None:
+    valid = {
+        "level": Decimal("187"),
+        "volatility": 0.8,
+        "half_life_s": 600.0,
+        "significant_digits": 8,
+        "market_correlation": 0.5,
+    }
+    assert TokenModel(**valid).level == Decimal("187")  # the baseline is accepted
+    with pytest.raises(ValueError, match=message):
+        TokenModel(**(valid | change))

@@ -163,7 +163,8 @@ def test_exhausted_pool_raises_pool_exhausted(fresh_redis: RedisServer) -> None:
         started = time.monotonic()
         with pytest.raises(solcache.PoolExhaustedError):
             prices.get("USDC")
-        assert time.monotonic() - started < 0.7  # the checkout timeout, not the response one
+        # It gave up on the checkout (100 ms), before any reply could have timed out (800 ms).
+        assert time.monotonic() - started < 0.8
         holder.join()  # still paused: the holder's call times out
     finally:
         fresh_redis.resume()

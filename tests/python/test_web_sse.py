@@ -528,7 +528,7 @@ FILLER = "x" * 1000  # ~1 KB per SSE message: a few MB fill the socket buffers
 async def test_stalled_client_does_not_delay_a_healthy_one_and_is_disconnected(
     pool: solcache.RedisPool, events: EventStream, start_gateway: Callable[..., Any], http: Any
 ) -> None:
-    gw = await start_gateway(pool, send_timeout_s=1.0, client_queue_size=64)
+    gw = await start_gateway(pool, send_timeout_s=5.0, client_queue_size=64)
     async with subscribe(http, gw.url) as response:
         healthy = SseClient(response)
         await healthy.connected()
@@ -546,15 +546,14 @@ async def test_stalled_client_does_not_delay_a_healthy_one_and_is_disconnected(
                 published += 100
                 got = await healthy.events(100, skip=("pool_state",))
                 assert all(m.event == "system_status" for m in got)
-            # With the stalled client blocked, a new event still reaches the healthy one at once.
-            started = time.monotonic()
+            # With the stalled client blocked, a new event still reaches the healthy one, and
+            # before the stalled one's send timed out: it did not wait behind that send.
             marker = await events.publish(TradeExecuted("marker", "buy", "SOL/USDC", "1", "2"))
             (got_marker,) = await healthy.events(1, skip=("pool_state",))
-            latency_s = time.monotonic() - started
             assert got_marker.json["id"] == marker
-            assert latency_s < 0.5, f"the healthy client waited {latency_s:.3f} s"
+            assert gw.hub.totals().send_timeouts == 0 and stalled_client in gw.hub.clients
             # The send timeout disconnects the stalled client; the healthy one stays.
-            await wait_for_clients(gw, 1, within_s=5.0)
+            await wait_for_clients(gw, 1, within_s=30.0)
             assert gw.hub.totals().send_timeouts == 1
             assert len(stalled_client.queue) <= 64
             assert gw.hub.clients == (healthy_client,)
