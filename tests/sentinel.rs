@@ -124,6 +124,11 @@ async fn the_pool_follows_the_primary_the_sentinels_promote() {
         Some(format!("127.0.0.1:{promoted}")),
         "the pool follows it"
     );
+    assert_eq!(
+        pool.switches_seen(),
+        1,
+        "the sentinel subscription announced the switch"
+    );
     let stored: u64 = raw_command(promoted, &["XLEN", stream]).trim().parse().unwrap();
     let lost: Vec<u64> = acked.iter().copied().filter(|n| !consumed.contains(n)).collect();
     println!(
@@ -186,5 +191,34 @@ async fn a_demoted_primary_that_stays_up_is_left_for_the_new_one() {
     let direct = price("SOL", "424242");
     raw_command(group.named_primary_port(), &["SET", "price:SOL", &direct.to_json()]);
     assert_eq!(cache.get("SOL", None).await.unwrap(), Some(direct));
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_announced_by_a_sentinel_drops_the_connections_to_the_old_primary() {
+    let group = SentinelGroup::start();
+    let mut config = PoolConfig::new(group.url());
+    // No sentinel poll during the test: only the subscription can tell the pool.
+    config.health_check_interval = Duration::from_secs(3600);
+    let pool = RedisPool::connect(config).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    cache.set(&price("SOL", "1")).await.unwrap();
+    let old = format!("127.0.0.1:{}", group.primary.port);
+    assert_eq!(pool.primary(), Some(old.clone()));
+    // Let the task subscribe before the failover (it subscribes right after connect).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    raw_command(group.sentinels[0].port, &["SENTINEL", "FAILOVER", "mymaster"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pool.switches_seen() == 0 {
+        assert!(Instant::now() < deadline, "no +switch-master reached the pool");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Reads only (a demoted primary serves them without an error): the next one opens a new
+    // connection, which reaches the new primary, because the announcement dropped the old ones.
+    cache.get("SOL", None).await.unwrap();
+    let new = format!("127.0.0.1:{}", group.named_primary_port());
+    assert_ne!(new, old);
+    assert_eq!(pool.primary(), Some(new));
+    assert_eq!(pool.switch_watch_errors(), 0);
     pool.close().await;
 }

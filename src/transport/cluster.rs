@@ -22,9 +22,14 @@
 //!
 //! Failover: the client reconnects a dead node by its address and refreshes its slot map only
 //! when a node answers `MOVED`; a killed primary never answers, so the client would keep
-//! trying it after its replica took over. [`ClusterLink`] therefore opens a fresh client
-//! (slot map read again from the seed nodes) in the background after a request fails at the
-//! I/O level, at most once per [`REBUILD_INTERVAL`], and swaps it in.
+//! trying it after its replica took over. [`ClusterLink`] therefore follows a failure itself:
+//! from the first request that fails at the I/O level, a background task reads `CLUSTER
+//! SLOTS` at once and then every [`FOLLOW_INTERVAL`]; the moment the map names another
+//! primary for some slot (a replica was promoted), it opens a fresh client (slot map read
+//! again from the seed nodes) and swaps it in. It stops without a fresh client once no
+//! request failed for [`QUIET`] (the node came back), and opens one anyway after
+//! [`FOLLOW_MAX`] of failures with an unchanged map. A request that failed at the I/O level
+//! while a fresh client was swapped in is sent once more on it.
 //!
 //! Limits: `response_timeout` bounds each attempt on a node; one request, with its
 //! redirections and retries, is bounded by `response_timeout` too (a request to a dead node
@@ -33,7 +38,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -48,8 +53,12 @@ use super::topology::{ClusterSpec, Tls};
 use super::Request;
 use crate::error::{Error, Result};
 
-/// Least time between two fresh cluster clients after failures.
-pub const REBUILD_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the slot map is read while requests fail, until it names a new primary.
+pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(50);
+/// No request failed for this long: the failure passed without a failover.
+pub const QUIET: Duration = Duration::from_secs(2);
+/// Failures this long with an unchanged slot map: a fresh client anyway.
+pub const FOLLOW_MAX: Duration = Duration::from_secs(10);
 
 /// The cluster client of a pool, replaced by a fresh one after I/O failures; see the module docs.
 pub(crate) struct ClusterLink {
@@ -60,6 +69,9 @@ pub(crate) struct ClusterLink {
     owners: RwLock<Option<Arc<SlotOwners>>>,
     rebuilding: AtomicBool,
     rebuilds: AtomicU64,
+    /// When a request last failed at the I/O level, in ms since `born`.
+    last_failure_ms: AtomicU64,
+    born: Instant,
 }
 
 /// Which primary serves each slot, from `CLUSTER SLOTS`.
@@ -100,6 +112,15 @@ impl SlotOwners {
         }
         Some(owners)
     }
+
+    /// True when some slot is served by another primary in `fresh` than here.
+    fn differs_from(&self, fresh: &SlotOwners) -> bool {
+        self.owner.len() != fresh.owner.len()
+            || fresh
+                .owner
+                .iter()
+                .any(|(slot, &i)| self.owner.get(slot).map(|&k| &self.nodes[k]) != Some(&fresh.nodes[i]))
+    }
 }
 
 impl ClusterLink {
@@ -114,6 +135,8 @@ impl ClusterLink {
             owners: RwLock::new(owners),
             rebuilding: AtomicBool::new(false),
             rebuilds: AtomicU64::new(0),
+            last_failure_ms: AtomicU64::new(0),
+            born: Instant::now(),
         }))
     }
 
@@ -129,18 +152,28 @@ impl ClusterLink {
 
     /// Send `request`; an I/O failure starts a fresh client in the background.
     pub async fn send<T: FromRedisValue>(self: &Arc<Self>, request: Request<'_>) -> RedisResult<T> {
-        let mut conn = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(replies) = self.send_by_node(request, &mut conn).await {
-            return Ok(T::from_redis_value(replies)?);
-        }
-        let result = send(request, &mut conn).await;
-        if let Err(e) = &result {
-            // Not an error reply: a dead node, a timeout, a dropped socket.
-            if e.code().is_none() || Failure::of(e).breaks_connection() {
-                self.rebuild_soon();
+        let mut resent = false;
+        loop {
+            let generation = self.rebuilds();
+            let mut conn = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(replies) = self.send_by_node(request, &mut conn).await {
+                return Ok(T::from_redis_value(replies)?);
             }
+            let result = send(request, &mut conn).await;
+            match &result {
+                // Not an error reply: a dead node, a timeout, a dropped socket.
+                Err(e) if e.code().is_none() || Failure::of(e).breaks_connection() => {
+                    self.follow_failure();
+                    // A fresh client came in meanwhile: it knows the new primary.
+                    if !resent && self.rebuilds() != generation {
+                        resent = true;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            return result;
         }
-        result
     }
 
     /// A batch over several nodes as one pipeline per node; `None` when the request is not
@@ -197,32 +230,64 @@ impl ClusterLink {
         Some(Value::Array(ordered))
     }
 
-    fn rebuild_soon(self: &Arc<Self>) {
+    fn since_born_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A request failed at the I/O level: start following (see the module docs) unless
+    /// already under way.
+    fn follow_failure(self: &Arc<Self>) {
+        self.last_failure_ms.store(self.since_born_ms(), Ordering::Release);
         if self.rebuilding.swap(true, Ordering::AcqRel) {
             return;
         }
         let link = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut started = Instant::now();
             loop {
                 let Some(this) = link.upgrade() else { return };
-                let opened = connect(&this.spec, &this.config, this.config.response_timeout).await;
-                if let Err(e) = &opened {
-                    log::info!(target: "solcache::pool", "{}: fresh cluster client failed: {e}", this.spec.redacted_url);
-                }
-                if let Ok(conn) = opened {
-                    let owners = SlotOwners::read(&mut conn.clone()).await.map(Arc::new);
-                    *this.owners.write().unwrap_or_else(|p| p.into_inner()) = owners;
-                    *this.current.write().unwrap_or_else(|p| p.into_inner()) = conn;
-                    this.rebuilds.fetch_add(1, Ordering::Relaxed);
-                    // Stay "rebuilding" a while: a burst of failures makes one client, not many.
-                    tokio::time::sleep(REBUILD_INTERVAL).await;
+                let known = this.owners.read().unwrap_or_else(|p| p.into_inner()).clone();
+                let mut conn = this.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+                let changed = match (SlotOwners::read(&mut conn).await, known) {
+                    (Some(fresh), Some(known)) => known.differs_from(&fresh),
+                    (Some(_), None) => true,
+                    (None, _) => false, // asked a dead node: again next tick
+                };
+                let quiet_ms = this
+                    .since_born_ms()
+                    .saturating_sub(this.last_failure_ms.load(Ordering::Acquire));
+                if !changed && Duration::from_millis(quiet_ms) >= QUIET {
                     this.rebuilding.store(false, Ordering::Release);
                     return;
                 }
+                if changed || started.elapsed() >= FOLLOW_MAX {
+                    if this.rebuild().await {
+                        this.rebuilding.store(false, Ordering::Release);
+                        return;
+                    }
+                    started = Instant::now();
+                }
                 drop(this);
-                tokio::time::sleep(REBUILD_INTERVAL).await;
+                tokio::time::sleep(FOLLOW_INTERVAL).await;
             }
         });
+    }
+
+    /// Open a fresh client and swap it in; false when it could not be opened.
+    async fn rebuild(&self) -> bool {
+        match connect(&self.spec, &self.config, self.config.response_timeout).await {
+            Ok(conn) => {
+                let owners = SlotOwners::read(&mut conn.clone()).await.map(Arc::new);
+                *self.owners.write().unwrap_or_else(|p| p.into_inner()) = owners;
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = conn;
+                self.rebuilds.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                log::info!(target: "solcache::pool", "{}: fresh cluster client failed: {e}", self.spec.redacted_url);
+                false
+            }
+        }
     }
 }
 

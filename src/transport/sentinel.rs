@@ -7,7 +7,11 @@
 //! - a `READONLY` reply means the connection reached a demoted primary: the pool drops every
 //!   connection opened before it and sends the request once more (see [`super::retry`]);
 //! - the async pool's health task asks the sentinels every `health_check_interval` and drops
-//!   every connection when they name another primary, so reads stop going to a demoted one.
+//!   every connection when they name another primary, so reads stop going to a demoted one;
+//! - the async pool also keeps a `SUBSCRIBE +switch-master` on one sentinel (see
+//!   [`SentinelResolver::subscribe_switches`]) and drops every connection the moment a
+//!   sentinel announces the switch; the poll above is the fallback when no sentinel is
+//!   subscribed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +30,9 @@ pub struct SentinelResolver {
     preferred: AtomicUsize,
 }
 
+/// The channel a sentinel announces a finished failover on.
+pub const SWITCH_CHANNEL: &str = "+switch-master";
+
 /// Where the primary is, as the sentinels said.
 pub type PrimaryAddr = (String, u16);
 
@@ -36,6 +43,53 @@ impl SentinelResolver {
             spec,
             timeout,
             preferred: AtomicUsize::new(0),
+        }
+    }
+
+    /// The name the sentinels monitor the primary under.
+    pub fn master_name(&self) -> &str {
+        &self.spec.master_name
+    }
+
+    /// A `SUBSCRIBE +switch-master` on the first sentinel that accepts it (asked in the same
+    /// order as [`SentinelResolver::resolve`]), each given `timeout` to connect and subscribe.
+    pub async fn subscribe_switches(&self) -> Result<redis::aio::PubSub> {
+        let mut failures = Vec::new();
+        for i in self.order() {
+            let sentinel = &self.spec.sentinels[i];
+            let subscribed = tokio::time::timeout(self.timeout, async {
+                let mut pubsub = self
+                    .sentinel_client(sentinel)?
+                    .get_async_pubsub()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                pubsub.subscribe(SWITCH_CHANNEL).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(pubsub)
+            })
+            .await;
+            match subscribed.unwrap_or_else(|_| Err(format!("no answer within {} ms", self.timeout.as_millis()))) {
+                Ok(pubsub) => return Ok(pubsub),
+                Err(why) => failures.push(format!("{}:{}: {why}", sentinel.0, sentinel.1)),
+            }
+        }
+        Err(Error::Connection {
+            url: self.spec.redacted_url.clone(),
+            message: format!(
+                "no sentinel accepted SUBSCRIBE {SWITCH_CHANNEL} ({})",
+                failures.join("; ")
+            ),
+        })
+    }
+
+    /// The new primary a `+switch-master` payload (`<name> <old ip> <old port> <new ip> <new
+    /// port>`) announces, when it is about this resolver's primary.
+    pub fn switched_to(&self, payload: &str) -> Option<PrimaryAddr> {
+        let parts: Vec<&str> = payload.split_whitespace().collect();
+        match parts.as_slice() {
+            [name, _, _, host, port] if *name == self.spec.master_name => {
+                Some(((*host).to_owned(), port.parse().ok()?))
+            }
+            _ => None,
         }
     }
 
@@ -109,20 +163,20 @@ impl SentinelResolver {
     fn sentinel_client(&self, sentinel: &PrimaryAddr) -> std::result::Result<Client, String> {
         super::endpoint::install_tls_provider();
         let info = Tls::info(self.spec.tls, &sentinel.0, sentinel.1);
-        let info = info.set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name());
+        let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
+        if let Some(Credentials { user, password }) = &self.spec.sentinel_credentials {
+            settings = settings.set_password(password);
+            if let Some(user) = user {
+                settings = settings.set_username(user);
+            }
+        }
+        let info = info.set_redis_settings(settings);
         Client::open(info).map_err(|e| e.to_string())
     }
 
-    /// `AUTH` (sentinel credentials, if any) and `SENTINEL get-master-addr-by-name`, one pipeline.
+    /// `SENTINEL get-master-addr-by-name` (the client authenticates in its handshake).
     fn query(&self) -> redis::Pipeline {
         let mut pipe = redis::pipe();
-        if let Some(Credentials { user, password }) = &self.spec.sentinel_credentials {
-            let auth = pipe.cmd("AUTH");
-            if let Some(user) = user {
-                auth.arg(user);
-            }
-            auth.arg(password).ignore();
-        }
         pipe.cmd("SENTINEL")
             .arg("get-master-addr-by-name")
             .arg(&self.spec.master_name);

@@ -38,6 +38,10 @@ pub(super) struct Shared {
     pub primary: Mutex<Option<PrimaryAddr>>,
     /// Times a new connection reached another primary than the one before (failovers followed).
     pub primary_changes: AtomicU64,
+    /// `+switch-master` announcements about our primary seen on the sentinel subscription.
+    pub switches_seen: AtomicU64,
+    /// Times the sentinel subscription failed or was lost (then opened again after a backoff).
+    pub switch_watch_errors: AtomicU64,
 }
 
 impl Shared {
@@ -52,6 +56,8 @@ impl Shared {
             redis_version: Mutex::new(String::new()),
             primary: Mutex::new(None),
             primary_changes: AtomicU64::new(0),
+            switches_seen: AtomicU64::new(0),
+            switch_watch_errors: AtomicU64::new(0),
         }
     }
 }

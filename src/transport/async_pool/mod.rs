@@ -24,12 +24,14 @@
 //!   multiplexes one connection per node and needs no pool.
 //!
 //! Files: `manager.rs` opens connections, `checkout.rs` hands them out, `health.rs` probes
-//! them, `blocking.rs` gives blocking reads a connection of their own.
+//! them, `switch_watch.rs` follows a sentinel's `+switch-master`, `blocking.rs` gives
+//! blocking reads a connection of their own.
 
 mod blocking;
 mod checkout;
 mod health;
 mod manager;
+mod switch_watch;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -91,7 +93,8 @@ struct PoolInner {
     topology: &'static str,
     metrics: Metrics,
     waiting: AtomicUsize,
-    health_task: Mutex<Option<JoinHandle<()>>>,
+    /// The health task, and on Sentinel the `+switch-master` subscription: aborted by `close`.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// A cheaply clonable handle to a Redis connection pool.
@@ -167,14 +170,21 @@ impl RedisPool {
             redacted_url,
             topology: kind,
             waiting: AtomicUsize::new(0),
-            health_task: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
             config,
         });
         let task = tokio::spawn(health::health_loop(
             Arc::downgrade(&inner),
             inner.config.health_check_interval,
         ));
-        *inner.health_task.lock().expect("fresh mutex") = Some(task);
+        let mut tasks = vec![task];
+        if let Some(resolver) = inner.resolver.clone() {
+            tasks.push(tokio::spawn(switch_watch::switch_watch(
+                Arc::downgrade(&inner),
+                resolver,
+            )));
+        }
+        *inner.tasks.lock().expect("fresh mutex") = tasks;
         Ok(RedisPool { inner })
     }
 
@@ -231,6 +241,18 @@ impl RedisPool {
     /// before (a failover followed). 0 otherwise.
     pub fn primary_changes(&self) -> u64 {
         self.inner.shared.primary_changes.load(Ordering::Relaxed)
+    }
+
+    /// Sentinel topologies: `+switch-master` announcements about our primary seen on the
+    /// pool's sentinel subscription (each drops the connections to the old primary). 0 otherwise.
+    pub fn switches_seen(&self) -> u64 {
+        self.inner.shared.switches_seen.load(Ordering::Relaxed)
+    }
+
+    /// Sentinel topologies: times the sentinel subscription failed or was lost and was opened
+    /// again after a backoff. 0 otherwise.
+    pub fn switch_watch_errors(&self) -> u64 {
+        self.inner.shared.switch_watch_errors.load(Ordering::Relaxed)
     }
 
     /// Sentinel topologies: the primary the latest connect reached, as `host:port`.
@@ -310,7 +332,13 @@ impl RedisPool {
         if self.inner.shared.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Some(task) = self.inner.health_task.lock().ok().and_then(|mut t| t.take()) {
+        let tasks = self
+            .inner
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for task in tasks {
             task.abort();
             let _ = task.await;
         }
@@ -439,8 +467,8 @@ impl RedisPool {
 
 impl Drop for PoolInner {
     fn drop(&mut self) {
-        if let Some(task) = self.health_task.get_mut().ok().and_then(|t| t.take()) {
-            task.abort();
+        if let Ok(tasks) = self.tasks.get_mut() {
+            tasks.drain(..).for_each(|task| task.abort());
         }
     }
 }

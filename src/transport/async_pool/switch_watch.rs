@@ -1,0 +1,71 @@
+//! Sentinel topologies: a background task that keeps a `SUBSCRIBE +switch-master` on one
+//! sentinel and drops every pooled connection the moment a sentinel announces that another
+//! server is the primary, so no call waits for the next sentinel poll (`health.rs`) to stop
+//! using the demoted one. A lost subscription is opened again (on any sentinel) under the
+//! shared [`Backoff`]; the task ends with the pool.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::{PoolInner, RedisPool};
+use crate::backoff::Backoff;
+use crate::transport::sentinel::SentinelResolver;
+
+/// First and longest wait before subscribing again after a failure.
+const RETRY_INITIAL: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Subscribe, follow announcements, resubscribe after failures; returns once the pool is
+/// closed or dropped.
+pub(super) async fn switch_watch(pool: Weak<PoolInner>, resolver: Arc<SentinelResolver>) {
+    let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX).expect("constant shape");
+    loop {
+        if pool.upgrade().is_none_or(|inner| RedisPool { inner }.is_closed()) {
+            return;
+        }
+        match resolver.subscribe_switches().await {
+            Ok(pubsub) => {
+                backoff.reset();
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    let Some(inner) = pool.upgrade() else { return };
+                    let payload: String = message.get_payload().unwrap_or_default();
+                    if let Some(primary) = resolver.switched_to(&payload) {
+                        RedisPool { inner }.follow_switch(&primary);
+                    }
+                }
+                // The sentinel closed the connection (it died or restarted).
+            }
+            Err(e) => {
+                log::info!(target: "solcache::pool", "{}: {e}", resolver.redacted_url());
+            }
+        }
+        if let Some(inner) = pool.upgrade() {
+            inner.shared.switch_watch_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+impl RedisPool {
+    /// A sentinel announced `primary`: drop every connection unless the latest connect
+    /// already reached it (new connections ask the sentinels, which name it now).
+    fn follow_switch(&self, primary: &(String, u16)) {
+        let shared = &self.inner.shared;
+        shared.switches_seen.fetch_add(1, Ordering::Relaxed);
+        let reached = shared.primary.lock().ok().and_then(|p| p.clone());
+        if reached.as_ref() != Some(primary) {
+            log::warn!(
+                target: "solcache::pool",
+                "{}: a sentinel announced {}:{} as primary; reconnecting",
+                self.redacted_url(),
+                primary.0,
+                primary.1
+            );
+            self.drop_connections();
+        }
+    }
+}
