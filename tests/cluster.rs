@@ -13,7 +13,7 @@ use solcache::{
     Error, EventStream, PoolConfig, PriceCache, PriceData, PriceUpdate, RedisPool, Subscription, SubscriptionOptions,
     SyncPool, TradingEvent,
 };
-use support::topologies::{raw_command, RedisCluster, NODE_TIMEOUT_MS};
+use support::topologies::{raw_command, watch_promotion, RedisCluster, NODE_TIMEOUT_MS};
 
 fn price(token: &str, value: &str) -> PriceData {
     PriceData::new(token, Decimal::from_str(value).unwrap(), Utc::now(), "test").unwrap()
@@ -165,15 +165,27 @@ async fn a_killed_primary_is_followed_after_its_replica_is_promoted() {
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let replicas: Vec<u16> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.port)
+        .filter(|&p| cluster.raw(p, &["ROLE"]).starts_with("slave"))
+        .collect();
+    let killed = Instant::now();
     cluster.nodes[victim].stop(); // SIGKILL
+    let promotion = watch_promotion(replicas, Duration::from_secs(30));
     let (first_error, recovered, failed) = writer.await.unwrap();
+    let promoted = promotion.join().unwrap().expect("a replica was promoted");
     let first_error = first_error.expect("the kill was noticed");
     let recovered = recovered.expect("reads and writes came back with no manual step");
     let gap = recovered - first_error;
     println!(
         "cluster failover: gap {} ms (start of the first failed round to the first success), \
-         {failed} failed rounds, {} fresh cluster clients, cluster-node-timeout {NODE_TIMEOUT_MS} ms",
+         kill to first success {} ms, kill to promotion {} ms, {failed} failed rounds, {} fresh \
+         cluster clients, cluster-node-timeout {NODE_TIMEOUT_MS} ms",
         gap.as_millis(),
+        (recovered - killed).as_millis(),
+        (promoted - killed).as_millis(),
         pool.cluster_rebuilds()
     );
     assert!(pool.cluster_rebuilds() >= 1, "a fresh client read the new slot map");

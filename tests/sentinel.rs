@@ -12,7 +12,7 @@ use solcache::{
     EventStream, PoolConfig, PriceCache, PriceData, PriceUpdate, RedisPool, Subscription, SubscriptionOptions,
     SyncPool, TradingEvent,
 };
-use support::topologies::{raw_command, SentinelGroup, DOWN_AFTER_MS};
+use support::topologies::{raw_command, watch_promotion, SentinelGroup, DOWN_AFTER_MS};
 
 fn price(token: &str, value: &str) -> PriceData {
     PriceData::new(token, Decimal::from_str(value).unwrap(), Utc::now(), "test").unwrap()
@@ -85,11 +85,15 @@ async fn the_pool_follows_the_primary_the_sentinels_promote() {
     };
     let mut consumed = Vec::new();
     let killed_at = Instant::now() + Duration::from_millis(800);
-    let mut killed = false;
+    let mut promotion = None;
     while !writer.is_finished() {
-        if !killed && Instant::now() >= killed_at {
+        if promotion.is_none() && Instant::now() >= killed_at {
+            let killed = Instant::now();
             group.primary.stop(); // SIGKILL
-            killed = true;
+            promotion = Some((
+                killed,
+                watch_promotion(vec![group.replica.port], Duration::from_secs(40)),
+            ));
         }
         if let Ok(batch) = sub.next_batch().await {
             for e in batch {
@@ -101,7 +105,10 @@ async fn the_pool_follows_the_primary_the_sentinels_promote() {
         }
     }
     let (acked, first_error, recovered) = writer.await.unwrap();
-    let gap = recovered.expect("writes came back with no manual step") - first_error.expect("the kill was noticed");
+    let recovered = recovered.expect("writes came back with no manual step");
+    let gap = recovered - first_error.expect("the kill was noticed");
+    let (killed, promotion) = promotion.expect("the primary was killed");
+    let promoted_at = promotion.join().unwrap().expect("the replica was promoted");
     // Drain what the new primary holds.
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -133,9 +140,12 @@ async fn the_pool_follows_the_primary_the_sentinels_promote() {
     let lost: Vec<u64> = acked.iter().copied().filter(|n| !consumed.contains(n)).collect();
     println!(
         "sentinel failover: gap {} ms (start of the first failed round to the first success), \
-         down-after-milliseconds {DOWN_AFTER_MS} ms; {} acknowledged publishes, {} on the new \
-         primary, {} consumed, lost (acked, never consumed): {lost:?}",
+         kill to first success {} ms, kill to promotion {} ms, down-after-milliseconds \
+         {DOWN_AFTER_MS} ms; {} acknowledged publishes, {} on the new primary, {} consumed, lost \
+         (acked, never consumed): {lost:?}",
         gap.as_millis(),
+        (recovered - killed).as_millis(),
+        (promoted_at - killed).as_millis(),
         acked.len(),
         stored,
         consumed.len()

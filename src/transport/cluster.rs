@@ -28,8 +28,8 @@
 //! primary for some slot (a replica was promoted), it opens a fresh client (slot map read
 //! again from the seed nodes) and swaps it in. It stops without a fresh client once no
 //! request failed for [`QUIET`] (the node came back), and opens one anyway after
-//! [`FOLLOW_MAX`] of failures with an unchanged map. A request that failed at the I/O level
-//! while a fresh client was swapped in is sent once more on it.
+//! [`FOLLOW_MAX`] of failures with an unchanged map. A request still waiting when a fresh
+//! client is swapped in (most likely on the dead primary) is sent once more on the fresh one.
 //!
 //! Limits: `response_timeout` bounds each attempt on a node; one request, with its
 //! redirections and retries, is bounded by `response_timeout` too (a request to a dead node
@@ -69,6 +69,8 @@ pub(crate) struct ClusterLink {
     owners: RwLock<Option<Arc<SlotOwners>>>,
     rebuilding: AtomicBool,
     rebuilds: AtomicU64,
+    /// Bumped when a fresh client is swapped in: requests waiting on the old one resend.
+    rebuilt: tokio::sync::watch::Sender<u64>,
     /// When a request last failed at the I/O level, in ms since `born`.
     last_failure_ms: AtomicU64,
     born: Instant,
@@ -135,6 +137,7 @@ impl ClusterLink {
             owners: RwLock::new(owners),
             rebuilding: AtomicBool::new(false),
             rebuilds: AtomicU64::new(0),
+            rebuilt: tokio::sync::watch::channel(0).0,
             last_failure_ms: AtomicU64::new(0),
             born: Instant::now(),
         }))
@@ -152,25 +155,31 @@ impl ClusterLink {
 
     /// Send `request`; an I/O failure starts a fresh client in the background.
     pub async fn send<T: FromRedisValue>(self: &Arc<Self>, request: Request<'_>) -> RedisResult<T> {
+        let mut rebuilt = self.rebuilt.subscribe();
+        rebuilt.mark_unchanged();
         let mut resent = false;
         loop {
-            let generation = self.rebuilds();
             let mut conn = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
-            if let Some(replies) = self.send_by_node(request, &mut conn).await {
-                return Ok(T::from_redis_value(replies)?);
-            }
-            let result = send(request, &mut conn).await;
-            match &result {
-                // Not an error reply: a dead node, a timeout, a dropped socket.
-                Err(e) if e.code().is_none() || Failure::of(e).breaks_connection() => {
-                    self.follow_failure();
-                    // A fresh client came in meanwhile: it knows the new primary.
-                    if !resent && self.rebuilds() != generation {
-                        resent = true;
-                        continue;
-                    }
+            let attempt = async {
+                if let Some(replies) = self.send_by_node(request, &mut conn).await {
+                    return Ok(T::from_redis_value(replies)?);
                 }
-                _ => {}
+                send(request, &mut conn).await
+            };
+            // A fresh client swapped in meanwhile knows the new primary: the request, which
+            // may still wait on a dead one, is sent once more on it.
+            let result = tokio::select! {
+                result = attempt => result,
+                _ = rebuilt.changed(), if !resent => {
+                    resent = true;
+                    continue;
+                }
+            };
+            if let Err(e) = &result {
+                // Not an error reply: a dead node, a timeout, a dropped socket.
+                if e.code().is_none() || Failure::of(e).breaks_connection() {
+                    self.follow_failure();
+                }
             }
             return result;
         }
@@ -280,7 +289,8 @@ impl ClusterLink {
                 let owners = SlotOwners::read(&mut conn.clone()).await.map(Arc::new);
                 *self.owners.write().unwrap_or_else(|p| p.into_inner()) = owners;
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = conn;
-                self.rebuilds.fetch_add(1, Ordering::Relaxed);
+                let generation = self.rebuilds.fetch_add(1, Ordering::Relaxed) + 1;
+                self.rebuilt.send_replace(generation);
                 true
             }
             Err(e) => {

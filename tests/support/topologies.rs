@@ -289,3 +289,19 @@ impl SentinelGroup {
         reply.lines().nth(1).unwrap().parse().unwrap()
     }
 }
+
+/// A thread that asks the replicas on `ports` for their `ROLE` every 10 ms and returns when
+/// the first of them answers `master` (the instant the promotion happened, within 10 ms), or
+/// `None` after `limit`. Splits a failover gap into the servers' part and the client's.
+pub fn watch_promotion(ports: Vec<u16>, limit: Duration) -> std::thread::JoinHandle<Option<Instant>> {
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if ports.iter().any(|&p| raw_command(p, &["ROLE"]).starts_with("master")) {
+                return Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    })
+}
