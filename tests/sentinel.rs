@@ -142,13 +142,15 @@ async fn the_pool_follows_the_primary_the_sentinels_promote() {
         "sentinel failover: gap {} ms (start of the first failed round to the first success), \
          kill to first success {} ms, kill to promotion {} ms, down-after-milliseconds \
          {DOWN_AFTER_MS} ms; {} acknowledged publishes, {} on the new primary, {} consumed, lost \
-         (acked, never consumed): {lost:?}",
+         (acked, never consumed): {lost:?}; connections to the promoted replica before the \
+         sentinels named it: {}",
         gap.as_millis(),
         (recovered - killed).as_millis(),
         (promoted_at - killed).as_millis(),
         acked.len(),
         stored,
-        consumed.len()
+        consumed.len(),
+        pool.promotions_taken()
     );
     // Only writes acknowledged by the old primary before it died can be lost (asynchronous
     // replication); everything written to the new one is consumed.

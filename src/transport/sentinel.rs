@@ -8,10 +8,14 @@
 //!   connection opened before it and sends the request once more (see [`super::retry`]);
 //! - the async pool's health task asks the sentinels every `health_check_interval` and drops
 //!   every connection when they name another primary, so reads stop going to a demoted one;
-//! - the async pool also keeps a `SUBSCRIBE +switch-master` on one sentinel (see
+//! - the async pool also keeps a subscription on one sentinel (see
 //!   [`SentinelResolver::subscribe_switches`]) and drops every connection the moment a
-//!   sentinel announces the switch; the poll above is the fallback when no sentinel is
-//!   subscribed.
+//!   sentinel announces the switch (`+switch-master`); the poll above is the fallback when no
+//!   sentinel is subscribed;
+//! - on the same subscription, `+failover-state-wait-promotion` names the replica the leading
+//!   sentinel just told to become primary. The sentinels name it only once their next `INFO`
+//!   to it (every second during a failover) shows the promotion, so until then new
+//!   connections try that replica first and take it when its `ROLE` says primary.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +36,8 @@ pub struct SentinelResolver {
 
 /// The channel a sentinel announces a finished failover on.
 pub const SWITCH_CHANNEL: &str = "+switch-master";
+/// The channel the leading sentinel names the replica it is promoting on.
+pub const PROMOTION_CHANNEL: &str = "+failover-state-wait-promotion";
 
 /// Where the primary is, as the sentinels said.
 pub type PrimaryAddr = (String, u16);
@@ -51,7 +57,7 @@ impl SentinelResolver {
         &self.spec.master_name
     }
 
-    /// A `SUBSCRIBE +switch-master` on the first sentinel that accepts it (asked in the same
+    /// A `SUBSCRIBE +switch-master +failover-state-wait-promotion` on the first sentinel that accepts it (asked in the same
     /// order as [`SentinelResolver::resolve`]), each given `timeout` to connect and subscribe.
     pub async fn subscribe_switches(&self) -> Result<redis::aio::PubSub> {
         let mut failures = Vec::new();
@@ -63,7 +69,10 @@ impl SentinelResolver {
                     .get_async_pubsub()
                     .await
                     .map_err(|e| e.to_string())?;
-                pubsub.subscribe(SWITCH_CHANNEL).await.map_err(|e| e.to_string())?;
+                pubsub
+                    .subscribe(&[SWITCH_CHANNEL, PROMOTION_CHANNEL])
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok::<_, String>(pubsub)
             })
             .await;
@@ -87,6 +96,18 @@ impl SentinelResolver {
         let parts: Vec<&str> = payload.split_whitespace().collect();
         match parts.as_slice() {
             [name, _, _, host, port] if *name == self.spec.master_name => {
+                Some(((*host).to_owned(), port.parse().ok()?))
+            }
+            _ => None,
+        }
+    }
+
+    /// The replica a `+failover-state-wait-promotion` payload (`slave <ip>:<port> <ip> <port>
+    /// @ <name> <ip> <port>`) says is being promoted, when it is about this resolver's primary.
+    pub fn promoting(&self, payload: &str) -> Option<PrimaryAddr> {
+        let parts: Vec<&str> = payload.split_whitespace().collect();
+        match parts.as_slice() {
+            ["slave", _, host, port, "@", name, _, _] if *name == self.spec.master_name => {
                 Some(((*host).to_owned(), port.parse().ok()?))
             }
             _ => None,
@@ -229,6 +250,32 @@ impl SentinelResolver {
             Some(Value::Nil) => Err(format!("does not monitor {:?}", self.spec.master_name)),
             other => Err(format!("unexpected reply {other:?}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::topology::Topology;
+
+    fn resolver() -> SentinelResolver {
+        let Ok(Topology::Sentinel(spec)) = Topology::parse("redis+sentinel://127.0.0.1:26379/mymaster") else {
+            panic!("a sentinel URL")
+        };
+        SentinelResolver::new(spec, Duration::from_secs(1))
+    }
+
+    #[test]
+    fn announcements_about_our_primary_are_read_and_others_ignored() {
+        let r = resolver();
+        let switch = "mymaster 127.0.0.1 6379 127.0.0.1 6380";
+        assert_eq!(r.switched_to(switch), Some(("127.0.0.1".into(), 6380)));
+        assert_eq!(r.switched_to("other 127.0.0.1 6379 127.0.0.1 6380"), None);
+        assert_eq!(r.switched_to("mymaster 127.0.0.1"), None);
+        let promotion = "slave 127.0.0.1:6380 127.0.0.1 6380 @ mymaster 127.0.0.1 6379";
+        assert_eq!(r.promoting(promotion), Some(("127.0.0.1".into(), 6380)));
+        assert_eq!(r.promoting(&promotion.replace("mymaster", "other")), None);
+        assert_eq!(r.promoting(switch), None);
     }
 }
 

@@ -297,11 +297,25 @@ pub fn watch_promotion(ports: Vec<u16>, limit: Duration) -> std::thread::JoinHan
     std::thread::spawn(move || {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if ports.iter().any(|&p| raw_command(p, &["ROLE"]).starts_with("master")) {
+            if ports.iter().any(|&p| is_primary(p)) {
                 return Some(Instant::now());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         None
     })
+}
+
+/// True when the server on `port` answers `ROLE` with `master`; false on any failure (a
+/// promotion kills the replica's client connections, this one included).
+fn is_primary(port: u16) -> bool {
+    let asked = || -> std::io::Result<bool> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+        stream.write_all(b"*1\r\n$4\r\nROLE\r\n")?;
+        let mut reply = [0u8; 14];
+        std::io::Read::read_exact(&mut stream, &mut reply)?;
+        Ok(reply.starts_with(b"*3\r\n$6\r\nmaster"))
+    };
+    asked().unwrap_or(false)
 }

@@ -146,7 +146,9 @@ impl RedisPool {
         let Some(resolver) = &self.inner.resolver else { return };
         let Ok(named) = resolver.resolve().await else { return };
         let reached = self.inner.shared.primary.lock().ok().and_then(|p| p.clone());
-        if reached.is_some_and(|r| r != named) {
+        let promoting = self.inner.shared.candidate.lock().ok().and_then(|c| c.clone());
+        // While a sentinel promotes a replica, connections go there before the sentinels name it.
+        if reached.is_some_and(|r| r != named && promoting.as_ref() != Some(&r)) {
             log::warn!(
                 target: "solcache::pool",
                 "{}: the sentinels name {}:{} as primary now; reconnecting",

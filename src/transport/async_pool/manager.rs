@@ -42,6 +42,10 @@ pub(super) struct Shared {
     pub switches_seen: AtomicU64,
     /// Times the sentinel subscription failed or was lost (then opened again after a backoff).
     pub switch_watch_errors: AtomicU64,
+    /// The replica a sentinel is promoting, until the sentinels name it (tried first on connect).
+    pub candidate: Mutex<Option<PrimaryAddr>>,
+    /// Connections that reached the promoted replica before the sentinels named it.
+    pub promotions_taken: AtomicU64,
 }
 
 impl Shared {
@@ -58,6 +62,8 @@ impl Shared {
             primary_changes: AtomicU64::new(0),
             switches_seen: AtomicU64::new(0),
             switch_watch_errors: AtomicU64::new(0),
+            candidate: Mutex::new(None),
+            promotions_taken: AtomicU64::new(0),
         }
     }
 }
@@ -112,13 +118,37 @@ impl RedisConnectionManager {
     }
 
     async fn open(&self) -> Result<MultiplexedConnection> {
-        let (client, primary) = match &self.target {
-            Target::Fixed(client) => (Client::clone(client), None),
-            Target::Sentinel(resolver) => {
-                let addr = resolver.resolve().await?;
-                (resolver.primary(&addr).client()?, Some(addr))
-            }
+        let resolver = match &self.target {
+            Target::Fixed(client) => return self.open_at(Client::clone(client), None).await,
+            Target::Sentinel(resolver) => resolver,
         };
+        let named = resolver.resolve().await?;
+        if let Some(promoted) = self.candidate_unless(&named) {
+            // Primary already, most likely: the sentinels name it after their next INFO to it.
+            if let Ok(conn) = self
+                .open_at(resolver.primary(&promoted).client()?, Some(promoted))
+                .await
+            {
+                self.shared.promotions_taken.fetch_add(1, Ordering::Relaxed);
+                return Ok(conn);
+            }
+        }
+        self.open_at(resolver.primary(&named).client()?, Some(named)).await
+    }
+
+    /// The replica a sentinel is promoting, unless the sentinels name it already (then it is
+    /// forgotten: they are caught up).
+    fn candidate_unless(&self, named: &PrimaryAddr) -> Option<PrimaryAddr> {
+        let mut candidate = self.shared.candidate.lock().ok()?;
+        if candidate.as_ref() == Some(named) {
+            *candidate = None;
+        }
+        candidate.clone()
+    }
+
+    /// Connect to `client` and run the handshake; a Sentinel-named `primary` is checked with
+    /// `ROLE` and recorded.
+    async fn open_at(&self, client: Client, primary: Option<PrimaryAddr>) -> Result<MultiplexedConnection> {
         let failed = |e| Error::from_redis(e, &self.url, "connect", self.connect_timeout);
         let mut conn = client
             .get_multiplexed_async_connection_with_config(&self.config)

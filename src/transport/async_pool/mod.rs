@@ -255,6 +255,12 @@ impl RedisPool {
         self.inner.shared.switch_watch_errors.load(Ordering::Relaxed)
     }
 
+    /// Sentinel topologies: connections that reached the replica a sentinel was promoting
+    /// before the sentinels named it. 0 otherwise.
+    pub fn promotions_taken(&self) -> u64 {
+        self.inner.shared.promotions_taken.load(Ordering::Relaxed)
+    }
+
     /// Sentinel topologies: the primary the latest connect reached, as `host:port`.
     pub fn primary(&self) -> Option<String> {
         let primary = self.inner.shared.primary.lock().ok()?.clone()?;

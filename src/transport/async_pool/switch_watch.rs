@@ -1,8 +1,10 @@
-//! Sentinel topologies: a background task that keeps a `SUBSCRIBE +switch-master` on one
-//! sentinel and drops every pooled connection the moment a sentinel announces that another
-//! server is the primary, so no call waits for the next sentinel poll (`health.rs`) to stop
-//! using the demoted one. A lost subscription is opened again (on any sentinel) under the
-//! shared [`Backoff`]; the task ends with the pool.
+//! Sentinel topologies: a background task that keeps a subscription on one sentinel and
+//! drops every pooled connection the moment a sentinel announces that another server is the
+//! primary (`+switch-master`), so no call waits for the next sentinel poll (`health.rs`) to
+//! stop using the demoted one. When the leading sentinel names the replica it is promoting
+//! (`+failover-state-wait-promotion`), the connections are dropped too and new ones try that
+//! replica first (see `manager.rs`). A lost subscription is opened again (on any sentinel)
+//! under the shared [`Backoff`]; the task ends with the pool.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -12,7 +14,7 @@ use futures_util::StreamExt;
 
 use super::{PoolInner, RedisPool};
 use crate::backoff::Backoff;
-use crate::transport::sentinel::SentinelResolver;
+use crate::transport::sentinel::{PrimaryAddr, SentinelResolver, PROMOTION_CHANNEL};
 
 /// First and longest wait before subscribing again after a failure.
 const RETRY_INITIAL: Duration = Duration::from_millis(100);
@@ -33,8 +35,13 @@ pub(super) async fn switch_watch(pool: Weak<PoolInner>, resolver: Arc<SentinelRe
                 while let Some(message) = messages.next().await {
                     let Some(inner) = pool.upgrade() else { return };
                     let payload: String = message.get_payload().unwrap_or_default();
-                    if let Some(primary) = resolver.switched_to(&payload) {
-                        RedisPool { inner }.follow_switch(&primary);
+                    let pool = RedisPool { inner };
+                    if message.get_channel_name() == PROMOTION_CHANNEL {
+                        if let Some(replica) = resolver.promoting(&payload) {
+                            pool.follow_promotion(replica);
+                        }
+                    } else if let Some(primary) = resolver.switched_to(&payload) {
+                        pool.follow_switch(&primary);
                     }
                 }
                 // The sentinel closed the connection (it died or restarted).
@@ -53,9 +60,12 @@ pub(super) async fn switch_watch(pool: Weak<PoolInner>, resolver: Arc<SentinelRe
 impl RedisPool {
     /// A sentinel announced `primary`: drop every connection unless the latest connect
     /// already reached it (new connections ask the sentinels, which name it now).
-    fn follow_switch(&self, primary: &(String, u16)) {
+    fn follow_switch(&self, primary: &PrimaryAddr) {
         let shared = &self.inner.shared;
         shared.switches_seen.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut candidate) = shared.candidate.lock() {
+            *candidate = None; // the sentinels name the new primary now
+        }
         let reached = shared.primary.lock().ok().and_then(|p| p.clone());
         if reached.as_ref() != Some(primary) {
             log::warn!(
@@ -67,5 +77,24 @@ impl RedisPool {
             );
             self.drop_connections();
         }
+    }
+}
+
+impl RedisPool {
+    /// The leading sentinel is promoting `replica`: new connections try it first (taken once
+    /// its `ROLE` says primary), and the ones to the old primary are dropped.
+    fn follow_promotion(&self, replica: PrimaryAddr) {
+        let shared = &self.inner.shared;
+        log::warn!(
+            target: "solcache::pool",
+            "{}: a sentinel is promoting {}:{}; reconnecting",
+            self.redacted_url(),
+            replica.0,
+            replica.1
+        );
+        if let Ok(mut candidate) = shared.candidate.lock() {
+            *candidate = Some(replica);
+        }
+        self.drop_connections();
     }
 }
