@@ -8,7 +8,7 @@
 //!   connection opened before it and sends the request once more (see [`super::retry`]);
 //! - the async pool's health task asks the sentinels every `health_check_interval` and drops
 //!   every connection when they name another primary, so reads stop going to a demoted one;
-//! - the async pool also keeps a subscription on one sentinel (see
+//! - the async pool also keeps a subscription on every sentinel (see
 //!   [`SentinelResolver::subscribe_switches`]) and drops every connection the moment a
 //!   sentinel announces the switch (`+switch-master`); the poll above is the fallback when no
 //!   sentinel is subscribed;
@@ -57,37 +57,35 @@ impl SentinelResolver {
         &self.spec.master_name
     }
 
-    /// A `SUBSCRIBE +switch-master +failover-state-wait-promotion` on the first sentinel that accepts it (asked in the same
-    /// order as [`SentinelResolver::resolve`]), each given `timeout` to connect and subscribe.
-    pub async fn subscribe_switches(&self) -> Result<redis::aio::PubSub> {
-        let mut failures = Vec::new();
-        for i in self.order() {
-            let sentinel = &self.spec.sentinels[i];
-            let subscribed = tokio::time::timeout(self.timeout, async {
-                let mut pubsub = self
-                    .sentinel_client(sentinel)?
-                    .get_async_pubsub()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                pubsub
-                    .subscribe(&[SWITCH_CHANNEL, PROMOTION_CHANNEL])
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok::<_, String>(pubsub)
-            })
-            .await;
-            match subscribed.unwrap_or_else(|_| Err(format!("no answer within {} ms", self.timeout.as_millis()))) {
-                Ok(pubsub) => return Ok(pubsub),
-                Err(why) => failures.push(format!("{}:{}: {why}", sentinel.0, sentinel.1)),
-            }
-        }
-        Err(Error::Connection {
-            url: self.spec.redacted_url.clone(),
-            message: format!(
-                "no sentinel accepted SUBSCRIBE {SWITCH_CHANNEL} ({})",
-                failures.join("; ")
-            ),
+    /// How many sentinels there are (indexes for [`SentinelResolver::subscribe_switches`]).
+    pub fn sentinel_count(&self) -> usize {
+        self.spec.sentinels.len()
+    }
+
+    /// A `SUBSCRIBE +switch-master +failover-state-wait-promotion` on sentinel `index`, given
+    /// `timeout` to connect and subscribe. Every sentinel announces the switch; only the one
+    /// leading the failover announces the promotion, so the pool subscribes to each.
+    pub async fn subscribe_switches(&self, index: usize) -> Result<redis::aio::PubSub> {
+        let sentinel = &self.spec.sentinels[index % self.spec.sentinels.len()];
+        let subscribed = tokio::time::timeout(self.timeout, async {
+            let mut pubsub = self
+                .sentinel_client(sentinel)?
+                .get_async_pubsub()
+                .await
+                .map_err(|e| e.to_string())?;
+            pubsub
+                .subscribe(&[SWITCH_CHANNEL, PROMOTION_CHANNEL])
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(pubsub)
         })
+        .await;
+        subscribed
+            .unwrap_or_else(|_| Err(format!("no answer within {} ms", self.timeout.as_millis())))
+            .map_err(|why| Error::Connection {
+                url: self.spec.redacted_url.clone(),
+                message: format!("SUBSCRIBE {SWITCH_CHANNEL} on {}:{}: {why}", sentinel.0, sentinel.1),
+            })
     }
 
     /// The new primary a `+switch-master` payload (`<name> <old ip> <old port> <new ip> <new

@@ -38,9 +38,11 @@ pub(super) struct Shared {
     pub primary: Mutex<Option<PrimaryAddr>>,
     /// Times a new connection reached another primary than the one before (failovers followed).
     pub primary_changes: AtomicU64,
-    /// `+switch-master` announcements about our primary seen on the sentinel subscription.
+    /// Switches of our primary announced by the sentinels (`+switch-master`, once per switch).
     pub switches_seen: AtomicU64,
-    /// Times the sentinel subscription failed or was lost (then opened again after a backoff).
+    /// The primary the latest `+switch-master` named (every sentinel announces each switch).
+    pub announced: Mutex<Option<PrimaryAddr>>,
+    /// Times a sentinel subscription failed or was lost (then opened again after a backoff).
     pub switch_watch_errors: AtomicU64,
     /// The replica a sentinel is promoting, until the sentinels name it (tried first on connect).
     pub candidate: Mutex<Option<PrimaryAddr>>,
@@ -61,6 +63,7 @@ impl Shared {
             primary: Mutex::new(None),
             primary_changes: AtomicU64::new(0),
             switches_seen: AtomicU64::new(0),
+            announced: Mutex::new(None),
             switch_watch_errors: AtomicU64::new(0),
             candidate: Mutex::new(None),
             promotions_taken: AtomicU64::new(0),

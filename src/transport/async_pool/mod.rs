@@ -93,7 +93,7 @@ struct PoolInner {
     topology: &'static str,
     metrics: Metrics,
     waiting: AtomicUsize,
-    /// The health task, and on Sentinel the `+switch-master` subscription: aborted by `close`.
+    /// The health task, and on Sentinel one subscription per sentinel: aborted by `close`.
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -178,11 +178,11 @@ impl RedisPool {
             inner.config.health_check_interval,
         ));
         let mut tasks = vec![task];
-        if let Some(resolver) = inner.resolver.clone() {
-            tasks.push(tokio::spawn(switch_watch::switch_watch(
-                Arc::downgrade(&inner),
-                resolver,
-            )));
+        if let Some(resolver) = &inner.resolver {
+            for index in 0..resolver.sentinel_count() {
+                let watch = switch_watch::switch_watch(Arc::downgrade(&inner), resolver.clone(), index);
+                tasks.push(tokio::spawn(watch));
+            }
         }
         *inner.tasks.lock().expect("fresh mutex") = tasks;
         Ok(RedisPool { inner })
@@ -243,14 +243,15 @@ impl RedisPool {
         self.inner.shared.primary_changes.load(Ordering::Relaxed)
     }
 
-    /// Sentinel topologies: `+switch-master` announcements about our primary seen on the
-    /// pool's sentinel subscription (each drops the connections to the old primary). 0 otherwise.
+    /// Sentinel topologies: switches of our primary the sentinels announced (`+switch-master`,
+    /// counted once however many sentinels announce it; each drops the connections to the old
+    /// primary). 0 otherwise.
     pub fn switches_seen(&self) -> u64 {
         self.inner.shared.switches_seen.load(Ordering::Relaxed)
     }
 
-    /// Sentinel topologies: times the sentinel subscription failed or was lost and was opened
-    /// again after a backoff. 0 otherwise.
+    /// Sentinel topologies: times a sentinel subscription failed or was lost and was opened
+    /// again after a backoff (a killed sentinel counts once per retry). 0 otherwise.
     pub fn switch_watch_errors(&self) -> u64 {
         self.inner.shared.switch_watch_errors.load(Ordering::Relaxed)
     }

@@ -1,10 +1,11 @@
-//! Sentinel topologies: a background task that keeps a subscription on one sentinel and
+//! Sentinel topologies: background tasks, one per sentinel, that keep a subscription and
 //! drops every pooled connection the moment a sentinel announces that another server is the
 //! primary (`+switch-master`), so no call waits for the next sentinel poll (`health.rs`) to
 //! stop using the demoted one. When the leading sentinel names the replica it is promoting
 //! (`+failover-state-wait-promotion`), the connections are dropped too and new ones try that
-//! replica first (see `manager.rs`). A lost subscription is opened again (on any sentinel)
-//! under the shared [`Backoff`]; the task ends with the pool.
+//! replica first (see `manager.rs`); only the sentinel leading the failover announces that,
+//! hence a subscription on each. A lost subscription is opened again under the shared
+//! [`Backoff`]; the tasks end with the pool.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -20,15 +21,15 @@ use crate::transport::sentinel::{PrimaryAddr, SentinelResolver, PROMOTION_CHANNE
 const RETRY_INITIAL: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// Subscribe, follow announcements, resubscribe after failures; returns once the pool is
-/// closed or dropped.
-pub(super) async fn switch_watch(pool: Weak<PoolInner>, resolver: Arc<SentinelResolver>) {
+/// Subscribe to sentinel `index`, follow its announcements, resubscribe after failures;
+/// returns once the pool is closed or dropped.
+pub(super) async fn switch_watch(pool: Weak<PoolInner>, resolver: Arc<SentinelResolver>, index: usize) {
     let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX).expect("constant shape");
     loop {
         if pool.upgrade().is_none_or(|inner| RedisPool { inner }.is_closed()) {
             return;
         }
-        match resolver.subscribe_switches().await {
+        match resolver.subscribe_switches(index).await {
             Ok(pubsub) => {
                 backoff.reset();
                 let mut messages = pubsub.into_on_message();
@@ -62,6 +63,12 @@ impl RedisPool {
     /// already reached it (new connections ask the sentinels, which name it now).
     fn follow_switch(&self, primary: &PrimaryAddr) {
         let shared = &self.inner.shared;
+        if let Ok(mut announced) = shared.announced.lock() {
+            if announced.as_ref() == Some(primary) {
+                return; // another sentinel's announcement of the same switch
+            }
+            *announced = Some(primary.clone());
+        }
         shared.switches_seen.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut candidate) = shared.candidate.lock() {
             *candidate = None; // the sentinels name the new primary now
