@@ -251,6 +251,26 @@ impl SentinelResolver {
     }
 }
 
+/// `Ok` when a `ROLE` reply says primary; the error names the role found.
+pub(crate) fn check_primary(role: &Value, url: &str) -> Result<()> {
+    let first = match role {
+        Value::Array(items) => items.first(),
+        _ => None,
+    };
+    let name = match first {
+        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(Value::SimpleString(s)) => s.clone(),
+        _ => String::from("unknown"),
+    };
+    if name == "master" {
+        return Ok(());
+    }
+    Err(Error::Connection {
+        url: url.to_owned(),
+        message: format!("the sentinels named a server whose role is {name}, not primary (failover under way)"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,24 +295,4 @@ mod tests {
         assert_eq!(r.promoting(&promotion.replace("mymaster", "other")), None);
         assert_eq!(r.promoting(switch), None);
     }
-}
-
-/// `Ok` when a `ROLE` reply says primary; the error names the role found.
-pub(crate) fn check_primary(role: &Value, url: &str) -> Result<()> {
-    let first = match role {
-        Value::Array(items) => items.first(),
-        _ => None,
-    };
-    let name = match first {
-        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-        Some(Value::SimpleString(s)) => s.clone(),
-        _ => String::from("unknown"),
-    };
-    if name == "master" {
-        return Ok(());
-    }
-    Err(Error::Connection {
-        url: url.to_owned(),
-        message: format!("the sentinels named a server whose role is {name}, not primary (failover under way)"),
-    })
 }
