@@ -126,7 +126,8 @@ impl RedisConnectionManager {
             Target::Sentinel(resolver) => resolver,
         };
         let named = resolver.resolve().await?;
-        if let Some(promoted) = self.candidate_unless(&named) {
+        let promoting = self.candidate_unless(&named);
+        if let Some(promoted) = promoting.clone() {
             // Primary already, most likely: the sentinels name it after their next INFO to it.
             if let Ok(conn) = self
                 .open_at(resolver.primary(&promoted).client()?, Some(promoted))
@@ -136,7 +137,14 @@ impl RedisConnectionManager {
                 return Ok(conn);
             }
         }
-        self.open_at(resolver.primary(&named).client()?, Some(named)).await
+        let conn = self.open_at(resolver.primary(&named).client()?, Some(named)).await?;
+        if let (Some(promoted), Ok(mut candidate)) = (promoting, self.shared.candidate.lock()) {
+            // The primary the sentinels name works and the replica is none: an aborted failover.
+            if candidate.as_ref() == Some(&promoted) {
+                *candidate = None;
+            }
+        }
+        Ok(conn)
     }
 
     /// The replica a sentinel is promoting, unless the sentinels name it already (then it is
