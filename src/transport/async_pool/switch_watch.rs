@@ -1,5 +1,5 @@
 //! Sentinel topologies: background tasks, one per sentinel, that keep a subscription and
-//! drops every pooled connection the moment a sentinel announces that another server is the
+//! drop every pooled connection the moment a sentinel announces that another server is the
 //! primary (`+switch-master`), so no call waits for the next sentinel poll (`health.rs`) to
 //! stop using the demoted one. When the leading sentinel names the replica it is promoting
 //! (`+failover-state-wait-promotion`), the connections are dropped too and new ones try that
@@ -85,9 +85,7 @@ impl RedisPool {
             self.drop_connections();
         }
     }
-}
 
-impl RedisPool {
     /// The leading sentinel is promoting `replica`: new connections try it first (taken once
     /// its `ROLE` says primary), and the ones to the old primary are dropped.
     fn follow_promotion(&self, replica: PrimaryAddr) {
