@@ -64,9 +64,17 @@ pub fn decode(exec: Reply, keys: usize) -> Result<Vec<Filled>> {
 
 /// When an entry filled by a request sent at `sent_at` stops being served: the server TTL,
 /// capped by `max_ttl` (which also bounds keys without a TTL).
+///
+/// `PTTL` counts from the server's clock truncated to the millisecond, so the key may have up
+/// to 1 ms less left than it says: one millisecond comes off, and the entry never outlives the
+/// key's expiry time.
 pub fn expires_at(sent_at: Instant, ttl: Option<Duration>, max_ttl: Duration) -> Instant {
+    let ttl = ttl.map(|t| t.saturating_sub(PTTL_RESOLUTION));
     sent_at + ttl.map_or(max_ttl, |t| t.min(max_ttl))
 }
+
+/// The resolution of the server's `PTTL`.
+const PTTL_RESOLUTION: Duration = Duration::from_millis(1);
 
 #[cfg(test)]
 mod tests {
@@ -93,6 +101,11 @@ mod tests {
         assert_eq!(
             expires_at(now, Some(Duration::from_secs(5)), Duration::from_secs(1)),
             now + Duration::from_secs(1)
+        );
+        // PTTL 300 may mean 299.x ms left: the entry ends a millisecond early, never late.
+        assert_eq!(
+            expires_at(now, Some(Duration::from_millis(300)), Duration::from_secs(10)),
+            now + Duration::from_millis(299)
         );
     }
 }
