@@ -197,6 +197,41 @@ async def test_health_is_debounced_reported_with_reasons_and_published(pool, red
     )
 
 
+class PausedPublisher:
+    """The real `EventStream`, with each `publish_many` held at a gate after it took its
+    events (as the extension does: the list is read when the call is made)."""
+
+    def __init__(self, events: solcache.EventStream) -> None:
+        self._events = events
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def publish_many(self, batch: list[solcache.SystemStatus]) -> list[str]:
+        taken = list(batch)
+        self.waiting.set()
+        await self.gate.wait()
+        return await self._events.publish_many(taken)
+
+
+async def test_a_status_announced_while_a_publish_is_in_flight_is_published_next(
+    pool, redis_server
+) -> None:
+    events = PausedPublisher(solcache.EventStream(pool))
+    monitor = HealthMonitor(events, {}, component="flight")  # type: ignore[arg-type]
+    monitor.announce("flight-consumer", "retrying", "retrying: OOM")
+    publishing = asyncio.create_task(monitor.starting("booting"))
+    await events.waiting.wait()
+    monitor.announce("flight-consumer", "connected", "reading again")  # mid-publish
+    events.gate.set()
+    await publishing
+    await monitor.stop()
+    assert component_statuses(redis_server, "flight-consumer") == [
+        ("retrying", "retrying: OOM"),
+        ("connected", "reading again"),
+    ]
+    assert [s for s, _ in component_statuses(redis_server, "flight")] == ["starting", "stopped"]
+
+
 async def test_freshness_fails_after_the_allowed_periods_and_quotes_the_error() -> None:
     last: dict[str, float | None] = {"ok": None}
     check = Freshness("no writes", lambda: last["ok"], 0.05, 2, lambda: "x" * 500)

@@ -260,8 +260,11 @@ class HealthMonitor:
         """Publish the statuses not published yet, oldest first; keep them if Redis fails."""
         if not self._unsent:
             return
+        # Taken out before the await: a status announced while this publish is in flight
+        # stays queued for the next one instead of being cleared with this batch.
+        batch, self._unsent = self._unsent, []
         try:
-            await self._events.publish_many(self._unsent)
+            await self._events.publish_many(batch)
         except SolcacheError:  # published at a later evaluation, once Redis takes writes
-            return
-        self._unsent.clear()
+            self._unsent[:0] = batch
+            del self._unsent[:-MAX_UNSENT_STATUSES]
