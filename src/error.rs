@@ -17,7 +17,13 @@ pub enum Error {
 
     /// Redis refused the credentials (the message never contains the password).
     #[error("Redis at {url} refused authentication: {message}")]
-    Authentication { url: String, message: String },
+    Authentication {
+        url: String,
+        /// The code of Redis' refusal: `"WRONGPASS"` (wrong password, unknown or disabled
+        /// user) or `"NOAUTH"` (no credentials given); `None` when no reply said which.
+        code: Option<String>,
+        message: String,
+    },
 
     /// A connect or response timeout elapsed.
     #[error("{operation} timed out after {} ms", timeout.as_millis())]
@@ -90,12 +96,28 @@ impl Error {
         }
     }
 
-    /// The code of a Redis error reply (`"NOGROUP"`, `"BUSYGROUP"`, `"OOM"`, `"READONLY"`, …),
-    /// for callers that act on what the server meant. `None` for every other error.
+    /// The code of a Redis error reply (`"NOGROUP"`, `"BUSYGROUP"`, `"OOM"`, `"READONLY"`, …,
+    /// and `"WRONGPASS"` / `"NOAUTH"` of an authentication refusal), for callers that act on
+    /// what the server meant. `None` for every other error.
     pub fn response_code(&self) -> Option<&str> {
         match self {
-            Error::Response { code, .. } => code.as_deref(),
+            Error::Response { code, .. } | Error::Authentication { code, .. } => code.as_deref(),
             _ => None,
+        }
+    }
+
+    /// Redis refused the credentials; the code is read from the refusal's text
+    /// (`WRONGPASS …`, `NOAUTH …`, wherever the word stands in a wrapped message).
+    pub fn authentication(url: impl Into<String>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let code = ["WRONGPASS", "NOAUTH"]
+            .into_iter()
+            .find(|c| message.split(|ch: char| !ch.is_ascii_alphabetic()).any(|w| w == *c))
+            .map(str::to_owned);
+        Error::Authentication {
+            url: url.into(),
+            code,
+            message,
         }
     }
 
@@ -156,9 +178,13 @@ impl Error {
         }
         let kind = err.kind();
         if kind == ErrorKind::AuthenticationFailed || err.code().is_some_and(|c| c == "WRONGPASS" || c == "NOAUTH") {
-            return Error::Authentication {
-                url: url.to_owned(),
-                message: err.to_string(),
+            return match err.code() {
+                Some(code @ ("WRONGPASS" | "NOAUTH")) => Error::Authentication {
+                    url: url.to_owned(),
+                    code: Some(code.to_owned()),
+                    message: err.to_string(),
+                },
+                _ => Error::authentication(url, err.to_string()),
             };
         }
         if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() {
@@ -219,10 +245,7 @@ mod tests {
                 url: String::new(),
                 message: String::new(),
             },
-            Error::Authentication {
-                url: String::new(),
-                message: String::new(),
-            },
+            Error::authentication("", ""),
             Error::Timeout {
                 operation: "x",
                 timeout: Duration::ZERO,
@@ -273,6 +296,17 @@ mod tests {
             None
         );
         assert_eq!(Error::invalid("OOM").response_code(), None);
+        let refused = |m: &str| Error::authentication("redis://h", m).response_code().map(str::to_owned);
+        assert_eq!(
+            refused("WRONGPASS invalid username-password pair").as_deref(),
+            Some("WRONGPASS")
+        );
+        assert_eq!(
+            refused("AuthenticationFailed: NOAUTH: required").as_deref(),
+            Some("NOAUTH")
+        );
+        assert_eq!(refused("NOAUTHX something").as_deref(), None);
+        assert_eq!(refused("").as_deref(), None);
     }
 
     #[test]

@@ -290,4 +290,5 @@ async fn an_acl_user_reaches_every_node_and_a_wrong_password_is_refused() {
         .unwrap_err();
     assert!(!err.to_string().contains("wrong"), "{err}");
     assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+    assert_eq!(err.response_code(), Some("WRONGPASS"), "{err:?}");
 }

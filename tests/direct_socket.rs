@@ -112,6 +112,10 @@ fn the_handshake_authenticates_selects_and_refuses_what_it_must() {
     assert!(matches!(wrong, Error::Authentication { .. }), "{wrong:?}");
     let missing = open(&format!("redis://{base}/0")).err().unwrap();
     assert!(matches!(missing, Error::Authentication { .. }), "{missing:?}");
+    assert_eq!(
+        (wrong.response_code(), missing.response_code()),
+        (Some("WRONGPASS"), Some("NOAUTH"))
+    );
     assert!(!format!("{wrong} {missing}").contains("s3cret"));
     let bad_db = open(&format!("redis://:s3cret@{base}/99")).err().unwrap();
     assert!(matches!(bad_db, Error::Response { .. }), "{bad_db:?}");

@@ -54,6 +54,7 @@ async fn wrong_password_is_an_authentication_error_without_the_password() {
     let url = format!("redis://:wrong-pw@127.0.0.1:{}/0", server.port);
     let err = RedisPool::connect(PoolConfig::new(url)).await.unwrap_err();
     assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+    assert_eq!(err.response_code(), Some("WRONGPASS"), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("wrong-pw"));
     let ok = RedisPool::connect(PoolConfig::new(format!(
         "redis://:right-pw@127.0.0.1:{}/0",

@@ -35,7 +35,15 @@ class ConnectionError(SolcacheError, builtins.ConnectionError):
 
 
 class AuthenticationError(ConnectionError):
-    """Redis refused the credentials (wrong password, unknown ACL user)."""
+    """Redis refused the credentials (wrong password, unknown ACL user).
+
+    ``code`` is Redis' own word for the refusal: ``"WRONGPASS"`` (wrong password, unknown or
+    disabled user) or ``"NOAUTH"`` (no credentials given); ``None`` when no reply said which.
+    """
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class TimeoutError(SolcacheError, builtins.TimeoutError):

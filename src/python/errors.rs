@@ -29,7 +29,7 @@ impl From<Error> for PyErr {
         let message = err.to_string();
         match err {
             Error::Connection { .. } | Error::PoolClosed => PyErr::new::<exc::ConnectionError, _>(message),
-            Error::Authentication { .. } => PyErr::new::<exc::AuthenticationError, _>(message),
+            Error::Authentication { code, .. } => PyErr::new::<exc::AuthenticationError, _>((message, code)),
             Error::Timeout { .. } => PyErr::new::<exc::TimeoutError, _>(message),
             Error::PoolExhausted { .. } => PyErr::new::<exc::PoolExhaustedError, _>(message),
             Error::Serialization { key, .. } => PyErr::new::<exc::SerializationError, _>((message, key)),

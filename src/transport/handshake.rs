@@ -86,10 +86,7 @@ impl Handshake {
                 self.replies()
             )));
         }
-        let refused = |message: &str| Error::Authentication {
-            url: self.redacted_url.clone(),
-            message: message.to_owned(),
-        };
+        let refused = |message: &str| Error::authentication(self.redacted_url.clone(), message);
         // Without (valid) credentials every command is refused with NOAUTH.
         let unauthenticated =
             |reply: &Reply| matches!(reply, Reply::Error(m) if m.starts_with("NOAUTH") || m.starts_with("WRONGPASS"));
@@ -217,6 +214,7 @@ mod tests {
         let wrongpass = Reply::Error("WRONGPASS invalid username-password pair".into());
         let err = full.check(vec![wrongpass, ok(), ok(), info("7.0.0")]).unwrap_err();
         assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+        assert_eq!(err.response_code(), Some("WRONGPASS"));
         let bad_db = Reply::Error("ERR DB index is out of range".into());
         let err = full.check(vec![ok(), bad_db, ok(), info("7.0.0")]).unwrap_err();
         assert!(matches!(err, Error::Response { .. }), "{err:?}");
@@ -229,6 +227,7 @@ mod tests {
         let noauth = || Reply::Error("NOAUTH Authentication required.".into());
         let err = anonymous.check(vec![noauth(), noauth()]).unwrap_err();
         assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+        assert_eq!(err.response_code(), Some("NOAUTH"));
         let err = anonymous.check(vec![ok()]).unwrap_err();
         assert!(matches!(err, Error::Response { .. }), "{err:?}");
     }

@@ -187,12 +187,16 @@ async def test_denied_commands_and_keys_are_typed_errors(
 
 
 @pytest.mark.parametrize(
-    ("user", "password"),
-    [("app", "not-the-Pw-91c"), ("gone", APP_PW), (None, None)],
+    ("user", "password", "code"),
+    [("app", "not-the-Pw-91c", "WRONGPASS"), ("gone", APP_PW, "WRONGPASS"), (None, None, "NOAUTH")],
     ids=["wrong-password", "disabled-user", "no-credentials"],
 )
 async def test_wrong_disabled_or_missing_credentials_are_authentication_errors(
-    acl_redis: RedisServer, user: str | None, password: str | None, caplog: pytest.LogCaptureFixture
+    acl_redis: RedisServer,
+    user: str | None,
+    password: str | None,
+    code: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     if user is None:
@@ -205,6 +209,8 @@ async def test_wrong_disabled_or_missing_credentials_are_authentication_errors(
         await RedisPool.connect(url, **FAST)
     assert time.monotonic() - start < 0.3 + 1.5
     assert isinstance(info.value, solcache.ConnectionError)
+    assert info.value.code == code  # Redis' word for the refusal, no message matching
+    assert info.value.args == (str(info.value),) and info.value.errno is None
     assert_no_secret(*error_texts(info.value), caplog.text)
     if password is not None:
         assert password not in "".join([*error_texts(info.value), caplog.text])
