@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 import solcache
 from solcache.services.price_service import PriceUpdateService
 from solcache.sources import SimulatedPriceSource
 from solcache.sources.base import PriceSnapshot, PriceSource, SourceError
+
+pytestmark = pytest.mark.topologies
 
 
 class FlakySource(PriceSource):
@@ -60,6 +64,7 @@ async def test_service_writes_publishes_and_reports_source_errors(
     assert redis_server.raw("XLEN", "stream:ui-events") == 0
 
 
+@pytest.mark.only_on("standalone", reason="sets maxmemory 1 on a server of its own")
 async def test_refused_writes_are_retried_with_backoff_until_redis_takes_them(
     fresh_redis, eventually
 ) -> None:

@@ -29,7 +29,7 @@ from solcache import (
 )
 from solcache.subscriptions import ManagerStats, SubscriptionManager
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.topologies]
 
 TS = datetime(2026, 11, 26, 15, 0, 0, 123000, tzinfo=UTC)
 FAST_CLAIM = {"claim_min_idle_ms": 200, "claim_interval_ms": 100}
@@ -134,7 +134,7 @@ async def test_10hz_for_10s_all_in_order_with_latency(events: EventStream, redis
 
 
 async def test_the_iterator_reads_the_next_batch_ahead_and_a_closed_one_leaves_it_pending(
-    events: EventStream, redis_server
+    events: EventStream, redis_server, topology
 ) -> None:
     """While the loop body handles a batch, the next one is already read (delivered to this
     consumer); closing leaves a batch read ahead pending for this consumer, not counted as
@@ -149,10 +149,14 @@ async def test_the_iterator_reads_the_next_batch_ahead_and_a_closed_one_leaves_i
             if entry.id == ids[0]:
                 # The first batch is in hand; the read of the second one was started with it.
                 await wait_until(lambda: len(pending_ids(redis_server, s, group, "c")) == 20)
-                # On the subscription's own connection, named for what it does.
-                clients = redis_server.raw("CLIENT", "LIST").splitlines()
-                ours = [line for line in clients if " name=solcache-group " in line]
-                assert ours and all(" cmd=xreadgroup " in line for line in ours)
+                # On the subscription's own connection, named for what it does (a cluster
+                # client's node connections carry no name).
+                clients = redis_server.node_of(s).raw("CLIENT", "LIST").splitlines()
+                name = "" if topology == "cluster" else "solcache-group"
+                ours = [line for line in clients if f" name={name} " in line]
+                assert any(" cmd=xreadgroup " in line for line in ours)
+                if topology != "cluster":
+                    assert all(" cmd=xreadgroup " in line for line in ours)
             if entry.id == ids[14]:
                 await wait_until(lambda: len(pending_ids(redis_server, s, group, "c")) >= 20)
                 break
@@ -548,6 +552,7 @@ async def test_remove_consumer_on_stop_can_be_turned_off(events: EventStream, re
     assert consumer_names(redis_server, STREAM_PRICE_UPDATES, "g") == ["stays-1"]
 
 
+@pytest.mark.only_on("standalone", reason="stops and starts the server")
 async def test_manager_survives_a_redis_restart(fresh_redis, eventually) -> None:
     timeouts = {"connect_timeout_ms": 300, "response_timeout_ms": 300, "checkout_timeout_ms": 300}
     async with await RedisPool.connect(fresh_redis.url, **timeouts) as pool:
@@ -648,6 +653,7 @@ async def test_manager_retries_any_error_until_it_clears(
     assert warnings[0].exc_info is None
 
 
+@pytest.mark.only_on("standalone", reason="sets maxmemory 1 on a server of its own")
 async def test_manager_recreates_its_group_once_a_refusing_server_takes_writes(
     fresh_redis,
 ) -> None:
