@@ -85,3 +85,17 @@ def test_the_blocking_api_follows_sentinel_and_refuses_a_cluster_by_name(
         assert sentinel_group.primary.raw("GET", "price:SOL") is not None
     with pytest.raises(InvalidInputError, match="redis\\+sentinel://"):
         sync.RedisPool.connect(redis_cluster.url)
+
+
+def test_the_raw_checks_find_the_slot_a_cluster_finds(redis_cluster) -> None:
+    """The tests' raw commands go to the primary owning the key's slot, computed here."""
+    from topologies import key_slot
+
+    node = redis_cluster.running()[0]
+    for key in ["price:SOL", "stream:price-updates", "pool:{p}:x", "a{}b{c}", "{x", "ü"]:
+        assert key_slot(key) == node.raw("CLUSTER", "KEYSLOT", key), key
+    owner = redis_cluster.node_of("price:SOL")
+    redis_cluster.raw("SET", "price:SOL", "1")
+    assert owner.raw("GET", "price:SOL") == "1"  # no MOVED: it was sent there
+    with pytest.raises(AssertionError, match="no key"):
+        redis_cluster.raw("INFO", "commandstats")  # one node's view: raw_all says which
