@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import os
 import signal
 import socket
@@ -219,6 +220,19 @@ def redis_server(topology: str, request: pytest.FixtureRequest) -> Any:
     )
     target.flushall()
     return target
+
+
+@contextlib.contextmanager
+def writes_refused(server: Any) -> Iterator[None]:
+    """Every primary of `server` (a `redis_server` of any topology) answers writes with OOM
+    (`maxmemory 1`, `noeviction`) until the block ends; the limit goes back to 0 (none) even
+    when the block fails, so a shared server is left taking writes."""
+    server.raw_all("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    server.raw_all("CONFIG", "SET", "maxmemory", "1")
+    try:
+        yield
+    finally:
+        server.raw_all("CONFIG", "SET", "maxmemory", "0")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from conftest import writes_refused
 from solcache import (
     STREAM_DEAD_LETTER,
     STREAM_PRICE_UPDATES,
@@ -653,31 +654,26 @@ async def test_manager_retries_any_error_until_it_clears(
     assert warnings[0].exc_info is None
 
 
-@pytest.mark.only_on("standalone", reason="sets maxmemory 1 on a server of its own")
 async def test_manager_recreates_its_group_once_a_refusing_server_takes_writes(
-    fresh_redis,
+    events: EventStream, redis_server
 ) -> None:
-    async with await RedisPool.connect(fresh_redis.url) as pool:
-        events = EventStream(pool)
-        got: list[int] = []
+    got: list[int] = []
 
-        async def handler(event: PriceUpdate) -> None:
-            got.append(int(event.price))
+    async def handler(event: PriceUpdate) -> None:
+        got.append(int(event.price))
 
-        manager = SubscriptionManager(
-            events, "g", "c", start_id="0", block_ms=50, backoff_initial_s=0.02, backoff_max_s=0.2
-        )
-        manager.on(PriceUpdate, handler)
-        async with manager:
-            fresh_redis.raw("CONFIG", "SET", "maxmemory-policy", "noeviction")
-            fresh_redis.raw("CONFIG", "SET", "maxmemory", "1")
-            fresh_redis.raw("DEL", STREAM_PRICE_UPDATES)  # group lost; XGROUP CREATE: OOM
+    manager = SubscriptionManager(
+        events, "g", "c", start_id="0", block_ms=50, backoff_initial_s=0.02, backoff_max_s=0.2
+    )
+    manager.on(PriceUpdate, handler)
+    async with manager:
+        with writes_refused(redis_server):
+            redis_server.raw("DEL", STREAM_PRICE_UPDATES)  # group lost; XGROUP CREATE: OOM
             await wait_until(lambda: manager.last_error is not None and "OOM" in manager.last_error)
             errors = manager.stats.errors
             await wait_until(lambda: manager.stats.errors >= errors + 3)  # still retrying
             assert manager.running
-            fresh_redis.raw("CONFIG", "SET", "maxmemory", "0")
-            await events.publish_many(prices(3))
-            await wait_until(lambda: sorted(got) == [0, 1, 2])
-            assert manager.state == "connected"
-        assert pending_count(fresh_redis, STREAM_PRICE_UPDATES, "g") == 0
+        await events.publish_many(prices(3))
+        await wait_until(lambda: sorted(got) == [0, 1, 2])
+        assert manager.state == "connected"
+    assert pending_count(redis_server, STREAM_PRICE_UPDATES, "g") == 0
