@@ -521,7 +521,11 @@ impl Subscription {
             let pool = self.events.pool();
             let conn = match WireConnection::open(pool, self.options.block, GROUP_CLIENT_NAME).await? {
                 Some(wire) => ReadConnection::Wire(wire),
-                None => ReadConnection::Pool(pool.blocking_connection(self.options.block).await?),
+                // Named too (Sentinel, TLS): `CLIENT LIST` shows it as the group reader.
+                None => ReadConnection::Pool(
+                    pool.named_blocking_connection(self.options.block, GROUP_CLIENT_NAME)
+                        .await?,
+                ),
             };
             self.conn = Some(conn);
         }
@@ -701,13 +705,23 @@ impl Subscription {
             }
         }
         if dead_count > 0 {
-            let acked: Vec<i64> = self
+            // An XADD's id, then its XACK's count, per entry: every reply is read (a pipeline
+            // split over cluster slots answers each command, `ignore` or not).
+            let replies: Vec<Value> = self
                 .events
                 .pool()
                 .execute(Operation::StreamDeadLetter, Request::Pipeline(&dead))
                 .await?;
             self.stats.dead_lettered += dead_count;
-            self.stats.acked += acked.iter().map(|&n| n.max(0) as u64).sum::<u64>();
+            self.stats.acked += replies
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .map(|reply| match reply {
+                    Value::Int(n) => (*n).max(0) as u64,
+                    _ => 0,
+                })
+                .sum::<u64>();
         }
         Ok(good)
     }
@@ -744,7 +758,6 @@ impl Subscription {
                 cmd.arg(k.as_slice()).arg(v.as_slice());
             }
         }
-        cmd.ignore();
         pipe.cmd("XACK").arg(&entry.stream).arg(&self.group).arg(&entry.id);
     }
 }

@@ -112,6 +112,31 @@ async fn caches_streams_and_groups_work_unchanged_on_a_cluster() {
     let info = events.info(PRICE_UPDATES).await.unwrap();
     assert_eq!((info.length, info.groups[0].pending), (300, 0));
 
+    // An undecodable entry: XADD to the dead-letter stream and XACK of the source, two slots
+    // in one pipeline, whose replies (an id, a count) are both read.
+    let dead_letter = "stream:dead-letter";
+    assert_ne!(cluster.primary_of(dead_letter), cluster.primary_of(other), "two nodes");
+    let bad_port = cluster.nodes[cluster.primary_of(other)].port;
+    let bad_id = raw_command(bad_port, &["XADD", other, "*", "type", "liquidation", "data", "{}"]);
+    let acked_before = sub.stats().acked;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sub.stats().dead_lettered == 0 && Instant::now() < deadline {
+        assert!(sub.next_batch().await.unwrap().is_empty(), "nothing decodable arrived");
+    }
+    assert_eq!((sub.stats().bad_entries, sub.stats().dead_lettered), (1, 1));
+    assert_eq!(
+        sub.stats().acked,
+        acked_before + 1,
+        "the XACK's count, not the XADD's id"
+    );
+    let dead_port = cluster.nodes[cluster.primary_of(dead_letter)].port;
+    let dead = raw_command(dead_port, &["XRANGE", dead_letter, "-", "+"]);
+    assert!(
+        dead.contains(bad_id.trim()) && dead.contains("unknown event type"),
+        "{dead}"
+    );
+    assert_eq!(events.info(other).await.unwrap().groups[0].pending, 0);
+
     // The blocking API refuses a cluster by name, before connecting.
     let err = SyncPool::connect(PoolConfig::new(cluster.url())).unwrap_err();
     assert!(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import os
 import signal
 import socket
@@ -89,6 +90,17 @@ class RedisServer(PrivateRedis):
     def raw(self, *args: Any) -> Any:
         return raw(self, *args)
 
+    def raw_all(self, *args: Any) -> list[Any]:
+        """The reply of every primary: here the one server's, as a list (as on a cluster)."""
+        return [self.raw(*args)]
+
+    def node_of(self, key: str) -> RedisServer:
+        """The server holding `key`: this one (a cluster answers with the slot's primary)."""
+        return self
+
+    def flushall(self) -> None:
+        self.raw("FLUSHALL")
+
     @property
     def version(self) -> str:
         """`redis_version` as the server reports it in `INFO server` (e.g. "7.0.15")."""
@@ -125,22 +137,108 @@ class RedisServer(PrivateRedis):
         self.close()
 
 
+# --- topologies: one server, a Redis Cluster, Sentinel ----------------------------------------
+#
+# A module with `pytestmark = pytest.mark.topologies` runs each test that uses `redis_server`
+# (or `pool`, `events`) once per topology: `redis_server` is then the session's cluster or
+# sentinel group (tests/python/topologies.py), emptied before each test, with the same `url`,
+# `raw`, `raw_all`, `node_of` and `flushall`. A test that needs one server process says so with
+# `@pytest.mark.only_on("standalone", reason=...)`: its other variants are reported skipped.
+
+TOPOLOGIES = ("standalone", "cluster", "sentinel")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "topologies: run the module's Redis tests on one server, a cluster, sentinel"
+    )
+    config.addinivalue_line(
+        "markers", "only_on(*topologies, reason): in a topologies module, skip the others"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "topology" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("topologies") is None:
+        return
+    only = metafunc.definition.get_closest_marker("only_on")
+    if only is not None:
+        unknown = set(only.args) - set(TOPOLOGIES)
+        assert only.args and not unknown and only.kwargs.get("reason"), (
+            f"{metafunc.definition.nodeid}: only_on(<{'|'.join(TOPOLOGIES)}>…, reason=…)"
+        )
+    params = []
+    for name in TOPOLOGIES:
+        marks = []
+        if only is not None and name not in only.args:
+            reason = f"{'/'.join(only.args)} only: {only.kwargs['reason']}"
+            marks.append(pytest.mark.skip(reason=reason))
+        params.append(pytest.param(name, marks=marks, id=name))
+    metafunc.parametrize("topology", params, indirect=True)
+
+
+@pytest.fixture
+def topology(request: pytest.FixtureRequest) -> str:
+    """The kind of deployment `redis_server` is: "standalone" unless the module is marked
+    `topologies`."""
+    return str(getattr(request, "param", "standalone"))
+
+
 @pytest.fixture(scope="session")
 def _shared_redis() -> Iterator[RedisServer]:
     with RedisServer() as server:
         yield server
 
 
-@pytest.fixture
-def redis_server(_shared_redis: RedisServer) -> RedisServer:
-    """The session's shared server, emptied before each test."""
-    _shared_redis.raw("FLUSHALL")
-    return _shared_redis
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    """3 primaries + 3 replicas, started once per session (`topologies.RedisCluster`)."""
+    from topologies import started_cluster
+
+    with started_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def sentinel_group() -> Iterator[Any]:
+    """A primary, its replica and 3 sentinels, started once (`topologies.SentinelGroup`)."""
+    from topologies import started_sentinels
+
+    with started_sentinels() as group:
+        yield group
 
 
 @pytest.fixture
-def fresh_redis() -> Iterator[RedisServer]:
+def redis_server(topology: str, request: pytest.FixtureRequest) -> Any:
+    """The session's shared server (or, in a `topologies` module, cluster or sentinel group),
+    emptied before each test."""
+    target = request.getfixturevalue(
+        {"standalone": "_shared_redis", "cluster": "redis_cluster", "sentinel": "sentinel_group"}[
+            topology
+        ]
+    )
+    target.flushall()
+    return target
+
+
+@contextlib.contextmanager
+def writes_refused(server: Any) -> Iterator[None]:
+    """Every primary of `server` (a `redis_server` of any topology) answers writes with OOM
+    (`maxmemory 1`, `noeviction`) until the block ends; the limit goes back to 0 (none) even
+    when the block fails, so a shared server is left taking writes."""
+    server.raw_all("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    server.raw_all("CONFIG", "SET", "maxmemory", "1")
+    try:
+        yield
+    finally:
+        server.raw_all("CONFIG", "SET", "maxmemory", "0")
+
+
+@pytest.fixture
+def fresh_redis(topology: str) -> Iterator[RedisServer]:
     """A server of this test's own, which the test may stop, restart or pause."""
+    assert topology == "standalone", "fresh_redis is one server: mark the test only_on(...)"
     with RedisServer() as server:
         yield server
 

@@ -10,6 +10,8 @@ import pytest
 
 from solcache import PoolState, PoolStateCache, ResponseError, SerializationError
 
+pytestmark = pytest.mark.topologies
+
 POOL = "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2"
 OTHER = "So11111111111111111111111111111111111111112"
 THIRD = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"

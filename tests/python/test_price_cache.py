@@ -13,6 +13,8 @@ import solcache
 import solcache.sync
 from solcache import PriceCache, PriceData, SerializationError
 
+pytestmark = pytest.mark.topologies
+
 
 async def sleep_until(deadline: float) -> None:
     await asyncio.sleep(max(0.0, deadline - time.monotonic()))
@@ -195,6 +197,7 @@ class Monitor:
         self._sock.close()
 
 
+@pytest.mark.only_on("standalone", reason="MONITOR of the one server's MGET")
 @pytest.mark.parametrize("direct_reads", [True, False], ids=["direct", "runtime"])
 async def test_get_many_sends_each_duplicated_token_once(redis_server, direct_reads: bool) -> None:
     async with await solcache.RedisPool.connect(
@@ -213,6 +216,7 @@ async def test_get_many_sends_each_duplicated_token_once(redis_server, direct_re
     assert list(got.items()) == [("SOL", sol), ("USDC", usdc), ("BONK", None)]
 
 
+@pytest.mark.only_on("standalone", reason="MONITOR of the one server's MGET")
 def test_sync_get_many_sends_each_duplicated_token_once(redis_server) -> None:
     with solcache.sync.RedisPool.connect(redis_server.url) as pool:
         cache = solcache.sync.PriceCache(pool)

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 import solcache
+from conftest import writes_refused
 from solcache.services.price_service import PriceUpdateService
 from solcache.sources import SimulatedPriceSource
 from solcache.sources.base import PriceSnapshot, PriceSource, SourceError
+
+pytestmark = pytest.mark.topologies
 
 
 class FlakySource(PriceSource):
@@ -61,18 +66,16 @@ async def test_service_writes_publishes_and_reports_source_errors(
 
 
 async def test_refused_writes_are_retried_with_backoff_until_redis_takes_them(
-    fresh_redis, eventually
+    pool, redis_server, eventually
 ) -> None:
-    async with await solcache.RedisPool.connect(fresh_redis.url) as pool:
-        prices = solcache.PriceCache(pool)
-        service = PriceUpdateService(
-            FlakySource(), prices, solcache.EventStream(pool), publish_hz=20, backoff_max_s=0.4
-        )
-        await service.start()
-        try:
-            await eventually(lambda: _ticks(service, 5))
-            fresh_redis.raw("CONFIG", "SET", "maxmemory-policy", "noeviction")
-            fresh_redis.raw("CONFIG", "SET", "maxmemory", "1")  # every write is refused: OOM
+    prices = solcache.PriceCache(pool)
+    service = PriceUpdateService(
+        FlakySource(), prices, solcache.EventStream(pool), publish_hz=20, backoff_max_s=0.4
+    )
+    await service.start()
+    try:
+        await eventually(lambda: _ticks(service, 5))
+        with writes_refused(redis_server):  # every write is refused: OOM
             await eventually(lambda: _degraded(service, True))
             st = service.stats
             assert st.reason.startswith("redis error") and "OOM" in st.write_error, st
@@ -84,12 +87,11 @@ async def test_refused_writes_are_retried_with_backoff_until_redis_takes_them(
             # Backed off (0.05 s doubling up to 0.4 s): far fewer than 20 tries in that second.
             assert 1 <= st.ticks - ticks <= 12 and st.errors - errors == st.ticks - ticks, st
             assert service.running
-            fresh_redis.raw("CONFIG", "SET", "maxmemory", "0")
-            await eventually(lambda: _degraded(service, False), within_s=10)
-            assert service.stats.write_error == ""
-            assert await prices.get("SOL") is not None
-        finally:
-            await service.stop()
+        await eventually(lambda: _degraded(service, False), within_s=10)
+        assert service.stats.write_error == ""
+        assert await prices.get("SOL") is not None
+    finally:
+        await service.stop()
 
 
 async def _ticks(service: PriceUpdateService, n: int) -> None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port
@@ -19,6 +20,8 @@ from solcache import MVP_TOKENS
 from solcache.sources import PYTH_FEED_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.topologies
 
 
 def test_serve_keeps_prices_fresh_publishes_10hz_and_serves_metrics_and_sse(redis_server) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,8 @@ from solcache import (
     TradeExecuted,
     TradingEvent,
 )
+
+pytestmark = pytest.mark.topologies
 
 ID = re.compile(r"^\d+-\d+$")
 TS = datetime(2026, 11, 26, 15, 0, 0, 123000, tzinfo=UTC)
@@ -306,9 +309,12 @@ BAD_IDS = ["", ">", "-", "+", "1-", "a-1", "1-2-3", "0x10"]
 
 
 def stream_commands_called(server) -> dict[str, int]:
-    stats = server.raw("INFO", "commandstats")
-    calls = re.findall(r"cmdstat_(x\w+):calls=(\d+)", stats)
-    return {name: int(n) for name, n in calls if int(n) > 0}
+    """The stream commands every primary ran since `CONFIG RESETSTAT`, summed over primaries."""
+    called: Counter[str] = Counter()
+    for stats in server.raw_all("INFO", "commandstats"):
+        for name, n in re.findall(r"cmdstat_(x\w+):calls=(\d+)", stats):
+            called[name] += int(n)
+    return {name: n for name, n in called.items() if n > 0}
 
 
 async def assert_invalid(call: Callable[[], Any]) -> None:
@@ -321,7 +327,7 @@ async def test_invalid_names_and_ids_rejected_before_redis(
 ) -> None:
     ok = STREAM_PRICE_UPDATES
     event = PriceUpdate("SOL", 1, TS)
-    redis_server.raw("CONFIG", "RESETSTAT")
+    redis_server.raw_all("CONFIG", "RESETSTAT")
     for bad in BAD_NAMES:
         await assert_invalid(lambda bad=bad: events.publish(event, bad))
         await assert_invalid(lambda bad=bad: events.publish_many([event], bad))
@@ -354,7 +360,7 @@ async def test_invalid_names_and_ids_rejected_before_redis(
 async def test_invalid_subscription_rejected_before_redis(
     events: EventStream, redis_server, streams, group, consumer, options
 ) -> None:
-    redis_server.raw("CONFIG", "RESETSTAT")
+    redis_server.raw_all("CONFIG", "RESETSTAT")
     with pytest.raises(InvalidInputError):
         events.subscribe(streams, group, consumer, **options)
     assert stream_commands_called(redis_server) == {}
@@ -363,8 +369,8 @@ async def test_invalid_subscription_rejected_before_redis(
 async def test_closing_a_subscription_closes_its_connection(
     events: solcache.EventStream, redis_server, eventually
 ) -> None:
-    def clients() -> int:
-        return len(redis_server.raw("CLIENT", "LIST").splitlines())
+    def clients() -> int:  # on the server holding the stream
+        return len(redis_server.node_of(STREAM_UI_EVENTS).raw("CLIENT", "LIST").splitlines())
 
     await events.ensure_group(solcache.STREAM_UI_EVENTS, "g", start_id="0")
     before = clients()

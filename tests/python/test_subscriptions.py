@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from conftest import writes_refused
 from solcache import (
     STREAM_DEAD_LETTER,
     STREAM_PRICE_UPDATES,
@@ -29,7 +30,7 @@ from solcache import (
 )
 from solcache.subscriptions import ManagerStats, SubscriptionManager
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.topologies]
 
 TS = datetime(2026, 11, 26, 15, 0, 0, 123000, tzinfo=UTC)
 FAST_CLAIM = {"claim_min_idle_ms": 200, "claim_interval_ms": 100}
@@ -134,7 +135,7 @@ async def test_10hz_for_10s_all_in_order_with_latency(events: EventStream, redis
 
 
 async def test_the_iterator_reads_the_next_batch_ahead_and_a_closed_one_leaves_it_pending(
-    events: EventStream, redis_server
+    events: EventStream, redis_server, topology
 ) -> None:
     """While the loop body handles a batch, the next one is already read (delivered to this
     consumer); closing leaves a batch read ahead pending for this consumer, not counted as
@@ -149,10 +150,14 @@ async def test_the_iterator_reads_the_next_batch_ahead_and_a_closed_one_leaves_i
             if entry.id == ids[0]:
                 # The first batch is in hand; the read of the second one was started with it.
                 await wait_until(lambda: len(pending_ids(redis_server, s, group, "c")) == 20)
-                # On the subscription's own connection, named for what it does.
-                clients = redis_server.raw("CLIENT", "LIST").splitlines()
-                ours = [line for line in clients if " name=solcache-group " in line]
-                assert ours and all(" cmd=xreadgroup " in line for line in ours)
+                # On the subscription's own connection, named for what it does (a cluster
+                # client's node connections carry no name).
+                clients = redis_server.node_of(s).raw("CLIENT", "LIST").splitlines()
+                name = "" if topology == "cluster" else "solcache-group"
+                ours = [line for line in clients if f" name={name} " in line]
+                assert any(" cmd=xreadgroup " in line for line in ours)
+                if topology != "cluster":
+                    assert all(" cmd=xreadgroup " in line for line in ours)
             if entry.id == ids[14]:
                 await wait_until(lambda: len(pending_ids(redis_server, s, group, "c")) >= 20)
                 break
@@ -548,6 +553,7 @@ async def test_remove_consumer_on_stop_can_be_turned_off(events: EventStream, re
     assert consumer_names(redis_server, STREAM_PRICE_UPDATES, "g") == ["stays-1"]
 
 
+@pytest.mark.only_on("standalone", reason="stops and starts the server")
 async def test_manager_survives_a_redis_restart(fresh_redis, eventually) -> None:
     timeouts = {"connect_timeout_ms": 300, "response_timeout_ms": 300, "checkout_timeout_ms": 300}
     async with await RedisPool.connect(fresh_redis.url, **timeouts) as pool:
@@ -649,29 +655,25 @@ async def test_manager_retries_any_error_until_it_clears(
 
 
 async def test_manager_recreates_its_group_once_a_refusing_server_takes_writes(
-    fresh_redis,
+    events: EventStream, redis_server
 ) -> None:
-    async with await RedisPool.connect(fresh_redis.url) as pool:
-        events = EventStream(pool)
-        got: list[int] = []
+    got: list[int] = []
 
-        async def handler(event: PriceUpdate) -> None:
-            got.append(int(event.price))
+    async def handler(event: PriceUpdate) -> None:
+        got.append(int(event.price))
 
-        manager = SubscriptionManager(
-            events, "g", "c", start_id="0", block_ms=50, backoff_initial_s=0.02, backoff_max_s=0.2
-        )
-        manager.on(PriceUpdate, handler)
-        async with manager:
-            fresh_redis.raw("CONFIG", "SET", "maxmemory-policy", "noeviction")
-            fresh_redis.raw("CONFIG", "SET", "maxmemory", "1")
-            fresh_redis.raw("DEL", STREAM_PRICE_UPDATES)  # group lost; XGROUP CREATE: OOM
+    manager = SubscriptionManager(
+        events, "g", "c", start_id="0", block_ms=50, backoff_initial_s=0.02, backoff_max_s=0.2
+    )
+    manager.on(PriceUpdate, handler)
+    async with manager:
+        with writes_refused(redis_server):
+            redis_server.raw("DEL", STREAM_PRICE_UPDATES)  # group lost; XGROUP CREATE: OOM
             await wait_until(lambda: manager.last_error is not None and "OOM" in manager.last_error)
             errors = manager.stats.errors
             await wait_until(lambda: manager.stats.errors >= errors + 3)  # still retrying
             assert manager.running
-            fresh_redis.raw("CONFIG", "SET", "maxmemory", "0")
-            await events.publish_many(prices(3))
-            await wait_until(lambda: sorted(got) == [0, 1, 2])
-            assert manager.state == "connected"
-        assert pending_count(fresh_redis, STREAM_PRICE_UPDATES, "g") == 0
+        await events.publish_many(prices(3))
+        await wait_until(lambda: sorted(got) == [0, 1, 2])
+        assert manager.state == "connected"
+    assert pending_count(redis_server, STREAM_PRICE_UPDATES, "g") == 0

@@ -1,17 +1,14 @@
 """The same Python API on one server, a Redis Cluster and a Sentinel-managed primary: only the
-URL changes. The cluster and the sentinel group start once per session (topologies.py)."""
+URL changes. The cluster and the sentinel group start once per session (conftest.py,
+topologies.py); the cache, stream, subscription and service modules run on all three too."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
 import solcache
-from conftest import RedisServer
-from service_process import serve
 from solcache import (
     EventStream,
     InvalidInputError,
@@ -21,40 +18,14 @@ from solcache import (
     RedisPool,
     Settings,
 )
-from topologies import RedisCluster, SentinelGroup, started_cluster, started_sentinels
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.topologies]
 
 TS = datetime(2026, 11, 26, 15, 0, 0, 123000, tzinfo=UTC)
 
 
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[RedisCluster]:
-    with started_cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="session")
-def sentinel_group() -> Iterator[SentinelGroup]:
-    with started_sentinels() as group:
-        yield group
-
-
-@pytest.fixture(params=["standalone", "cluster", "sentinel"])
-def topology_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> str:
-    """The URL of an emptied deployment of each kind."""
-    if request.param == "cluster":
-        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-        cluster.flushall()
-        return cluster.url
-    if request.param == "sentinel":
-        group: SentinelGroup = request.getfixturevalue("sentinel_group")
-        group.primary.raw("FLUSHALL")
-        return group.url
-    return redis_server.url
-
-
-async def test_caches_streams_and_groups_work_the_same_on_every_topology(topology_url) -> None:
+async def test_caches_streams_and_groups_work_the_same_on_every_topology(redis_server) -> None:
+    topology_url = redis_server.url
     async with await RedisPool.connect(topology_url) as pool:
         health = await pool.health()
         assert health.reachable and health.failovers_followed == 0
@@ -116,28 +87,15 @@ def test_the_blocking_api_follows_sentinel_and_refuses_a_cluster_by_name(
         sync.RedisPool.connect(redis_cluster.url)
 
 
-@pytest.mark.parametrize("kind", ["cluster", "sentinel"])
-def test_serve_runs_on_a_cluster_and_on_sentinel(kind, request) -> None:
-    if kind == "cluster":
-        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-        cluster.flushall()
-        url = cluster.url
+def test_the_raw_checks_find_the_slot_a_cluster_finds(redis_cluster) -> None:
+    """The tests' raw commands go to the primary owning the key's slot, computed here."""
+    from topologies import key_slot
 
-        def sol() -> str | None:
-            return cluster.primary_of("price:SOL").raw("GET", "price:SOL")
-    else:
-        group: SentinelGroup = request.getfixturevalue("sentinel_group")
-        group.primary.raw("FLUSHALL")
-        url = group.url
-
-        def sol() -> str | None:
-            return group.primary.raw("GET", "price:SOL")
-
-    with serve("--redis-url", url, "--duration", "5") as svc:
-        deadline = time.monotonic() + 10
-        while sol() is None:
-            assert time.monotonic() < deadline, "serve wrote no price"
-            time.sleep(0.1)
-        assert svc.get("/healthz").status_code == 200
-    assert svc.proc.returncode == 0, svc.output()
-    assert "secret" not in svc.output()
+    node = redis_cluster.running()[0]
+    for key in ["price:SOL", "stream:price-updates", "pool:{p}:x", "a{}b{c}", "{x", "ü"]:
+        assert key_slot(key) == node.raw("CLUSTER", "KEYSLOT", key), key
+    owner = redis_cluster.node_of("price:SOL")
+    redis_cluster.raw("SET", "price:SOL", "1")
+    assert owner.raw("GET", "price:SOL") == "1"  # no MOVED: it was sent there
+    with pytest.raises(AssertionError, match="no key"):
+        redis_cluster.raw("INFO", "commandstats")  # one node's view: raw_all says which

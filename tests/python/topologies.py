@@ -3,6 +3,11 @@ sentinels) of real processes on free loopback ports, for the tests that run on e
 
 Replicas sync at once (`repl-diskless-sync-delay 0`), so a replica can take over as soon as its
 primary dies; the node timeout and `down-after-milliseconds` are 1 s.
+
+Both offer what the tests use of one server (`RedisServer`): `url`, `raw(*args)` (the command
+goes where a client's would: the primary owning its key's slot, the primary the sentinels
+name), `raw_all(*args)` (the reply of every primary), `node_of(key)` (the server holding a key,
+for per-server commands such as `CLIENT LIST`) and `flushall()`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,43 @@ from conftest import RedisServer, RespError, free_port
 NODE_TIMEOUT_MS = 1000
 DOWN_AFTER_MS = 1000
 MASTER_NAME = "mymaster"
+# Commands without a key whose reply is the same on every node: `raw` sends them to any node.
+# Any other keyless command (INFO, CONFIG, CLIENT …) is per node: ask `raw_all`.
+NODE_INDEPENDENT = {"TIME", "PING", "ECHO"}
+
+
+def crc16(data: bytes) -> int:
+    """CRC16-XMODEM (polynomial 0x1021, initial 0), the hash of Redis Cluster key slots."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key: str) -> int:
+    """The slot of `key`: only the text inside its first non-empty `{…}` counts."""
+    data = key.encode()
+    start = data.find(b"{")
+    if start >= 0:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1 : end]
+    return crc16(data) % 16384
+
+
+def command_keys(node: RedisServer, args: tuple[object, ...]) -> list[str]:
+    """The key arguments of a command, as the server itself finds them (`COMMAND GETKEYS`)."""
+    try:
+        keys = node.raw("COMMAND", "GETKEYS", *args)
+    except RespError as e:
+        if "no key arguments" in str(e):
+            return []
+        raise
+    assert isinstance(keys, list)
+    return [str(k) for k in keys]
 
 
 def _wait(check, what: str, within_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -117,10 +159,46 @@ class RedisCluster:
                     return next(n for n in self.nodes if n.port == port)
         raise AssertionError(f"no primary serves {key}")
 
+    def primaries(self) -> list[RedisServer]:
+        return [n for n in self.running() if "role:master" in n.raw("INFO", "replication")]
+
+    def raw(self, *args: object) -> object:
+        """One command on the primary that owns its key's slot (a `MOVED` reply followed)."""
+        any_node = self.running()[0]
+        name = str(args[0]).upper()
+        if name in NODE_INDEPENDENT:
+            return any_node.raw(*args)
+        keys = command_keys(any_node, args) if len(args) > 1 else []
+        assert keys, f"{name} has no key: which node? use raw_all or node_of"
+        node = self._slot_owner(key_slot(keys[0]))
+        for _ in range(5):
+            try:
+                return node.raw(*args)
+            except RespError as e:
+                if not str(e).startswith("MOVED "):
+                    raise
+                port = int(str(e).split()[2].rsplit(":", 1)[1])
+                node = next(n for n in self.nodes if n.port == port)
+        raise AssertionError(f"{args[0]} kept being moved")
+
+    def node_of(self, key: str) -> RedisServer:
+        """The primary that owns `key`'s slot."""
+        return self._slot_owner(key_slot(key))
+
+    def raw_all(self, *args: object) -> list[object]:
+        """The reply of every primary, in node order."""
+        return [n.raw(*args) for n in self.primaries()]
+
+    def _slot_owner(self, slot: int) -> RedisServer:
+        ranges = self.running()[0].raw("CLUSTER", "SLOTS")
+        for lo, hi, primary, *_replicas in ranges:  # type: ignore[union-attr]
+            if lo <= slot <= hi:
+                return next(n for n in self.nodes if n.port == primary[1])
+        raise AssertionError(f"no primary serves slot {slot}")
+
     def flushall(self) -> None:
-        for n in self.running():
-            with contextlib.suppress(RespError):  # replicas refuse writes
-                n.raw("FLUSHALL")
+        for n in self.primaries():
+            n.raw("FLUSHALL")
 
     def close(self) -> None:
         for n in self.nodes:
@@ -193,6 +271,26 @@ class SentinelGroup:
         )
         assert isinstance(host_port, list)
         return int(host_port[1])
+
+    def current_primary(self) -> RedisServer:
+        """The server the sentinels name as the primary."""
+        port = self.named_primary_port()
+        return next(s for s in (self.primary, self.replica) if s is not None and s.port == port)
+
+    def node_of(self, key: str) -> RedisServer:
+        """The primary the sentinels name (it holds every key)."""
+        return self.current_primary()
+
+    def raw(self, *args: object) -> object:
+        """One command on the primary the sentinels name."""
+        return self.current_primary().raw(*args)
+
+    def raw_all(self, *args: object) -> list[object]:
+        """The reply of the primary (the one node clients send commands to), as a list."""
+        return [self.raw(*args)]
+
+    def flushall(self) -> None:
+        self.raw("FLUSHALL")
 
     def close(self) -> None:
         for s in self.sentinels:
