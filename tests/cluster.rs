@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rust_decimal::Decimal;
 use solcache::events::PRICE_UPDATES;
+use solcache::keys::KeyLayout;
 use solcache::{
-    Error, EventStream, PoolConfig, PriceCache, PriceData, PriceUpdate, RedisPool, Subscription, SubscriptionOptions,
-    SyncPool, TradingEvent,
+    Error, EventStream, PoolConfig, PoolState, PoolStateCache, PriceCache, PriceData, PriceUpdate, RedisPool,
+    Subscription, SubscriptionOptions, SyncPool, TradingEvent,
 };
 use support::topologies::{raw_command, watch_promotion, RedisCluster, NODE_TIMEOUT_MS};
 
@@ -352,4 +353,97 @@ async fn an_acl_user_reaches_every_node_and_a_wrong_password_is_refused() {
         .unwrap_err();
     assert!(!err.to_string().contains("wrong"), "{err}");
     assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+}
+
+/// `MGET` calls each node served since its stats were reset (`INFO commandstats`).
+fn mget_calls(cluster: &RedisCluster) -> Vec<u64> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let stats = cluster.raw(n.port, &["INFO", "commandstats"]);
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix("cmdstat_mget:calls="))
+                .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+fn reset_stats(cluster: &RedisCluster) {
+    for n in &cluster.nodes {
+        cluster.raw(n.port, &["CONFIG", "RESETSTAT"]);
+    }
+}
+
+const POOLS: [&str; 3] = [
+    "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2",
+    "So11111111111111111111111111111111111111112",
+    "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+];
+
+fn pool_state(address: &str) -> PoolState {
+    let d = Decimal::from;
+    PoolState::new(address, d(1000), d(5), d(935), d(10), Utc::now()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tagged_key_layout_keeps_each_family_in_one_slot_and_reads_it_with_one_mget() {
+    let cluster = RedisCluster::start();
+    let mut config = PoolConfig::new(cluster.url());
+    config.key_layout = KeyLayout::Tagged;
+    let tagged = RedisPool::connect(config).await.unwrap();
+    let spread = RedisPool::connect(PoolConfig::new(cluster.url())).await.unwrap();
+    let (prices, pools) = (PriceCache::new(tagged.clone()), PoolStateCache::new(tagged.clone()));
+    let batch: Vec<PriceData> = TOKENS.iter().map(|t| price(t, "4")).collect();
+    prices.set_many(&batch).await.unwrap();
+    let states: Vec<PoolState> = POOLS.iter().map(|a| pool_state(a)).collect();
+    pools.set_many(&states).await.unwrap();
+
+    // Every key of a family hashes to one slot, and lives on that slot's primary.
+    let slot_of = |key: &str| cluster.raw(cluster.nodes[0].port, &["CLUSTER", "KEYSLOT", key]);
+    for (family, keys) in [
+        (
+            "price",
+            TOKENS
+                .iter()
+                .map(|t| format!("price:{{prices}}:{t}"))
+                .collect::<Vec<_>>(),
+        ),
+        ("pool", POOLS.iter().map(|a| format!("pool:{{pools}}:{a}")).collect()),
+    ] {
+        let slots: std::collections::HashSet<String> = keys.iter().map(|k| slot_of(k)).collect();
+        assert_eq!(slots.len(), 1, "{family}: {slots:?}");
+        let owner = cluster.nodes[cluster.primary_of(&keys[0])].port;
+        for key in &keys {
+            assert_eq!(cluster.raw(owner, &["EXISTS", key]).trim(), "1", "{key}");
+        }
+    }
+    // The default layout names other keys: it does not see these.
+    assert_eq!(PriceCache::new(spread.clone()).get("SOL", None).await.unwrap(), None);
+
+    // get_many of the whole family: one MGET on one node (spread: one per primary).
+    reset_stats(&cluster);
+    let got = prices.get_many(&TOKENS, None).await.unwrap();
+    assert_eq!(got, batch.iter().cloned().map(Some).collect::<Vec<_>>());
+    let calls = mget_calls(&cluster);
+    assert_eq!(calls.iter().sum::<u64>(), 1, "{calls:?}");
+    let owner = cluster.primary_of("price:{prices}:SOL");
+    assert_eq!(calls[owner], 1, "{calls:?}");
+    assert_eq!(
+        pools.get_many(&POOLS, None).await.unwrap(),
+        states.into_iter().map(Some).collect::<Vec<_>>()
+    );
+
+    PriceCache::new(spread.clone()).set_many(&batch).await.unwrap();
+    reset_stats(&cluster);
+    PriceCache::new(spread.clone()).get_many(&TOKENS, None).await.unwrap();
+    let calls = mget_calls(&cluster);
+    assert_eq!(
+        calls.iter().filter(|&&c| c > 0).count(),
+        3,
+        "spread: every primary, {calls:?}"
+    );
+    tagged.close().await;
+    spread.close().await;
 }

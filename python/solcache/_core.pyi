@@ -196,6 +196,7 @@ def open_pool(
     direct_spin_us: int = 100,
     near_cache: bool = False,
     near_cache_max_bytes: int = 33_554_432,
+    key_layout: str = "spread",
 ) -> Awaitable[PoolHandle]: ...
 
 @disjoint_base
@@ -206,6 +207,9 @@ class RedisPool:
         """The server URL with any password replaced by ``***``."""
     @property
     def max_size(self) -> int: ...
+    @property
+    def key_layout(self) -> str:
+        """How the caches over this pool name their keys: ``"spread"`` or ``"tagged"``."""
     @property
     def closed(self) -> bool: ...
     @property
@@ -250,12 +254,16 @@ class SyncRedisPool:
         near_cache_max_bytes: int = 33_554_432,
         direct_reads: bool = True,
         direct_spin_us: int = 100,
+        key_layout: str = "spread",
     ) -> Self: ...
     @property
     def url(self) -> str:
         """The server URL with any password replaced by ``***``."""
     @property
     def max_size(self) -> int: ...
+    @property
+    def key_layout(self) -> str:
+        """How the caches over this pool name their keys: ``"spread"`` or ``"tagged"``."""
     @property
     def closed(self) -> bool: ...
     @property
