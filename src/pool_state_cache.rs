@@ -1,4 +1,5 @@
-//! Pool states under `pool:{address}` (`pool:{pools}:{address}` with [`crate::keys::KeyLayout::Tagged`]): see [`crate::cache::Cache`] for the operations and
+//! Pool states under `pool:{address}` (`pool:{pools}:{address}` with
+//! [`crate::keys::KeyLayout::Tagged`]): see [`crate::cache::Cache`] for the operations and
 //! [`crate::price_impact`] for the swap math that reads them.
 
 use chrono::{DateTime, Utc};

@@ -1,4 +1,5 @@
-//! Prices under `price:{token}` (`price:{prices}:{token}` with [`crate::keys::KeyLayout::Tagged`]): see [`crate::cache::Cache`] for the operations.
+//! Prices under `price:{token}` (`price:{prices}:{token}` with
+//! [`crate::keys::KeyLayout::Tagged`]): see [`crate::cache::Cache`] for the operations.
 
 use chrono::{DateTime, Utc};
 

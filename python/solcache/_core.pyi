@@ -177,6 +177,19 @@ class PoolHealth:
     def failovers_followed(self) -> int:
         """Sentinel: times the sentinels named another primary; cluster: fresh clients opened
         after failures (slot map read again); 0 on one server."""
+    @property
+    def switches_seen(self) -> int:
+        """Sentinel: failovers announced on ``+switch-master`` (once each); 0 otherwise."""
+    @property
+    def promotions_taken(self) -> int:
+        """Sentinel: connections that reached a replica being promoted before the sentinels
+        named it; 0 otherwise."""
+    @property
+    def switch_watches_up(self) -> int:
+        """Sentinel: sentinels whose announcements the pool is subscribed to right now."""
+    @property
+    def switch_watch_errors(self) -> int:
+        """Sentinel: subscriptions to a sentinel lost or refused (each retried with backoff)."""
 
 @final
 class PoolHandle:

@@ -295,6 +295,10 @@ pub struct PoolHealth {
     topology: &'static str,
     primary: Option<String>,
     failovers_followed: u64,
+    switches_seen: u64,
+    promotions_taken: u64,
+    switch_watches_up: u64,
+    switch_watch_errors: u64,
 }
 
 impl From<Health> for PoolHealth {
@@ -311,6 +315,10 @@ impl From<Health> for PoolHealth {
             topology: h.topology,
             primary: h.primary,
             failovers_followed: h.failovers_followed,
+            switches_seen: h.switches_seen,
+            promotions_taken: h.promotions_taken,
+            switch_watches_up: h.switch_watches_up,
+            switch_watch_errors: h.switch_watch_errors,
         }
     }
 }
@@ -319,14 +327,18 @@ impl From<Health> for PoolHealth {
 impl PoolHealth {
     fn __repr__(&self) -> String {
         format!(
-            "PoolHealth(reachable={}, rtt_ms={}, redis_version={}, error={}, connections={}, idle={}, in_use={}, waiting={}, topology={}, primary={}, failovers_followed={})",
+            "PoolHealth(reachable={}, rtt_ms={}, redis_version={}, error={}, connections={}, idle={}, in_use={}, waiting={}, topology={}, primary={}, failovers_followed={}, switches_seen={}, promotions_taken={}, switch_watches_up={}, switch_watch_errors={})",
             if self.reachable { "True" } else { "False" },
             py_opt(self.rtt_ms.map(|ms| format!("{ms:.3}")), false),
             py_opt(self.redis_version.as_deref(), true),
             py_opt(self.error.as_deref(), true), self.connections, self.idle, self.in_use, self.waiting,
             py_opt(Some(self.topology), true),
             py_opt(self.primary.as_deref(), true),
-            self.failovers_followed
+            self.failovers_followed,
+            self.switches_seen,
+            self.promotions_taken,
+            self.switch_watches_up,
+            self.switch_watch_errors
         )
     }
 }
