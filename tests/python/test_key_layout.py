@@ -3,6 +3,9 @@ tag per cache family, so a family lives in one slot and `get_many` is one MGET o
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -116,3 +119,17 @@ async def test_on_a_cluster_a_family_is_one_slot_and_get_many_one_mget(
         assert list(got.values()) == prices("2")
         calls = _mget_calls(cluster)
         assert sum(calls.values()) == 1 and calls[owner.port] == 1, calls
+
+
+def test_solcache_bench_reads_the_keys_it_seeds_whatever_the_layout_setting(
+    redis_server: RedisServer,
+) -> None:
+    # The bench compares against raw `GET price:<token>`: it keeps the default layout.
+    env = {**os.environ, "SOLCACHE_KEY_LAYOUT": "tagged"}
+    cmd = [sys.executable, "-m", "solcache", "bench", "--redis-url", redis_server.url]
+    run = subprocess.run(
+        [*cmd, "--calls", "40"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert "solcache sync get" in run.stdout, run.stdout
+    assert not [k for k in redis_server.raw("KEYS", "*") if "{" in k]
