@@ -25,11 +25,15 @@ def validate_token(token: str) -> str:
 def validate_address(address: str) -> str:
     """Return ``address`` unchanged if it is base58 of 32 bytes, or raise ``InvalidInputError``."""
 
-def price_key(token: str) -> str: ...
+def price_key(token: str, *, layout: str = "spread") -> str:
+    """The Redis key of ``token``'s price in key layout ``layout`` (``"spread"``: ``price:SOL``,
+    ``"tagged"``: ``price:{prices}:SOL``); ``InvalidInputError`` for a bad token or layout."""
 def redact_url(url: str) -> str:
     """Return `url` with any password replaced by ``***``."""
 
-def pool_key(address: str) -> str: ...
+def pool_key(address: str, *, layout: str = "spread") -> str:
+    """The Redis key of ``address``'s pool state in key layout ``layout`` (``"spread"``:
+    ``pool:<address>``, ``"tagged"``: ``pool:{pools}:<address>``)."""
 
 @final
 class PriceData:

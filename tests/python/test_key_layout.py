@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
+import solcache
 from conftest import SOL_USDC_POOL, RedisServer
 from solcache import (
     InvalidInputError,
@@ -51,6 +52,16 @@ def test_the_setting_defaults_to_spread_and_refuses_other_names(
     monkeypatch.setenv("SOLCACHE_KEY_LAYOUT", "hash")
     with pytest.raises(ValidationError, match="key_layout"):
         Settings()
+
+
+def test_key_names_in_either_layout() -> None:
+    assert solcache.price_key("SOL") == solcache.price_key("SOL", layout="spread") == "price:SOL"
+    assert solcache.price_key("SOL", layout="tagged") == "price:{prices}:SOL"
+    assert solcache.pool_key(SOL_USDC_POOL, layout="tagged") == f"pool:{{pools}}:{SOL_USDC_POOL}"
+    with pytest.raises(InvalidInputError, match="key layout"):
+        solcache.price_key("SOL", layout="hash")
+    with pytest.raises(InvalidInputError):
+        solcache.price_key("{SOL}", layout="tagged")
 
 
 async def test_an_unknown_layout_is_refused_before_connecting(redis_server: RedisServer) -> None:
