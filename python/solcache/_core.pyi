@@ -28,6 +28,7 @@ def validate_address(address: str) -> str:
 def price_key(token: str, *, layout: str = "spread") -> str:
     """The Redis key of ``token``'s price in key layout ``layout`` (``"spread"``: ``price:SOL``,
     ``"tagged"``: ``price:{prices}:SOL``); ``InvalidInputError`` for a bad token or layout."""
+
 def redact_url(url: str) -> str:
     """Return `url` with any password replaced by ``***``."""
 
