@@ -1,6 +1,9 @@
 //! The same operations on one server and on a 3-primary Redis Cluster (both started here, on
-//! loopback), rounds interleaved: `get` and `get_many(5)` latency (p50 / p99), `set_many(100)`
-//! and `publish_many(1000)` throughput, CPU time of this process beside wall time.
+//! loopback), the cluster once with the default key layout and once with the tagged one (one
+//! hash tag per family), rounds interleaved: `get` and `get_many(5)` latency (p50 / p99),
+//! `set_many(100)` latency and throughput, `publish_many(1000)` throughput, CPU time of this
+//! process beside wall time; then the commands and server time each primary spent on the same
+//! reads and writes in either layout (`INFO commandstats`): the load on the hot node.
 //!
 //! `cargo bench --no-default-features --bench topologies`
 #[path = "../tests/support/mod.rs"]
@@ -11,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rust_decimal::Decimal;
-use solcache::{
-    EventStream, Operation, PoolConfig, PriceCache, PriceData, PriceUpdate, RedisPool, Request, TradingEvent,
-};
+use solcache::keys::KeyLayout;
+use solcache::{EventStream, PoolConfig, PriceCache, PriceData, PriceUpdate, RedisPool, TradingEvent};
 use support::topologies::RedisCluster;
 use support::RedisServer;
 
@@ -68,21 +70,6 @@ async fn reads(cache: &PriceCache, many: bool, row: &mut Row) {
     row.cpu += cpu_time() - cpu;
 }
 
-/// MGET of `keys` as bytes (no decoding): the hash-tag comparison.
-async fn mget(pool: &RedisPool, keys: &[String], row: &mut Row) {
-    let mut cmd = redis::cmd("MGET");
-    cmd.arg(keys);
-    let (wall, cpu) = (Instant::now(), cpu_time());
-    for _ in 0..READS_PER_ROUND {
-        let t = Instant::now();
-        let got: Vec<Option<Vec<u8>>> = pool.execute(Operation::PriceGetMany, Request::Cmd(&cmd)).await.unwrap();
-        assert!(got.iter().all(Option::is_some));
-        row.samples_us.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    row.wall += wall.elapsed();
-    row.cpu += cpu_time() - cpu;
-}
-
 async fn writes(cache: &PriceCache, events: &EventStream, publish: bool, row: &mut Row) {
     let (wall, cpu) = (Instant::now(), cpu_time());
     if publish {
@@ -100,12 +87,40 @@ async fn writes(cache: &PriceCache, events: &EventStream, publish: bool, row: &m
     } else {
         let batch: Vec<PriceData> = (0..100).map(|i| price(&format!("T{i}"))).collect();
         for _ in 0..10 {
+            let t = Instant::now();
             cache.set_many(&batch).await.unwrap();
+            row.samples_us.push(t.elapsed().as_secs_f64() * 1e6);
         }
         row.items += 1000;
     }
     row.wall += wall.elapsed();
     row.cpu += cpu_time() - cpu;
+}
+
+/// Per primary of `cluster`: (port, commands, server µs) since the last `CONFIG RESETSTAT`.
+fn node_load(cluster: &RedisCluster) -> Vec<(u16, u64, u64)> {
+    let field = |line: &str, name: &str| -> u64 {
+        line.split([':', ','])
+            .find_map(|kv| kv.strip_prefix(name))
+            .map_or(0, |v| v.parse().unwrap())
+    };
+    cluster
+        .nodes
+        .iter()
+        .filter(|n| cluster.raw(n.port, &["ROLE"]).starts_with("master"))
+        .map(|n| {
+            let stats = cluster.raw(n.port, &["INFO", "commandstats"]);
+            let (mut calls, mut usec) = (0, 0);
+            for line in stats.lines().filter(|l| l.starts_with("cmdstat_")) {
+                if line.starts_with("cmdstat_info") || line.starts_with("cmdstat_config") {
+                    continue; // this benchmark's own questions
+                }
+                calls += field(line, "calls=");
+                usec += field(line, "usec=");
+            }
+            (n.port, calls, usec)
+        })
+        .collect()
 }
 
 fn main() {
@@ -119,20 +134,11 @@ fn main() {
     runtime.block_on(async {
         let one = RedisPool::connect(PoolConfig::new(server.url())).await.unwrap();
         let many = RedisPool::connect(PoolConfig::new(cluster.url())).await.unwrap();
-        let pools = [("standalone", one), ("cluster", many)];
-        let mut rows: Vec<[Row; 4]> = (0..2).map(|_| Default::default()).collect();
-        let mut tags: Vec<[Row; 2]> = (0..2).map(|_| Default::default()).collect();
-        let plain: Vec<String> = TOKENS.iter().map(|t| format!("price:{t}")).collect();
-        let tagged: Vec<String> = TOKENS.iter().map(|t| format!("price:{{p}}:{t}")).collect();
-        for (_, pool) in &pools {
-            let cache = PriceCache::new(pool.clone());
-            cache.set_many(&TOKENS.map(price)).await.unwrap();
-            for (key, t) in tagged.iter().zip(TOKENS) {
-                let mut set = redis::cmd("SET");
-                set.arg(key).arg(price(t).to_json());
-                let () = pool.execute(Operation::PriceSet, Request::Cmd(&set)).await.unwrap();
-            }
-        }
+        let mut config = PoolConfig::new(cluster.url());
+        config.key_layout = KeyLayout::Tagged;
+        let tagged = RedisPool::connect(config).await.unwrap();
+        let pools = [("standalone", one), ("cluster", many), ("cluster tagged", tagged)];
+        let mut rows: Vec<[Row; 4]> = (0..pools.len()).map(|_| Default::default()).collect();
         for _ in 0..ROUNDS {
             for (i, (_, pool)) in pools.iter().enumerate() {
                 let cache = PriceCache::new(pool.clone());
@@ -142,42 +148,59 @@ fn main() {
                 reads(&cache, true, &mut rows[i][1]).await;
                 writes(&cache, &events, false, &mut rows[i][2]).await;
                 writes(&cache, &events, true, &mut rows[i][3]).await;
-                mget(pool, &plain, &mut tags[i][0]).await;
-                mget(pool, &tagged, &mut tags[i][1]).await;
             }
         }
         println!("{READS_PER_ROUND} reads x {ROUNDS} interleaved rounds per row; 3-primary cluster on loopback");
         println!(
-            "{:<11} {:>14} {:>14} {:>18} {:>18} {:>12}",
-            "topology", "get p50/p99", "get_many(5)", "set_many items/s", "publish_many ev/s", "cpu/wall"
+            "{:<15} {:>14} {:>14} {:>16} {:>18} {:>18} {:>9}",
+            "topology",
+            "get p50/p99",
+            "get_many(5)",
+            "set_many(100)",
+            "set_many items/s",
+            "publish_many ev/s",
+            "cpu/wall"
         );
         for (i, (name, _)) in pools.iter().enumerate() {
             let r = &mut rows[i];
             let (g50, g99) = (r[0].pct(0.5), r[0].pct(0.99));
             let (m50, m99) = (r[1].pct(0.5), r[1].pct(0.99));
+            let (s50, s99) = (r[2].pct(0.5), r[2].pct(0.99));
             let set_rate = r[2].items as f64 / r[2].wall.as_secs_f64();
             let pub_rate = r[3].items as f64 / r[3].wall.as_secs_f64();
             let wall: Duration = r.iter().map(|x| x.wall).sum();
             let cpu: Duration = r.iter().map(|x| x.cpu).sum();
             println!(
-                "{name:<11} {:>6.0}/{:<6.0}µs {:>6.0}/{:<6.0}µs {set_rate:>18.0} {pub_rate:>18.0} {:>11.0}%",
-                g50,
-                g99,
-                m50,
-                m99,
+                "{name:<15} {g50:>6.0}/{g99:<6.0}µs {m50:>6.0}/{m99:<6.0}µs {s50:>6.0}/{s99:<6.0}µs {set_rate:>18.0} \
+                 {pub_rate:>18.0} {:>8.0}%",
                 100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
             );
         }
-        println!("\nraw MGET of 5 keys (bytes, no decoding), p50/p99:");
-        for (i, (name, _)) in pools.iter().enumerate() {
-            let t = &mut tags[i];
-            println!(
-                "{name:<11} price:<token> {:>6.0}/{:<6.0}µs   price:{{p}}:<token> (one slot) {:>6.0}/{:<6.0}µs",
-                t[0].pct(0.5),
-                t[0].pct(0.99),
-                t[1].pct(0.5),
-                t[1].pct(0.99)
-            );
+
+        // The load per primary: the same reads and writes of prices in either layout.
+        println!("\nper primary, {READS_PER_ROUND} get + {READS_PER_ROUND} get_many(5) + 10 set_many(100) of prices:");
+        for (name, pool) in &pools[1..] {
+            for n in &cluster.nodes {
+                cluster.raw(n.port, &["CONFIG", "RESETSTAT"]);
+            }
+            let cache = PriceCache::new(pool.clone());
+            let events = EventStream::new(pool.clone());
+            let mut scratch: [Row; 3] = Default::default();
+            reads(&cache, false, &mut scratch[0]).await;
+            reads(&cache, true, &mut scratch[1]).await;
+            writes(&cache, &events, false, &mut scratch[2]).await;
+            let load = node_load(&cluster);
+            let total_usec: u64 = load.iter().map(|l| l.2).sum();
+            let shown: Vec<String> = load
+                .iter()
+                .map(|(port, calls, usec)| {
+                    format!(
+                        "{port}: {calls} commands, {usec} µs ({:.0}%)",
+                        100.0 * *usec as f64 / total_usec.max(1) as f64
+                    )
+                })
+                .collect();
+            println!("{name:<15} {}", shown.join("; "));
         }
         for (_, pool) in &pools {
             pool.close().await;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
+use crate::keys::KeyLayout;
 use crate::metrics::{Metrics, Operation};
 use crate::near_cache::{NearCache, Served};
 use crate::transport::resp::Reply;
@@ -37,8 +38,8 @@ pub trait Cached: Sized + Send + Sync + Clone {
     const WHAT: &'static str;
     /// Metric names of this cache's operations.
     const OPERATIONS: CacheOperations;
-    /// Validate `id` and return its Redis key.
-    fn key_for(id: &str) -> Result<String>;
+    /// Validate `id` and return its Redis key in `layout`.
+    fn key_for(layout: KeyLayout, id: &str) -> Result<String>;
     /// The id this item is stored under (token, pool address).
     fn id(&self) -> &str;
     /// When the item was observed.
@@ -114,9 +115,10 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
 
     /// Write one item; value and TTL in one command, so a rewrite refreshes the TTL.
     pub async fn set(&self, item: &T) -> Result<()> {
-        let cmd = self.counted(set_command(item, self.ttl_ms))?;
+        let layout = self.pool.key_layout();
+        let cmd = self.counted(set_command(layout, item, self.ttl_ms))?;
         let result = self.pool.execute::<()>(T::OPERATIONS.set, Request::Cmd(&cmd)).await;
-        announce_write(std::slice::from_ref(item));
+        announce_write(layout, std::slice::from_ref(item));
         result?;
         self.write_barrier().await
     }
@@ -126,12 +128,13 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
         if items.is_empty() {
             return Ok(());
         }
-        let pipe = self.counted(set_pipeline(items, self.ttl_ms))?;
+        let layout = self.pool.key_layout();
+        let pipe = self.counted(set_pipeline(layout, items, self.ttl_ms))?;
         let result = self
             .pool
             .execute::<()>(T::OPERATIONS.set_many, Request::Pipeline(&pipe))
             .await;
-        announce_write(items);
+        announce_write(layout, items);
         result?;
         self.write_barrier().await
     }
@@ -156,7 +159,8 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
 
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
     pub async fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
-        let plan = self.counted(Get::new(id, max_age))?;
+        let layout = self.pool.key_layout();
+        let plan = self.counted(Get::new(layout, id, max_age))?;
         let Some(near) = &self.near else {
             return self.read(&plan).await;
         };
@@ -174,7 +178,7 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
         match fetched {
             Some((_, Some(result))) => self.counted(result),
             Some((plan, None)) => self.read(&plan).await,
-            None => self.read(&self.counted(Get::new(id, max_age))?).await,
+            None => self.read(&self.counted(Get::new(layout, id, max_age))?).await,
         }
     }
 
@@ -185,7 +189,8 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = ids.iter().map(|id| id.as_ref().to_owned()).collect();
-        let plan = self.counted(GetMany::new(ids.clone(), max_age))?;
+        let layout = self.pool.key_layout();
+        let plan = self.counted(GetMany::new(layout, ids.clone(), max_age))?;
         let Some(local) = self.near.as_ref().and_then(|near| near.serve_many(&plan)) else {
             return self.read(&plan).await;
         };
@@ -201,7 +206,7 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
         match fetched {
             Some((_, Some(result))) => self.counted(result),
             Some((plan, None)) => self.read(&plan).await,
-            None => self.read(&self.counted(GetMany::new(ids, max_age))?).await,
+            None => self.read(&self.counted(GetMany::new(layout, ids, max_age))?).await,
         }
     }
 
@@ -246,11 +251,12 @@ pub struct Get<T> {
 }
 
 impl<T: Cached> Get<T> {
-    /// Plan reading `id`; `InvalidInput` for an id that has no valid key.
-    pub fn new(id: impl Into<String>, max_age: Option<Duration>) -> Result<Self> {
+    /// Plan reading `id` under its key in `layout`; `InvalidInput` for an id that has no
+    /// valid key.
+    pub fn new(layout: KeyLayout, id: impl Into<String>, max_age: Option<Duration>) -> Result<Self> {
         let id = id.into();
         Ok(Get {
-            key: T::key_for(&id)?,
+            key: T::key_for(layout, &id)?,
             id,
             max_age,
             _item: PhantomData,
@@ -302,13 +308,14 @@ pub struct GetMany<T> {
 }
 
 impl<T: Cached> GetMany<T> {
-    /// Plan reading `ids` (at least one); `InvalidInput` when any has no valid key.
-    pub fn new(ids: Vec<String>, max_age: Option<Duration>) -> Result<Self> {
+    /// Plan reading `ids` (at least one) under their keys in `layout`; `InvalidInput` when
+    /// any has no valid key.
+    pub fn new(layout: KeyLayout, ids: Vec<String>, max_age: Option<Duration>) -> Result<Self> {
         if ids.is_empty() {
             return Err(Error::invalid("get_many needs at least one id"));
         }
         Ok(GetMany {
-            keys: ManyKeys::new::<T, String>(&ids)?,
+            keys: ManyKeys::new::<T, String>(layout, &ids)?,
             ids,
             max_age,
             _item: PhantomData,
@@ -384,26 +391,29 @@ pub(crate) fn count_local_error<R>(metrics: &Metrics, result: Result<R>) -> Resu
 
 /// Tell this process' near caches that `items` were written (acknowledged or not: a write
 /// that failed with a timeout may have been applied), so none serves their old values.
-pub(crate) fn announce_write<T: Cached>(items: &[T]) {
+pub(crate) fn announce_write<T: Cached>(layout: KeyLayout, items: &[T]) {
     if crate::near_cache::any_live() {
-        let keys: Vec<String> = items.iter().filter_map(|i| T::key_for(i.id()).ok()).collect();
+        let keys: Vec<String> = items.iter().filter_map(|i| T::key_for(layout, i.id()).ok()).collect();
         crate::near_cache::written(&keys);
     }
 }
 
 /// `SET key json PX ttl_ms` for one item (validated).
-pub(crate) fn set_command<T: Cached>(item: &T, ttl_ms: u64) -> Result<redis::Cmd> {
+pub(crate) fn set_command<T: Cached>(layout: KeyLayout, item: &T, ttl_ms: u64) -> Result<redis::Cmd> {
     let mut cmd = redis::cmd("SET");
-    cmd.arg(T::key_for(item.id())?).arg(item.encode()).arg("PX").arg(ttl_ms);
+    cmd.arg(T::key_for(layout, item.id())?)
+        .arg(item.encode())
+        .arg("PX")
+        .arg(ttl_ms);
     Ok(cmd)
 }
 
 /// One `SET … PX` per item in one pipeline; every item is validated before any is sent.
-pub(crate) fn set_pipeline<T: Cached>(items: &[T], ttl_ms: u64) -> Result<redis::Pipeline> {
+pub(crate) fn set_pipeline<T: Cached>(layout: KeyLayout, items: &[T], ttl_ms: u64) -> Result<redis::Pipeline> {
     let mut pipe = redis::pipe();
     for item in items {
         pipe.cmd("SET")
-            .arg(T::key_for(item.id())?)
+            .arg(T::key_for(layout, item.id())?)
             .arg(item.encode())
             .arg("PX")
             .arg(ttl_ms)
@@ -428,14 +438,14 @@ const LINEAR_DEDUPE_MAX: usize = 16;
 
 impl ManyKeys {
     /// Validate every id (all before any is sent) and fold duplicates.
-    fn new<T: Cached, S: AsRef<str>>(ids: &[S]) -> Result<Self> {
+    fn new<T: Cached, S: AsRef<str>>(layout: KeyLayout, ids: &[S]) -> Result<Self> {
         let large = ids.len() > LINEAR_DEDUPE_MAX;
         let mut keys: Vec<String> = Vec::with_capacity(ids.len());
         let mut first = Vec::with_capacity(ids.len());
         let mut slots = Vec::with_capacity(ids.len());
         let mut index: HashMap<String, usize> = HashMap::new();
         for (position, id) in ids.iter().enumerate() {
-            let key = T::key_for(id.as_ref())?;
+            let key = T::key_for(layout, id.as_ref())?;
             let seen = if large {
                 index.get(&key).copied()
             } else {

@@ -22,6 +22,66 @@ pub const PRICE_PREFIX: &str = "price:";
 /// Prefix of pool-state keys: `pool:{address}`.
 pub const POOL_PREFIX: &str = "pool:";
 
+/// Hash tag of every price key under [`KeyLayout::Tagged`]: `price:{prices}:<token>`.
+pub const PRICE_TAG: &str = "{prices}";
+/// Hash tag of every pool-state key under [`KeyLayout::Tagged`]: `pool:{pools}:<address>`.
+pub const POOL_TAG: &str = "{pools}";
+
+/// How cache keys are named, which on a Redis Cluster decides their slots. Every pool and
+/// every process sharing the data must use the same layout: the two name different keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum KeyLayout {
+    /// `price:<token>`, `pool:<address>` (the default): keys spread over slots, and so over
+    /// the primaries of a cluster; a `get_many` is one `MGET` per slot.
+    #[default]
+    Spread,
+    /// `price:{prices}:<token>`, `pool:{pools}:<address>`: one hash tag per family, so each
+    /// family lives in one slot (one primary) and a `get_many` is one `MGET` on one node;
+    /// that primary takes all of the family's load.
+    Tagged,
+}
+
+impl KeyLayout {
+    /// The layout named `name`: `spread` or `tagged`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "spread" => Ok(KeyLayout::Spread),
+            "tagged" => Ok(KeyLayout::Tagged),
+            other => Err(Error::invalid(format!(
+                "key layout {:?} is not one of \"spread\", \"tagged\"",
+                truncate_for_message(other)
+            ))),
+        }
+    }
+
+    /// Its name, as [`KeyLayout::parse`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyLayout::Spread => "spread",
+            KeyLayout::Tagged => "tagged",
+        }
+    }
+
+    /// The key of `token`'s price in this layout, after validating the token.
+    pub fn price_key(self, token: &str) -> Result<String> {
+        validate_token(token)?;
+        Ok(match self {
+            KeyLayout::Spread => format!("{PRICE_PREFIX}{token}"),
+            KeyLayout::Tagged => format!("{PRICE_PREFIX}{PRICE_TAG}:{token}"),
+        })
+    }
+
+    /// The key of `address`'s pool state in this layout, after validating the address.
+    pub fn pool_key(self, address: &str) -> Result<String> {
+        validate_address(address)?;
+        Ok(match self {
+            KeyLayout::Spread => format!("{POOL_PREFIX}{address}"),
+            KeyLayout::Tagged => format!("{POOL_PREFIX}{POOL_TAG}:{address}"),
+        })
+    }
+}
+
 /// Check a token against [`TOKEN_PATTERN`].
 pub fn validate_token(token: &str) -> Result<()> {
     let bytes = token.as_bytes();
@@ -65,16 +125,14 @@ pub fn validate_address(address: &str) -> Result<()> {
     }
 }
 
-/// `price:{token}`, after validating the token.
+/// `price:{token}` (the default [`KeyLayout::Spread`]), after validating the token.
 pub fn price_key(token: &str) -> Result<String> {
-    validate_token(token)?;
-    Ok(format!("{PRICE_PREFIX}{token}"))
+    KeyLayout::Spread.price_key(token)
 }
 
-/// `pool:{address}`, after validating the address.
+/// `pool:{address}` (the default [`KeyLayout::Spread`]), after validating the address.
 pub fn pool_key(address: &str) -> Result<String> {
-    validate_address(address)?;
-    Ok(format!("{POOL_PREFIX}{address}"))
+    KeyLayout::Spread.pool_key(address)
 }
 
 /// Error messages quote user input; keep a hostile 1 MB string out of logs.
@@ -150,6 +208,26 @@ mod tests {
         assert_eq!(price_key("SOL").unwrap(), "price:SOL");
         let addr = "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2";
         assert_eq!(pool_key(addr).unwrap(), format!("pool:{addr}"));
+    }
+
+    #[test]
+    fn the_tagged_layout_puts_one_tag_per_family() {
+        let addr = "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2";
+        assert_eq!(KeyLayout::default(), KeyLayout::Spread);
+        assert_eq!(KeyLayout::Tagged.price_key("SOL").unwrap(), "price:{prices}:SOL");
+        assert_eq!(
+            KeyLayout::Tagged.pool_key(addr).unwrap(),
+            format!("pool:{{pools}}:{addr}")
+        );
+        assert_eq!(KeyLayout::Spread.price_key("SOL").unwrap(), "price:SOL");
+        for layout in [KeyLayout::Spread, KeyLayout::Tagged] {
+            assert_eq!(KeyLayout::parse(layout.name()).unwrap(), layout);
+            assert!(matches!(layout.price_key("{x}"), Err(Error::InvalidInput(_))));
+            assert!(matches!(layout.pool_key("nope"), Err(Error::InvalidInput(_))));
+        }
+        for bad in ["", "Tagged", "hash", "spread "] {
+            assert!(matches!(KeyLayout::parse(bad), Err(Error::InvalidInput(_))), "{bad:?}");
+        }
     }
 
     #[test]

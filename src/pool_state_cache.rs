@@ -1,11 +1,12 @@
-//! Pool states under `pool:{address}`: see [`crate::cache::Cache`] for the operations and
+//! Pool states under `pool:{address}` (`pool:{pools}:{address}` with
+//! [`crate::keys::KeyLayout::Tagged`]): see [`crate::cache::Cache`] for the operations and
 //! [`crate::price_impact`] for the swap math that reads them.
 
 use chrono::{DateTime, Utc};
 
 use crate::cache::{Cache, CacheOperations, Cached};
 use crate::error::Result;
-use crate::keys;
+use crate::keys::KeyLayout;
 use crate::metrics::Operation;
 use crate::models::PoolState;
 
@@ -21,8 +22,8 @@ impl Cached for PoolState {
         set_many: Operation::PoolSetMany,
     };
 
-    fn key_for(address: &str) -> Result<String> {
-        keys::pool_key(address)
+    fn key_for(layout: KeyLayout, address: &str) -> Result<String> {
+        layout.pool_key(address)
     }
     fn id(&self) -> &str {
         &self.pool_address

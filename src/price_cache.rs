@@ -1,10 +1,11 @@
-//! Prices under `price:{token}`: see [`crate::cache::Cache`] for the operations.
+//! Prices under `price:{token}` (`price:{prices}:{token}` with
+//! [`crate::keys::KeyLayout::Tagged`]): see [`crate::cache::Cache`] for the operations.
 
 use chrono::{DateTime, Utc};
 
 use crate::cache::{Cache, CacheOperations, Cached};
 use crate::error::Result;
-use crate::keys;
+use crate::keys::KeyLayout;
 use crate::metrics::Operation;
 use crate::models::PriceData;
 
@@ -20,8 +21,8 @@ impl Cached for PriceData {
         set_many: Operation::PriceSetMany,
     };
 
-    fn key_for(token: &str) -> Result<String> {
-        keys::price_key(token)
+    fn key_for(layout: KeyLayout, token: &str) -> Result<String> {
+        layout.price_key(token)
     }
     fn id(&self) -> &str {
         &self.token

@@ -72,9 +72,10 @@ impl<T: Cached + 'static, P: BlockingTransport> SyncCache<T, P> {
 
     /// Write one item with `SET key json PX ttl`.
     pub fn set(&self, item: &T) -> Result<()> {
-        let cmd = self.counted(set_command(item, self.ttl_ms))?;
+        let layout = self.pool.key_layout();
+        let cmd = self.counted(set_command(layout, item, self.ttl_ms))?;
         let result = self.pool.execute::<()>(T::OPERATIONS.set, Request::Cmd(&cmd));
-        announce_write(std::slice::from_ref(item));
+        announce_write(layout, std::slice::from_ref(item));
         result?;
         self.write_barrier()
     }
@@ -84,11 +85,12 @@ impl<T: Cached + 'static, P: BlockingTransport> SyncCache<T, P> {
         if items.is_empty() {
             return Ok(());
         }
-        let pipe = self.counted(set_pipeline(items, self.ttl_ms))?;
+        let layout = self.pool.key_layout();
+        let pipe = self.counted(set_pipeline(layout, items, self.ttl_ms))?;
         let result = self
             .pool
             .execute::<()>(T::OPERATIONS.set_many, Request::Pipeline(&pipe));
-        announce_write(items);
+        announce_write(layout, items);
         result?;
         self.write_barrier()
     }
@@ -105,7 +107,7 @@ impl<T: Cached + 'static, P: BlockingTransport> SyncCache<T, P> {
 
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
     pub fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
-        let plan = self.counted(Get::new(id, max_age))?;
+        let plan = self.counted(Get::new(self.pool.key_layout(), id, max_age))?;
         if let Some(near) = &self.near {
             let served = match near.serve(&plan) {
                 Served::Hit(result) => Some(result),
@@ -126,7 +128,7 @@ impl<T: Cached + 'static, P: BlockingTransport> SyncCache<T, P> {
             return Ok(Vec::new());
         }
         let ids = ids.iter().map(|id| id.as_ref().to_owned()).collect();
-        let plan = self.counted(GetMany::new(ids, max_age))?;
+        let plan = self.counted(GetMany::new(self.pool.key_layout(), ids, max_age))?;
         if let Some(near) = &self.near {
             if let Some(result) = near.serve_many(&plan).and_then(|local| near.fetch_many(&plan, local)) {
                 return self.counted(result);
@@ -144,6 +146,11 @@ impl<T: Cached + 'static, P: BlockingTransport> SyncCache<T, P> {
     /// Latency histograms and error counts of its pool.
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         self.pool.metrics()
+    }
+
+    /// How its pool names the keys.
+    pub fn key_layout(&self) -> crate::keys::KeyLayout {
+        self.pool.key_layout()
     }
 
     fn counted<R>(&self, result: Result<R>) -> Result<R> {

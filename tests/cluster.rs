@@ -1,6 +1,7 @@
 //! The same caches and streams on a Redis Cluster (3 primaries + 3 replicas started here):
-//! reads split per slot, batched writes grouped per slot, streams and groups unchanged, and a
-//! SIGKILLed primary followed without a manual step. One cluster per test (a few seconds).
+//! reads split per slot, batched writes grouped per slot, streams and groups unchanged, a slot
+//! moved under load, ACL users, the tagged key layout. One cluster per test (a few seconds).
+//! A killed primary: `cluster_failover.rs`.
 mod support;
 
 use std::str::FromStr;
@@ -9,11 +10,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rust_decimal::Decimal;
 use solcache::events::PRICE_UPDATES;
+use solcache::keys::KeyLayout;
 use solcache::{
-    Error, EventStream, PoolConfig, PriceCache, PriceData, PriceUpdate, RedisPool, Subscription, SubscriptionOptions,
-    SyncPool, TradingEvent,
+    Error, EventStream, PoolConfig, PoolState, PoolStateCache, PriceCache, PriceData, PriceUpdate, RedisPool,
+    Subscription, SubscriptionOptions, SyncPool, TradingEvent,
 };
-use support::topologies::{raw_command, watch_promotion, RedisCluster, NODE_TIMEOUT_MS};
+use support::topologies::{raw_command, RedisCluster};
 
 fn price(token: &str, value: &str) -> PriceData {
     PriceData::new(token, Decimal::from_str(value).unwrap(), Utc::now(), "test").unwrap()
@@ -147,82 +149,6 @@ async fn caches_streams_and_groups_work_unchanged_on_a_cluster() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_primary_is_followed_after_its_replica_is_promoted() {
-    let mut cluster = RedisCluster::start();
-    let mut config = PoolConfig::new(cluster.url());
-    config.response_timeout = Duration::from_millis(300);
-    let pool = RedisPool::connect(config).await.unwrap();
-    let cache = PriceCache::new(pool.clone());
-    cache.set(&price("SOL", "1")).await.unwrap();
-
-    let victim = cluster.primary_of("price:SOL");
-    let writer = {
-        let cache = cache.clone();
-        tokio::spawn(async move {
-            // 10 Hz writes and reads until 30 s passed or 2 s of successes followed the kill.
-            let mut first_error: Option<Instant> = None;
-            let mut recovered: Option<Instant> = None;
-            let (mut ok_after, mut failed) = (0u32, 0u32);
-            let started = Instant::now();
-            let mut n = 0u64;
-            while started.elapsed() < Duration::from_secs(30) && ok_after < 20 {
-                n += 1;
-                let round = Instant::now();
-                let wrote = cache.set(&price("SOL", &n.to_string())).await;
-                let read = cache.get("SOL", None).await;
-                match (wrote, read) {
-                    (Ok(()), Ok(Some(p))) if p.price == Decimal::from(n) => {
-                        if first_error.is_some() {
-                            recovered.get_or_insert_with(Instant::now);
-                            ok_after += 1;
-                        }
-                    }
-                    _ => {
-                        failed += 1;
-                        first_error.get_or_insert(round);
-                        recovered = None;
-                        ok_after = 0;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            (first_error, recovered, failed)
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let replicas: Vec<u16> = cluster
-        .nodes
-        .iter()
-        .map(|n| n.port)
-        .filter(|&p| cluster.raw(p, &["ROLE"]).starts_with("slave"))
-        .collect();
-    let killed = Instant::now();
-    cluster.nodes[victim].stop(); // SIGKILL
-    let promotion = watch_promotion(replicas, Duration::from_secs(30));
-    let (first_error, recovered, failed) = writer.await.unwrap();
-    let promoted = promotion.join().unwrap().expect("a replica was promoted");
-    let first_error = first_error.expect("the kill was noticed");
-    let recovered = recovered.expect("reads and writes came back with no manual step");
-    let gap = recovered - first_error;
-    println!(
-        "cluster failover: gap {} ms (start of the first failed round to the first success), \
-         kill to first success {} ms, kill to promotion {} ms, {failed} failed rounds, {} fresh \
-         cluster clients, cluster-node-timeout {NODE_TIMEOUT_MS} ms",
-        gap.as_millis(),
-        (recovered - killed).as_millis(),
-        (promoted - killed).as_millis(),
-        pool.cluster_rebuilds()
-    );
-    assert!(pool.cluster_rebuilds() >= 1, "a fresh client read the new slot map");
-    let health = pool.health().await;
-    assert_eq!(health.topology, "cluster");
-    assert_eq!(health.failovers_followed, pool.cluster_rebuilds());
-    cluster.wait_ok();
-    assert_ne!(cluster.primary_of("price:SOL"), victim, "a replica took over the slot");
-    pool.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moving_a_slot_under_load_is_followed_with_no_error_reaching_the_caller() {
     let cluster = RedisCluster::start();
     let pool = RedisPool::connect(PoolConfig::new(cluster.url())).await.unwrap();
@@ -316,4 +242,97 @@ async fn an_acl_user_reaches_every_node_and_a_wrong_password_is_refused() {
     assert!(!err.to_string().contains("wrong"), "{err}");
     assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
     assert_eq!(err.response_code(), Some("WRONGPASS"), "{err:?}");
+}
+
+/// `MGET` calls each node served since its stats were reset (`INFO commandstats`).
+fn mget_calls(cluster: &RedisCluster) -> Vec<u64> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let stats = cluster.raw(n.port, &["INFO", "commandstats"]);
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix("cmdstat_mget:calls="))
+                .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+fn reset_stats(cluster: &RedisCluster) {
+    for n in &cluster.nodes {
+        cluster.raw(n.port, &["CONFIG", "RESETSTAT"]);
+    }
+}
+
+const POOLS: [&str; 3] = [
+    "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2",
+    "So11111111111111111111111111111111111111112",
+    "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+];
+
+fn pool_state(address: &str) -> PoolState {
+    let d = Decimal::from;
+    PoolState::new(address, d(1000), d(5), d(935), d(10), Utc::now()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tagged_key_layout_keeps_each_family_in_one_slot_and_reads_it_with_one_mget() {
+    let cluster = RedisCluster::start();
+    let mut config = PoolConfig::new(cluster.url());
+    config.key_layout = KeyLayout::Tagged;
+    let tagged = RedisPool::connect(config).await.unwrap();
+    let spread = RedisPool::connect(PoolConfig::new(cluster.url())).await.unwrap();
+    let (prices, pools) = (PriceCache::new(tagged.clone()), PoolStateCache::new(tagged.clone()));
+    let batch: Vec<PriceData> = TOKENS.iter().map(|t| price(t, "4")).collect();
+    prices.set_many(&batch).await.unwrap();
+    let states: Vec<PoolState> = POOLS.iter().map(|a| pool_state(a)).collect();
+    pools.set_many(&states).await.unwrap();
+
+    // Every key of a family hashes to one slot, and lives on that slot's primary.
+    let slot_of = |key: &str| cluster.raw(cluster.nodes[0].port, &["CLUSTER", "KEYSLOT", key]);
+    for (family, keys) in [
+        (
+            "price",
+            TOKENS
+                .iter()
+                .map(|t| format!("price:{{prices}}:{t}"))
+                .collect::<Vec<_>>(),
+        ),
+        ("pool", POOLS.iter().map(|a| format!("pool:{{pools}}:{a}")).collect()),
+    ] {
+        let slots: std::collections::HashSet<String> = keys.iter().map(|k| slot_of(k)).collect();
+        assert_eq!(slots.len(), 1, "{family}: {slots:?}");
+        let owner = cluster.nodes[cluster.primary_of(&keys[0])].port;
+        for key in &keys {
+            assert_eq!(cluster.raw(owner, &["EXISTS", key]).trim(), "1", "{key}");
+        }
+    }
+    // The default layout names other keys: it does not see these.
+    assert_eq!(PriceCache::new(spread.clone()).get("SOL", None).await.unwrap(), None);
+
+    // get_many of the whole family: one MGET on one node (spread: one per primary).
+    reset_stats(&cluster);
+    let got = prices.get_many(&TOKENS, None).await.unwrap();
+    assert_eq!(got, batch.iter().cloned().map(Some).collect::<Vec<_>>());
+    let calls = mget_calls(&cluster);
+    assert_eq!(calls.iter().sum::<u64>(), 1, "{calls:?}");
+    let owner = cluster.primary_of("price:{prices}:SOL");
+    assert_eq!(calls[owner], 1, "{calls:?}");
+    assert_eq!(
+        pools.get_many(&POOLS, None).await.unwrap(),
+        states.into_iter().map(Some).collect::<Vec<_>>()
+    );
+
+    PriceCache::new(spread.clone()).set_many(&batch).await.unwrap();
+    reset_stats(&cluster);
+    PriceCache::new(spread.clone()).get_many(&TOKENS, None).await.unwrap();
+    let calls = mget_calls(&cluster);
+    assert_eq!(
+        calls.iter().filter(|&&c| c > 0).count(),
+        3,
+        "spread: every primary, {calls:?}"
+    );
+    tagged.close().await;
+    spread.close().await;
 }

@@ -136,6 +136,12 @@ async fn the_pool_follows_the_primary_the_sentinels_promote() {
         1,
         "the sentinel subscription announced the switch"
     );
+    let health = pool.health().await;
+    assert_eq!(
+        (health.switches_seen, health.promotions_taken),
+        (1, pool.promotions_taken()),
+        "the switch watcher's counters reach the health report"
+    );
     let stored: u64 = raw_command(promoted, &["XLEN", stream]).trim().parse().unwrap();
     let lost: Vec<u64> = acked.iter().copied().filter(|n| !consumed.contains(n)).collect();
     println!(
@@ -232,5 +238,71 @@ async fn a_switch_announced_by_a_sentinel_drops_the_connections_to_the_old_prima
     assert_ne!(new, old);
     assert_eq!(pool.primary(), Some(new));
     assert_eq!(pool.switch_watch_errors(), 0);
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_switch_watchers_subscriptions_and_their_losses_show_in_health() {
+    let mut group = SentinelGroup::start();
+    let pool = RedisPool::connect(PoolConfig::new(group.url())).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut health = pool.health().await;
+    while health.switch_watches_up < 3 {
+        assert!(Instant::now() < deadline, "not every sentinel subscribed: {health:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        health = pool.health().await;
+    }
+    assert_eq!(
+        (health.topology, health.switch_watch_errors, health.switches_seen),
+        ("sentinel", 0, 0)
+    );
+
+    // A sentinel dies: its subscription is lost, counted, and retried under backoff.
+    drop(group.sentinels.pop()); // SIGKILL
+    while health.switch_watches_up != 2 || health.switch_watch_errors == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the lost subscription was not counted: {health:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        health = pool.health().await;
+    }
+    let errors = health.switch_watch_errors;
+    while pool.switch_watch_errors() < errors + 2 {
+        assert!(Instant::now() < deadline, "the dead sentinel is not retried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        pool.health().await.reachable,
+        "the other sentinels still find the primary"
+    );
+
+    // A failover the two remaining sentinels announce is seen and shown.
+    raw_command(group.sentinels[0].port, &["SENTINEL", "FAILOVER", "mymaster"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while health.switches_seen == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no +switch-master reached the pool: {health:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        health = pool.health().await;
+    }
+    assert_eq!(health.switches_seen, pool.switches_seen());
+    pool.close().await;
+
+    // One server: the counters exist and stay 0.
+    let server = support::RedisServer::start();
+    let pool = RedisPool::connect(PoolConfig::new(server.url())).await.unwrap();
+    let health = pool.health().await;
+    assert_eq!(
+        (
+            health.switch_watches_up,
+            health.switch_watch_errors,
+            health.switches_seen,
+            health.promotions_taken
+        ),
+        (0, 0, 0, 0)
+    );
     pool.close().await;
 }

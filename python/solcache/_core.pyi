@@ -25,11 +25,16 @@ def validate_token(token: str) -> str:
 def validate_address(address: str) -> str:
     """Return ``address`` unchanged if it is base58 of 32 bytes, or raise ``InvalidInputError``."""
 
-def price_key(token: str) -> str: ...
+def price_key(token: str, *, layout: str = "spread") -> str:
+    """The Redis key of ``token``'s price in key layout ``layout`` (``"spread"``: ``price:SOL``,
+    ``"tagged"``: ``price:{prices}:SOL``); ``InvalidInputError`` for a bad token or layout."""
+
 def redact_url(url: str) -> str:
     """Return `url` with any password replaced by ``***``."""
 
-def pool_key(address: str) -> str: ...
+def pool_key(address: str, *, layout: str = "spread") -> str:
+    """The Redis key of ``address``'s pool state in key layout ``layout`` (``"spread"``:
+    ``pool:<address>``, ``"tagged"``: ``pool:{pools}:<address>``)."""
 
 @final
 class PriceData:
@@ -177,6 +182,19 @@ class PoolHealth:
     def failovers_followed(self) -> int:
         """Sentinel: times the sentinels named another primary; cluster: fresh clients opened
         after failures (slot map read again); 0 on one server."""
+    @property
+    def switches_seen(self) -> int:
+        """Sentinel: failovers announced on ``+switch-master`` (once each); 0 otherwise."""
+    @property
+    def promotions_taken(self) -> int:
+        """Sentinel: connections that reached a replica being promoted before the sentinels
+        named it; 0 otherwise."""
+    @property
+    def switch_watches_up(self) -> int:
+        """Sentinel: sentinels whose announcements the pool is subscribed to right now."""
+    @property
+    def switch_watch_errors(self) -> int:
+        """Sentinel: subscriptions to a sentinel lost or refused (each retried with backoff)."""
 
 @final
 class PoolHandle:
@@ -196,6 +214,7 @@ def open_pool(
     direct_spin_us: int = 100,
     near_cache: bool = False,
     near_cache_max_bytes: int = 33_554_432,
+    key_layout: str = "spread",
 ) -> Awaitable[PoolHandle]: ...
 
 @disjoint_base
@@ -206,6 +225,9 @@ class RedisPool:
         """The server URL with any password replaced by ``***``."""
     @property
     def max_size(self) -> int: ...
+    @property
+    def key_layout(self) -> str:
+        """How the caches over this pool name their keys: ``"spread"`` or ``"tagged"``."""
     @property
     def closed(self) -> bool: ...
     @property
@@ -250,12 +272,16 @@ class SyncRedisPool:
         near_cache_max_bytes: int = 33_554_432,
         direct_reads: bool = True,
         direct_spin_us: int = 100,
+        key_layout: str = "spread",
     ) -> Self: ...
     @property
     def url(self) -> str:
         """The server URL with any password replaced by ``***``."""
     @property
     def max_size(self) -> int: ...
+    @property
+    def key_layout(self) -> str:
+        """How the caches over this pool name their keys: ``"spread"`` or ``"tagged"``."""
     @property
     def closed(self) -> bool: ...
     @property

@@ -9,7 +9,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from solcache._core import DEFAULT_DIRECT_SPIN_US, DEFAULT_NEAR_CACHE_MAX_BYTES, redact_url
 
-__all__ = ["DEFAULT_REDIS_URL", "Settings"]
+__all__ = ["DEFAULT_REDIS_URL", "KeyLayout", "Settings"]
+
+#: How cache keys are named (see ``Settings.key_layout``).
+KeyLayout = Literal["spread", "tagged"]
 
 #: Where the library connects when no URL is configured.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -74,6 +77,15 @@ class Settings(BaseSettings):
         ge=4096,
         le=1 << 40,
         description="Memory bound of each pool's near cache (keys, values, overhead), bytes.",
+    )
+    key_layout: KeyLayout = Field(
+        default="spread",
+        description=(
+            "How cache keys are named. spread: price:<token>, pool:<address>, spread over "
+            "Redis Cluster slots. tagged: price:{prices}:<token>, pool:{pools}:<address>, one "
+            "hash tag (one slot, one primary) per family, so get_many is one MGET on one node. "
+            "Every process sharing the data must use the same layout; see docs/scaling.md."
+        ),
     )
     price_ttl_ms: int = Field(default=2000, ge=1, le=86_400_000)
     pool_state_ttl_ms: int = Field(default=2000, ge=1, le=86_400_000)

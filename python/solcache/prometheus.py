@@ -44,6 +44,11 @@ Pool and server (from the cached health snapshot):
 - ``solcache_pool_waiting_requests`` (gauge): callers waiting for a connection.
 - ``solcache_snapshot_age_seconds`` (gauge): age of the cached health and stream snapshot;
   growing means the refresher is stuck or stopped.
+- ``solcache_pool_failovers_followed_total`` (counter): failovers the pool followed
+  (Sentinel: the sentinels named another primary; cluster: fresh clients after failures).
+
+Sentinel (only for a ``redis+sentinel://`` pool): the ``solcache_sentinel_*`` families listed
+in :mod:`solcache.sentinel_metrics`.
 
 Streams (from the cached ``EventStream.info()`` snapshot; needs ``events``):
 
@@ -113,6 +118,7 @@ from solcache._core import (
 )
 from solcache.exceptions import ResponseError
 from solcache.near_cache_metrics import near_cache_families
+from solcache.sentinel_metrics import sentinel_families
 
 __all__ = [
     "DEFAULT_STREAMS",
@@ -416,6 +422,13 @@ def _gauge(name: str, doc: str, value: float | None) -> GaugeMetricFamily:
     return family
 
 
+def _counter(name: str, doc: str, value: float | None) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc)
+    if value is not None:
+        family.add_metric([], value)
+    return family
+
+
 def _pool_families(snap: _Snapshot | None, max_size: int, now_s: float) -> list[Metric]:
     health = snap.health if snap is not None else None
     up = None if snap is None else float(health is not None and health.reachable)
@@ -438,6 +451,12 @@ def _pool_families(snap: _Snapshot | None, max_size: int, now_s: float) -> list[
         _gauge(
             "solcache_snapshot_age_seconds", "Age of the cached health and stream snapshot.", age
         ),
+        _counter(
+            "solcache_pool_failovers_followed",
+            "Failovers the pool followed (Sentinel: another primary; cluster: fresh clients).",
+            count("failovers_followed"),
+        ),
+        *sentinel_families(health),
     ]
 
 

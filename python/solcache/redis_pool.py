@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from solcache import _core
-from solcache.config import Settings
+from solcache.config import KeyLayout, Settings
 
 __all__ = ["RedisPool"]
 
@@ -34,6 +34,7 @@ class RedisPool(_core.RedisPool):
         direct_spin_us: int | None = None,
         near_cache: bool | None = None,
         near_cache_max_bytes: int | None = None,
+        key_layout: KeyLayout | None = None,
         settings: Settings | None = None,
     ) -> RedisPool:
         """Connect, check the server is Redis ≥ 6.2, and start the background health check.
@@ -51,6 +52,11 @@ class RedisPool(_core.RedisPool):
         ``near_cache`` (default off, ``SOLCACHE_NEAR_CACHE``): every cache made from this pool
         serves reads from process memory, kept correct by Redis' invalidations, bounded by
         ``near_cache_max_bytes`` (``SOLCACHE_NEAR_CACHE_MAX_BYTES``). See docs/near-cache.md.
+
+        ``key_layout`` (default ``"spread"``, ``SOLCACHE_KEY_LAYOUT``): ``"tagged"`` names the
+        caches' keys ``price:{prices}:<token>`` and ``pool:{pools}:<address>``, one Redis
+        Cluster slot per family, so a ``get_many`` is one ``MGET`` on one node. Every process
+        sharing the data must use the same layout. See docs/scaling.md.
         """
         s = settings if settings is not None else Settings()
         handle = await _core.open_pool(
@@ -68,6 +74,7 @@ class RedisPool(_core.RedisPool):
             direct_spin_us=_pick(direct_spin_us, s.direct_spin_us),
             near_cache=near_cache if near_cache is not None else s.near_cache,
             near_cache_max_bytes=_pick(near_cache_max_bytes, s.near_cache_max_bytes),
+            key_layout=key_layout if key_layout is not None else s.key_layout,
         )
         return cls(handle)
 

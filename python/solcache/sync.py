@@ -18,7 +18,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from solcache import _core
-from solcache.config import Settings
+from solcache.config import KeyLayout, Settings
 
 __all__ = ["PoolStateCache", "PriceCache", "RedisPool"]
 
@@ -49,6 +49,7 @@ class RedisPool(_core.SyncRedisPool):
         near_cache_max_bytes: int | None = None,
         direct_reads: bool | None = None,
         direct_spin_us: int | None = None,
+        key_layout: KeyLayout | None = None,
         settings: Settings | None = None,
     ) -> RedisPool:
         """Connect and check the server is Redis ≥ 6.2 (blocks up to ``connect_timeout_ms``).
@@ -62,6 +63,8 @@ class RedisPool(_core.SyncRedisPool):
         Raises ``ConnectionError`` (``AuthenticationError`` for refused credentials).
         ``near_cache`` (default off, ``SOLCACHE_NEAR_CACHE``): reads served from process
         memory, kept correct by Redis' invalidations; see docs/near-cache.md.
+        ``key_layout`` (default ``"spread"``, ``SOLCACHE_KEY_LAYOUT``): see
+        ``solcache.RedisPool.connect``.
         """
         s = settings if settings is not None else Settings()
         return cls(
@@ -85,6 +88,7 @@ class RedisPool(_core.SyncRedisPool):
             ),
             direct_reads=direct_reads if direct_reads is not None else s.direct_reads,
             direct_spin_us=direct_spin_us if direct_spin_us is not None else s.direct_spin_us,
+            key_layout=key_layout if key_layout is not None else s.key_layout,
         )
 
     def __enter__(self) -> RedisPool:

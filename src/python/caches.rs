@@ -133,7 +133,7 @@ where
     T: Cached + 'static,
     P: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    let plan = Get::new(id, max_age);
+    let plan = Get::new(cache.pool().config().key_layout, id, max_age);
     if let (Some(near), Ok(planned)) = (cache.near(), &plan) {
         let metrics = cache.pool().metrics();
         let ready = |result: crate::Result<Option<T>>| {
@@ -203,7 +203,7 @@ where
         let ids = plan.ids().iter().cloned();
         OrderedItems(ids.zip(items.into_iter().map(|i| i.map(wrap))).collect())
     };
-    let plan = GetMany::new(ids, max_age);
+    let plan = GetMany::new(cache.pool().config().key_layout, ids, max_age);
     if let (Some(near), Ok(planned)) = (cache.near(), &plan) {
         if let Some(local) = near.serve_many(planned) {
             if local.missing() == 0 {

@@ -34,14 +34,18 @@ fn validate_address(address: &str) -> PyResult<&str> {
     Ok(address)
 }
 
+/// The Redis key of `token`'s price in key layout `layout` (`"spread"` or `"tagged"`).
 #[pyfunction]
-fn price_key(token: &str) -> PyResult<String> {
-    Ok(keys::price_key(token)?)
+#[pyo3(signature = (token, *, layout = "spread"))]
+fn price_key(token: &str, layout: &str) -> PyResult<String> {
+    Ok(keys::KeyLayout::parse(layout)?.price_key(token)?)
 }
 
+/// The Redis key of `address`'s pool state in key layout `layout` (`"spread"` or `"tagged"`).
 #[pyfunction]
-fn pool_key(address: &str) -> PyResult<String> {
-    Ok(keys::pool_key(address)?)
+#[pyo3(signature = (address, *, layout = "spread"))]
+fn pool_key(address: &str, layout: &str) -> PyResult<String> {
+    Ok(keys::KeyLayout::parse(layout)?.pool_key(address)?)
 }
 
 /// The extension module `solcache._core`: everything it exports, declared in one place.

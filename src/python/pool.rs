@@ -9,6 +9,7 @@ use super::bridge::spawn;
 use super::convert::py_opt;
 use super::direct::DirectOptions;
 use super::errors::invalid_input;
+use crate::keys::KeyLayout;
 use crate::metrics::{Metrics, OperationStats};
 use crate::near_cache::{NearCache, DEFAULT_MAX_BYTES};
 use crate::transport::direct::DEFAULT_SPIN;
@@ -39,10 +40,10 @@ const _: () = assert!(DEFAULT_MAX_BYTES == 33_554_432);
 /// required here: defaults live in `solcache.Settings` (whose `direct_spin_us` default is
 /// `DEFAULT_DIRECT_SPIN_US`, the core's).
 #[pyfunction]
-#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms, direct_reads = true, direct_spin_us = 100, near_cache = false, near_cache_max_bytes = 33_554_432))]
+#[pyo3(signature = (url, *, max_size, min_idle, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, health_check_interval_ms, slow_threshold_ms, direct_reads = true, direct_spin_us = 100, near_cache = false, near_cache_max_bytes = 33_554_432, key_layout = "spread"))]
 #[allow(clippy::too_many_arguments)]
-pub fn open_pool(
-    py: Python<'_>,
+pub fn open_pool<'py>(
+    py: Python<'py>,
     url: String,
     max_size: u32,
     min_idle: u32,
@@ -55,7 +56,8 @@ pub fn open_pool(
     direct_spin_us: u64,
     near_cache: bool,
     near_cache_max_bytes: u64,
-) -> PyResult<Bound<'_, PyAny>> {
+    key_layout: &str,
+) -> PyResult<Bound<'py, PyAny>> {
     if direct_spin_us > 1000 {
         return Err(invalid_input(format!(
             "direct_spin_us must be at most 1000 (it holds the event loop), got {direct_spin_us}"
@@ -84,6 +86,7 @@ pub fn open_pool(
         // (TLS, `direct_reads=False`, while that connection opens) keeps the pooled ones.
         direct_reads: false,
         read_spin: Duration::ZERO,
+        key_layout: KeyLayout::parse(key_layout)?,
     };
     spawn(py, async move {
         let near_config = config.clone();
@@ -138,6 +141,11 @@ impl PyRedisPool {
     #[getter]
     fn max_size(&self) -> u32 {
         self.pool.config().max_size
+    }
+    /// How the caches over this pool name their keys: `"spread"` or `"tagged"`.
+    #[getter]
+    fn key_layout(&self) -> &'static str {
+        self.pool.config().key_layout.name()
     }
     #[getter]
     fn closed(&self) -> bool {
@@ -287,6 +295,10 @@ pub struct PoolHealth {
     topology: &'static str,
     primary: Option<String>,
     failovers_followed: u64,
+    switches_seen: u64,
+    promotions_taken: u64,
+    switch_watches_up: u64,
+    switch_watch_errors: u64,
 }
 
 impl From<Health> for PoolHealth {
@@ -303,6 +315,10 @@ impl From<Health> for PoolHealth {
             topology: h.topology,
             primary: h.primary,
             failovers_followed: h.failovers_followed,
+            switches_seen: h.switches_seen,
+            promotions_taken: h.promotions_taken,
+            switch_watches_up: h.switch_watches_up,
+            switch_watch_errors: h.switch_watch_errors,
         }
     }
 }
@@ -311,14 +327,18 @@ impl From<Health> for PoolHealth {
 impl PoolHealth {
     fn __repr__(&self) -> String {
         format!(
-            "PoolHealth(reachable={}, rtt_ms={}, redis_version={}, error={}, connections={}, idle={}, in_use={}, waiting={}, topology={}, primary={}, failovers_followed={})",
+            "PoolHealth(reachable={}, rtt_ms={}, redis_version={}, error={}, connections={}, idle={}, in_use={}, waiting={}, topology={}, primary={}, failovers_followed={}, switches_seen={}, promotions_taken={}, switch_watches_up={}, switch_watch_errors={})",
             if self.reachable { "True" } else { "False" },
             py_opt(self.rtt_ms.map(|ms| format!("{ms:.3}")), false),
             py_opt(self.redis_version.as_deref(), true),
             py_opt(self.error.as_deref(), true), self.connections, self.idle, self.in_use, self.waiting,
             py_opt(Some(self.topology), true),
             py_opt(self.primary.as_deref(), true),
-            self.failovers_followed
+            self.failovers_followed,
+            self.switches_seen,
+            self.promotions_taken,
+            self.switch_watches_up,
+            self.switch_watch_errors
         )
     }
 }

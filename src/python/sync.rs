@@ -15,6 +15,7 @@ use super::errors::invalid_input;
 use super::log_bridge;
 use super::models::{PyPoolState, PyPriceData};
 use super::pool::{counts_dict, millis, stats_dict, PyOperationStats};
+use crate::keys::KeyLayout;
 use crate::models::{PoolState, PriceData};
 use crate::near_cache::{NearCache, Served};
 use crate::sync_cache::SyncCache;
@@ -40,7 +41,7 @@ impl PySyncRedisPool {
     /// but the direct-read ones is required here: defaults live in `solcache.Settings`
     /// (`direct_spin_us`'s default is written out, as in `open_pool`).
     #[new]
-    #[pyo3(signature = (url, *, max_size, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, slow_threshold_ms, near_cache = false, near_cache_max_bytes = 33_554_432, direct_reads = true, direct_spin_us = 100))]
+    #[pyo3(signature = (url, *, max_size, connect_timeout_ms, response_timeout_ms, checkout_timeout_ms, slow_threshold_ms, near_cache = false, near_cache_max_bytes = 33_554_432, direct_reads = true, direct_spin_us = 100, key_layout = "spread"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -54,6 +55,7 @@ impl PySyncRedisPool {
         near_cache_max_bytes: u64,
         direct_reads: bool,
         direct_spin_us: u64,
+        key_layout: &str,
     ) -> PyResult<Self> {
         if direct_spin_us > 1000 {
             return Err(invalid_input(format!(
@@ -75,6 +77,7 @@ impl PySyncRedisPool {
             slow_threshold: Duration::from_secs_f64(slow_threshold_ms / 1e3),
             direct_reads,
             read_spin: Duration::from_micros(direct_spin_us),
+            key_layout: KeyLayout::parse(key_layout)?,
             ..PoolConfig::default()
         };
         let (pool, near) = blocking(py, || {
@@ -92,6 +95,11 @@ impl PySyncRedisPool {
     #[getter]
     fn max_size(&self) -> u32 {
         self.pool.config().max_size
+    }
+    /// How the caches over this pool name their keys: `"spread"` or `"tagged"`.
+    #[getter]
+    fn key_layout(&self) -> &'static str {
+        self.pool.config().key_layout.name()
     }
     #[getter]
     fn closed(&self) -> bool {
@@ -206,7 +214,7 @@ macro_rules! sync_cache_class {
                 let max_age = max_age_ms.map(|ms| Duration::from_millis(ms.0));
                 if let Some(near) = self.cache.near() {
                     // A hit needs no Redis: answered with the GIL held.
-                    if let Ok(plan) = crate::cache::Get::<$model>::new($id.clone(), max_age) {
+                    if let Ok(plan) = crate::cache::Get::<$model>::new(self.cache.key_layout(), $id.clone(), max_age) {
                         if let Served::Hit(result) = near.serve(&plan) {
                             let item = crate::cache::count_local_error(self.cache.metrics(), result)?;
                             return Ok(item.map(|inner| $py_model { inner }));

@@ -47,6 +47,7 @@ pub use topology::Topology;
 pub use wire_connection::WireConnection;
 
 use crate::error::Result;
+use crate::keys::KeyLayout;
 use crate::metrics::{Metrics, Operation};
 use resp::Reply;
 
@@ -71,6 +72,12 @@ pub trait Transport: Clone + Send + Sync + 'static {
 
     /// The server URL with any password replaced by `***`.
     fn redacted_url(&self) -> &str;
+
+    /// How the caches sending through it name their keys (by default
+    /// [`KeyLayout::Spread`]).
+    fn key_layout(&self) -> KeyLayout {
+        KeyLayout::Spread
+    }
 }
 
 /// The seam for blocking callers: like [`Transport`], on the calling thread.
@@ -88,6 +95,12 @@ pub trait BlockingTransport: Clone + Send + Sync + 'static {
 
     /// The server URL with any password replaced by `***`.
     fn redacted_url(&self) -> &str;
+
+    /// How the caches sending through it name their keys (by default
+    /// [`KeyLayout::Spread`]).
+    fn key_layout(&self) -> KeyLayout {
+        KeyLayout::Spread
+    }
 }
 
 impl Transport for RedisPool {
@@ -110,6 +123,10 @@ impl Transport for RedisPool {
     fn redacted_url(&self) -> &str {
         RedisPool::redacted_url(self)
     }
+
+    fn key_layout(&self) -> KeyLayout {
+        self.config().key_layout
+    }
 }
 
 impl BlockingTransport for SyncPool {
@@ -127,5 +144,9 @@ impl BlockingTransport for SyncPool {
 
     fn redacted_url(&self) -> &str {
         SyncPool::redacted_url(self)
+    }
+
+    fn key_layout(&self) -> KeyLayout {
+        self.config().key_layout
     }
 }

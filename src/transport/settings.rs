@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::keys::KeyLayout;
 
 /// Default [`PoolConfig::read_spin`]: a bit above a local round trip (25–60 µs).
 pub const DEFAULT_READ_SPIN: Duration = Duration::from_micros(100);
@@ -42,6 +43,10 @@ pub struct PoolConfig {
     /// skipped while other reads of the pool are in flight and stops by itself when replies
     /// take longer than this (a remote server).
     pub read_spin: Duration,
+    /// How the caches over this pool name their keys (default [`KeyLayout::Spread`]:
+    /// `price:<token>`; [`KeyLayout::Tagged`]: one Cluster hash tag per family). Every process
+    /// sharing the data must use the same layout.
+    pub key_layout: KeyLayout,
 }
 
 impl Default for PoolConfig {
@@ -58,6 +63,7 @@ impl Default for PoolConfig {
             test_on_checkout: false,
             direct_reads: true,
             read_spin: DEFAULT_READ_SPIN,
+            key_layout: KeyLayout::Spread,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod tls_topologies;
 pub mod topologies;
 
 /// A private redis-server: `--save "" --appendonly no`, TCP on 127.0.0.1 plus a unix socket.
@@ -50,47 +51,35 @@ impl RedisServer {
     pub fn start_tls() -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("solcache-rs-tls-{}-{port}", std::process::id()));
+        let (cert, key) = make_test_certificate(&dir);
+        Self::start_tls_on(port, &cert, &key, &[])
+    }
+
+    /// Start a TLS-only server on `port` with the certificate `cert` / `key` (also its CA, so
+    /// servers sharing one certificate verify each other) and extra `redis-server` arguments.
+    pub fn start_tls_on(port: u16, cert: &std::path::Path, key: &std::path::Path, extra: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!("solcache-rs-tls-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
-        let made = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-            ])
-            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stderr(Stdio::null())
-            .status()
-            .expect("the openssl CLI makes the test certificate");
-        assert!(made.success());
-        let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+        let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
         let tls_port = port.to_string();
-        let extra_args = [
+        let mut extra_args: Vec<String> = [
             "--port",
             "0",
             "--tls-port",
             &tls_port,
             "--tls-cert-file",
-            &path(&cert),
+            &path(cert),
             "--tls-key-file",
-            &path(&key),
+            &path(key),
             "--tls-ca-cert-file",
-            &path(&cert),
+            &path(cert),
             "--tls-auth-clients",
             "no",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        extra_args.extend(extra.iter().map(|s| s.to_string()));
         let mut server = RedisServer {
             child: None,
             port,
@@ -221,6 +210,34 @@ pub fn free_cluster_port() -> u16 {
 }
 
 /// A port nothing listens on right now.
+/// A self-signed certificate for `localhost` / `127.0.0.1` made by the `openssl` CLI in `dir`:
+/// (certificate, key).
+pub fn make_test_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("the openssl CLI makes the test certificate");
+    assert!(made.success());
+    (cert, key)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::{free_cluster_port, free_port, RedisServer};
 
-/// `cluster-node-timeout` of the test cluster, in ms: how long before a silent primary fails.
+/// `cluster-node-timeout` of the test cluster by default, in ms: how long before a silent
+/// primary fails ([`RedisCluster::start_with_node_timeout`] takes another).
 pub const NODE_TIMEOUT_MS: u64 = 1000;
 /// `down-after-milliseconds` of the test sentinels.
 pub const DOWN_AFTER_MS: u64 = 1000;
@@ -76,6 +77,8 @@ pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
     /// The password of the `default` user on every node, when one is required.
     pub password: Option<String>,
+    /// The nodes' `cluster-node-timeout`, in ms.
+    pub node_timeout_ms: u64,
 }
 
 impl RedisCluster {
@@ -86,6 +89,15 @@ impl RedisCluster {
 
     /// [`RedisCluster::start`] with `requirepass` (and `masterauth`) on every node.
     pub fn start_with_password(password: Option<&str>) -> Self {
+        Self::start_configured(password, NODE_TIMEOUT_MS)
+    }
+
+    /// [`RedisCluster::start`] with `cluster-node-timeout` `node_timeout_ms` on every node.
+    pub fn start_with_node_timeout(node_timeout_ms: u64) -> Self {
+        Self::start_configured(None, node_timeout_ms)
+    }
+
+    fn start_configured(password: Option<&str>, node_timeout_ms: u64) -> Self {
         let auth: Vec<&str> = match password {
             Some(p) => vec!["--requirepass", p, "--masterauth", p],
             None => vec![],
@@ -98,7 +110,7 @@ impl RedisCluster {
                     std::process::id(),
                     free_port()
                 );
-                let timeout = NODE_TIMEOUT_MS.to_string();
+                let timeout = node_timeout_ms.to_string();
                 let mut args = vec![
                     "--cluster-enabled",
                     "yes",
@@ -134,6 +146,7 @@ impl RedisCluster {
         let cluster = RedisCluster {
             nodes,
             password: password.map(str::to_owned),
+            node_timeout_ms,
         };
         cluster.wait_ok();
         cluster

@@ -281,7 +281,11 @@ def run_benchmark(
     with asyncio.Runner(loop_factory=factory) as runner:
         run = _Run(cfg, runner, say)
         pool = runner.run(
-            RedisPool.connect(cfg.url, max_size=cfg.pool_max_size, settings=cfg.settings)
+            # The default key layout whatever SOLCACHE_KEY_LAYOUT says: the raw round trip and
+            # the peers read `price:<token>`.
+            RedisPool.connect(
+                cfg.url, max_size=cfg.pool_max_size, key_layout="spread", settings=cfg.settings
+            )
         )  # a coroutine: no loop needed to create it
         run.pool = pool
         try:

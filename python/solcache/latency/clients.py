@@ -119,14 +119,17 @@ def solcache_async_client(pool: RedisPool, tokens: Sequence[str]) -> AsyncClient
 
 def _open_solcache_sync(target: Target, tokens: Sequence[str], max_size: int) -> SyncClient:
     """``solcache.sync.RedisPool.connect(url, max_size=…)`` and ``solcache.sync.PriceCache``."""
-    return _sync_client(sync.RedisPool.connect(target.url, max_size=max_size), tokens)
+    pool = sync.RedisPool.connect(target.url, max_size=max_size, key_layout="spread")
+    return _sync_client(pool, tokens)
 
 
 def _open_solcache_sync_unpolled(
     target: Target, tokens: Sequence[str], max_size: int
 ) -> SyncClient:
     """The same with ``direct_reads=False``: the read sleeps in the kernel until its reply."""
-    pool = sync.RedisPool.connect(target.url, max_size=max_size, direct_reads=False)
+    pool = sync.RedisPool.connect(
+        target.url, max_size=max_size, direct_reads=False, key_layout="spread"
+    )
     return _sync_client(pool, tokens)
 
 

@@ -31,6 +31,14 @@ pub struct Health {
     /// Failovers the pool followed so far: on Sentinel, the sentinels naming another primary;
     /// on a cluster, fresh clients opened after failures (slot map read again). 0 otherwise.
     pub failovers_followed: u64,
+    /// Sentinel: [`RedisPool::switches_seen`]; 0 otherwise.
+    pub switches_seen: u64,
+    /// Sentinel: [`RedisPool::promotions_taken`]; 0 otherwise.
+    pub promotions_taken: u64,
+    /// Sentinel: [`RedisPool::switch_watches_up`]; 0 otherwise.
+    pub switch_watches_up: u64,
+    /// Sentinel: [`RedisPool::switch_watch_errors`]; 0 otherwise.
+    pub switch_watch_errors: u64,
 }
 
 impl RedisPool {
@@ -67,6 +75,10 @@ impl RedisPool {
                     topology: self.topology(),
                     primary: self.primary(),
                     failovers_followed: self.failovers_followed(),
+                    switches_seen: self.switches_seen(),
+                    promotions_taken: self.promotions_taken(),
+                    switch_watches_up: self.switch_watches_up(),
+                    switch_watch_errors: self.switch_watch_errors(),
                 }
             }
             Err(e) => Health {
@@ -78,6 +90,10 @@ impl RedisPool {
                 topology: self.topology(),
                 primary: self.primary(),
                 failovers_followed: self.failovers_followed(),
+                switches_seen: self.switches_seen(),
+                promotions_taken: self.promotions_taken(),
+                switch_watches_up: self.switch_watches_up(),
+                switch_watch_errors: self.switch_watch_errors(),
             },
         }
     }

@@ -44,6 +44,8 @@ pub(super) struct Shared {
     pub announced: Mutex<Option<PrimaryAddr>>,
     /// Times a sentinel subscription failed or was lost (then opened again after a backoff).
     pub switch_watch_errors: AtomicU64,
+    /// Sentinel subscriptions open right now (one task per sentinel).
+    pub switch_watches_up: AtomicU64,
     /// The replica a sentinel is promoting, until the sentinels name it (tried first on connect).
     pub candidate: Mutex<Option<PrimaryAddr>>,
     /// Connections that reached the promoted replica before the sentinels named it.
@@ -65,6 +67,7 @@ impl Shared {
             switches_seen: AtomicU64::new(0),
             announced: Mutex::new(None),
             switch_watch_errors: AtomicU64::new(0),
+            switch_watches_up: AtomicU64::new(0),
             candidate: Mutex::new(None),
             promotions_taken: AtomicU64::new(0),
         }

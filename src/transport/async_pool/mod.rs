@@ -256,6 +256,13 @@ impl RedisPool {
         self.inner.shared.switch_watch_errors.load(Ordering::Relaxed)
     }
 
+    /// Sentinel topologies: sentinels whose announcements the pool is subscribed to right now
+    /// (below the number of sentinels while one is down; then failovers are noticed by the
+    /// health task's poll). 0 otherwise.
+    pub fn switch_watches_up(&self) -> u64 {
+        self.inner.shared.switch_watches_up.load(Ordering::Relaxed)
+    }
+
     /// Sentinel topologies: connections that reached the replica a sentinel was promoting
     /// before the sentinels named it. 0 otherwise.
     pub fn promotions_taken(&self) -> u64 {

@@ -32,6 +32,9 @@ pub(super) async fn switch_watch(pool: Weak<PoolInner>, resolver: Arc<SentinelRe
         match resolver.subscribe_switches(index).await {
             Ok(pubsub) => {
                 backoff.reset();
+                if let Some(inner) = pool.upgrade() {
+                    inner.shared.switch_watches_up.fetch_add(1, Ordering::Relaxed);
+                }
                 let mut messages = pubsub.into_on_message();
                 while let Some(message) = messages.next().await {
                     let Some(inner) = pool.upgrade() else { return };
@@ -46,6 +49,9 @@ pub(super) async fn switch_watch(pool: Weak<PoolInner>, resolver: Arc<SentinelRe
                     }
                 }
                 // The sentinel closed the connection (it died or restarted).
+                if let Some(inner) = pool.upgrade() {
+                    inner.shared.switch_watches_up.fetch_sub(1, Ordering::Relaxed);
+                }
             }
             Err(e) => {
                 log::info!(target: "solcache::pool", "{}: {e}", resolver.redacted_url());
