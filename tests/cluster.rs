@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use solcache::events::PRICE_UPDATES;
 use solcache::{
     Error, EventStream, PoolConfig, PriceCache, PriceData, PriceUpdate, RedisPool, Subscription, SubscriptionOptions,
-    SyncPool, TradingEvent,
+    TradingEvent,
 };
 use support::topologies::{raw_command, watch_promotion, RedisCluster, NODE_TIMEOUT_MS};
 
@@ -112,12 +112,6 @@ async fn caches_streams_and_groups_work_unchanged_on_a_cluster() {
     let info = events.info(PRICE_UPDATES).await.unwrap();
     assert_eq!((info.length, info.groups[0].pending), (300, 0));
 
-    // The blocking API refuses a cluster by name, before connecting.
-    let err = SyncPool::connect(PoolConfig::new(cluster.url())).unwrap_err();
-    assert!(
-        matches!(&err, Error::InvalidInput(m) if m.contains("redis+sentinel://")),
-        "{err}"
-    );
     pool.close().await;
 }
 
