@@ -394,6 +394,8 @@ impl SyncCluster {
         for addr in candidates {
             let Ok(fresh) = self.read_map(&addr) else { continue };
             if !current.differs_from(&fresh) {
+                // Seeds asked on the way keep no connections.
+                self.lock_nodes().retain(|addr, _| current.nodes.contains(addr));
                 return false;
             }
             self.install(fresh);
