@@ -576,7 +576,11 @@ pub(super) fn args_of(cmd: &Cmd) -> Vec<&[u8]> {
 /// The first key of the commands solcache pipelines: the argument after the name, after the
 /// subcommand for `XINFO` / `XGROUP`, after `STREAMS` for `XREAD` / `XREADGROUP`.
 pub(super) fn key_of(cmd: &Cmd) -> Option<&[u8]> {
-    let args = args_of(cmd);
+    key_in(&args_of(cmd))
+}
+
+/// [`key_of`] for a command's arguments already listed by [`args_of`].
+pub(super) fn key_in<'a>(args: &[&'a [u8]]) -> Option<&'a [u8]> {
     let name = args.first()?;
     let at = if name.eq_ignore_ascii_case(b"XINFO") || name.eq_ignore_ascii_case(b"XGROUP") {
         2

@@ -28,6 +28,7 @@
 //! Pipelines are sent as their commands: a reply marked `ignore` is returned too (the mark
 //! cannot be read outside redis-rs), and an atomic pipeline (`MULTI`) is not supported.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -37,7 +38,7 @@ use redis::cluster_routing::Slot;
 use redis::{Cmd, FromRedisValue, RedisError, Value};
 
 use super::async_pool::PoolCounts;
-use super::cluster::{args_of, key_of, SlotOwners, SplitRead, FOLLOW_INTERVAL, QUIET};
+use super::cluster::{args_of, key_in, key_of, SlotOwners, SplitRead, FOLLOW_INTERVAL, QUIET};
 use super::endpoint::Endpoint;
 use super::handshake::{Handshake, SYNC_CLIENT_NAME};
 use super::resp::Reply;
@@ -83,8 +84,8 @@ enum Redirect {
 }
 
 /// One command as sent to one node, with the slot of its key (none: any node).
-struct Part {
-    cmd: Cmd,
+struct Part<'a> {
+    cmd: Cow<'a, Cmd>,
     slot: Option<Slot>,
 }
 
@@ -105,50 +106,53 @@ enum Unit {
 }
 
 /// A request's commands as parts (see the module docs) and how to put the replies together.
-struct Plan {
-    parts: Vec<Part>,
+struct Plan<'a> {
+    parts: Vec<Part<'a>>,
     units: Vec<Unit>,
 }
 
-impl Plan {
-    fn of<'a>(cmds: impl Iterator<Item = &'a Cmd>) -> Plan {
+impl<'a> Plan<'a> {
+    fn of(cmds: impl Iterator<Item = &'a Cmd>) -> Plan<'a> {
         let mut plan = Plan {
             parts: Vec::new(),
             units: Vec::new(),
         };
         for cmd in cmds {
-            if let Some(split) = SplitRead::of(cmd) {
-                let start = plan.parts.len();
-                for poll in split.polls {
-                    let slot = key_of(&poll).map(Slot::for_key);
-                    plan.parts.push(Part { cmd: poll, slot });
+            let args = args_of(cmd);
+            let name = args.first().copied().unwrap_or_default();
+            if name.eq_ignore_ascii_case(b"MGET") {
+                if let Some(unit) = plan.split_mget(&args[1..]) {
+                    plan.units.push(unit);
+                    continue;
                 }
-                plan.units.push(Unit::Read {
-                    polls: start..plan.parts.len(),
-                    blocking: split.blocking,
-                });
-                continue;
-            }
-            if let Some(unit) = plan.split_mget(cmd) {
-                plan.units.push(unit);
-                continue;
+            } else if name.eq_ignore_ascii_case(b"XREAD") || name.eq_ignore_ascii_case(b"XREADGROUP") {
+                if let Some(split) = SplitRead::of(cmd) {
+                    let start = plan.parts.len();
+                    for poll in split.polls {
+                        let slot = key_of(&poll).map(Slot::for_key);
+                        plan.parts.push(Part {
+                            cmd: Cow::Owned(poll),
+                            slot,
+                        });
+                    }
+                    plan.units.push(Unit::Read {
+                        polls: start..plan.parts.len(),
+                        blocking: split.blocking,
+                    });
+                    continue;
+                }
             }
             plan.units.push(Unit::Whole(plan.parts.len()));
             plan.parts.push(Part {
-                cmd: cmd.clone(),
-                slot: key_of(cmd).map(Slot::for_key),
+                cmd: Cow::Borrowed(cmd),
+                slot: key_in(&args).map(Slot::for_key),
             });
         }
         plan
     }
 
-    /// An `MGET` over several slots as one `MGET` per slot; `None` for anything else.
-    fn split_mget(&mut self, cmd: &Cmd) -> Option<Unit> {
-        let args = args_of(cmd);
-        if !args.first()?.eq_ignore_ascii_case(b"MGET") {
-            return None;
-        }
-        let keys = &args[1..];
+    /// An `MGET` of `keys` over several slots as one `MGET` per slot; `None` in one slot.
+    fn split_mget(&mut self, keys: &[&[u8]]) -> Option<Unit> {
         let mut slots: Vec<(Slot, Vec<usize>)> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let slot = Slot::for_key(key);
@@ -168,7 +172,7 @@ impl Plan {
             }
             parts.push((self.parts.len(), members));
             self.parts.push(Part {
-                cmd: part,
+                cmd: Cow::Owned(part),
                 slot: Some(slot),
             });
         }
@@ -333,12 +337,12 @@ impl SyncCluster {
     }
 
     /// The primary serving `slot` (any primary for a command without a key).
-    fn owner(map: &SlotOwners, slot: Option<Slot>, fallback: &Addr) -> Addr {
+    fn owner<'m>(map: &'m SlotOwners, slot: Option<Slot>, fallback: &'m Addr) -> &'m Addr {
         let node = match slot {
             Some(slot) => map.owner.get(&slot).copied(),
             None => (!map.nodes.is_empty()).then_some(0),
         };
-        node.map(|i| map.nodes[i].clone()).unwrap_or_else(|| fallback.clone())
+        node.map_or(fallback, |i| &map.nodes[i])
     }
 
     fn since_born_ms(&self) -> u64 {
@@ -526,14 +530,15 @@ impl SyncCluster {
             let map = self.map();
             let fallback = self.spec.nodes[0].clone();
             // BTreeMap: nodes in address order, the order connections are checked out in.
-            let mut groups: BTreeMap<Addr, Vec<usize>> = BTreeMap::new();
+            let mut by_node: BTreeMap<&Addr, Vec<usize>> = BTreeMap::new();
             for i in pending {
                 let addr = match &redirects[i] {
-                    Some(Redirect::Moved(addr) | Redirect::Ask(addr)) => addr.clone(),
+                    Some(Redirect::Moved(addr) | Redirect::Ask(addr)) => addr,
                     None => Self::owner(&map, parts[i].slot, &fallback),
                 };
-                groups.entry(addr).or_default().push(i);
+                by_node.entry(addr).or_default().push(i);
             }
+            let groups: BTreeMap<Addr, Vec<usize>> = by_node.into_iter().map(|(a, i)| (a.clone(), i)).collect();
             let (answers, failure) = self.round(&groups, parts, &redirects)?;
             let mut again = false;
             for (addr, i, value) in answers {
@@ -561,7 +566,7 @@ impl SyncCluster {
                     let map = self.map();
                     groups[&failed.addr]
                         .iter()
-                        .any(|&i| Self::owner(&map, parts[i].slot, &fallback) != failed.addr)
+                        .any(|&i| *Self::owner(&map, parts[i].slot, &fallback) != failed.addr)
                 };
                 let retry = if moved_away && !rerouted {
                     rerouted = true;
@@ -688,7 +693,11 @@ impl SyncCluster {
                         (Some(merged), _) => merged,
                         (None, Some(cmd)) => {
                             let slot = key_of(&cmd).map(Slot::for_key);
-                            self.exchange(&[Part { cmd, slot }])?.pop().unwrap_or(Value::Nil)
+                            let part = Part {
+                                cmd: Cow::Owned(cmd),
+                                slot,
+                            };
+                            self.exchange(&[part])?.pop().unwrap_or(Value::Nil)
                         }
                         (None, None) => Value::Nil,
                     }
