@@ -92,7 +92,8 @@ impl Row {
 }
 
 fn caches(pool: &SyncPool, row: &mut Row) {
-    let cache: SyncCache<PriceData> = SyncCache::new(pool.clone());
+    // A TTL that outlives the round (the redis-rs row reads what the cluster row wrote).
+    let cache: SyncCache<PriceData> = SyncCache::with_ttl(pool.clone(), Duration::from_secs(60)).unwrap();
     cache.set_many(&TOKENS.map(price)).unwrap();
     row.get
         .push(timed(|| assert!(cache.get("SOL", None).unwrap().is_some())));
