@@ -122,9 +122,12 @@ def test_the_blocking_api_works_the_same_on_every_topology(topology_url) -> None
         assert sol is not None and sol.price == PriceData("SOL", "3", TS, "test").price
         states = sync.PoolStateCache(pool)
         addresses = [RAYDIUM_SOL_USDC, USDC_MINT]
-        written = [PoolState(a, "12500000.5", "41250.1", "7723456.5", "98765432.1", TS) for a in addresses]
+        written = [
+            PoolState(a, "12500000.5", "41250.1", "7723456.5", "9876543.1", TS) for a in addresses
+        ]
         states.set_many(written)
-        assert states.get_many(addresses[::-1]) == dict(zip(addresses[::-1], written[::-1], strict=True))
+        backwards = dict(zip(addresses[::-1], written[::-1], strict=True))
+        assert states.get_many(addresses[::-1]) == backwards
         assert pool.counts()["in_use"] == 0
 
 
