@@ -13,7 +13,7 @@ use solcache::events::PRICE_UPDATES;
 use solcache::keys::KeyLayout;
 use solcache::{
     Error, EventStream, PoolConfig, PoolState, PoolStateCache, PriceCache, PriceData, PriceUpdate, RedisPool,
-    Subscription, SubscriptionOptions, SyncPool, TradingEvent,
+    Subscription, SubscriptionOptions, TradingEvent,
 };
 use support::topologies::{raw_command, RedisCluster};
 
@@ -139,12 +139,6 @@ async fn caches_streams_and_groups_work_unchanged_on_a_cluster() {
     );
     assert_eq!(events.info(other).await.unwrap().groups[0].pending, 0);
 
-    // The blocking API refuses a cluster by name, before connecting.
-    let err = SyncPool::connect(PoolConfig::new(cluster.url())).unwrap_err();
-    assert!(
-        matches!(&err, Error::InvalidInput(m) if m.contains("redis+sentinel://")),
-        "{err}"
-    );
     pool.close().await;
 }
 

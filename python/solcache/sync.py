@@ -10,7 +10,9 @@ for one Redis round trip and releases the GIL while it waits, so other threads r
         sol = prices.get("SOL")
 
 The pool is thread-safe: share one per process. It does its I/O on the calling thread (no
-runtime, no thread hop), which makes it the fastest way to read one key from Python.
+runtime, no thread hop), which makes it the fastest way to read one key from Python. Every URL
+the async pool takes works here too: one server, Sentinel (``redis+sentinel://``) and Redis
+Cluster (``redis+cluster://``, requests routed by slot; see docs/scaling.md).
 """
 
 from __future__ import annotations

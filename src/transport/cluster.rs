@@ -76,15 +76,22 @@ pub(crate) struct ClusterLink {
     born: Instant,
 }
 
-/// Which primary serves each slot, from `CLUSTER SLOTS`.
-struct SlotOwners {
-    owner: HashMap<Slot, usize>,
-    nodes: Vec<(String, u16)>,
+/// Which primary serves each slot, from `CLUSTER SLOTS` (also the blocking pool's slot map).
+pub(super) struct SlotOwners {
+    /// Slot → index in `nodes`.
+    pub owner: HashMap<Slot, usize>,
+    /// Primary addresses.
+    pub nodes: Vec<(String, u16)>,
 }
 
 impl SlotOwners {
     async fn read(conn: &mut ClusterConnection) -> Option<SlotOwners> {
         let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await.ok()?;
+        SlotOwners::parse(reply)
+    }
+
+    /// The slot map a `CLUSTER SLOTS` reply describes; `None` when it has another shape.
+    pub(super) fn parse(reply: Value) -> Option<SlotOwners> {
         let Value::Array(ranges) = reply else { return None };
         let mut owners = SlotOwners {
             owner: HashMap::with_capacity(16384),
@@ -116,7 +123,7 @@ impl SlotOwners {
     }
 
     /// True when some slot is served by another primary in `fresh` than here.
-    fn differs_from(&self, fresh: &SlotOwners) -> bool {
+    pub(super) fn differs_from(&self, fresh: &SlotOwners) -> bool {
         self.owner.len() != fresh.owner.len()
             || fresh
                 .owner
@@ -461,16 +468,16 @@ fn by_slot<'a>(pipes: impl Iterator<Item = &'a Pipeline>) -> Vec<(Part, Vec<usiz
 }
 
 /// An `XREAD` / `XREADGROUP` whose streams lie in several slots, split per slot.
-struct SplitRead {
+pub(super) struct SplitRead {
     /// One read per slot, without `BLOCK`.
-    polls: Vec<Cmd>,
+    pub polls: Vec<Cmd>,
     /// The first stream's part with the caller's `BLOCK`, when the caller asked to block.
-    blocking: Option<Cmd>,
+    pub blocking: Option<Cmd>,
 }
 
 impl SplitRead {
     /// `None` unless `cmd` is a stream read over streams in more than one slot.
-    fn of(cmd: &Cmd) -> Option<SplitRead> {
+    pub(super) fn of(cmd: &Cmd) -> Option<SplitRead> {
         let args = args_of(cmd);
         let name = args.first()?;
         if !(name.eq_ignore_ascii_case(b"XREAD") || name.eq_ignore_ascii_case(b"XREADGROUP")) {
@@ -529,16 +536,8 @@ impl SplitRead {
             async move { cmd.query_async::<Value>(&mut conn).await }
         }))
         .await?;
-        let mut merged: Vec<Value> = Vec::new();
-        for reply in polled {
-            match reply {
-                Value::Array(streams) => merged.extend(streams),
-                Value::Map(streams) => merged.extend(streams.into_iter().map(|(k, v)| Value::Array(vec![k, v]))),
-                _ => {}
-            }
-        }
-        if !merged.is_empty() {
-            return Ok(Value::Array(merged));
+        if let Some(merged) = SplitRead::merge(polled) {
+            return Ok(merged);
         }
         match &self.blocking {
             Some(cmd) => cmd.query_async(conn).await,
@@ -547,7 +546,22 @@ impl SplitRead {
     }
 }
 
-fn args_of(cmd: &Cmd) -> Vec<&[u8]> {
+impl SplitRead {
+    /// The polls' replies as one stream-read reply; `None` when nothing was read.
+    pub(super) fn merge(polled: Vec<Value>) -> Option<Value> {
+        let mut merged: Vec<Value> = Vec::new();
+        for reply in polled {
+            match reply {
+                Value::Array(streams) => merged.extend(streams),
+                Value::Map(streams) => merged.extend(streams.into_iter().map(|(k, v)| Value::Array(vec![k, v]))),
+                _ => {}
+            }
+        }
+        (!merged.is_empty()).then_some(Value::Array(merged))
+    }
+}
+
+pub(super) fn args_of(cmd: &Cmd) -> Vec<&[u8]> {
     cmd.args_iter()
         .map(|a| match a {
             Arg::Simple(bytes) => bytes,
@@ -558,8 +572,12 @@ fn args_of(cmd: &Cmd) -> Vec<&[u8]> {
 
 /// The first key of the commands solcache pipelines: the argument after the name, after the
 /// subcommand for `XINFO` / `XGROUP`, after `STREAMS` for `XREAD` / `XREADGROUP`.
-fn key_of(cmd: &Cmd) -> Option<&[u8]> {
-    let args = args_of(cmd);
+pub(super) fn key_of(cmd: &Cmd) -> Option<&[u8]> {
+    key_in(&args_of(cmd))
+}
+
+/// [`key_of`] for a command's arguments already listed by [`args_of`].
+pub(super) fn key_in<'a>(args: &[&'a [u8]]) -> Option<&'a [u8]> {
     let name = args.first()?;
     let at = if name.eq_ignore_ascii_case(b"XINFO") || name.eq_ignore_ascii_case(b"XGROUP") {
         2

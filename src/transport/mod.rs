@@ -13,7 +13,8 @@
 //!
 //! The transports:
 //! - [`async_pool`]: [`RedisPool`], bb8 over redis-rs multiplexed connections (tokio);
-//! - [`sync_pool`]: [`SyncPool`], blocking connections used on the caller's thread;
+//! - [`sync_pool`]: [`SyncPool`], blocking connections used on the caller's thread
+//!   ([`sync_node`] per server, [`sync_cluster`] routing by slot on a cluster);
 //! - [`direct`]: a connection an event loop drives itself, as a sans-IO state machine;
 //! - [`wire_connection`]: a dedicated connection whose replies are read as bytes (group reads).
 //!
@@ -30,6 +31,8 @@ pub mod resp;
 pub mod retry;
 pub mod sentinel;
 pub mod settings;
+pub mod sync_cluster;
+pub mod sync_node;
 pub mod sync_pool;
 pub mod topology;
 pub mod wire_connection;

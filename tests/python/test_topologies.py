@@ -12,6 +12,7 @@ import solcache
 from solcache import (
     EventStream,
     InvalidInputError,
+    PoolState,
     PriceCache,
     PriceData,
     PriceUpdate,
@@ -22,6 +23,8 @@ from solcache import (
 pytestmark = [pytest.mark.timeout(120), pytest.mark.topologies]
 
 TS = datetime(2026, 11, 26, 15, 0, 0, 123000, tzinfo=UTC)
+RAYDIUM_SOL_USDC = "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2"
+USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 
 
 async def test_caches_streams_and_groups_work_the_same_on_every_topology(redis_server) -> None:
@@ -74,17 +77,29 @@ async def test_malformed_topology_urls_fail_before_connecting() -> None:
     assert settings.redacted_redis_url == "redis+sentinel://u:***@s1,s2/m?sentinel_password=***"
 
 
-def test_the_blocking_api_follows_sentinel_and_refuses_a_cluster_by_name(
-    redis_cluster, sentinel_group
-) -> None:
+def test_the_blocking_api_works_the_same_on_every_topology(topology_url) -> None:
     from solcache import sync
 
-    with sync.RedisPool.connect(sentinel_group.url) as pool:
+    with sync.RedisPool.connect(topology_url) as pool:
         cache = sync.PriceCache(pool)
+        prices = [PriceData(t, str(i + 1), TS, "test") for i, t in enumerate(solcache.MVP_TOKENS)]
+        cache.set_many(prices)
+        asked = [*reversed(solcache.MVP_TOKENS), "NOPE", "SOL"]
+        got = cache.get_many(asked)
+        assert list(got) == asked[:-1], "one entry per id, in request order"
+        assert got == {**{p.token: p for p in prices}, "NOPE": None}
         cache.set(PriceData("SOL", "3", TS, "test"))
-        assert sentinel_group.primary.raw("GET", "price:SOL") is not None
-    with pytest.raises(InvalidInputError, match="redis\\+sentinel://"):
-        sync.RedisPool.connect(redis_cluster.url)
+        sol = cache.get("SOL")
+        assert sol is not None and sol.price == PriceData("SOL", "3", TS, "test").price
+        states = sync.PoolStateCache(pool)
+        addresses = [RAYDIUM_SOL_USDC, USDC_MINT]
+        written = [
+            PoolState(a, "12500000.5", "41250.1", "7723456.5", "9876543.1", TS) for a in addresses
+        ]
+        states.set_many(written)
+        backwards = dict(zip(addresses[::-1], written[::-1], strict=True))
+        assert states.get_many(addresses[::-1]) == backwards
+        assert pool.counts()["in_use"] == 0
 
 
 def test_the_raw_checks_find_the_slot_a_cluster_finds(redis_cluster) -> None:
