@@ -77,10 +77,10 @@ async def test_malformed_topology_urls_fail_before_connecting() -> None:
     assert settings.redacted_redis_url == "redis+sentinel://u:***@s1,s2/m?sentinel_password=***"
 
 
-def test_the_blocking_api_works_the_same_on_every_topology(topology_url) -> None:
+def test_the_blocking_api_works_the_same_on_every_topology(redis_server) -> None:
     from solcache import sync
 
-    with sync.RedisPool.connect(topology_url) as pool:
+    with sync.RedisPool.connect(redis_server.url) as pool:
         cache = sync.PriceCache(pool)
         prices = [PriceData(t, str(i + 1), TS, "test") for i, t in enumerate(solcache.MVP_TOKENS)]
         cache.set_many(prices)
