@@ -178,6 +178,18 @@ impl TradingEvent {
 
     /// Decode an entry's `type` and `data`; the error says what is wrong with the entry.
     pub fn decode(type_name: &str, data: &[u8]) -> Result<Self> {
+        // The form this crate writes is read without a general JSON parser; any other goes
+        // through serde_json (see `crate::event_json`).
+        let event = match crate::event_json::decode_canonical(type_name, data) {
+            Some(event) => event,
+            None => Self::parse_json(type_name, data)?,
+        };
+        event.validate()?;
+        Ok(event)
+    }
+
+    /// Read an entry's `type` and `data` with serde_json, without validating the values.
+    pub(crate) fn parse_json(type_name: &str, data: &[u8]) -> Result<Self> {
         fn parse<T: for<'de> Deserialize<'de>>(data: &[u8], type_name: &str) -> Result<T> {
             serde_json::from_slice(data)
                 .map_err(|e| Error::invalid(format!("bad {type_name} data: {}", keys::bounded_message(e))))
@@ -194,7 +206,6 @@ impl TradingEvent {
                 )))
             }
         };
-        event.validate()?;
         Ok(event)
     }
 
