@@ -75,26 +75,27 @@ impl<'a> Reader<'a> {
     }
 
     fn field(&mut self, lead: u8, name: &str) -> Option<&'a str> {
+        std::str::from_utf8(self.field_bytes(lead, name)?).ok()
+    }
+
+    /// The value's bytes: a string without escapes or control characters (serde_json refuses
+    /// the latter; escapes are the general reader's).
+    fn field_bytes(&mut self, lead: u8, name: &str) -> Option<&'a [u8]> {
         let name = name.as_bytes();
-        let rest = self.rest;
         // lead, quote, name, quote, colon, quote
-        let head = 1 + 1 + name.len() + 3;
-        if rest.len() < head
-            || rest[0] != lead
-            || rest[1] != b'"'
-            || &rest[2..2 + name.len()] != name
-            || &rest[2 + name.len()..head] != b"\":\""
+        let (head, body) = self.rest.split_at_checked(name.len() + 5)?;
+        if head[0] != lead || head[1] != b'"' || &head[2..2 + name.len()] != name || &head[2 + name.len()..] != b"\":\""
         {
             return None;
         }
-        let body = &rest[head..];
-        // A string without escapes or control characters (serde_json refuses the latter).
-        let end = body.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if body[end] != b'"' {
+        let end = body.iter().position(|&b| b == b'"')?;
+        let value = &body[..end];
+        // No early exit: a loop the compiler can run over several bytes at once.
+        if value.iter().fold(false, |odd, &b| odd | (b == b'\\') | (b < 0x20)) {
             return None;
         }
         self.rest = &body[end + 1..];
-        std::str::from_utf8(&body[..end]).ok()
+        Some(value)
     }
 
     fn decimal(&mut self, name: &str) -> Option<Decimal> {
@@ -104,18 +105,20 @@ impl<'a> Reader<'a> {
     /// The last field, `,"timestamp":"YYYY-MM-DDTHH:MM:SS.ffffffZ"`: exactly the form written
     /// (a leap second or any other form goes to the general reader).
     fn timestamp(&mut self) -> Option<DateTime<Utc>> {
-        let t = self.next("timestamp")?.as_bytes();
-        if t.len() != 27 || [t[4], t[7], t[10], t[13], t[16], t[19], t[26]] != *b"--T::.Z" {
+        let t: &[u8; 27] = self.field_bytes(b',', "timestamp")?.try_into().ok()?;
+        if [t[4], t[7], t[10], t[13], t[16], t[19], t[26]] != *b"--T::.Z" {
             return None;
         }
-        let num = |range: std::ops::Range<usize>| {
-            t[range].iter().try_fold(0u32, |n, &b| {
-                let d = b.wrapping_sub(b'0');
-                (d <= 9).then_some(n * 10 + u32::from(d))
-            })
-        };
-        let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
-        let time = date.and_hms_micro_opt(num(11..13)?, num(14..16)?, num(17..19)?, num(20..26)?)?;
+        const DIGITS: [usize; 20] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22, 23, 24, 25];
+        if DIGITS.iter().fold(false, |bad, &i| bad | (t[i].wrapping_sub(b'0') > 9)) {
+            return None;
+        }
+        let d = |i: usize| u32::from(t[i] - b'0');
+        let two = |i: usize| d(i) * 10 + d(i + 1);
+        let year = two(0) * 100 + two(2);
+        let micros = two(20) * 10_000 + two(22) * 100 + two(24);
+        let date = NaiveDate::from_ymd_opt(year as i32, two(5), two(8))?;
+        let time = date.and_hms_micro_opt(two(11), two(14), two(17), micros)?;
         Some(time.and_utc())
     }
 }

@@ -864,6 +864,14 @@ fn parse_id(id: &str) -> Option<(u64, u64)> {
         if digits.is_empty() {
             return None;
         }
+        if digits.len() <= 19 {
+            // Cannot overflow: no checked steps.
+            let bad = digits.iter().fold(false, |bad, &b| bad | (b.wrapping_sub(b'0') > 9));
+            let n = digits.iter().fold(0u64, |n, &b| {
+                n.wrapping_mul(10).wrapping_add(u64::from(b.wrapping_sub(b'0')))
+            });
+            return (!bad).then_some(n);
+        }
         digits.iter().try_fold(0u64, |n, &b| {
             let d = b.wrapping_sub(b'0');
             if d > 9 {
