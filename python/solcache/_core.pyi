@@ -487,9 +487,7 @@ class CoreSubscription:
     ) -> Awaitable[list[StreamEntry]]:
         """Acknowledge entries (or ``(stream, id)`` pairs), then read the next batch; with
         ``read_ahead``, the read of the batch after it starts at once."""
-    def take_ready(
-        self, acks: Sequence[StreamEntry | tuple[str, str]]
-    ) -> list[StreamEntry] | None:
+    def take_ready(self, acks: Sequence[StreamEntry | tuple[str, str]]) -> list[StreamEntry] | None:
         """The batch read ahead if it is there already (``acks`` are then queued); None when
         it is not (``acks`` untouched)."""
     def flush_acks(self, acks: Sequence[StreamEntry | tuple[str, str]]) -> Awaitable[None]: ...
