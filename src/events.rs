@@ -167,6 +167,15 @@ impl TradingEvent {
 
     /// The JSON stored in the entry's `data` field.
     pub fn data_json(&self) -> String {
+        // Written directly unless a string needs escaping (see `crate::event_json`).
+        if let Some(json) = crate::event_json::encode_canonical(self) {
+            return json;
+        }
+        self.data_json_general()
+    }
+
+    /// [`TradingEvent::data_json`] written by serde_json.
+    pub(crate) fn data_json_general(&self) -> String {
         let json = match self {
             TradingEvent::PriceUpdate(e) => serde_json::to_string(e),
             TradingEvent::TradeExecuted(e) => serde_json::to_string(e),
