@@ -31,6 +31,10 @@ fn unexpected(what: &str) -> Error {
 /// A header's integer, read digit by digit (every bulk string and array header has one:
 /// `str::parse` with its UTF-8 check cost about as much as the rest of the walk).
 fn integer(text: &[u8]) -> Result<i64> {
+    // Most headers of an entry hold one digit (`*2`, `*4`, `$4`).
+    if let [d @ b'0'..=b'9'] = text {
+        return Ok(i64::from(d - b'0'));
+    }
     let bad = || protocol(format!("bad integer {:?}", String::from_utf8_lossy(text)));
     let (negative, digits) = match text {
         [b'-', rest @ ..] => (true, rest),

@@ -196,16 +196,19 @@ class Subscription:
         return self
 
     async def __anext__(self) -> StreamEntry:
+        # This runs once per entry: ack() inlined, attributes read once.
         current = self._current
-        if current is not None:  # ack() inlined: this runs once per entry
+        if current is not None:
             self._acks.append(current)
+        buffer = self._buffer
+        if not buffer:
             self._current = None
-        while not self._buffer:
-            if self._closed:
-                raise StopAsyncIteration
-            self._buffer.extend(await self._next_batch(read_ahead=True))
-        self._current = self._buffer.popleft()
-        return self._current
+            while not buffer:
+                if self._closed:
+                    raise StopAsyncIteration
+                buffer.extend(await self._next_batch(read_ahead=True))
+        current = self._current = buffer.popleft()
+        return current
 
     async def batches(self) -> AsyncIterator[list[StreamEntry]]:
         """Yield non-empty batches; each is acknowledged when the next one is requested."""
