@@ -74,6 +74,7 @@ def test_throughput_report(
     async def round_() -> None:
         run.publish.append(await publish_rate(events, STREAM, 50_000))
         run.consume.append(await consume_rate(events, STREAM, 50_000))
+        run.consume_price.append(await consume_rate(events, STREAM, 50_000, read_price=True))
 
     for _ in range(3):
         try:

@@ -1,9 +1,10 @@
 """Count the client instructions per event of a consumer-group read + ack, under callgrind.
 
-    python scripts/count_stream_instructions.py [--small 2000] [--large 7000]
+    python scripts/count_stream_instructions.py [--small 2000] [--large 7000] [--read-price]
 
 It starts a private redis-server, publishes ``large`` events, then runs the benchmark's
-consumer (``async for entry in sub``, batch 100, each entry's event read) twice under
+consumer (``async for entry in sub``, batch 100, each entry's event read; with
+``--read-price`` its price too, as the benchmark's second read row does) twice under
 ``valgrind --tool=callgrind``: once for ``small`` events, once for ``large``. The difference
 of the two totals divided by ``large - small`` is the cost per event with the interpreter's
 start-up, imports and connection set-up taken out. Instruction counts hardly move with the
@@ -24,7 +25,7 @@ from pathlib import Path
 STREAM = "stream:count-events"
 
 
-def consume(url: str, total: int, count: int) -> None:
+def consume(url: str, total: int, count: int, read_price: bool) -> None:
     """The measured process: the benchmark row's consumer (``consume_rate`` of
     ``benches/comparison/streams.py``) reads and acknowledges ``total`` entries."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benches"))
@@ -33,7 +34,9 @@ def consume(url: str, total: int, count: int) -> None:
 
     async def run() -> None:
         async with await solcache.RedisPool.connect(url) as pool:
-            await consume_rate(solcache.EventStream(pool), STREAM, total, count)
+            await consume_rate(
+                solcache.EventStream(pool), STREAM, total, count, read_price=read_price
+            )
 
     asyncio.run(run())
 
@@ -51,7 +54,7 @@ def publish(url: str, total: int) -> None:
     asyncio.run(run())
 
 
-def instructions(url: str, total: int, count: int, out_dir: Path) -> int:
+def instructions(url: str, total: int, count: int, out_dir: Path, read_price: bool) -> int:
     """Total instructions (every thread) of one consumer process under callgrind."""
     out = out_dir / f"callgrind.{total}.out"
     cmd = [
@@ -64,6 +67,7 @@ def instructions(url: str, total: int, count: int, out_dir: Path) -> int:
         url,
         str(total),
         str(count),
+        "price" if read_price else "event",
     ]
     run = subprocess.run(cmd, capture_output=True, text=True, check=True)
     found = re.search(r"Collected : (\d+)", run.stderr)
@@ -73,14 +77,15 @@ def instructions(url: str, total: int, count: int, out_dir: Path) -> int:
 
 
 def main() -> int:
-    if len(sys.argv) == 5 and sys.argv[1] == "--consume":
-        consume(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    if len(sys.argv) == 6 and sys.argv[1] == "--consume":
+        consume(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "price")
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--small", type=int, default=2000)
     p.add_argument("--large", type=int, default=7000)
     p.add_argument("--count", type=int, default=100, help="entries per read (100)")
     p.add_argument("--keep", type=Path, help="keep the callgrind output files here")
+    p.add_argument("--read-price", action="store_true", help="the loop body reads each price too")
     args = p.parse_args()
     from solcache.services.private_redis import PrivateRedis
 
@@ -90,8 +95,8 @@ def main() -> int:
         publish(server.tcp_url, args.large)
         with tempfile.TemporaryDirectory() as tmp:
             out_dir = args.keep or Path(tmp)
-            small = instructions(server.tcp_url, args.small, args.count, out_dir)
-            large = instructions(server.tcp_url, args.large, args.count, out_dir)
+            small = instructions(server.tcp_url, args.small, args.count, out_dir, args.read_price)
+            large = instructions(server.tcp_url, args.large, args.count, out_dir, args.read_price)
         per_event = (large - small) / (args.large - args.small)
         print(f"{args.small} events: {small:,} Ir; {args.large} events: {large:,} Ir")
         print(f"read + ack: {per_event:,.0f} client instructions per event")

@@ -167,6 +167,15 @@ impl TradingEvent {
 
     /// The JSON stored in the entry's `data` field.
     pub fn data_json(&self) -> String {
+        // Written directly unless a string needs escaping (see `crate::event_json`).
+        if let Some(json) = crate::event_json::encode_canonical(self) {
+            return json;
+        }
+        self.data_json_general()
+    }
+
+    /// [`TradingEvent::data_json`] written by serde_json.
+    pub(crate) fn data_json_general(&self) -> String {
         let json = match self {
             TradingEvent::PriceUpdate(e) => serde_json::to_string(e),
             TradingEvent::TradeExecuted(e) => serde_json::to_string(e),
@@ -178,6 +187,18 @@ impl TradingEvent {
 
     /// Decode an entry's `type` and `data`; the error says what is wrong with the entry.
     pub fn decode(type_name: &str, data: &[u8]) -> Result<Self> {
+        // The form this crate writes is read without a general JSON parser; any other goes
+        // through serde_json (see `crate::event_json`).
+        let event = match crate::event_json::decode_canonical(type_name, data) {
+            Some(event) => event,
+            None => Self::parse_json(type_name, data)?,
+        };
+        event.validate()?;
+        Ok(event)
+    }
+
+    /// Read an entry's `type` and `data` with serde_json, without validating the values.
+    pub(crate) fn parse_json(type_name: &str, data: &[u8]) -> Result<Self> {
         fn parse<T: for<'de> Deserialize<'de>>(data: &[u8], type_name: &str) -> Result<T> {
             serde_json::from_slice(data)
                 .map_err(|e| Error::invalid(format!("bad {type_name} data: {}", keys::bounded_message(e))))
@@ -194,7 +215,6 @@ impl TradingEvent {
                 )))
             }
         };
-        event.validate()?;
         Ok(event)
     }
 

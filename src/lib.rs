@@ -23,6 +23,7 @@
 pub mod backoff;
 pub mod cache;
 pub mod error;
+mod event_json;
 pub mod event_stream;
 pub mod events;
 pub mod keys;

@@ -349,12 +349,12 @@ pub fn format_timestamp(ts: &DateTime<Utc>) -> String {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`
-const WIRE_TIMESTAMP_LEN: usize = 27;
+pub(crate) const WIRE_TIMESTAMP_LEN: usize = 27;
 
 /// [`format_timestamp`]'s text written into `buf`, digit by digit (the hot path of every
 /// encode; chrono's general formatter costs several times more), for years 0–9999 outside
 /// leap seconds; `None` for the rest, which chrono formats.
-fn wire_text<'a>(ts: &DateTime<Utc>, buf: &'a mut [u8; WIRE_TIMESTAMP_LEN]) -> Option<&'a str> {
+pub(crate) fn wire_text<'a>(ts: &DateTime<Utc>, buf: &'a mut [u8; WIRE_TIMESTAMP_LEN]) -> Option<&'a str> {
     let year = u32::try_from(ts.year()).ok().filter(|y| *y <= 9999)?;
     if ts.nanosecond() >= 1_000_000_000 {
         return None;

@@ -31,6 +31,10 @@ fn unexpected(what: &str) -> Error {
 /// A header's integer, read digit by digit (every bulk string and array header has one:
 /// `str::parse` with its UTF-8 check cost about as much as the rest of the walk).
 fn integer(text: &[u8]) -> Result<i64> {
+    // Most headers of an entry hold one digit (`*2`, `*4`, `$4`).
+    if let [d @ b'0'..=b'9'] = text {
+        return Ok(i64::from(d - b'0'));
+    }
     let bad = || protocol(format!("bad integer {:?}", String::from_utf8_lossy(text)));
     let (negative, digits) = match text {
         [b'-', rest @ ..] => (true, rest),
@@ -39,6 +43,18 @@ fn integer(text: &[u8]) -> Result<i64> {
     };
     if digits.is_empty() {
         return Err(bad());
+    }
+    if digits.len() <= 18 {
+        // Cannot overflow: the common case (every length and count) without checked steps.
+        let mut n: i64 = 0;
+        for &b in digits {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(bad());
+            }
+            n = n * 10 + i64::from(d);
+        }
+        return Ok(if negative { -n } else { n });
     }
     let mut n: i64 = 0;
     for &b in digits {
@@ -140,6 +156,38 @@ impl ReplyScan {
         }
         Ok(Some(self.pos))
     }
+}
+
+/// Append the header of a command of `args` arguments (RESP2) to `out`; each argument
+/// follows with [`push_arg`]. Used to send the group read's pipeline without building a
+/// redis-rs command per acknowledgement.
+pub fn push_command(out: &mut Vec<u8>, args: usize) {
+    out.push(b'*');
+    push_decimal(out, args);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Append one bulk-string argument to `out`.
+pub fn push_arg(out: &mut Vec<u8>, arg: &[u8]) {
+    out.push(b'$');
+    push_decimal(out, arg.len());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(arg);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// One entry of a read reply, borrowed from the reply's bytes.
@@ -326,6 +374,43 @@ mod tests {
         let mut next = ReplyScan::new(REPLY.len());
         assert_eq!(next.advance(&wire).unwrap(), Some(wire.len()));
         assert_eq!(integer_reply(&wire[REPLY.len()..]).unwrap(), 3);
+    }
+
+    #[test]
+    fn commands_are_written_as_redis_rs_writes_them() {
+        let mut out = Vec::new();
+        push_command(&mut out, 3);
+        for arg in [&b"XACK"[..], b"", &[b'x'; 1234]] {
+            push_arg(&mut out, arg);
+        }
+        let expected = redis::cmd("XACK").arg("").arg(&[b'x'; 1234][..]).get_packed_command();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn integers_of_every_length_read_exactly() {
+        for n in [
+            0i64,
+            7,
+            -1,
+            999_999_999_999_999_999,
+            -999_999_999_999_999_999,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            assert_eq!(integer(n.to_string().as_bytes()).unwrap(), n);
+        }
+        assert_eq!(integer(b"+12").unwrap(), 12);
+        for bad in [
+            &b""[..],
+            b"-",
+            b"1x",
+            b"9223372036854775808",
+            b"-9223372036854775809",
+            b"12345678901234567x",
+        ] {
+            assert!(integer(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

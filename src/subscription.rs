@@ -512,6 +512,23 @@ impl Subscription {
         commands
     }
 
+    /// [`Subscription::push_acks`] written as RESP into `out`.
+    fn pack_acks(&self, out: &mut Vec<u8>) -> usize {
+        let mut commands = 0;
+        for queue in self.to_ack.iter().filter(|q| q.len() > 0) {
+            out.reserve(queue.text.len() + queue.len() * 8 + 64);
+            stream_wire::push_command(out, 3 + queue.len());
+            stream_wire::push_arg(out, b"XACK");
+            stream_wire::push_arg(out, queue.stream.as_bytes());
+            stream_wire::push_arg(out, self.group.as_bytes());
+            for id in queue.ids() {
+                stream_wire::push_arg(out, id.as_bytes());
+            }
+            commands += 1;
+        }
+        commands
+    }
+
     /// One XREADGROUP (own pending entries from `0`, or new ones with `BLOCK`), with the queued
     /// XACKs pipelined in front. New entries read on a [`WireConnection`] are decoded straight
     /// from the reply's bytes ([`Read::Fresh`]); everything else comes back raw.
@@ -529,26 +546,42 @@ impl Subscription {
             };
             self.conn = Some(conn);
         }
-        let mut pipe = redis::pipe();
-        let ack_commands = self.push_acks(&mut pipe);
-        let cmd = pipe.cmd("XREADGROUP").arg("GROUP").arg(&self.group).arg(&self.consumer);
-        cmd.arg("COUNT").arg(self.options.count);
+        let (count, block) = (
+            self.options.count.to_string(),
+            self.options.block.as_millis().to_string(),
+        );
+        let mut read_args: Vec<&str> = vec!["XREADGROUP", "GROUP", &self.group, &self.consumer, "COUNT", &count];
         if !own_pending {
-            cmd.arg("BLOCK").arg(self.options.block.as_millis() as u64);
+            read_args.extend(["BLOCK", &block]);
         }
-        cmd.arg("STREAMS").arg(&self.streams);
-        for _ in &self.streams {
-            cmd.arg(if own_pending { "0" } else { ">" });
-        }
+        read_args.push("STREAMS");
+        read_args.extend(self.streams.iter().map(String::as_str));
+        read_args.extend(self.streams.iter().map(|_| if own_pending { "0" } else { ">" }));
+        let wire = matches!(self.conn, Some(ReadConnection::Wire(_)));
+        let mut pipe = redis::pipe();
+        let mut packed = Vec::new();
+        let ack_commands = if wire {
+            // Written straight as RESP: no redis-rs command per acknowledged id.
+            let n = self.pack_acks(&mut packed);
+            stream_wire::push_command(&mut packed, read_args.len());
+            for arg in &read_args {
+                stream_wire::push_arg(&mut packed, arg.as_bytes());
+            }
+            n
+        } else {
+            let n = self.push_acks(&mut pipe);
+            let cmd = pipe.cmd(read_args[0]);
+            for arg in &read_args[1..] {
+                cmd.arg(*arg);
+            }
+            n
+        };
+        drop(read_args);
         self.read_in_flight = true;
         let read = match self.conn.as_mut().expect("opened above") {
             ReadConnection::Wire(conn) => {
                 let sent = conn
-                    .round_trip(
-                        Operation::StreamReadGroup,
-                        &pipe.get_packed_pipeline(),
-                        ack_commands + 1,
-                    )
+                    .round_trip(Operation::StreamReadGroup, &packed, ack_commands + 1)
                     .await;
                 self.read_in_flight = false;
                 sent?;
@@ -839,8 +872,32 @@ impl AckQueue {
 
 /// An entry id (`ms-seq`, or `ms`, or `0`) as a comparable pair; None for `$` and `>`.
 fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+    // Digit by digit: this runs for every acknowledged entry.
+    let number = |digits: &[u8]| {
+        if digits.is_empty() {
+            return None;
+        }
+        if digits.len() <= 19 {
+            // Cannot overflow: no checked steps.
+            let bad = digits.iter().fold(false, |bad, &b| bad | (b.wrapping_sub(b'0') > 9));
+            let n = digits.iter().fold(0u64, |n, &b| {
+                n.wrapping_mul(10).wrapping_add(u64::from(b.wrapping_sub(b'0')))
+            });
+            return (!bad).then_some(n);
+        }
+        digits.iter().try_fold(0u64, |n, &b| {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            n.checked_mul(10)?.checked_add(u64::from(d))
+        })
+    };
+    let bytes = id.as_bytes();
+    match bytes.iter().position(|&b| b == b'-') {
+        Some(dash) => Some((number(&bytes[..dash])?, number(&bytes[dash + 1..])?)),
+        None => Some((number(bytes)?, 0)),
+    }
 }
 
 #[cfg(test)]
@@ -870,5 +927,18 @@ mod tests {
         assert!(parse_id("10-2") > parse_id("9-99"));
         assert_eq!(parse_id("$"), None);
         assert_eq!(parse_id(">"), None);
+        for bad in [
+            "",
+            "-",
+            "1-",
+            "-1",
+            "1-2-3",
+            "1x",
+            "18446744073709551616-0",
+            "0-18446744073709551616",
+        ] {
+            assert_eq!(parse_id(bad), None, "{bad}");
+        }
+        assert_eq!(parse_id("18446744073709551615-7"), Some((u64::MAX, 7)));
     }
 }

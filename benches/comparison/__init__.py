@@ -62,6 +62,7 @@ class Comparison:
                 "raw_xadd_per_s": s.raw,
                 "publish_many": s.publish,
                 "read_ack_iterator_batch_100": s.consume,
+                "read_ack_iterator_batch_100_price_read": s.consume_price,
                 "latency_ms": {str(hz): v for hz, v in s.latency.items()},
                 "goals": stream_goal_results(s),
             }

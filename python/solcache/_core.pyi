@@ -509,15 +509,15 @@ class CoreSubscription:
     """The Rust consumer; ``solcache.Subscription`` wraps it as an async iterator."""
 
     def next_batch(
-        self, acks: Sequence[tuple[str, str]], read_ahead: bool = False
+        self, acks: Sequence[StreamEntry | tuple[str, str]], read_ahead: bool = False
     ) -> Awaitable[list[StreamEntry]]:
-        """Acknowledge ``(stream, id)`` pairs, then read the next batch; with ``read_ahead``,
-        the read of the batch after it starts at once."""
-    def take_ready(self, acks: Sequence[tuple[str, str]]) -> list[StreamEntry] | None:
+        """Acknowledge entries (or ``(stream, id)`` pairs), then read the next batch; with
+        ``read_ahead``, the read of the batch after it starts at once."""
+    def take_ready(self, acks: Sequence[StreamEntry | tuple[str, str]]) -> list[StreamEntry] | None:
         """The batch read ahead if it is there already (``acks`` are then queued); None when
         it is not (``acks`` untouched)."""
-    def flush_acks(self, acks: Sequence[tuple[str, str]]) -> Awaitable[None]: ...
-    def close(self, acks: Sequence[tuple[str, str]]) -> Awaitable[None]:
+    def flush_acks(self, acks: Sequence[StreamEntry | tuple[str, str]]) -> Awaitable[None]: ...
+    def close(self, acks: Sequence[StreamEntry | tuple[str, str]]) -> Awaitable[None]:
         """Send the acknowledgements, then close the subscription's own connection."""
     def stats(self) -> SubscriptionStats: ...
     def state(self) -> str:

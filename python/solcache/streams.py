@@ -144,7 +144,8 @@ class Subscription:
     def __init__(self, core: _core.CoreSubscription) -> None:
         self._core = core
         self._buffer: deque[StreamEntry] = deque()
-        self._acks: list[tuple[str, str]] = []
+        # Entries handled, acknowledged with the next read: the core reads their stream and id.
+        self._acks: list[StreamEntry] = []
         self._current: StreamEntry | None = None
         self._closed = False
 
@@ -171,7 +172,7 @@ class Subscription:
 
     def ack(self, *entries: StreamEntry) -> None:
         """Mark entries processed; the XACK goes out with the next read or ``close()``."""
-        self._acks.extend((e.stream, e.id) for e in entries)
+        self._acks.extend(entries)
 
     async def next_batch(self) -> list[StreamEntry]:
         """Send queued acknowledgements, then read the next batch (empty if none arrived)."""
@@ -195,16 +196,19 @@ class Subscription:
         return self
 
     async def __anext__(self) -> StreamEntry:
+        # This runs once per entry: ack() inlined, attributes read once.
         current = self._current
-        if current is not None:  # ack() inlined: this runs once per entry
-            self._acks.append((current.stream, current.id))
+        if current is not None:
+            self._acks.append(current)
+        buffer = self._buffer
+        if not buffer:
             self._current = None
-        while not self._buffer:
-            if self._closed:
-                raise StopAsyncIteration
-            self._buffer.extend(await self._next_batch(read_ahead=True))
-        self._current = self._buffer.popleft()
-        return self._current
+            while not buffer:
+                if self._closed:
+                    raise StopAsyncIteration
+                buffer.extend(await self._next_batch(read_ahead=True))
+        current = self._current = buffer.popleft()
+        return current
 
     async def batches(self) -> AsyncIterator[list[StreamEntry]]:
         """Yield non-empty batches; each is acknowledged when the next one is requested."""

@@ -20,19 +20,29 @@ use crate::subscription::{Subscription, SubscriptionOptions, SubscriptionState, 
 
 /// One stream entry: the event, or (`event` None) why it could not be decoded.
 ///
-/// `stream` and `id` are Python strings built once (the stream name once per batch), so
-/// reading them, e.g. to acknowledge the entry, copies nothing.
-#[pyclass(name = "StreamEntry", module = "solcache._core", frozen, get_all)]
+/// `stream` is a Python string built once per batch; `id` stays Rust text until it is read
+/// (an entry is acknowledged by handing the entry itself back to the core, which reads both
+/// without a Python string per entry).
+#[pyclass(name = "StreamEntry", module = "solcache._core", frozen)]
 pub struct PyStreamEntry {
+    #[pyo3(get)]
     stream: Py<PyString>,
-    id: Py<PyString>,
+    id: String,
+    #[pyo3(get)]
     event: Option<Py<PyAny>>,
+    #[pyo3(get)]
     error: Option<String>,
+    #[pyo3(get)]
     deliveries: u64,
 }
 
 #[pymethods]
 impl PyStreamEntry {
+    #[getter]
+    fn id(&self) -> &str {
+        &self.id
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let what = match (&self.event, &self.error) {
             (Some(e), _) => format!("event={}", e.bind(py).repr()?),
@@ -42,7 +52,7 @@ impl PyStreamEntry {
         Ok(format!(
             "StreamEntry(stream={}, id='{}', {what}, deliveries={})",
             super::convert::py_repr(self.stream.bind(py).to_str()?),
-            self.id.bind(py).to_str()?,
+            self.id,
             self.deliveries
         ))
     }
@@ -75,7 +85,7 @@ impl<'py> IntoPyObject<'py> for Entries {
             };
             let entry = PyStreamEntry {
                 stream,
-                id: PyString::new(py, &e.id).unbind(),
+                id: e.id,
                 event,
                 error,
                 deliveries: e.deliveries,
@@ -231,8 +241,8 @@ impl Status {
     }
 }
 
-/// `(stream, id)` acknowledgement pairs from Python, their text copied into one buffer: two
-/// allocations per batch instead of two per entry.
+/// Acknowledgements from Python (entries, or `(stream, id)` pairs), their text copied into
+/// one buffer: two allocations per batch instead of two per entry.
 struct Acks {
     text: String,
     /// Where each pair's stream name and id end in `text`.
@@ -246,8 +256,17 @@ impl Acks {
             text: String::with_capacity(n * 32),
             ends: Vec::with_capacity(n),
         };
-        for pair in acks.try_iter()? {
-            let (stream, id): (Bound<'_, PyString>, Bound<'_, PyString>) = pair?.extract()?;
+        for item in acks.try_iter()? {
+            let item = item?;
+            if let Ok(entry) = item.cast::<PyStreamEntry>() {
+                let entry = entry.get();
+                out.text.push_str(entry.stream.bind(item.py()).to_str()?);
+                let stream_end = out.text.len();
+                out.text.push_str(&entry.id);
+                out.ends.push((stream_end, out.text.len()));
+                continue;
+            }
+            let (stream, id): (Bound<'_, PyString>, Bound<'_, PyString>) = item.extract()?;
             out.text.push_str(stream.to_str()?);
             let stream_end = out.text.len();
             out.text.push_str(id.to_str()?);
@@ -268,7 +287,7 @@ impl Acks {
 
 #[pymethods]
 impl PyCoreSubscription {
-    /// Acknowledge `(stream, id)` pairs, then read the next batch (awaitable). With
+    /// Acknowledge entries (or `(stream, id)` pairs), then read the next batch (awaitable). With
     /// `read_ahead`, the batch after it is read while the caller handles this one.
     #[pyo3(signature = (acks, read_ahead = false))]
     fn next_batch<'py>(
@@ -300,7 +319,7 @@ impl PyCoreSubscription {
         }
     }
 
-    /// Send `(stream, id)` acknowledgements, then close the subscription's own connection
+    /// Send acknowledgements (entries or `(stream, id)` pairs), then close the subscription's own connection
     /// (awaitable). A batch read ahead stays pending for this consumer.
     fn close<'py>(&self, py: Python<'py>, acks: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let acks = Acks::from_py(acks)?;
@@ -308,7 +327,7 @@ impl PyCoreSubscription {
         spawn(py, async move { Ok(inner.close(|sub| acks.mark(sub)).await?) })
     }
 
-    /// Acknowledge `(stream, id)` pairs now (awaitable).
+    /// Acknowledge entries (or `(stream, id)` pairs) now (awaitable).
     fn flush_acks<'py>(&self, py: Python<'py>, acks: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let acks = Acks::from_py(acks)?;
         let inner = self.inner.clone();

@@ -188,14 +188,27 @@ async def test_read_tails_and_resumes(events: EventStream) -> None:
     assert "StreamEntry(" in repr(resumed[0]) and later in repr(resumed[0])
 
 
-async def test_entries_hold_their_stream_and_id_as_built_strings(events: EventStream) -> None:
-    """A batch's entries share one stream-name string and each keeps its id string, so reading
-    them (e.g. to acknowledge) builds nothing; a batch over two streams names each right."""
+async def test_entries_share_their_stream_name_and_are_acknowledged_as_entries(
+    events: EventStream,
+) -> None:
+    """A batch's entries share one stream-name string (built once per batch); an entry's id
+    is the same text however often it is read; the core takes entries back as
+    acknowledgements, mixed with ``(stream, id)`` pairs; a batch over two streams names each
+    right."""
     await events.publish_many(prices(3))
     first = await events.read(STREAM_PRICE_UPDATES, "0", count=10, block_ms=0)
     assert len(first) == 3
     assert all(e.stream is first[0].stream for e in first)
-    assert all(e.id is e.id and e.stream is e.stream for e in first)
+    assert all(e.id == e.id and e.stream is e.stream for e in first)
+    await events.ensure_group(STREAM_PRICE_UPDATES, "as-entries", "0")
+    acker = events.subscribe(STREAM_PRICE_UPDATES, "as-entries", "c", count=10)
+    got = await acker.next_batch()
+    assert [e.id for e in got] == [e.id for e in first]
+    await acker._core.flush_acks([got[0], (got[1].stream, got[1].id), got[2]])
+    info = await events.info(STREAM_PRICE_UPDATES)
+    assert next(g.pending for g in info.groups if g.name == "as-entries") == 0
+    assert acker.stats.acked == 3
+    await acker.close()
     await events.ensure_group(STREAM_PRICE_UPDATES, "names", "0")
     await events.ensure_group(STREAM_UI_EVENTS, "names", "0")
     status_id = await events.publish(SystemStatus("svc", "healthy", "", TS))
