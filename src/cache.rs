@@ -37,6 +37,8 @@ pub trait Cached: Sized + Send + Sync + Clone {
     const WHAT: &'static str;
     /// Metric names of this cache's operations.
     const OPERATIONS: CacheOperations;
+    /// What every key of this kind starts with (`price:`); a valid id's key is this and the id.
+    const KEY_PREFIX: &'static str;
     /// Validate `id` and return its Redis key.
     fn key_for(id: &str) -> Result<String>;
     /// The id this item is stored under (token, pool address).
@@ -156,14 +158,16 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
 
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
     pub async fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
-        let plan = self.counted(Get::new(id, max_age))?;
         let Some(near) = &self.near else {
-            return self.read(&plan).await;
+            return self.read(&self.counted(Get::new(id, max_age))?).await;
         };
-        match near.serve(&plan) {
+        let served = near.serve_id(id, max_age);
+        let plan = match served {
             Served::Hit(result) => return self.counted(result),
-            Served::Down => return self.read(&plan).await,
-            Served::Miss => {}
+            _ => self.counted(Get::new(id, max_age))?,
+        };
+        if let Served::Down = served {
+            return self.read(&plan).await;
         }
         let fill = near.clone();
         let fetched = blocking(move || {

@@ -21,6 +21,7 @@ impl Cached for PoolState {
         set_many: Operation::PoolSetMany,
     };
 
+    const KEY_PREFIX: &'static str = keys::POOL_PREFIX;
     fn key_for(address: &str) -> Result<String> {
         keys::pool_key(address)
     }

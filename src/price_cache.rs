@@ -20,6 +20,7 @@ impl Cached for PriceData {
         set_many: Operation::PriceSetMany,
     };
 
+    const KEY_PREFIX: &'static str = keys::PRICE_PREFIX;
     fn key_for(token: &str) -> Result<String> {
         keys::price_key(token)
     }
