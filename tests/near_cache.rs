@@ -5,11 +5,15 @@
 mod support;
 
 use std::str::FromStr;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rust_decimal::Decimal;
+use solcache::near_cache::tracker::{Local, Tracker};
+use solcache::near_cache::tracking::TrackingConnection;
 use solcache::near_cache::watch;
+use solcache::transport::Endpoint;
 use solcache::{NearCache, NearCacheConfig, PoolConfig, PriceCache, PriceData, RedisPool, SyncCache, SyncPool};
 use support::RedisServer;
 
@@ -344,4 +348,71 @@ async fn the_async_cache_serves_hits_and_sees_writes() {
     assert_eq!(reader.get("SOL", None).await.unwrap().unwrap().price.to_string(), "2");
     let many = reader.get_many(&["SOL", "RAY"], None).await.unwrap();
     assert!(many[0].is_some() && many[1].is_none());
+}
+
+/// A plain client's write of `price:SOL`, then a PING on the same connection: once it returns,
+/// Redis has sent the write's invalidations.
+fn write_then_ping(writer: &mut redis::Connection, value: &str) {
+    redis::cmd("SET")
+        .arg("price:SOL")
+        .arg(price("SOL", value).to_json())
+        .arg("PX")
+        .arg(60_000)
+        .query::<()>(writer)
+        .unwrap();
+    redis::cmd("PING").query::<()>(writer).unwrap();
+}
+
+/// With no near-cache thread to read the socket, the hit alone applies an invalidation that
+/// arrived before it, as the ring reported it: armed by a thread that then sleeps (its
+/// completion is never posted: the flag the kernel sets at the socket's wake-up says so) and
+/// armed by the reading thread itself (the completion is posted before it reads).
+#[test]
+fn a_hit_alone_applies_the_invalidation_its_ring_reported() {
+    if !watch::available() {
+        return; // no io_uring here: the recv path is checked by the test above
+    }
+    let server = RedisServer::start();
+    let config = NearCacheConfig::for_pool(&PoolConfig::new(server.url()));
+    let endpoint = Endpoint::parse(&server.url()).unwrap();
+    let mut writer = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    for armed_by_a_sleeper in [true, false] {
+        let conn = TrackingConnection::open(&endpoint, config.connect_timeout, true).unwrap();
+        let tracker = Arc::new(Tracker::new(
+            Endpoint::parse(&server.url()).unwrap(),
+            config.clone(),
+            conn,
+        ));
+        let (wake, sleep) = mpsc::channel::<()>();
+        let sleeper = armed_by_a_sleeper.then(|| {
+            let (armed, arming) = mpsc::channel();
+            let tracker = tracker.clone();
+            let sleeper = std::thread::spawn(move || {
+                armed.send(tracker.arm_watch()).unwrap();
+                let _ = sleep.recv();
+            });
+            assert!(arming.recv().unwrap(), "armed by the sleeper");
+            sleeper
+        });
+        if !armed_by_a_sleeper {
+            assert!(tracker.arm_watch(), "armed by this thread");
+        }
+        for n in 0..100 {
+            write_then_ping(&mut writer, &n.to_string());
+            assert!(tracker.fill(vec!["price:SOL".into()]).is_some(), "filled");
+            let held = tracker.lookup("price:SOL", Instant::now());
+            assert!(matches!(held, Local::Hit(_)), "held after the fill");
+            write_then_ping(&mut writer, &(n + 1).to_string());
+            let after = tracker.lookup("price:SOL", Instant::now());
+            assert!(
+                matches!(after, Local::Miss),
+                "write {n}, armed by a sleeper {armed_by_a_sleeper}: the hit applied the invalidation"
+            );
+        }
+        drop(wake);
+        if let Some(sleeper) = sleeper {
+            sleeper.join().unwrap();
+        }
+        tracker.close();
+    }
 }

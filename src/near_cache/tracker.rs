@@ -245,6 +245,13 @@ impl Tracker {
         self.stats.set_held(inner.store.bytes(), inner.store.len());
     }
 
+    /// Arm the connection's readiness ring if it is not (see [`super::watch`]); true when
+    /// hits are answered by it. The background thread calls this; the ring's task work runs on
+    /// the calling thread.
+    pub fn arm_watch(&self) -> bool {
+        self.lock().arm_watch(&self.config, &self.stats)
+    }
+
     /// Stop: the background thread ends, the connection closes, the store empties.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
@@ -283,11 +290,7 @@ impl Tracker {
             inner.ping_if_due(now, &self.config, &self.stats);
             // Armed from this thread: the ring's task work runs here, on a thread that lives
             // as long as the connection and wakes when the socket does.
-            if self.config.io_uring {
-                if let Some(conn) = inner.conn.as_mut() {
-                    self.stats.set_io_uring(conn.arm_watch());
-                }
-            }
+            inner.arm_watch(&self.config, &self.stats);
             let Some(fd) = inner.conn.as_ref().map(TrackingConnection::fd) else {
                 continue;
             };
@@ -316,6 +319,12 @@ impl Inner {
         }
         self.connections += 1;
         stats.set_connected(true);
+    }
+
+    fn arm_watch(&mut self, config: &NearCacheConfig, stats: &NearStats) -> bool {
+        let armed = config.io_uring && self.conn.as_mut().is_some_and(TrackingConnection::arm_watch);
+        stats.set_io_uring(armed);
+        armed
     }
 
     /// Apply everything the connection has received; break it if a request is overdue.
