@@ -116,7 +116,10 @@ fn main() {
     while ring && !near.stats().io_uring && Instant::now() < armed_by {
         std::thread::sleep(Duration::from_millis(10));
     }
-    println!("io_uring available: {ring}; hits read by the ring: {}", near.stats().io_uring);
+    println!(
+        "io_uring available: {ring}; hits read by the ring: {}",
+        near.stats().io_uring
+    );
 
     let mut c = Criterion::default().configure_from_args();
     c.bench_function("near_cache/sync_get_hit", |b| {

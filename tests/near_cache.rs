@@ -199,7 +199,11 @@ fn client_kill_of_the_tracking_connection_flushes_then_refills() {
     let ring = watch::available();
     eventually("the new connection's ring is armed", || near.stats().io_uring == ring);
     writer.set(&price("SOL", "3")).unwrap();
-    assert_eq!(value(&reader, "SOL").as_deref(), Some("3"), "the new ring reports invalidations");
+    assert_eq!(
+        value(&reader, "SOL").as_deref(),
+        Some("3"),
+        "the new ring reports invalidations"
+    );
 }
 
 /// Every write another client makes is seen by the very next read after a hit, whichever way

@@ -39,7 +39,10 @@ _GAUGES = (
     ("bytes", "Memory the near cache holds (keys, values, per-entry overhead), bytes."),
     ("entries", "Entries the near cache holds."),
     ("connected", "1 while the near cache serves hits, 0 while its reads go to Redis."),
-    ("io_uring", "1 while near cache hits learn of invalidations from an io_uring ring, 0 while each reads its socket."),
+    (
+        "io_uring",
+        "1 while near cache hits learn of invalidations from an io_uring ring, 0 if from recv.",
+    ),
 )
 
 

@@ -163,7 +163,10 @@ mod tests {
         for round in 0..100 {
             assert!(!watch.signalled(), "round {round}: nothing came");
             peer.write_all(b"x").unwrap();
-            assert!(watch.signalled(), "round {round}: a byte came and the very next look sees it");
+            assert!(
+                watch.signalled(),
+                "round {round}: a byte came and the very next look sees it"
+            );
             drained(&mut ours);
         }
         assert!(watch.armed());
