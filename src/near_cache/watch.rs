@@ -2,13 +2,14 @@
 //! memory the kernel writes (an io_uring ring) instead of making a system call.
 //!
 //! A hit must apply every invalidation that has reached this host before it serves. Asking
-//! the socket (a non-blocking `recv`) costs a system call on every hit: 0.46–0.80 µs measured
-//! on a 2-vCPU VM (kernel 6.18, load average 12), about two thirds of a hit. Instead a
+//! the socket (a non-blocking `recv`) costs a system call on every hit: 149–152 ns on a quiet
+//! loopback socket (`benches/near_cache.rs`, 2-vCPU VM, kernel 6.18, load average 11–14),
+//! more than half of a Rust sync hit (0.29 µs p50 that way, 0.13 µs with the ring). Instead a
 //! multishot `IORING_OP_POLL_ADD` (`POLLIN`) on the socket has the kernel report readiness into
 //! shared memory from the socket's own wake-up (the moment `poll(2)` would return): with
 //! `IORING_SETUP_TASKRUN_FLAG` it sets `IORING_SQ_TASKRUN` in the ring's flags word there and
 //! then, by task work on the thread that armed the poll, posts a completion. A hit reads that
-//! flag, then the completion queue's head and tail: 1.5–12 ns measured in the same run. Only
+//! flag, then the completion queue's head and tail: 1.8–2.1 ns measured in the same run. Only
 //! when one of them says "something came" does the hit read the socket, having consumed the
 //! completions first, so bytes landing after that read post a new one.
 //!
