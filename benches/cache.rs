@@ -8,7 +8,9 @@
 //!    per-sample means), with ratios to `redis-benchmark -t get -c 1 -P 1` run against the same
 //!    server in the same run. `docs/performance.md` is written from this table.
 //!
-//! `SOLCACHE_BENCH_REPORT_ONLY=1` skips part 1. Run as a test (`cargo test --benches`, or
+//! `SOLCACHE_BENCH_REPORT_ONLY=1` skips part 1; `SOLCACHE_BENCH_CASES=text` keeps only the
+//! report's case labelled `text`, or else those whose label contains it (to profile one, e.g.
+//! under `perf`). Run as a test (`cargo test --benches`, or
 //! `cargo bench -- --test`) every case runs once and the report shrinks to a smoke test.
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -672,6 +674,19 @@ fn latency_report(setup: &Setup, server: &RedisServer, rounds: usize, per_round:
         max_size: 200,
     });
 
+    if let Ok(only) = std::env::var("SOLCACHE_BENCH_CASES") {
+        // The case of exactly that label if there is one, else every label containing it.
+        let exact = cases.iter().any(|case| case.label(setup) == only);
+        cases.retain(|case| {
+            let label = case.label(setup);
+            if exact {
+                label == only
+            } else {
+                label.contains(&only)
+            }
+        });
+    }
+
     let rb_n = (per_round * 2).max(1000);
     // (label, unix socket, clients, requests)
     let raw_runs = [
@@ -762,7 +777,13 @@ fn latency_report(setup: &Setup, server: &RedisServer, rounds: usize, per_round:
             med(v, |s| s.rate)
         );
     }
-    let get = &results[1]; // tcp PriceCache::get
+    let Some(get) = cases
+        .iter()
+        .position(|case| case.label(setup) == "tcp PriceCache::get")
+        .map(|i| &results[i])
+    else {
+        return; // not among the cases kept by SOLCACHE_BENCH_CASES
+    };
     let (mean, p99) = (med(get, |s| s.mean_us), med(get, |s| s.p99_us));
     println!(
         "sequential tcp PriceCache::get: average {mean:.1} µs, p99 {p99:.1} µs: 'average < 1 ms and p99 < 2 ms' {}",

@@ -38,6 +38,9 @@ pub trait Cached: Sized + Send + Sync + Clone {
     const WHAT: &'static str;
     /// Metric names of this cache's operations.
     const OPERATIONS: CacheOperations;
+    /// What every key of this kind starts with in `layout` (`price:`); a valid id's key is
+    /// this and the id.
+    fn key_prefix(layout: KeyLayout) -> &'static str;
     /// Validate `id` and return its Redis key in `layout`.
     fn key_for(layout: KeyLayout, id: &str) -> Result<String>;
     /// The id this item is stored under (token, pool address).
@@ -160,14 +163,16 @@ impl<T: Cached + 'static, P: Transport> Cache<T, P> {
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
     pub async fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
         let layout = self.pool.key_layout();
-        let plan = self.counted(Get::new(layout, id, max_age))?;
         let Some(near) = &self.near else {
-            return self.read(&plan).await;
+            return self.read(&self.counted(Get::new(layout, id, max_age))?).await;
         };
-        match near.serve(&plan) {
+        let served = near.serve_id(layout, id, max_age);
+        let plan = match served {
             Served::Hit(result) => return self.counted(result),
-            Served::Down => return self.read(&plan).await,
-            Served::Miss => {}
+            _ => self.counted(Get::new(layout, id, max_age))?,
+        };
+        if let Served::Down = served {
+            return self.read(&plan).await;
         }
         let fill = near.clone();
         let fetched = blocking(move || {

@@ -63,6 +63,23 @@ impl KeyLayout {
         }
     }
 
+    /// What every price key starts with in this layout (`price:`, `price:{prices}:`): a
+    /// valid token's key is this and the token.
+    pub fn price_prefix(self) -> &'static str {
+        match self {
+            KeyLayout::Spread => PRICE_PREFIX,
+            KeyLayout::Tagged => concat!("price:", "{prices}", ":"),
+        }
+    }
+
+    /// What every pool-state key starts with in this layout (`pool:`, `pool:{pools}:`).
+    pub fn pool_prefix(self) -> &'static str {
+        match self {
+            KeyLayout::Spread => POOL_PREFIX,
+            KeyLayout::Tagged => concat!("pool:", "{pools}", ":"),
+        }
+    }
+
     /// The key of `token`'s price in this layout, after validating the token.
     pub fn price_key(self, token: &str) -> Result<String> {
         validate_token(token)?;
@@ -208,6 +225,21 @@ mod tests {
         assert_eq!(price_key("SOL").unwrap(), "price:SOL");
         let addr = "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2";
         assert_eq!(pool_key(addr).unwrap(), format!("pool:{addr}"));
+    }
+
+    #[test]
+    fn each_layouts_prefix_is_what_its_keys_start_with() {
+        let addr = "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2";
+        for layout in [KeyLayout::Spread, KeyLayout::Tagged] {
+            assert_eq!(
+                layout.price_key("SOL").unwrap(),
+                format!("{}SOL", layout.price_prefix())
+            );
+            assert_eq!(
+                layout.pool_key(addr).unwrap(),
+                format!("{}{addr}", layout.pool_prefix())
+            );
+        }
     }
 
     #[test]

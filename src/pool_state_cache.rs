@@ -22,6 +22,9 @@ impl Cached for PoolState {
         set_many: Operation::PoolSetMany,
     };
 
+    fn key_prefix(layout: KeyLayout) -> &'static str {
+        layout.pool_prefix()
+    }
     fn key_for(layout: KeyLayout, address: &str) -> Result<String> {
         layout.pool_key(address)
     }

@@ -21,6 +21,9 @@ impl Cached for PriceData {
         set_many: Operation::PriceSetMany,
     };
 
+    fn key_prefix(layout: KeyLayout) -> &'static str {
+        layout.price_prefix()
+    }
     fn key_for(layout: KeyLayout, token: &str) -> Result<String> {
         layout.price_key(token)
     }

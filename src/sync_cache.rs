@@ -107,14 +107,17 @@ impl<T: Cached + 'static, P: BlockingTransport> SyncCache<T, P> {
 
     /// Read one item; `None` when missing, expired, or older than `max_age` by its own timestamp.
     pub fn get(&self, id: &str, max_age: Option<Duration>) -> Result<Option<T>> {
-        let plan = self.counted(Get::new(self.pool.key_layout(), id, max_age))?;
-        if let Some(near) = &self.near {
-            let served = match near.serve(&plan) {
-                Served::Hit(result) => Some(result),
-                Served::Miss => near.fetch(&plan),
-                Served::Down => None,
-            };
-            if let Some(result) = served {
+        let layout = self.pool.key_layout();
+        let served = self
+            .near
+            .as_ref()
+            .map(|near| (near, near.serve_id(layout, id, max_age)));
+        if let Some((_, Served::Hit(result))) = served {
+            return self.counted(result);
+        }
+        let plan = self.counted(Get::new(layout, id, max_age))?;
+        if let Some((near, Served::Miss)) = served {
+            if let Some(result) = near.fetch(&plan) {
                 return self.counted(result);
             }
         }

@@ -5,10 +5,15 @@
 mod support;
 
 use std::str::FromStr;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rust_decimal::Decimal;
+use solcache::near_cache::tracker::{Local, Tracker};
+use solcache::near_cache::tracking::TrackingConnection;
+use solcache::near_cache::watch;
+use solcache::transport::Endpoint;
 use solcache::{NearCache, NearCacheConfig, PoolConfig, PriceCache, PriceData, RedisPool, SyncCache, SyncPool};
 use support::RedisServer;
 
@@ -191,6 +196,68 @@ fn client_kill_of_the_tracking_connection_flushes_then_refills() {
     assert!(near.stats().flushes > before.flushes);
     refills(&reader, &near, "SOL", "2");
     assert!(near.stats().reconnects > before.reconnects);
+    let ring = watch::available();
+    eventually("the new connection's ring is armed", || near.stats().io_uring == ring);
+    writer.set(&price("SOL", "3")).unwrap();
+    assert_eq!(
+        value(&reader, "SOL").as_deref(),
+        Some("3"),
+        "the new ring reports invalidations"
+    );
+}
+
+/// Every write another client makes is seen by the very next read after a hit, whichever way
+/// hits learn of invalidations: from the io_uring readiness ring (where this process can set
+/// one up; the ring is armed by the near cache's thread, the hits come from this one) or by a
+/// `recv` on every hit (`io_uring: false`, the path taken where io_uring is unavailable). The
+/// writer is a plain connection (a solcache pool in this process would drop the key locally
+/// first) that sends a PING after its SET, so the invalidation has left Redis when it returns.
+#[test]
+fn the_next_hit_sees_every_invalidation_with_and_without_io_uring() {
+    let server = RedisServer::start();
+    for io_uring in [true, false] {
+        // A generous response timeout: a flush on a slow PING would turn the hits checked
+        // below into misses on a loaded machine.
+        let config = PoolConfig {
+            response_timeout: Duration::from_secs(5),
+            ..PoolConfig::new(server.url())
+        };
+        let near_config = NearCacheConfig {
+            io_uring,
+            ..NearCacheConfig::for_pool(&config)
+        };
+        let near = NearCache::connect(&server.url(), near_config).unwrap();
+        let reader = SyncCache::new(SyncPool::connect(config.clone()).unwrap()).with_near(near.clone());
+        let mut writer = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+        let mut write = |value: &str| {
+            redis::cmd("SET")
+                .arg("price:SOL")
+                .arg(price("SOL", value).to_json())
+                .arg("PX")
+                .arg(60_000)
+                .query::<()>(&mut writer)
+                .unwrap();
+            redis::cmd("PING").query::<()>(&mut writer).unwrap();
+        };
+        let ring = io_uring && watch::available();
+        write("0");
+        eventually("the ring is armed, or not used", || near.stats().io_uring == ring);
+        for n in 1..=300 {
+            let held = (n - 1).to_string();
+            assert_eq!(value(&reader, "SOL").as_deref(), Some(held.as_str()));
+            let hits = near.stats().hits;
+            assert_eq!(value(&reader, "SOL").as_deref(), Some(held.as_str()));
+            assert_eq!(near.stats().hits, hits + 1, "io_uring {io_uring}: the value is held");
+            write(&n.to_string());
+            assert_eq!(
+                value(&reader, "SOL"),
+                Some(n.to_string()),
+                "io_uring {io_uring}: the read right after the write sees it"
+            );
+        }
+        assert_eq!(near.stats().io_uring, ring, "still served by the ring: {io_uring}");
+        assert!(near.stats().invalidations >= 300);
+    }
 }
 
 #[test]
@@ -285,4 +352,71 @@ async fn the_async_cache_serves_hits_and_sees_writes() {
     assert_eq!(reader.get("SOL", None).await.unwrap().unwrap().price.to_string(), "2");
     let many = reader.get_many(&["SOL", "RAY"], None).await.unwrap();
     assert!(many[0].is_some() && many[1].is_none());
+}
+
+/// A plain client's write of `price:SOL`, then a PING on the same connection: once it returns,
+/// Redis has sent the write's invalidations.
+fn write_then_ping(writer: &mut redis::Connection, value: &str) {
+    redis::cmd("SET")
+        .arg("price:SOL")
+        .arg(price("SOL", value).to_json())
+        .arg("PX")
+        .arg(60_000)
+        .query::<()>(writer)
+        .unwrap();
+    redis::cmd("PING").query::<()>(writer).unwrap();
+}
+
+/// With no near-cache thread to read the socket, the hit alone applies an invalidation that
+/// arrived before it, as the ring reported it: armed by a thread that then sleeps (its
+/// completion is never posted: the flag the kernel sets at the socket's wake-up says so) and
+/// armed by the reading thread itself (the completion is posted before it reads).
+#[test]
+fn a_hit_alone_applies_the_invalidation_its_ring_reported() {
+    if !watch::available() {
+        return; // no io_uring here: the recv path is checked by the test above
+    }
+    let server = RedisServer::start();
+    let config = NearCacheConfig::for_pool(&PoolConfig::new(server.url()));
+    let endpoint = Endpoint::parse(&server.url()).unwrap();
+    let mut writer = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    for armed_by_a_sleeper in [true, false] {
+        let conn = TrackingConnection::open(&endpoint, config.connect_timeout, true).unwrap();
+        let tracker = Arc::new(Tracker::new(
+            Endpoint::parse(&server.url()).unwrap(),
+            config.clone(),
+            conn,
+        ));
+        let (wake, sleep) = mpsc::channel::<()>();
+        let sleeper = armed_by_a_sleeper.then(|| {
+            let (armed, arming) = mpsc::channel();
+            let tracker = tracker.clone();
+            let sleeper = std::thread::spawn(move || {
+                armed.send(tracker.arm_watch()).unwrap();
+                let _ = sleep.recv();
+            });
+            assert!(arming.recv().unwrap(), "armed by the sleeper");
+            sleeper
+        });
+        if !armed_by_a_sleeper {
+            assert!(tracker.arm_watch(), "armed by this thread");
+        }
+        for n in 0..100 {
+            write_then_ping(&mut writer, &n.to_string());
+            assert!(tracker.fill(vec!["price:SOL".into()]).is_some(), "filled");
+            let held = tracker.lookup("price:SOL", Instant::now());
+            assert!(matches!(held, Local::Hit(_)), "held after the fill");
+            write_then_ping(&mut writer, &(n + 1).to_string());
+            let after = tracker.lookup("price:SOL", Instant::now());
+            assert!(
+                matches!(after, Local::Miss),
+                "write {n}, armed by a sleeper {armed_by_a_sleeper}: the hit applied the invalidation"
+            );
+        }
+        drop(wake);
+        if let Some(sleeper) = sleeper {
+            sleeper.join().unwrap();
+        }
+        tracker.close();
+    }
 }

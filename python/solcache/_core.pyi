@@ -243,8 +243,8 @@ class RedisPool:
         """Whether cache reads are served from a near cache."""
     def near_cache_stats(self) -> dict[str, int] | None:
         """The near cache's counters (``hits``, ``misses``, ``invalidations``, ``flushes``,
-        ``fills``, ``reconnects``, ``bytes``, ``entries``, ``connected``, ``age_p50_us``,
-        ``age_p99_us``, ``age_max_us``); ``None`` without one."""
+        ``fills``, ``reconnects``, ``bytes``, ``entries``, ``connected``, ``io_uring``,
+        ``age_p50_us``, ``age_p99_us``, ``age_max_us``); ``None`` without one."""
     def close(self) -> Awaitable[None]: ...
     def health(self) -> Awaitable[PoolHealth]: ...
     def info(self, section: str) -> Awaitable[dict[str, str]]:
@@ -295,8 +295,8 @@ class SyncRedisPool:
         """Whether cache reads are served from a near cache."""
     def near_cache_stats(self) -> dict[str, int] | None:
         """The near cache's counters (``hits``, ``misses``, ``invalidations``, ``flushes``,
-        ``fills``, ``reconnects``, ``bytes``, ``entries``, ``connected``, ``age_p50_us``,
-        ``age_p99_us``, ``age_max_us``); ``None`` without one."""
+        ``fills``, ``reconnects``, ``bytes``, ``entries``, ``connected``, ``io_uring``,
+        ``age_p50_us``, ``age_p99_us``, ``age_max_us``); ``None`` without one."""
     def close(self) -> None: ...
     def counts(self) -> dict[str, int]: ...
     def metrics(self) -> dict[str, OperationStats]: ...

@@ -13,6 +13,8 @@ near cache on (``near_cache=True`` or ``SOLCACHE_NEAR_CACHE=true``):
 - ``solcache_near_cache_bytes`` (gauge): memory held (keys, values, per-entry overhead).
 - ``solcache_near_cache_entries`` (gauge): entries held.
 - ``solcache_near_cache_connected`` (gauge): 1 while hits are served, 0 while reads go to Redis.
+- ``solcache_near_cache_io_uring`` (gauge): 1 while hits learn of invalidations from an io_uring
+  ring (no system call per hit), 0 while each hit reads the tracking socket.
 - ``solcache_near_cache_served_age_seconds{quantile}`` (gauge): age of the entries hits
   served (since their fill was sent), quantiles ``0.5``, ``0.99`` and ``1`` (the oldest).
 """
@@ -37,6 +39,10 @@ _GAUGES = (
     ("bytes", "Memory the near cache holds (keys, values, per-entry overhead), bytes."),
     ("entries", "Entries the near cache holds."),
     ("connected", "1 while the near cache serves hits, 0 while its reads go to Redis."),
+    (
+        "io_uring",
+        "1 while near cache hits learn of invalidations from an io_uring ring, 0 if from recv.",
+    ),
 )
 
 

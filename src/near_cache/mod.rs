@@ -10,6 +10,7 @@
 //!
 //! - [`store`]: the entries, LRU, bounded in bytes, each with its server-TTL expiry;
 //! - [`tracking`]: the RESP3 connection with tracking on;
+//! - [`watch`]: whether the connection received anything, read from an io_uring ring;
 //! - [`invalidation`]: what an invalidation push says;
 //! - [`fill`]: the fill round trip and its reply;
 //! - [`tracker`]: store and connection under one lock, the PING and reconnect thread;
@@ -23,6 +24,7 @@ pub mod stats;
 pub mod store;
 pub mod tracker;
 pub mod tracking;
+pub mod watch;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -59,6 +61,10 @@ pub struct NearCacheConfig {
     pub connect_timeout: Duration,
     /// Longest wait for a fill's or a PING's reply before the connection counts as lost.
     pub response_timeout: Duration,
+    /// Learn of invalidations on a hit from an io_uring readiness ring (a memory read)
+    /// instead of a `recv` per hit (a system call); see [`watch`]. Where io_uring cannot be
+    /// set up, hits use `recv` whatever this says. Default true.
+    pub io_uring: bool,
 }
 
 impl NearCacheConfig {
@@ -70,6 +76,7 @@ impl NearCacheConfig {
             ping_interval: DEFAULT_PING_INTERVAL,
             connect_timeout: pool.connect_timeout,
             response_timeout: pool.response_timeout,
+            io_uring: true,
         }
     }
 
@@ -133,7 +140,7 @@ impl NearCache {
                 endpoint.redacted_url()
             )));
         }
-        let first = TrackingConnection::open(&endpoint, config.connect_timeout)?;
+        let first = TrackingConnection::open(&endpoint, config.connect_timeout, config.io_uring)?;
         let tracker = Arc::new(Tracker::new(endpoint, config, first));
         register(&tracker);
         let runner = tracker.clone();

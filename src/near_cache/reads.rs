@@ -3,6 +3,9 @@
 //! caches ([`crate::Cache`], [`crate::SyncCache`]) call these, and read through their pool
 //! when the near cache says it is down.
 //!
+//! A hit costs one lock, one look at the readiness ring (see [`super::watch`]), one hash
+//! lookup of the key composed on the stack, and a clone of the decoded item.
+//!
 //! A hit never outlives its key's server TTL (the store drops it), nor the caller's
 //! `max_age`: an entry filled longer ago than `max_age` is read again, and the item itself is
 //! then judged by its own timestamp exactly as a read from Redis is.
@@ -14,6 +17,7 @@ use super::tracker::{Local, Ticket, Waited};
 use super::NearCache;
 use crate::cache::{decode_checked, fresh_now, Cached, Get, GetMany};
 use crate::error::Result;
+use crate::keys::KeyLayout;
 
 /// What the store could do for a read.
 pub enum Served<I> {
@@ -37,13 +41,44 @@ impl<T: Cached> ManyLocal<T> {
     }
 }
 
+/// Longest key [`NearCache::serve_id`] composes on the stack (a pool key is at most 49).
+const STACK_KEY_BYTES: usize = 64;
+
 impl NearCache {
     /// Serve a `get` from memory if the store holds its key.
     pub fn serve<T: Cached + 'static>(&self, plan: &Get<T>) -> Served<Option<T>> {
-        match self.tracker().lookup(plan.key()) {
+        self.serve_key(plan.key(), plan.id(), plan.max_age())
+    }
+
+    /// [`NearCache::serve`] before any planning: the key is composed on the stack from `id`,
+    /// which is not validated here. Only keys of valid ids are ever stored, so an invalid id
+    /// is a miss, and its plan ([`Get::new`]) then says why it is invalid.
+    pub fn serve_id<T: Cached + 'static>(
+        &self,
+        layout: KeyLayout,
+        id: &str,
+        max_age: Option<Duration>,
+    ) -> Served<Option<T>> {
+        let mut buffer = [0u8; STACK_KEY_BYTES];
+        let (prefix, id_bytes) = (T::key_prefix(layout).as_bytes(), id.as_bytes());
+        let len = prefix.len() + id_bytes.len();
+        if len > STACK_KEY_BYTES {
+            return Served::Miss;
+        }
+        buffer[..prefix.len()].copy_from_slice(prefix);
+        buffer[prefix.len()..len].copy_from_slice(id_bytes);
+        match std::str::from_utf8(&buffer[..len]) {
+            Ok(key) => self.serve_key(key, id, max_age),
+            Err(_) => Served::Miss,
+        }
+    }
+
+    fn serve_key<T: Cached + 'static>(&self, key: &str, id: &str, max_age: Option<Duration>) -> Served<Option<T>> {
+        let now = Instant::now();
+        match self.tracker().lookup(key, now) {
             Local::Down => Served::Down,
             Local::Miss => Served::Miss,
-            Local::Hit(entry) => match self.served_item(&entry, plan.key(), plan.id(), plan.max_age()) {
+            Local::Hit(entry) => match self.served_item(&entry, key, id, max_age, now) {
                 Some(result) => Served::Hit(result),
                 None => Served::Miss,
             },
@@ -84,13 +119,14 @@ impl NearCache {
     /// Serve what a `get_many` can from memory; `None` when the tracking connection is down.
     pub fn serve_many<T: Cached + 'static>(&self, plan: &GetMany<T>) -> Option<ManyLocal<T>> {
         let entries = self.tracker().lookup_many(plan.distinct_keys())?;
+        let now = Instant::now();
         let found = entries
             .iter()
             .enumerate()
             .map(|(slot, entry)| {
                 let entry = entry.as_ref()?;
                 let (key, id) = (&plan.distinct_keys()[slot], plan.id_of_slot(slot));
-                self.served_item(entry, key, id, plan.max_age())
+                self.served_item(entry, key, id, plan.max_age(), now)
             })
             .collect();
         Some(ManyLocal { found })
@@ -133,8 +169,9 @@ impl NearCache {
         key: &str,
         id: &str,
         max_age: Option<Duration>,
+        now: Instant,
     ) -> Option<Result<Option<T>>> {
-        let age = Instant::now().saturating_duration_since(entry.filled_at);
+        let age = now.saturating_duration_since(entry.filled_at);
         if max_age.is_some_and(|max| age > max) {
             return None;
         }

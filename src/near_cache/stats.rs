@@ -18,6 +18,7 @@ pub struct NearStats {
     bytes: AtomicU64,
     entries: AtomicU64,
     connected: AtomicBool,
+    io_uring: AtomicBool,
     /// Age of served entries (now − fill time), in µs.
     age_us: Mutex<Histogram<u64>>,
 }
@@ -44,6 +45,9 @@ pub struct NearStatsSnapshot {
     pub entries: u64,
     /// Whether the tracking connection is up (hits are served only then).
     pub connected: bool,
+    /// Whether hits learn of invalidations from the io_uring ring (no system call per hit)
+    /// rather than by reading the socket (see [`super::watch`]).
+    pub io_uring: bool,
     /// Age of served entries (since their fill was sent), µs: median, 99th percentile, max.
     pub age_p50_us: u64,
     pub age_p99_us: u64,
@@ -62,6 +66,7 @@ impl Default for NearStats {
             bytes: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             connected: AtomicBool::new(false),
+            io_uring: AtomicBool::new(false),
             age_us: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds")),
         }
     }
@@ -101,6 +106,10 @@ impl NearStats {
         self.entries.store(entries as u64, Ordering::Relaxed);
     }
 
+    pub fn set_io_uring(&self, armed: bool) {
+        self.io_uring.store(armed, Ordering::Relaxed);
+    }
+
     pub fn set_connected(&self, up: bool) {
         self.connected.store(up, Ordering::Relaxed);
     }
@@ -122,6 +131,7 @@ impl NearStats {
             bytes: self.bytes.load(Ordering::Relaxed),
             entries: self.entries.load(Ordering::Relaxed),
             connected: self.connected.load(Ordering::Relaxed),
+            io_uring: self.io_uring.load(Ordering::Relaxed),
             age_p50_us: p50,
             age_p99_us: p99,
             age_max_us: max,

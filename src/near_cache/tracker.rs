@@ -4,9 +4,11 @@
 //! Correct by construction: every byte of the tracking connection is handled in wire order,
 //! under the lock that guards the store. A fill's reply is put into the store when it is
 //! read, so an invalidation the server sent after it is handled after it and wins; one the
-//! server sent before it concerned an older value. Before any hit is served the socket is
-//! drained without blocking, so an invalidation that has reached this host is applied before
-//! the hit. Hits are served only while the connection is up; losing it (closed, killed, a
+//! server sent before it concerned an older value. Before any hit is served, everything the
+//! socket received is applied: the hit looks at the connection's readiness ring (a memory
+//! read, see [`super::watch`]) and reads the socket, without blocking, only when the ring says
+//! something came, or on every hit where there is no ring. So an invalidation that has reached
+//! this host is applied before the hit. Hits are served only while the connection is up; losing it (closed, killed, a
 //! protocol error, no reply to a PING or a fill within the response timeout) empties the
 //! store first.
 
@@ -66,6 +68,14 @@ struct Inner {
     /// Keys this process wrote while a fill of them was in flight: a fill sent at or before
     /// the instant (so possibly holding the value before the write) is not stored.
     barriers: HashMap<String, Instant>,
+}
+
+/// Whether [`Inner::pump`] reads the socket in any case, or only when the readiness ring
+/// says something came (a hit: no system call when nothing did).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pump {
+    Always,
+    IfSignalled,
 }
 
 /// A fill sent and not collected yet.
@@ -128,11 +138,11 @@ impl Tracker {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// What the store holds for `key`, after applying everything the connection received.
-    pub fn lookup(&self, key: &str) -> Local {
-        let now = Instant::now();
+    /// What the store holds for `key` at `now`, after applying everything the connection
+    /// received.
+    pub fn lookup(&self, key: &str, now: Instant) -> Local {
         let mut inner = self.lock();
-        inner.pump(now, &self.config, &self.stats);
+        inner.pump(now, &self.config, &self.stats, Pump::IfSignalled);
         if inner.conn.is_none() {
             return Local::Down;
         }
@@ -146,7 +156,7 @@ impl Tracker {
     pub fn lookup_many(&self, keys: &[String]) -> Option<Vec<Option<Arc<Entry>>>> {
         let now = Instant::now();
         let mut inner = self.lock();
-        inner.pump(now, &self.config, &self.stats);
+        inner.pump(now, &self.config, &self.stats, Pump::IfSignalled);
         inner.conn.as_ref()?;
         Some(
             keys.iter()
@@ -173,7 +183,7 @@ impl Tracker {
     pub fn send_fill(&self, keys: Vec<String>) -> Option<Ticket> {
         let now = Instant::now();
         let mut inner = self.lock();
-        inner.pump(now, &self.config, &self.stats);
+        inner.pump(now, &self.config, &self.stats, Pump::Always);
         let (bytes, replies) = fill::packed(&keys);
         let sent = inner.conn.as_mut()?.send(&bytes, self.config.response_timeout);
         if let Err(err) = sent {
@@ -198,7 +208,7 @@ impl Tracker {
     pub fn wait_fill(&self, ticket: Ticket, until: Option<Instant>) -> Waited {
         loop {
             let mut inner = self.lock();
-            inner.pump(Instant::now(), &self.config, &self.stats);
+            inner.pump(Instant::now(), &self.config, &self.stats, Pump::Always);
             if let Some(result) = inner.done.remove(&ticket.0) {
                 return Waited::Done(result.ok());
             }
@@ -235,6 +245,13 @@ impl Tracker {
         self.stats.set_held(inner.store.bytes(), inner.store.len());
     }
 
+    /// Arm the connection's readiness ring if it is not (see [`super::watch`]); true when
+    /// hits are answered by it. The background thread calls this; the ring's task work runs on
+    /// the calling thread.
+    pub fn arm_watch(&self) -> bool {
+        self.lock().arm_watch(&self.config, &self.stats)
+    }
+
     /// Stop: the background thread ends, the connection closes, the store empties.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
@@ -255,7 +272,7 @@ impl Tracker {
                     std::thread::sleep((retry_at - now).min(IDLE_WAIT));
                     continue;
                 }
-                match TrackingConnection::open(&self.endpoint, self.config.connect_timeout) {
+                match TrackingConnection::open(&self.endpoint, self.config.connect_timeout, self.config.io_uring) {
                     Ok(conn) if !self.closed.load(Ordering::Relaxed) => {
                         self.lock().install(conn, &self.stats);
                         backoff.reset();
@@ -269,8 +286,11 @@ impl Tracker {
                 }
                 continue;
             }
-            inner.pump(now, &self.config, &self.stats);
+            inner.pump(now, &self.config, &self.stats, Pump::Always);
             inner.ping_if_due(now, &self.config, &self.stats);
+            // Armed from this thread: the ring's task work runs here, on a thread that lives
+            // as long as the connection and wakes when the socket does.
+            inner.arm_watch(&self.config, &self.stats);
             let Some(fd) = inner.conn.as_ref().map(TrackingConnection::fd) else {
                 continue;
             };
@@ -290,6 +310,7 @@ impl Inner {
     fn install(&mut self, conn: TrackingConnection, stats: &NearStats) {
         self.store.clear();
         stats.set_held(0, 0);
+        stats.set_io_uring(false);
         self.conn = Some(conn);
         self.last_ping = Instant::now();
         self.ping_outstanding = false;
@@ -300,8 +321,14 @@ impl Inner {
         stats.set_connected(true);
     }
 
+    fn arm_watch(&mut self, config: &NearCacheConfig, stats: &NearStats) -> bool {
+        let armed = config.io_uring && self.conn.as_mut().is_some_and(TrackingConnection::arm_watch);
+        stats.set_io_uring(armed);
+        armed
+    }
+
     /// Apply everything the connection has received; break it if a request is overdue.
-    fn pump(&mut self, now: Instant, config: &NearCacheConfig, stats: &NearStats) {
+    fn pump(&mut self, now: Instant, config: &NearCacheConfig, stats: &NearStats, pump: Pump) {
         if self.conn.is_none() {
             return;
         }
@@ -312,11 +339,16 @@ impl Inner {
                 return self.break_connection("no reply within the response timeout", stats);
             }
         }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        // Always consumed, so the ring never fills up, even when a hit reads the socket anyway.
+        let signalled = conn.signalled();
+        if pump == Pump::IfSignalled && !signalled {
+            return;
+        }
         let mut received = Vec::new();
-        let drained = self
-            .conn
-            .as_mut()
-            .map_or(Ok(()), |c| c.drain(|reply| received.push(reply)));
+        let drained = conn.drain(|reply| received.push(reply));
         let mut outcome = drained;
         for reply in received {
             if outcome.is_err() {
@@ -440,6 +472,7 @@ impl Inner {
             stats.flushed();
             stats.set_held(0, 0);
             stats.set_connected(false);
+            stats.set_io_uring(false);
             if reason != "closed" {
                 log::warn!(target: "solcache::near_cache", "near cache flushed: tracking connection lost ({reason})");
             }

@@ -3,11 +3,13 @@
 //! invalidations arrive on it, in wire order with the replies of the reads (fills).
 //!
 //! Non-blocking like the direct reads' socket (it is one, named `solcache-near`); waiting is
-//! [`wait_readable`], a `poll(2)` with a timeout.
+//! [`wait_readable`], a `poll(2)` with a timeout. Its [`Watch`] tells a hit whether anything
+//! came since the last read without a system call.
 
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+use super::watch::Watch;
 use crate::error::{Error, Result};
 use crate::transport::direct::DirectSocket;
 use crate::transport::endpoint::Endpoint;
@@ -16,6 +18,8 @@ use crate::transport::resp::{Decoder, Reply};
 
 /// A RESP3 connection with client tracking on; see the module docs.
 pub struct TrackingConnection {
+    /// Declared first, so its ring (whose poll holds the socket) goes before the socket.
+    watch: Watch,
     socket: DirectSocket,
     decoder: Decoder,
     /// Where reads land before the decoder takes them (allocated once).
@@ -27,10 +31,11 @@ const READ_CHUNK: usize = 16 * 1024;
 
 impl TrackingConnection {
     /// Connect, run the shared handshake, then `HELLO 3` and `CLIENT TRACKING ON`, each step
-    /// within `connect_timeout`.
-    pub fn open(endpoint: &Endpoint, connect_timeout: Duration) -> Result<TrackingConnection> {
+    /// within `connect_timeout`; with `io_uring`, give it a readiness ring (see [`Watch`]).
+    pub fn open(endpoint: &Endpoint, connect_timeout: Duration, io_uring: bool) -> Result<TrackingConnection> {
         let socket = DirectSocket::connect_named(endpoint, connect_timeout, NEAR_CLIENT_NAME)?;
         let mut conn = TrackingConnection {
+            watch: Watch::new(socket.raw_fd(), io_uring),
             socket,
             decoder: Decoder::new(),
             scratch: vec![0; READ_CHUNK],
@@ -58,6 +63,18 @@ impl TrackingConnection {
     /// The socket's descriptor, to wait on.
     pub fn fd(&self) -> RawFd {
         self.socket.raw_fd()
+    }
+
+    /// Arm the readiness ring if it is not (the near cache's thread calls this); true when
+    /// hits are answered by it.
+    pub fn arm_watch(&mut self) -> bool {
+        self.watch.arm()
+    }
+
+    /// Whether something may have come since the last [`TrackingConnection::drain`]
+    /// (consumes the ring's report: drain after a true).
+    pub fn signalled(&mut self) -> bool {
+        self.watch.signalled()
     }
 
     /// Write all of `bytes`, waiting for the socket to take them for up to `within`.
@@ -99,6 +116,17 @@ impl TrackingConnection {
             }
             wait_readable(self.fd(), left);
             self.socket.read_into(&mut self.decoder, &mut self.scratch)?;
+        }
+    }
+}
+
+impl Drop for TrackingConnection {
+    fn drop(&mut self) {
+        // The ring's poll keeps the socket open until the kernel tears the ring down (after
+        // this returns): end the connection now, so the server sees it go at once.
+        // SAFETY: the descriptor is open until `socket` drops, after this.
+        unsafe {
+            libc::shutdown(self.socket.raw_fd(), libc::SHUT_RDWR);
         }
     }
 }

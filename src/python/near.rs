@@ -22,7 +22,7 @@ pub fn open(config: &PoolConfig, enabled: bool, max_bytes: u64) -> crate::Result
     NearCache::connect(&config.url, near).map(Some)
 }
 
-/// The near cache's counters as `{name: value}` (`connected` as 0/1).
+/// The near cache's counters as `{name: value}` (`connected` and `io_uring` as 0/1).
 pub fn stats_dict(stats: NearStatsSnapshot) -> HashMap<&'static str, u64> {
     HashMap::from([
         ("hits", stats.hits),
@@ -34,6 +34,7 @@ pub fn stats_dict(stats: NearStatsSnapshot) -> HashMap<&'static str, u64> {
         ("bytes", stats.bytes),
         ("entries", stats.entries),
         ("connected", u64::from(stats.connected)),
+        ("io_uring", u64::from(stats.io_uring)),
         ("age_p50_us", stats.age_p50_us),
         ("age_p99_us", stats.age_p99_us),
         ("age_max_us", stats.age_max_us),
