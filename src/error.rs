@@ -106,6 +106,24 @@ impl Error {
         }
     }
 
+    /// An `AUTH` that redis-rs reports as refused (`AuthenticationFailed`, Redis' reply text
+    /// not always kept): `NOAUTH` when the text says so, else `WRONGPASS`, the only refusal
+    /// Redis ≥ 6 gives an `AUTH` command.
+    pub fn auth_refused(url: impl Into<String>, message: impl Into<String>) -> Self {
+        match Error::authentication(url, message) {
+            Error::Authentication {
+                url,
+                code: None,
+                message,
+            } => Error::Authentication {
+                url,
+                code: Some("WRONGPASS".to_owned()),
+                message,
+            },
+            other => other,
+        }
+    }
+
     /// Redis refused the credentials; the code is read from the refusal's text
     /// (`WRONGPASS …`, `NOAUTH …`, wherever the word stands in a wrapped message).
     pub fn authentication(url: impl Into<String>, message: impl Into<String>) -> Self {
@@ -184,6 +202,7 @@ impl Error {
                     code: Some(code.to_owned()),
                     message: err.to_string(),
                 },
+                _ if kind == ErrorKind::AuthenticationFailed => Error::auth_refused(url, err.to_string()),
                 _ => Error::authentication(url, err.to_string()),
             };
         }
@@ -307,6 +326,12 @@ mod tests {
         );
         assert_eq!(refused("NOAUTHX something").as_deref(), None);
         assert_eq!(refused("").as_deref(), None);
+        let auth = |m: &str| Error::auth_refused("redis://h", m).response_code().map(str::to_owned);
+        assert_eq!(
+            auth("AuthenticationFailed: Password authentication failed").as_deref(),
+            Some("WRONGPASS")
+        );
+        assert_eq!(auth("NOAUTH Authentication required").as_deref(), Some("NOAUTH"));
     }
 
     #[test]

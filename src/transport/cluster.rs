@@ -359,7 +359,7 @@ pub(crate) async fn connect(
 fn connect_error(e: redis::RedisError, spec: &ClusterSpec, timeout: Duration) -> Error {
     let message = e.to_string();
     if message.contains("WRONGPASS") || message.contains("NOAUTH") || message.contains("AuthenticationFailed") {
-        return Error::authentication(spec.redacted_url.clone(), message);
+        return Error::auth_refused(spec.redacted_url.clone(), message);
     }
     Error::from_redis(e, &spec.redacted_url, "connect", timeout)
 }
