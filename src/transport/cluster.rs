@@ -85,22 +85,11 @@ struct SlotOwners {
 impl SlotOwners {
     async fn read(conn: &mut ClusterConnection) -> Option<SlotOwners> {
         let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await.ok()?;
-        let Value::Array(ranges) = reply else { return None };
         let mut owners = SlotOwners {
             owner: HashMap::with_capacity(16384),
             nodes: Vec::new(),
         };
-        for range in ranges {
-            let Value::Array(fields) = range else { return None };
-            let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(primary))) =
-                (fields.first(), fields.get(1), fields.get(2))
-            else {
-                return None;
-            };
-            let (Some(Value::BulkString(host)), Some(Value::Int(port))) = (primary.first(), primary.get(1)) else {
-                return None;
-            };
-            let addr = (String::from_utf8_lossy(host).into_owned(), u16::try_from(*port).ok()?);
+        for (start, end, addr) in slot_ranges(&reply)? {
             let node = match owners.nodes.iter().position(|n| *n == addr) {
                 Some(i) => i,
                 None => {
@@ -108,8 +97,8 @@ impl SlotOwners {
                     owners.nodes.len() - 1
                 }
             };
-            for slot in *start..=*end {
-                owners.owner.insert(Slot::new(u16::try_from(slot).ok()?)?, node);
+            for slot in start..=end {
+                owners.owner.insert(Slot::new(slot)?, node);
             }
         }
         Some(owners)
@@ -123,6 +112,27 @@ impl SlotOwners {
                 .iter()
                 .any(|(slot, &i)| self.owner.get(slot).map(|&k| &self.nodes[k]) != Some(&fresh.nodes[i]))
     }
+}
+
+/// The slot ranges of a `CLUSTER SLOTS` reply, each with its primary's address: `(first
+/// slot, last slot, (host, port))`. `None` when the reply is not one.
+pub(crate) fn slot_ranges(reply: &Value) -> Option<Vec<(u16, u16, (String, u16))>> {
+    let Value::Array(ranges) = reply else { return None };
+    let mut parsed = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let Value::Array(fields) = range else { return None };
+        let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(primary))) =
+            (fields.first(), fields.get(1), fields.get(2))
+        else {
+            return None;
+        };
+        let (Some(Value::BulkString(host)), Some(Value::Int(port))) = (primary.first(), primary.get(1)) else {
+            return None;
+        };
+        let addr = (String::from_utf8_lossy(host).into_owned(), u16::try_from(*port).ok()?);
+        parsed.push((u16::try_from(*start).ok()?, u16::try_from(*end).ok()?, addr));
+    }
+    Some(parsed)
 }
 
 impl ClusterLink {
