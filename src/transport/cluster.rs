@@ -114,9 +114,12 @@ impl SlotOwners {
     }
 }
 
+/// First slot, last slot, and the address of the primary serving them.
+pub(crate) type SlotRange = (u16, u16, (String, u16));
+
 /// The slot ranges of a `CLUSTER SLOTS` reply, each with its primary's address: `(first
 /// slot, last slot, (host, port))`. `None` when the reply is not one.
-pub(crate) fn slot_ranges(reply: &Value) -> Option<Vec<(u16, u16, (String, u16))>> {
+pub(crate) fn slot_ranges(reply: &Value) -> Option<Vec<SlotRange>> {
     let Value::Array(ranges) = reply else { return None };
     let mut parsed = Vec::with_capacity(ranges.len());
     for range in ranges {

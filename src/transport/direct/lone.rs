@@ -99,15 +99,11 @@ impl LoneLink {
         if !self.is_clean() {
             return Err(Error::unexpected_reply("a lone direct link had a request in flight"));
         }
-        let now = Instant::now();
-        let mut spin = false;
-        for (i, cmd) in cmds.iter().enumerate() {
-            match self.link.submit(cmd, (), now, busy) {
-                Submitted::WriteNow { spin: worth } if i == 0 => spin = worth,
-                Submitted::Buffered { .. } if i > 0 => {}
-                _ => return Err(Error::unexpected_reply("a lone direct link was not idle")),
-            }
-        }
+        let requests = cmds.iter().map(|cmd| (cmd, ()));
+        let spin = match self.link.submit_pipeline(requests, Instant::now(), busy) {
+            Submitted::WriteNow { spin } => spin,
+            Submitted::Buffered { .. } => return Err(Error::unexpected_reply("a lone direct link was not idle")),
+        };
         self.link.flush_due();
         Ok(spin)
     }
