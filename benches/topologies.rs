@@ -1,6 +1,7 @@
 //! The same operations on one server and on a 3-primary Redis Cluster (both started here, on
 //! loopback), the cluster once with the default key layout and once with the tagged one (one
-//! hash tag per family), rounds interleaved: `get` and `get_many(5)` latency (p50 / p99),
+//! hash tag per family), and once with reads through the cluster client (`direct_reads` off;
+//! by default they take a socket per primary), rounds interleaved: `get` and `get_many(5)` latency (p50 / p99),
 //! `set_many(100)` latency and throughput, `publish_many(1000)` throughput, CPU time of this
 //! process beside wall time; then the commands and server time each primary spent on the same
 //! reads and writes in either layout (`INFO commandstats`): the load on the hot node.
@@ -134,10 +135,21 @@ fn main() {
     runtime.block_on(async {
         let one = RedisPool::connect(PoolConfig::new(server.url())).await.unwrap();
         let many = RedisPool::connect(PoolConfig::new(cluster.url())).await.unwrap();
+        let client_only = RedisPool::connect(PoolConfig {
+            direct_reads: false,
+            ..PoolConfig::new(cluster.url())
+        })
+        .await
+        .unwrap();
         let mut config = PoolConfig::new(cluster.url());
         config.key_layout = KeyLayout::Tagged;
         let tagged = RedisPool::connect(config).await.unwrap();
-        let pools = [("standalone", one), ("cluster", many), ("cluster tagged", tagged)];
+        let pools = [
+            ("standalone", one),
+            ("cluster", many),
+            ("cluster client", client_only),
+            ("cluster tagged", tagged),
+        ];
         let mut rows: Vec<[Row; 4]> = (0..pools.len()).map(|_| Default::default()).collect();
         for _ in 0..ROUNDS {
             for (i, (_, pool)) in pools.iter().enumerate() {

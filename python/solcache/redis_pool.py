@@ -44,7 +44,8 @@ class RedisPool(_core.RedisPool):
 
         ``direct_reads`` (default on): cache ``get``/``get_many`` awaited on an asyncio loop
         go over a connection that loop reads itself, with no thread hop (plain TCP and unix
-        sockets; TLS reads use the pool). ``direct_spin_us``: a lone direct read polls its
+        sockets; TLS reads use the pool; on a cluster, a socket per primary the runtime reads,
+        see docs/scaling.md). ``direct_spin_us``: a lone direct read polls its
         socket this long for the reply before yielding to the loop, so a fast reply skips a
         loop iteration; it stops polling by itself when replies take longer (remote server).
         See docs/performance.md.

@@ -87,27 +87,16 @@ pub(super) struct SlotOwners {
 impl SlotOwners {
     async fn read(conn: &mut ClusterConnection) -> Option<SlotOwners> {
         let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await.ok()?;
-        SlotOwners::parse(reply)
+        SlotOwners::parse(&reply)
     }
 
     /// The slot map a `CLUSTER SLOTS` reply describes; `None` when it has another shape.
-    pub(super) fn parse(reply: Value) -> Option<SlotOwners> {
-        let Value::Array(ranges) = reply else { return None };
+    pub(super) fn parse(reply: &Value) -> Option<SlotOwners> {
         let mut owners = SlotOwners {
             owner: HashMap::with_capacity(16384),
             nodes: Vec::new(),
         };
-        for range in ranges {
-            let Value::Array(fields) = range else { return None };
-            let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(primary))) =
-                (fields.first(), fields.get(1), fields.get(2))
-            else {
-                return None;
-            };
-            let (Some(Value::BulkString(host)), Some(Value::Int(port))) = (primary.first(), primary.get(1)) else {
-                return None;
-            };
-            let addr = (String::from_utf8_lossy(host).into_owned(), u16::try_from(*port).ok()?);
+        for (start, end, addr) in slot_ranges(reply)? {
             let node = match owners.nodes.iter().position(|n| *n == addr) {
                 Some(i) => i,
                 None => {
@@ -115,8 +104,8 @@ impl SlotOwners {
                     owners.nodes.len() - 1
                 }
             };
-            for slot in *start..=*end {
-                owners.owner.insert(Slot::new(u16::try_from(slot).ok()?)?, node);
+            for slot in start..=end {
+                owners.owner.insert(Slot::new(slot)?, node);
             }
         }
         Some(owners)
@@ -130,6 +119,30 @@ impl SlotOwners {
                 .iter()
                 .any(|(slot, &i)| self.owner.get(slot).map(|&k| &self.nodes[k]) != Some(&fresh.nodes[i]))
     }
+}
+
+/// First slot, last slot, and the address of the primary serving them.
+pub(crate) type SlotRange = (u16, u16, (String, u16));
+
+/// The slot ranges of a `CLUSTER SLOTS` reply, each with its primary's address: `(first
+/// slot, last slot, (host, port))`. `None` when the reply is not one.
+pub(crate) fn slot_ranges(reply: &Value) -> Option<Vec<SlotRange>> {
+    let Value::Array(ranges) = reply else { return None };
+    let mut parsed = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let Value::Array(fields) = range else { return None };
+        let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(primary))) =
+            (fields.first(), fields.get(1), fields.get(2))
+        else {
+            return None;
+        };
+        let (Some(Value::BulkString(host)), Some(Value::Int(port))) = (primary.first(), primary.get(1)) else {
+            return None;
+        };
+        let addr = (String::from_utf8_lossy(host).into_owned(), u16::try_from(*port).ok()?);
+        parsed.push((u16::try_from(*start).ok()?, u16::try_from(*end).ok()?, addr));
+    }
+    Some(parsed)
 }
 
 impl ClusterLink {

@@ -9,7 +9,8 @@
 //! - [`retry`]: which failures break a connection, which requests are sent once more;
 //! - [`request`]: what a transport sends; [`resp`]: how replies are read off a raw socket;
 //! - [`topology`]: which deployment the URL names (one server, Cluster, Sentinel);
-//!   [`cluster`] sends through redis-rs' cluster client, [`sentinel`] finds the primary.
+//!   [`cluster`] sends through redis-rs' cluster client, [`cluster_direct`] reads a cluster's
+//!   cache keys on a socket per primary, [`sentinel`] finds the primary.
 //!
 //! The transports:
 //! - [`async_pool`]: [`RedisPool`], bb8 over redis-rs multiplexed connections (tokio);
@@ -23,6 +24,7 @@
 
 pub mod async_pool;
 pub mod cluster;
+pub mod cluster_direct;
 pub mod direct;
 pub mod endpoint;
 pub mod handshake;
@@ -42,6 +44,7 @@ use std::future::Future;
 use redis::FromRedisValue;
 
 pub use async_pool::{BlockingConnection, Health, PoolCounts, RedisPool};
+pub use cluster_direct::ClusterDirectCounts;
 pub use endpoint::{redact_url, Endpoint};
 pub use request::Request;
 pub use settings::PoolConfig;

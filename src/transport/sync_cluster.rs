@@ -288,7 +288,7 @@ impl SyncCluster {
     fn read_map(&self, addr: &Addr) -> Result<SlotOwners> {
         let node = self.node(addr)?;
         let reply: Value = node.execute(Request::Cmd(redis::cmd("CLUSTER").arg("SLOTS")))?;
-        SlotOwners::parse(reply)
+        SlotOwners::parse(&reply)
             .filter(|map| !map.owner.is_empty())
             .ok_or_else(|| Error::Response {
                 code: None,

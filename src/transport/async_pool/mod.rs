@@ -16,7 +16,8 @@
 //!   the same connection), which the calling task writes, polls for up to
 //!   [`PoolConfig::read_spin`] and then awaits on the reactor. A read through the driver costs
 //!   two task wake-ups more (about 2× the raw round trip). A direct socket that breaks is
-//!   dropped and the read is sent once more through the multiplexed connection.
+//!   dropped and the read is sent once more through the multiplexed connection. On a cluster
+//!   the same kind of socket is kept per primary, routed by slot (`cluster_direct.rs`).
 //!
 //! - The topology comes from the URL ([`Topology`]): one server and a Sentinel-managed primary
 //!   go through bb8 (for Sentinel the manager asks the sentinels where the primary is at each
@@ -45,6 +46,7 @@ pub use health::Health;
 pub use manager::{PooledRedis, RedisConnectionManager};
 
 use super::cluster::ClusterLink;
+use super::cluster_direct::{ClusterDirect, ClusterDirectCounts};
 use super::direct::{self, TaskLone};
 use super::endpoint::Endpoint;
 use super::handshake::{check_server_version, Handshake, POOL_CLIENT_NAME};
@@ -87,6 +89,9 @@ struct PoolInner {
     /// Where cache reads open their direct sockets: the one server of a standalone
     /// topology over plain TCP or a unix socket, unless turned off (none: reads use the pool).
     direct_endpoint: Option<Arc<Endpoint>>,
+    /// A cluster's direct reads: a socket per primary, routed by slot (none: reads take the
+    /// cluster client).
+    cluster_direct: Option<Arc<ClusterDirect>>,
     /// The sentinels of a Sentinel topology.
     resolver: Option<Arc<SentinelResolver>>,
     redacted_url: String,
@@ -123,6 +128,7 @@ impl RedisPool {
         let redacted_url = topology.redacted_url().to_owned();
         let kind = topology.kind_name();
         let shared = Arc::new(Shared::new());
+        let mut cluster_direct = None;
         let (backend, endpoint, resolver) = match topology {
             Topology::Standalone(endpoint) => {
                 let endpoint = Arc::new(endpoint);
@@ -154,6 +160,7 @@ impl RedisPool {
                     version = check_server_version(&text, &redacted_url)?;
                 }
                 *shared.redis_version.lock().expect("fresh mutex") = version;
+                cluster_direct = ClusterDirect::open(link.clone(), &config).await;
                 (Backend::Cluster(link), None, None)
             }
         };
@@ -165,6 +172,7 @@ impl RedisPool {
             shared,
             metrics: Metrics::new(config.slow_threshold),
             direct_endpoint: endpoint.clone().filter(|e| config.direct_reads && direct::supports(e)),
+            cluster_direct,
             endpoint,
             resolver,
             redacted_url,
@@ -284,6 +292,17 @@ impl RedisPool {
         }
     }
 
+    /// Cluster topologies: reads answered on the direct path (a socket per primary), reads
+    /// sent through the cluster client instead, slot table reads, sockets open. All 0
+    /// otherwise, and on a cluster whose reads are not direct (TLS, turned off).
+    pub fn cluster_direct_counts(&self) -> ClusterDirectCounts {
+        self.inner
+            .cluster_direct
+            .as_ref()
+            .map(|d| d.counts())
+            .unwrap_or_default()
+    }
+
     /// [`RedisPool::primary_changes`] + [`RedisPool::cluster_rebuilds`]: failovers followed.
     pub fn failovers_followed(&self) -> u64 {
         self.primary_changes() + self.cluster_rebuilds()
@@ -356,6 +375,9 @@ impl RedisPool {
             task.abort();
             let _ = task.await;
         }
+        if let Some(direct) = &self.inner.cluster_direct {
+            direct.close();
+        }
         let Backend::Pooled(pool) = &self.inner.backend else {
             return; // the cluster client closes with the last handle
         };
@@ -384,9 +406,21 @@ impl RedisPool {
 
     /// Send a cache read (`GET`, `MGET`) and return its reply, recording latency under `op`:
     /// over the checked-out connection's direct socket, from the calling task (see the module
-    /// docs), or like [`RedisPool::execute`] when reads are not direct (TLS, Cluster, Sentinel,
-    /// turned off).
+    /// docs), on a cluster over the socket of the key's primary (`cluster_direct.rs`), or like
+    /// [`RedisPool::execute`] when reads are not direct (TLS, Sentinel, turned off).
     pub async fn read(&self, op: Operation, cmd: &redis::Cmd) -> Result<Reply> {
+        if let Some(direct) = &self.inner.cluster_direct {
+            if self.is_closed() {
+                return Err(Error::PoolClosed);
+            }
+            let started = Instant::now();
+            let result = match direct.read(cmd).await {
+                Some(reply) => Ok(reply),
+                None => self.execute_with_retry(Request::Cmd(cmd)).await,
+            };
+            self.inner.metrics.record_outcome(op, started.elapsed(), &result);
+            return result;
+        }
         let Some(endpoint) = self.inner.direct_endpoint.clone() else {
             return self.execute(op, Request::Cmd(cmd)).await;
         };

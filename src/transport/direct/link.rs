@@ -202,14 +202,27 @@ impl<R> Link<R> {
     /// Queue a request sent at `now` (the link must be Up). `busy`: the driver has answered
     /// calls it has not handed back yet (they count as outstanding for the polling policy).
     pub fn submit(&mut self, cmd: &redis::Cmd, token: R, now: Instant, busy: bool) -> Submitted {
+        self.submit_pipeline(std::iter::once((cmd, token)), now, busy)
+    }
+
+    /// Queue several requests as one pipeline, like [`Link::submit`]: one call for the
+    /// polling policy (its own requests do not count as other callers outstanding).
+    pub fn submit_pipeline<'c>(
+        &mut self,
+        requests: impl IntoIterator<Item = (&'c redis::Cmd, R)>,
+        now: Instant,
+        busy: bool,
+    ) -> Submitted {
         debug_assert_eq!(self.phase, Phase::Up, "submit on a link that is not up");
         self.spin_policy.on_call(busy || !self.flight.is_empty());
         let batching = !self.flight.is_empty() || self.flush_scheduled;
-        cmd.write_packed_command(&mut self.out);
-        self.flight.push_back(InFlight {
-            token,
-            deadline: now + self.response_timeout,
-        });
+        for (cmd, token) in requests {
+            cmd.write_packed_command(&mut self.out);
+            self.flight.push_back(InFlight {
+                token,
+                deadline: now + self.response_timeout,
+            });
+        }
         if batching {
             let schedule_flush = !self.flush_scheduled;
             self.flush_scheduled = true;

@@ -92,6 +92,21 @@ impl LoneLink {
     fn take(&mut self) -> Option<Reply> {
         self.answered.pop().map(|((), reply)| reply)
     }
+
+    /// Queue `cmds` as one pipeline; true when their replies are worth polling for (the
+    /// link's policy for its first request).
+    fn submit_all(&mut self, cmds: &[redis::Cmd], busy: bool) -> Result<bool> {
+        if !self.is_clean() {
+            return Err(Error::unexpected_reply("a lone direct link had a request in flight"));
+        }
+        let requests = cmds.iter().map(|cmd| (cmd, ()));
+        let spin = match self.link.submit_pipeline(requests, Instant::now(), busy) {
+            Submitted::WriteNow { spin } => spin,
+            Submitted::Buffered { .. } => return Err(Error::unexpected_reply("a lone direct link was not idle")),
+        };
+        self.link.flush_due();
+        Ok(spin)
+    }
 }
 
 impl BlockingLone {
@@ -207,7 +222,69 @@ impl TaskLone {
     }
 }
 
+impl TaskLone {
+    /// Write `cmds` as one pipeline without waiting for their replies (finish with
+    /// [`TaskLone::poll`] and [`TaskLone::wait_all`]): true when the link's policy says their
+    /// replies are worth polling for. Any error leaves the link unusable.
+    pub fn start(&mut self, cmds: &[redis::Cmd], busy: bool) -> Result<bool> {
+        let spin = self.lone.submit_all(cmds, busy)?;
+        let timeout = self.lone.response_timeout;
+        self.socket.any()?.write_blocking(&mut self.lone.link, timeout)?;
+        Ok(spin)
+    }
+
+    /// Read what the socket has now, without blocking: true once every started request is
+    /// answered.
+    pub fn poll(&mut self) -> Result<bool> {
+        self.socket.any()?.read(&mut self.lone.link, &mut self.lone.answered)?;
+        Ok(self.lone.is_clean())
+    }
+
+    /// Tell the link's polling policy whether polling found every reply within the budget.
+    pub fn spun(&mut self, hit: bool) {
+        self.lone.link.spun(hit);
+    }
+
+    /// Await every reply of [`TaskLone::start`] (on the reactor, within the response
+    /// timeout), in request order. Any error leaves the link unusable; so does dropping the
+    /// future before it finishes.
+    pub async fn wait_all(&mut self) -> Result<Vec<Reply>> {
+        if !self.lone.is_clean() {
+            let timeout = self.lone.response_timeout;
+            let fd = self.socket.watched()?;
+            let lone = &mut self.lone;
+            let wait = async {
+                loop {
+                    let mut ready = fd.readable_mut().await.map_err(|e| Error::Connection {
+                        url: String::new(),
+                        message: e.to_string(),
+                    })?;
+                    ready.get_inner_mut().read(&mut lone.link, &mut lone.answered)?;
+                    if lone.is_clean() {
+                        return Ok(());
+                    }
+                    ready.clear_ready();
+                }
+            };
+            tokio::time::timeout(timeout, wait).await.map_err(|_| Error::Timeout {
+                operation: "response",
+                timeout,
+            })??;
+        }
+        Ok(self.lone.answered.drain(..).map(|((), reply)| reply).collect())
+    }
+}
+
 impl Watched {
+    /// The socket, registered or not.
+    fn any(&mut self) -> Result<&mut DirectSocket> {
+        match self {
+            Watched::Plain(socket) => Ok(socket),
+            Watched::Reactor(fd) => Ok(fd.get_mut()),
+            Watched::Gone => Err(lost()),
+        }
+    }
+
     /// The socket, out of the reactor if it was registered.
     fn plain(&mut self) -> Result<&mut DirectSocket> {
         if let Watched::Reactor(_) = self {

@@ -1,0 +1,290 @@
+//! Direct cache reads on a Redis Cluster (3 primaries + 3 replicas started here): `get` and
+//! `get_many` over a socket per primary, routed by slot, correct across slots, while a slot
+//! moves and after a primary is killed; the cluster client answers whatever they cannot.
+mod support;
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rust_decimal::Decimal;
+use solcache::keys::KeyLayout;
+use solcache::{PoolConfig, PriceCache, PriceData, RedisPool};
+use support::topologies::{raw_command, watch_promotion, RedisCluster};
+
+const TOKENS: [&str; 8] = ["SOL", "BTC", "ETH", "USDC", "BONK", "JUP", "RAY", "WIF"];
+
+fn price(token: &str, value: &str) -> PriceData {
+    PriceData::new(token, Decimal::from_str(value).unwrap(), Utc::now(), "test").unwrap()
+}
+
+/// `CLIENT LIST` lines of clients named `solcache-direct` on the node at `port`.
+fn direct_clients(cluster: &RedisCluster, port: u16) -> Vec<String> {
+    cluster
+        .raw(port, &["CLIENT", "LIST", "TYPE", "normal"])
+        .lines()
+        .filter(|l| l.contains(" name=solcache-direct "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Ports of the nodes that are primaries right now.
+fn primaries(cluster: &RedisCluster) -> Vec<u16> {
+    cluster
+        .nodes
+        .iter()
+        .filter(|n| n.is_running())
+        .map(|n| n.port)
+        .filter(|&p| cluster.raw(p, &["ROLE"]).starts_with("master"))
+        .collect()
+}
+
+/// Read `get` until `n` reads in a row were direct (the table caught up), within 10 s.
+async fn until_direct_again(pool: &RedisPool, cache: &PriceCache, token: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut streak = 0;
+    while streak < n {
+        assert!(
+            Instant::now() < deadline,
+            "reads never went direct again: {:?}",
+            pool.cluster_direct_counts()
+        );
+        let before = pool.cluster_direct_counts();
+        cache.get(token, None).await.unwrap();
+        streak = if pool.cluster_direct_counts().direct > before.direct {
+            streak + 1
+        } else {
+            0
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_across_slots_go_direct_to_each_primary_in_key_order() {
+    let cluster = RedisCluster::start();
+    let pool = RedisPool::connect(PoolConfig::new(cluster.url())).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    let batch: Vec<PriceData> = TOKENS.iter().map(|t| price(t, "1.5")).collect();
+    cache.set_many(&batch).await.unwrap();
+    let owners: std::collections::HashSet<usize> = TOKENS
+        .iter()
+        .map(|t| cluster.primary_of(&format!("price:{t}")))
+        .collect();
+    assert_eq!(owners.len(), 3, "the test tokens cover every primary");
+    let before = pool.cluster_direct_counts();
+    assert_eq!(
+        (before.direct, before.sockets),
+        (0, 0),
+        "sockets open on the first read"
+    );
+
+    for (token, want) in TOKENS.iter().zip(&batch) {
+        assert_eq!(cache.get(token, None).await.unwrap().as_ref(), Some(want), "{token}");
+    }
+    let mut asked: Vec<&str> = TOKENS.iter().rev().copied().collect();
+    asked.extend(["NOPE", "SOL", "BTC"]);
+    let got = cache.get_many(&asked, None).await.unwrap();
+    let mut want: Vec<Option<PriceData>> = batch.iter().rev().cloned().map(Some).collect();
+    want.extend([None, Some(batch[0].clone()), Some(batch[1].clone())]);
+    assert_eq!(got, want, "grouped per primary and per slot, put back in key order");
+    // One slot only (the tagged layout's whole family): the caller's MGET as it is.
+    let mut config = PoolConfig::new(cluster.url());
+    config.key_layout = KeyLayout::Tagged;
+    let tagged = RedisPool::connect(config).await.unwrap();
+    let tagged_cache = PriceCache::new(tagged.clone());
+    tagged_cache.set_many(&batch).await.unwrap();
+    assert_eq!(
+        tagged_cache.get_many(&TOKENS, None).await.unwrap(),
+        batch.iter().cloned().map(Some).collect::<Vec<_>>()
+    );
+    assert_eq!(tagged.cluster_direct_counts().direct, 1);
+
+    let counts = pool.cluster_direct_counts();
+    assert_eq!(counts.direct, TOKENS.len() as u64 + 1, "{counts:?}");
+    assert_eq!(counts.fallbacks, 0, "{counts:?}");
+    assert!(counts.sockets >= 3, "a socket per primary: {counts:?}");
+    for port in primaries(&cluster) {
+        let named = direct_clients(&cluster, port);
+        assert!(!named.is_empty(), "{port}: no solcache-direct client");
+        assert!(
+            named
+                .iter()
+                .any(|l| l.contains(" cmd=get ") || l.contains(" cmd=mget ")),
+            "{port}: {named:?}"
+        );
+    }
+    pool.close().await;
+    tagged.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_can_be_turned_off_and_then_take_the_cluster_client() {
+    let cluster = RedisCluster::start();
+    let config = PoolConfig {
+        direct_reads: false,
+        ..PoolConfig::new(cluster.url())
+    };
+    let pool = RedisPool::connect(config).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    cache.set(&price("SOL", "2")).await.unwrap();
+    assert!(cache.get("SOL", None).await.unwrap().is_some());
+    assert_eq!(cache.get_many(&TOKENS, None).await.unwrap().len(), TOKENS.len());
+    assert_eq!(pool.cluster_direct_counts(), Default::default());
+    for port in primaries(&cluster) {
+        assert!(direct_clients(&cluster, port).is_empty(), "{port}");
+    }
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_slot_is_read_through_the_cluster_client_then_direct_on_its_new_primary() {
+    let cluster = RedisCluster::start();
+    let pool = RedisPool::connect(PoolConfig::new(cluster.url())).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    let batch: Vec<PriceData> = TOKENS.iter().map(|t| price(t, "2")).collect();
+    cache.set_many(&batch).await.unwrap();
+    assert_eq!(cache.get_many(&TOKENS, None).await.unwrap().len(), TOKENS.len());
+
+    let key = "price:SOL";
+    let src = cluster.primary_of(key);
+    let dst = TOKENS
+        .iter()
+        .map(|t| cluster.primary_of(&format!("price:{t}")))
+        .find(|&p| p != src)
+        .unwrap();
+    let (src_port, dst_port) = (cluster.nodes[src].port, cluster.nodes[dst].port);
+    let id = |port: u16| raw_command(port, &["CLUSTER", "MYID"]).trim().to_owned();
+    let (src_id, dst_id) = (id(src_port), id(dst_port));
+    let slot = raw_command(src_port, &["CLUSTER", "KEYSLOT", key]).trim().to_owned();
+
+    let load = {
+        let (cache, batch) = (cache.clone(), batch.clone());
+        tokio::spawn(async move {
+            let (mut rounds, mut errors) = (0u32, Vec::new());
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(2) {
+                rounds += 1;
+                // Prices live 2 s: written again every round.
+                if let Err(e) = cache.set_many(&batch).await {
+                    errors.push(format!("set_many: {e}"));
+                }
+                match cache.get_many(&TOKENS, None).await {
+                    Ok(got) if got == batch.iter().cloned().map(Some).collect::<Vec<_>>() => {}
+                    other => errors.push(format!("get_many: {other:?}")),
+                }
+                match cache.get("SOL", None).await {
+                    Ok(Some(p)) if p == batch[0] => {}
+                    other => errors.push(format!("get: {other:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (rounds, errors)
+        })
+    };
+    // IMPORTING / MIGRATING, the key moved (ASK from the source), then the slot (MOVED).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    raw_command(dst_port, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]);
+    raw_command(src_port, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dst_port_text = dst_port.to_string();
+    raw_command(
+        src_port,
+        &["MIGRATE", "127.0.0.1", &dst_port_text, "", "0", "5000", "KEYS", key],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for node in [dst_port, src_port] {
+        raw_command(node, &["CLUSTER", "SETSLOT", &slot, "NODE", &dst_id]);
+    }
+    let (rounds, errors) = load.await.unwrap();
+    assert!(
+        errors.is_empty(),
+        "{} of {rounds} rounds failed: {errors:?}",
+        errors.len()
+    );
+    let counts = pool.cluster_direct_counts();
+    assert!(
+        counts.fallbacks > 0,
+        "ASK / MOVED went through the cluster client: {counts:?}"
+    );
+    assert!(counts.refreshes >= 2, "the slot table was read again: {counts:?}");
+
+    // The table names the new primary: reads of the moved key are direct again, there.
+    cache.set_many(&batch).await.unwrap();
+    let before = direct_clients(&cluster, dst_port).len();
+    until_direct_again(&pool, &cache, "SOL", 5).await;
+    cache.set_many(&batch).await.unwrap();
+    assert_eq!(cache.get("SOL", None).await.unwrap(), Some(batch[0].clone()));
+    assert!(direct_clients(&cluster, dst_port).len() >= before.max(1));
+    let fallbacks = pool.cluster_direct_counts().fallbacks;
+    assert_eq!(
+        cache.get_many(&TOKENS, None).await.unwrap(),
+        batch.iter().cloned().map(Some).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        pool.cluster_direct_counts().fallbacks,
+        fallbacks,
+        "get_many direct again"
+    );
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_is_read_through_the_cluster_client_then_direct_on_its_replica() {
+    let mut cluster = RedisCluster::start();
+    let mut config = PoolConfig::new(cluster.url());
+    config.response_timeout = Duration::from_millis(300);
+    let pool = RedisPool::connect(config).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    let batch: Vec<PriceData> = TOKENS.iter().map(|t| price(t, "3")).collect();
+    cache.set_many(&batch).await.unwrap();
+    assert_eq!(cache.get_many(&TOKENS, None).await.unwrap().len(), TOKENS.len());
+    // The replica must hold the data before its primary dies.
+    let victim = cluster.primary_of("price:SOL");
+    let victim_port = cluster.nodes[victim].port;
+    let replicas: Vec<u16> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.port)
+        .filter(|&p| cluster.raw(p, &["ROLE"]).starts_with("slave"))
+        .collect();
+    raw_command(victim_port, &["WAIT", "1", "2000"]);
+
+    cluster.nodes[victim].stop(); // SIGKILL
+    let promotion = watch_promotion(replicas, Duration::from_secs(60));
+    // Reads fail only while no primary serves the slot, then come back with no manual step.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "reads never came back");
+        // Prices live 2 s, about as long as the promotion: written again first.
+        if promotion.is_finished() && cache.set_many(&batch).await.is_ok() {
+            if let Ok(Some(p)) = cache.get("SOL", None).await {
+                assert_eq!(p, batch[0]);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    promotion.join().unwrap().expect("a replica was promoted");
+    cluster.wait_ok();
+    assert_ne!(cluster.primary_of("price:SOL"), victim);
+    until_direct_again(&pool, &cache, "SOL", 5).await;
+    let new_primary = cluster.nodes[cluster.primary_of("price:SOL")].port;
+    assert!(
+        !direct_clients(&cluster, new_primary).is_empty(),
+        "a socket to the promoted replica"
+    );
+    cache.set_many(&batch).await.unwrap();
+    let fallbacks = pool.cluster_direct_counts().fallbacks;
+    assert_eq!(
+        cache.get_many(&TOKENS, None).await.unwrap(),
+        batch.iter().cloned().map(Some).collect::<Vec<_>>()
+    );
+    let counts = pool.cluster_direct_counts();
+    assert_eq!(
+        counts.fallbacks, fallbacks,
+        "get_many direct on every primary: {counts:?}"
+    );
+    assert!(counts.refreshes >= 2, "{counts:?}");
+    pool.close().await;
+}
