@@ -41,6 +41,12 @@ pub struct WireConnection {
 }
 
 impl WireConnection {
+    /// True when [`WireConnection::open`] can open one for `pool` (a single server reached over
+    /// plain TCP or a unix socket).
+    pub fn supported(pool: &RedisPool) -> bool {
+        pool.endpoint().is_some_and(|e| supports(e))
+    }
+
     /// A connection named `client_name`, whose response timeout is `block + response_timeout`
     /// (a long `BLOCK` is not a dead server); `Ok(None)` for an endpoint it cannot drive (TLS, Cluster,
     /// Sentinel).
@@ -89,10 +95,18 @@ impl WireConnection {
     /// as `op`; then [`WireConnection::reply`] gives each one's bytes. No retry: after an error
     /// the connection is broken and the caller opens a new one.
     pub async fn round_trip(&mut self, op: Operation, packed: &[u8], replies: usize) -> Result<()> {
+        let started = Instant::now();
+        let result = self.send(packed, replies).await;
+        self.pool.metrics().record_outcome(op, started.elapsed(), &result);
+        result
+    }
+
+    /// [`WireConnection::round_trip`] without recording it, for a caller that records the
+    /// outcome itself (e.g. after reading error replies out of the bytes).
+    pub async fn send(&mut self, packed: &[u8], replies: usize) -> Result<()> {
         if self.pool.is_closed() {
             return Err(Error::PoolClosed);
         }
-        let started = Instant::now();
         self.broken = true; // until the last reply is in: a dropped future leaves it so
         let result = match tokio::time::timeout(self.response_timeout, self.exchange(packed, replies)).await {
             Ok(result) => result,
@@ -102,7 +116,6 @@ impl WireConnection {
             }),
         };
         self.broken = result.is_err();
-        self.pool.metrics().record_outcome(op, started.elapsed(), &result);
         result
     }
 
