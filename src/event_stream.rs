@@ -267,7 +267,7 @@ impl EventStream {
             let ids = publisher
                 .publish(Operation::StreamPublish, 1, |out| {
                     push_xadd(out, target, &maxlen, event);
-                    Ok(())
+                    false
                 })
                 .await?;
             return ids
@@ -289,9 +289,22 @@ impl EventStream {
             return Ok(Vec::new());
         }
         if let Some(publisher) = &self.publisher {
+            // Every event validated first; then each chunk is written while the next is encoded.
+            let targets = events
+                .iter()
+                .map(|event| Self::target(event, stream))
+                .collect::<Result<Vec<_>>>()?;
+            let mut limits: Vec<(&str, String)> = Vec::new();
+            let mut next = 0;
             return publisher
                 .publish(Operation::StreamPublishMany, events.len(), |out| {
-                    self.encode_many(out, events, stream)
+                    let end = (next + PUBLISH_CHUNK).min(events.len());
+                    for (event, target) in events[next..end].iter().zip(&targets[next..end]) {
+                        let maxlen = Self::limit(&mut limits, target, |t| self.maxlen(t));
+                        push_xadd(out, target, maxlen, event);
+                    }
+                    next = end;
+                    next < events.len()
                 })
                 .await;
         }
@@ -314,18 +327,6 @@ impl EventStream {
             many => Request::Pipelines(many),
         };
         self.pool.execute(Operation::StreamPublishMany, request).await
-    }
-
-    /// The XADDs of `events` written as RESP into `out`; fails (with `out` half written) on
-    /// the first event that does not validate.
-    fn encode_many(&self, out: &mut Vec<u8>, events: &[TradingEvent], stream: Option<&str>) -> Result<()> {
-        let mut limits: Vec<(&str, String)> = Vec::new();
-        for event in events {
-            let target = Self::target(event, stream)?;
-            let maxlen = Self::limit(&mut limits, target, |t| self.maxlen(t));
-            push_xadd(out, target, maxlen, event);
-        }
-        Ok(())
     }
 
     /// `target`'s length limit as text, formatted once per call (kept in `limits`).

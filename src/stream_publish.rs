@@ -93,24 +93,31 @@ impl Publisher {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
-    /// Write `commands` XADDs, appended to the (empty) buffer by `encode`, and return their
-    /// entry ids in order, recorded as `op`. `encode` fails before anything is sent.
+    /// Write `commands` XADDs and return their entry ids in order, recorded as `op`. `encode`
+    /// appends the next part of the pipeline to the buffer and returns false once it appended
+    /// the last; each part is written as soon as it is appended (see
+    /// [`WireConnection::send_in_parts`]). Events are validated before this is called.
     pub async fn publish(
         &self,
         op: Operation,
         commands: usize,
-        encode: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+        encode: impl FnMut(&mut Vec<u8>) -> bool,
     ) -> Result<Vec<String>> {
-        let (mut conn, mut packed, mut reused) = self.take().await?;
-        packed.clear();
-        if let Err(e) = encode(&mut packed) {
-            self.give_back(conn, packed);
-            return Err(e);
-        }
         let started = Instant::now();
+        let (mut conn, mut packed, mut reused) = match self.take().await {
+            Ok(taken) => taken,
+            Err(e) => {
+                self.pool
+                    .metrics()
+                    .record_outcome::<()>(op, started.elapsed(), &Err(e.clone()));
+                return Err(e);
+            }
+        };
+        packed.clear();
+        let mut sent = conn.send_in_parts(&mut packed, commands, encode).await;
         let mut resent = false;
         let result = loop {
-            let failure = match conn.send(&packed, commands).await {
+            let failure = match sent {
                 Ok(()) => match ids(&conn, commands) {
                     Err(e) if e.response_code() == Some("READONLY") && !resent => {
                         self.drop_idle();
@@ -132,6 +139,7 @@ impl Publisher {
                 Ok(c) => c,
                 Err(e) => break Err(e),
             };
+            sent = conn.send(&packed, commands).await;
         };
         self.pool.metrics().record_outcome(op, started.elapsed(), &result);
         result

@@ -219,3 +219,55 @@ async fn a_server_that_is_gone_fails_the_batch_with_a_connection_error() {
     let id = events.publish(&price(3), Some("stream:gone")).await.unwrap();
     assert!(!id.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_event_late_in_a_batch_stops_it_before_anything_is_sent() {
+    let server = RedisServer::start();
+    let events = EventStream::new(pool(&server).await);
+    let mut con = raw(&server).await;
+    let mut batch: Vec<_> = (0..300).map(price).collect();
+    batch[290] = TradingEvent::PriceUpdate(PriceUpdate {
+        token: "not a token".into(),
+        price: Decimal::ONE,
+        timestamp: Utc::now(),
+    });
+    let err = events.publish_many(&batch, Some("stream:bad")).await.unwrap_err();
+    assert!(matches!(err, solcache::Error::InvalidInput(_)), "{err:?}");
+    assert!(xrange(&mut con, "stream:bad").await.is_empty());
+    batch.truncate(290);
+    let ids = events.publish_many(&batch, Some("stream:bad")).await.unwrap();
+    assert_eq!(
+        xrange(&mut con, "stream:bad")
+            .await
+            .into_iter()
+            .map(|e| e.0)
+            .collect::<Vec<_>>(),
+        ids
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_batch_is_not_written_again() {
+    let server = RedisServer::start();
+    let mut config = PoolConfig::new(server.url());
+    config.response_timeout = std::time::Duration::from_millis(300);
+    let events = EventStream::new(RedisPool::connect(config).await.unwrap());
+    events.publish(&price(0), Some("stream:slow")).await.unwrap();
+    server.pause();
+    let err = events
+        .publish_many(&[price(1), price(2)], Some("stream:slow"))
+        .await
+        .unwrap_err();
+    server.resume();
+    assert!(err.is_timeout(), "{err:?}");
+    // The server applies the batch it had read once it runs again; the call did not resend it.
+    let mut con = raw(&server).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while xrange(&mut con, "stream:slow").await.len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let ids = events.publish(&price(3), Some("stream:slow")).await.unwrap();
+    let held = xrange(&mut con, "stream:slow").await;
+    assert_eq!(held.len(), 4, "{held:?}");
+    assert_eq!(held[3].0, ids);
+}
