@@ -1,6 +1,7 @@
 //! [`WireConnection`]: a connection of its own, outside the pool, that sends a pipeline and
 //! hands back its replies as the bytes Redis sent, for a caller that reads them itself
-//! ([`crate::stream_wire`] on the consumer-group read path: no reply tree per entry).
+//! ([`crate::stream_wire`] on the consumer-group read path: no reply tree per entry; entry ids
+//! of XADDs in [`crate::stream_publish`]).
 //!
 //! Plain TCP and unix sockets, opened and handshaken like a direct connection
 //! ([`DirectSocket::connect_named`], on a blocking thread), then driven by tokio. A `rediss://`
