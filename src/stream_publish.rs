@@ -1,5 +1,6 @@
 //! [`Publisher`]: XADD pipelines written as RESP bytes on connections of their own, their
-//! entry ids read straight from the reply bytes, for [`EventStream::publish`] and
+//! entry ids read straight from the reply bytes, for
+//! [`EventStream::publish`](crate::event_stream::EventStream::publish) and
 //! [`EventStream::publish_many`](crate::event_stream::EventStream::publish_many).
 //!
 //! Why: through the pool, redis-rs builds a command per XADD, encodes the pipeline and builds
