@@ -6,6 +6,7 @@
 //! [`crate::subscription`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
@@ -13,7 +14,9 @@ use redis::Value;
 use crate::error::{Error, Result};
 use crate::events::TradingEvent;
 use crate::metrics::Operation;
+use crate::stream_publish::Publisher;
 use crate::stream_reply::{self, RawEntry};
+use crate::stream_wire;
 use crate::transport::{RedisPool, Request};
 
 /// Default approximate length limit of every stream.
@@ -164,18 +167,43 @@ fn xadd_with(stream: &str, maxlen: &str, event: &TradingEvent) -> redis::Cmd {
     cmd
 }
 
+/// [`xadd_with`] written as RESP2 straight into `out` (the same bytes).
+fn push_xadd(out: &mut Vec<u8>, stream: &str, maxlen: &str, event: &TradingEvent) {
+    let data = event.data_json();
+    out.reserve(96 + stream.len() + data.len());
+    stream_wire::push_command(out, 10);
+    for arg in [
+        "XADD",
+        stream,
+        "MAXLEN",
+        "~",
+        maxlen,
+        "*",
+        "type",
+        event.type_name(),
+        "data",
+        &data,
+    ] {
+        stream_wire::push_arg(out, arg.as_bytes());
+    }
+}
+
 /// Publishing, tailing and group administration over one [`RedisPool`].
 #[derive(Clone)]
 pub struct EventStream {
     pool: RedisPool,
     default_maxlen: usize,
     maxlen: HashMap<String, usize>,
+    /// Connections of its own that XADDs are written on as RESP (single server, no TLS);
+    /// None: XADDs go through the pool.
+    publisher: Option<Arc<Publisher>>,
 }
 
 impl EventStream {
     /// Streams trimmed to about [`DEFAULT_MAXLEN`] entries.
     pub fn new(pool: RedisPool) -> Self {
         EventStream {
+            publisher: Publisher::for_pool(&pool).map(Arc::new),
             pool,
             default_maxlen: DEFAULT_MAXLEN,
             maxlen: HashMap::new(),
@@ -191,10 +219,19 @@ impl EventStream {
             return Err(Error::invalid("maxlen must be at least 1"));
         }
         Ok(EventStream {
+            publisher: Publisher::for_pool(&pool).map(Arc::new),
             pool,
             default_maxlen,
             maxlen: per_stream,
         })
+    }
+
+    /// This handle (and its clones) publishing through the pool's connections, as on TLS,
+    /// Cluster and Sentinel, instead of connections of its own (`solcache-publish`), e.g.
+    /// where the server's connection limit is tight.
+    pub fn publishing_through_pool(mut self) -> Self {
+        self.publisher = None;
+        self
     }
 
     /// The pool this stream handle sends through.
@@ -221,17 +258,55 @@ impl EventStream {
     }
 
     /// Append one event to `stream` (its default stream when `None`); returns the entry id.
+    /// Written on a publish connection ([`crate::stream_publish`]) where the topology has
+    /// them, through the pool otherwise; both resend under the same retry policy.
     pub async fn publish(&self, event: &TradingEvent, stream: Option<&str>) -> Result<String> {
-        let cmd = self.xadd(Self::target(event, stream)?, event);
+        let target = Self::target(event, stream)?;
+        if let Some(publisher) = &self.publisher {
+            let maxlen = self.maxlen(target).to_string();
+            let ids = publisher
+                .publish(Operation::StreamPublish, 1, |out| {
+                    push_xadd(out, target, &maxlen, event);
+                    false
+                })
+                .await?;
+            return ids
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::unexpected_reply("no XADD reply"));
+        }
+        let cmd = self.xadd(target, event);
         self.pool.execute(Operation::StreamPublish, Request::Cmd(&cmd)).await
     }
 
     /// Append many events in pipelines of [`PUBLISH_CHUNK`] sent back to back on one
     /// connection (about one round trip); ids in the order of `events`. Every event is
-    /// validated before anything is sent.
+    /// validated before anything is sent. On a single server over plain TCP or a unix socket
+    /// the XADDs are written as RESP on a publish connection ([`crate::stream_publish`]),
+    /// through the pool otherwise; both resend under the same retry policy.
     pub async fn publish_many(&self, events: &[TradingEvent], stream: Option<&str>) -> Result<Vec<String>> {
         if events.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(publisher) = &self.publisher {
+            // Every event validated first; then each chunk is written while the next is encoded.
+            let targets = events
+                .iter()
+                .map(|event| Self::target(event, stream))
+                .collect::<Result<Vec<_>>>()?;
+            let mut limits: Vec<(&str, String)> = Vec::new();
+            let mut next = 0;
+            return publisher
+                .publish(Operation::StreamPublishMany, events.len(), |out| {
+                    let end = (next + PUBLISH_CHUNK).min(events.len());
+                    for (event, target) in events[next..end].iter().zip(&targets[next..end]) {
+                        let maxlen = Self::limit(&mut limits, target, |t| self.maxlen(t));
+                        push_xadd(out, target, maxlen, event);
+                    }
+                    next = end;
+                    next < events.len()
+                })
+                .await;
         }
         // Chunks in flight together on one connection (in order): the server appends one
         // while the next is encoded, instead of waiting for the whole batch.
@@ -242,13 +317,7 @@ impl EventStream {
             let mut pipe = redis::Pipeline::with_capacity(chunk.len());
             for event in chunk {
                 let target = Self::target(event, stream)?;
-                let maxlen = match limits.iter().find(|(s, _)| *s == target) {
-                    Some((_, n)) => n,
-                    None => {
-                        limits.push((target, self.maxlen(target).to_string()));
-                        &limits[limits.len() - 1].1
-                    }
-                };
+                let maxlen = Self::limit(&mut limits, target, |t| self.maxlen(t));
                 pipe.add_command(xadd_with(target, maxlen, event));
             }
             pipes.push(pipe);
@@ -258,6 +327,21 @@ impl EventStream {
             many => Request::Pipelines(many),
         };
         self.pool.execute(Operation::StreamPublishMany, request).await
+    }
+
+    /// `target`'s length limit as text, formatted once per call (kept in `limits`).
+    fn limit<'a, 'b>(
+        limits: &'b mut Vec<(&'a str, String)>,
+        target: &'a str,
+        maxlen: impl Fn(&str) -> usize,
+    ) -> &'b str {
+        match limits.iter().position(|(s, _)| *s == target) {
+            Some(i) => &limits[i].1,
+            None => {
+                limits.push((target, maxlen(target).to_string()));
+                &limits[limits.len() - 1].1
+            }
+        }
     }
 
     /// Read up to `count` entries after `last_id` (`$` for only new ones), waiting up to
@@ -460,6 +544,9 @@ mod tests {
             .arg(event.data_json());
         let cmd = xadd_with("stream:x", "10000", &event);
         assert_eq!(cmd.get_packed_command(), expected.get_packed_command());
+        let mut wire = b"leading".to_vec();
+        push_xadd(&mut wire, "stream:x", "10000", &event);
+        assert_eq!(&wire[7..], expected.get_packed_command());
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod price_cache;
 pub mod price_impact;
 pub mod read_ahead;
 pub mod slow_calls;
+pub mod stream_publish;
 pub mod stream_reply;
 pub mod stream_tail;
 pub mod stream_wire;

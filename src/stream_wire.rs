@@ -332,6 +332,17 @@ pub fn integer_reply(reply: &[u8]) -> Result<i64> {
     }
 }
 
+/// The text of a complete bulk or simple string reply (an XADD's entry id); an error reply is
+/// `Err` with its code ([`Error::error_reply`]).
+pub fn text_reply(reply: &[u8]) -> Result<&str> {
+    let mut c = Cursor { buf: reply, pos: 0 };
+    match c.element()? {
+        Element::Text(t) => std::str::from_utf8(t).map_err(|_| unexpected("non-UTF-8 string")),
+        Element::Error(message) => Err(Error::error_reply(String::from_utf8_lossy(message))),
+        _ => Err(unexpected("non-string")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +396,16 @@ mod tests {
         }
         let expected = redis::cmd("XACK").arg("").arg(&[b'x'; 1234][..]).get_packed_command();
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn text_replies_are_ids_or_error_codes() {
+        assert_eq!(text_reply(b"$15\r\n1735689600000-0\r\n").unwrap(), "1735689600000-0");
+        assert_eq!(text_reply(b"+OK\r\n").unwrap(), "OK");
+        let err = text_reply(b"-OOM command not allowed\r\n").unwrap_err();
+        assert_eq!(err.response_code(), Some("OOM"));
+        assert!(text_reply(b":1\r\n").is_err());
+        assert!(text_reply(b"$-1\r\n").is_err());
     }
 
     #[test]

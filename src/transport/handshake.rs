@@ -27,6 +27,8 @@ pub const NEAR_CLIENT_NAME: &str = "solcache-near";
 pub const TAIL_CLIENT_NAME: &str = "solcache-tail";
 /// The name of a subscription's own read connection (consumer-group reads).
 pub const GROUP_CLIENT_NAME: &str = "solcache-group";
+/// Client name of the connections `EventStream::publish` and `publish_many` write XADDs on.
+pub const PUBLISH_CLIENT_NAME: &str = "solcache-publish";
 
 /// The handshake of one endpoint, for connections named `client_name`; see the module docs.
 pub struct Handshake {

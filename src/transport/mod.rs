@@ -17,7 +17,8 @@
 //! - [`sync_pool`]: [`SyncPool`], blocking connections used on the caller's thread
 //!   ([`sync_node`] per server, [`sync_cluster`] routing by slot on a cluster);
 //! - [`direct`]: a connection an event loop drives itself, as a sans-IO state machine;
-//! - [`wire_connection`]: a dedicated connection whose replies are read as bytes (group reads).
+//! - [`wire_connection`]: a dedicated connection whose replies are read as bytes (group reads,
+//!   publishing).
 //!
 //! Caches are written against [`Transport`] and [`BlockingTransport`], not against a pool: a
 //! new topology (a cluster) is one more implementation of these two traits.

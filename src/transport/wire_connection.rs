@@ -1,6 +1,7 @@
 //! [`WireConnection`]: a connection of its own, outside the pool, that sends a pipeline and
 //! hands back its replies as the bytes Redis sent, for a caller that reads them itself
-//! ([`crate::stream_wire`] on the consumer-group read path: no reply tree per entry).
+//! ([`crate::stream_wire`] on the consumer-group read path: no reply tree per entry; entry ids
+//! of XADDs in [`crate::stream_publish`]).
 //!
 //! Plain TCP and unix sockets, opened and handshaken like a direct connection
 //! ([`DirectSocket::connect_named`], on a blocking thread), then driven by tokio. A `rediss://`
@@ -41,6 +42,12 @@ pub struct WireConnection {
 }
 
 impl WireConnection {
+    /// True when [`WireConnection::open`] can open one for `pool` (a single server reached over
+    /// plain TCP or a unix socket).
+    pub fn supported(pool: &RedisPool) -> bool {
+        pool.endpoint().is_some_and(|e| supports(e))
+    }
+
     /// A connection named `client_name`, whose response timeout is `block + response_timeout`
     /// (a long `BLOCK` is not a dead server); `Ok(None)` for an endpoint it cannot drive (TLS, Cluster,
     /// Sentinel).
@@ -89,34 +96,81 @@ impl WireConnection {
     /// as `op`; then [`WireConnection::reply`] gives each one's bytes. No retry: after an error
     /// the connection is broken and the caller opens a new one.
     pub async fn round_trip(&mut self, op: Operation, packed: &[u8], replies: usize) -> Result<()> {
-        if self.pool.is_closed() {
-            return Err(Error::PoolClosed);
-        }
         let started = Instant::now();
-        self.broken = true; // until the last reply is in: a dropped future leaves it so
-        let result = match tokio::time::timeout(self.response_timeout, self.exchange(packed, replies)).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
-                operation: "blocking response",
-                timeout: self.response_timeout,
-            }),
-        };
-        self.broken = result.is_err();
+        let result = self.send(packed, replies).await;
         self.pool.metrics().record_outcome(op, started.elapsed(), &result);
         result
     }
 
-    async fn exchange(&mut self, packed: &[u8], replies: usize) -> Result<()> {
-        let url = self.pool.redacted_url();
-        let io = |e: std::io::Error| Error::Connection {
-            url: url.to_owned(),
-            message: e.to_string(),
-        };
-        match &mut self.socket {
-            Socket::Tcp(s) => s.write_all(packed).await,
-            Socket::Unix(s) => s.write_all(packed).await,
+    /// [`WireConnection::round_trip`] without recording it, for a caller that records the
+    /// outcome itself (e.g. after reading error replies out of the bytes).
+    pub async fn send(&mut self, packed: &[u8], replies: usize) -> Result<()> {
+        self.guarded(async |conn: &mut Self| {
+            conn.write(packed).await?;
+            conn.read_replies(replies).await
+        })
+        .await
+    }
+
+    /// [`WireConnection::send`] of a pipeline written in parts: `more` appends the next part
+    /// to `packed` (returning false once it appended the last), and each part goes out as soon
+    /// as it is appended, so that the server works on one while the next is written. `packed`
+    /// holds the whole pipeline afterwards (to be sent again with [`WireConnection::send`]).
+    pub async fn send_in_parts(
+        &mut self,
+        packed: &mut Vec<u8>,
+        replies: usize,
+        mut more: impl FnMut(&mut Vec<u8>) -> bool,
+    ) -> Result<()> {
+        self.guarded(async |conn: &mut Self| {
+            let mut written = packed.len();
+            loop {
+                let last = !more(packed);
+                conn.write(&packed[written..]).await?;
+                written = packed.len();
+                if last {
+                    break;
+                }
+            }
+            conn.read_replies(replies).await
+        })
+        .await
+    }
+
+    /// Run `exchange` under the response timeout, the connection broken unless it finishes.
+    async fn guarded(&mut self, exchange: impl AsyncFnOnce(&mut Self) -> Result<()>) -> Result<()> {
+        if self.pool.is_closed() {
+            return Err(Error::PoolClosed);
         }
-        .map_err(io)?;
+        self.broken = true; // until the last reply is in: a dropped future leaves it so
+        let timeout = self.response_timeout;
+        let result = match tokio::time::timeout(timeout, exchange(self)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                operation: "blocking response",
+                timeout,
+            }),
+        };
+        self.broken = result.is_err();
+        result
+    }
+
+    fn io_error(&self, e: std::io::Error) -> Error {
+        Error::Connection {
+            url: self.pool.redacted_url().to_owned(),
+            message: e.to_string(),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let written = match &mut self.socket {
+            Socket::Tcp(s) => s.write_all(bytes).await,
+            Socket::Unix(s) => s.write_all(bytes).await,
+        };
+        written.map_err(|e| self.io_error(e))
+    }
+
+    async fn read_replies(&mut self, replies: usize) -> Result<()> {
         self.buf.clear();
         self.replies.clear();
         let mut scan = ReplyScan::new(0);
@@ -133,9 +187,9 @@ impl WireConnection {
                         Socket::Tcp(s) => s.read_buf(&mut self.buf).await,
                         Socket::Unix(s) => s.read_buf(&mut self.buf).await,
                     }
-                    .map_err(io)?;
+                    .map_err(|e| self.io_error(e))?;
                     if n == 0 {
-                        return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
+                        return Err(self.io_error(std::io::ErrorKind::UnexpectedEof.into()));
                     }
                 }
             }

@@ -97,6 +97,29 @@ async def test_publish_many_is_one_call_with_ids_in_order(
     assert await events.publish_many([]) == []
 
 
+def publish_connections(server: Any) -> list[str]:
+    """The ids of the `solcache-publish` connections in CLIENT LIST."""
+    lines = server.raw("CLIENT", "LIST").splitlines()
+    return [line.split()[0] for line in lines if " name=solcache-publish " in line]
+
+
+@pytest.mark.only_on("standalone", reason="publish connections are a single server's")
+async def test_publishing_keeps_one_connection_and_replaces_a_killed_one(
+    events: EventStream, redis_server
+) -> None:
+    await events.publish(PriceUpdate("SOL", 1, TS))
+    first = await events.publish_many(prices(3))
+    kept = publish_connections(redis_server)
+    assert len(kept) == 1
+    redis_server.raw("CLIENT", "KILL", "ID", kept[0].removeprefix("id="))
+    # The idle connection was killed: the batch is written once, on a new connection.
+    second = await events.publish_many(prices(3))
+    held = [x[0] for x in xrange(redis_server, STREAM_PRICE_UPDATES)]
+    assert len(held) == 7 and held[1:] == first + second
+    replaced = publish_connections(redis_server)
+    assert len(replaced) == 1 and replaced != kept
+
+
 async def test_publish_many_routes_each_event(events: EventStream, redis_server) -> None:
     mixed: list[TradingEvent] = [
         PriceUpdate("SOL", 1, TS),
