@@ -229,6 +229,10 @@ async fn a_cancelled_checkout_leaves_no_phantom_waiter() {
     };
     let pool = RedisPool::connect(config).await.unwrap();
     let cache = PriceCache::new(pool.clone());
+    // The pool's one connection is open before the server stops answering (the min_idle
+    // filler may still be opening it when `connect` returns; opened against a paused server
+    // it would never be checked out).
+    wait_until(|| pool.counts().idle == 1).await;
     server.pause();
     let holder = tokio::spawn({
         let cache = cache.clone();
