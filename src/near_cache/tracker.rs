@@ -31,8 +31,11 @@ use crate::transport::resp::Reply;
 /// Longest the background thread sleeps between looks at the connection (so a close is seen
 /// within it).
 const IDLE_WAIT: Duration = Duration::from_millis(50);
-/// Longest a waiting fill sleeps before looking again (another thread may have read its reply).
-const FILL_WAIT: Duration = Duration::from_millis(1);
+/// Longest a waiting fill sleeps before looking again. The background thread may read the
+/// fill's reply between the waiter's look and its poll, leaving the socket empty: the poll
+/// then sleeps its whole timeout, so it is kept short (a millisecond here was the median
+/// staleness of a blocking reader).
+const FILL_WAIT: Duration = Duration::from_micros(50);
 
 /// A request awaiting its replies on the tracking connection.
 enum Flight {

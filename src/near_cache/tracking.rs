@@ -142,10 +142,14 @@ pub fn wait_readable(fd: RawFd, timeout: Duration) {
 
 fn wait(fd: RawFd, events: libc::c_short, timeout: Duration) {
     let mut poll = libc::pollfd { fd, events, revents: 0 };
-    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-    // SAFETY: one valid pollfd for the duration of the call; the result only says whether
-    // to look again, so errors (EINTR) are the same as a timeout.
+    // `ppoll` keeps sub-millisecond timeouts (`poll` rounds them up to a whole millisecond).
+    let timeout = libc::timespec {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: one valid pollfd and timespec for the duration of the call, no signal mask;
+    // the result only says whether to look again, so errors (EINTR) are the same as a timeout.
     unsafe {
-        libc::poll(&mut poll, 1, ms);
+        libc::ppoll(&mut poll, 1, &timeout, std::ptr::null());
     }
 }
