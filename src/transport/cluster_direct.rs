@@ -503,7 +503,8 @@ impl Drop for Reading<'_> {
 }
 
 /// The slot of `key`: CRC16 (XMODEM) of the key, or of the text inside its first non-empty
-/// `{…}`, modulo 16384.
+/// `{…}`, modulo 16384. Computed here because redis-rs' `Slot::for_key` keeps the number
+/// private and the slot table is an array indexed by it (the unit test checks both agree).
 pub fn key_slot(key: &[u8]) -> u16 {
     let hashed = key
         .iter()

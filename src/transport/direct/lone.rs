@@ -196,6 +196,13 @@ impl TaskLone {
         if let Some(reply) = self.lone.send(socket, spin)? {
             return Ok(reply);
         }
+        self.read_until(|lone| !lone.answered.is_empty()).await?;
+        self.lone.take().ok_or_else(lost)
+    }
+
+    /// Read on the reactor until `done` says the awaited replies are in, within the response
+    /// timeout.
+    async fn read_until(&mut self, done: impl Fn(&LoneLink) -> bool) -> Result<()> {
         let timeout = self.lone.response_timeout;
         let fd = self.socket.watched()?;
         let lone = &mut self.lone;
@@ -206,19 +213,16 @@ impl TaskLone {
                     message: e.to_string(),
                 })?;
                 ready.get_inner_mut().read(&mut lone.link, &mut lone.answered)?;
-                if let Some(reply) = lone.take() {
-                    return Ok(reply);
+                if done(lone) {
+                    return Ok(());
                 }
                 ready.clear_ready();
             }
         };
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
-                operation: "response",
-                timeout,
-            }),
-        }
+        tokio::time::timeout(timeout, wait).await.map_err(|_| Error::Timeout {
+            operation: "response",
+            timeout,
+        })?
     }
 }
 
@@ -250,26 +254,7 @@ impl TaskLone {
     /// future before it finishes.
     pub async fn wait_all(&mut self) -> Result<Vec<Reply>> {
         if !self.lone.is_clean() {
-            let timeout = self.lone.response_timeout;
-            let fd = self.socket.watched()?;
-            let lone = &mut self.lone;
-            let wait = async {
-                loop {
-                    let mut ready = fd.readable_mut().await.map_err(|e| Error::Connection {
-                        url: String::new(),
-                        message: e.to_string(),
-                    })?;
-                    ready.get_inner_mut().read(&mut lone.link, &mut lone.answered)?;
-                    if lone.is_clean() {
-                        return Ok(());
-                    }
-                    ready.clear_ready();
-                }
-            };
-            tokio::time::timeout(timeout, wait).await.map_err(|_| Error::Timeout {
-                operation: "response",
-                timeout,
-            })??;
+            self.read_until(LoneLink::is_clean).await?;
         }
         Ok(self.lone.answered.drain(..).map(|((), reply)| reply).collect())
     }
