@@ -28,12 +28,47 @@ fn config(server: &RedisServer) -> PoolConfig {
     }
 }
 
-/// A blocking cache with a near cache, and a plain one (the writer, another client).
-fn open(server: &RedisServer) -> (SyncCache<PriceData>, SyncCache<PriceData>, NearCache) {
+/// Another client's writes: a plain cache (no near cache, so nothing is dropped locally) and a
+/// PING after each write. Redis writes a write's reply before the invalidations it caused (same
+/// event-loop iteration); a command answered after that reply is answered once they have gone
+/// out, so when a write here returns the near cache's socket holds its invalidation.
+struct Writer {
+    cache: SyncCache<PriceData>,
+    url: String,
+}
+
+impl Writer {
+    fn set(&self, item: &PriceData) -> solcache::Result<()> {
+        self.cache.set(item)?;
+        self.barrier();
+        Ok(())
+    }
+
+    fn set_many(&self, items: &[PriceData]) -> solcache::Result<()> {
+        self.cache.set_many(items)?;
+        self.barrier();
+        Ok(())
+    }
+
+    /// A PING on a new connection (the server may have restarted since the last one).
+    fn barrier(&self) {
+        let mut ping = redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("PING").query::<()>(&mut ping).unwrap();
+    }
+}
+
+/// A blocking cache with a near cache, and another client's writer.
+fn open(server: &RedisServer) -> (SyncCache<PriceData>, Writer, NearCache) {
     let config = config(server);
     let near = NearCache::connect(&server.url(), NearCacheConfig::for_pool(&config)).unwrap();
     let reader = SyncCache::new(SyncPool::connect(config.clone()).unwrap()).with_near(near.clone());
-    let writer = SyncCache::new(SyncPool::connect(config).unwrap());
+    let writer = Writer {
+        cache: SyncCache::new(SyncPool::connect(config).unwrap()),
+        url: server.url(),
+    };
     (reader, writer, near)
 }
 
@@ -353,6 +388,14 @@ async fn the_async_cache_serves_hits_and_sees_writes() {
     assert_eq!(reader.get("SOL", None).await.unwrap().unwrap().price.to_string(), "1");
     assert_eq!(near.stats().hits, hits + 1);
     writer.set(&price("SOL", "2")).await.unwrap();
+    // Redis sends the invalidation after the write's reply; a PING answered after that reply
+    // is answered once it has gone out (see `Writer`).
+    let mut ping = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("PING").query_async::<()>(&mut ping).await.unwrap();
     assert_eq!(reader.get("SOL", None).await.unwrap().unwrap().price.to_string(), "2");
     let many = reader.get_many(&["SOL", "RAY"], None).await.unwrap();
     assert!(many[0].is_some() && many[1].is_none());
