@@ -60,7 +60,8 @@ impl DirectCall for Publish {
         why: Redo,
     ) -> PyResult<()> {
         if let Redo::Lost { failure, served } = why {
-            stream_publish::resend_lost(failure, served)?;
+            stream_publish::resend_lost(failure, served)
+                .inspect_err(|e| self.events.pool().metrics().record_error(e))?;
         }
         spawn_into(py, future, queue, self.resend())
     }
