@@ -17,7 +17,18 @@ use crate::metrics::Operation;
 use crate::stream_publish::Publisher;
 use crate::stream_reply::{self, RawEntry};
 use crate::stream_wire;
+use crate::transport::resp::Reply;
 use crate::transport::{RedisPool, Request};
+
+/// The entry id in an XADD's reply; an error reply is `Err` with its code.
+pub fn publish_reply(reply: Reply) -> Result<String> {
+    match reply {
+        Reply::Bulk(id) => String::from_utf8(id).map_err(|_| Error::unexpected_reply("non-UTF-8 entry id")),
+        Reply::Simple(id) => Ok(id),
+        Reply::Error(message) => Err(Error::error_reply(message)),
+        other => Err(Error::unexpected_reply(format!("XADD replied {other:?}"))),
+    }
+}
 
 /// Default approximate length limit of every stream.
 pub const DEFAULT_MAXLEN: usize = 10_000;
@@ -279,6 +290,34 @@ impl EventStream {
         self.pool.execute(Operation::StreamPublish, Request::Cmd(&cmd)).await
     }
 
+    /// The XADD that [`EventStream::publish`] sends for `event` (validated first), for a
+    /// driver that writes it on a connection of its own (an event loop's direct connection,
+    /// `src/python/direct.rs`); its reply is read with [`publish_reply`], and a publish lost
+    /// with that connection follows [`crate::stream_publish::resend_lost`].
+    pub fn publish_command(&self, event: &TradingEvent, stream: Option<&str>) -> Result<redis::Cmd> {
+        Ok(self.xadd(Self::target(event, stream)?, event))
+    }
+
+    /// [`EventStream::publish`] for an XADD already sent once and lost (the one resend the
+    /// retry policy allows): written on a new publish connection and never resent.
+    pub async fn publish_resend(&self, event: &TradingEvent, stream: Option<&str>) -> Result<String> {
+        let target = Self::target(event, stream)?;
+        let Some(publisher) = &self.publisher else {
+            let cmd = self.xadd(target, event);
+            return self.pool.execute(Operation::StreamPublish, Request::Cmd(&cmd)).await;
+        };
+        let maxlen = self.maxlen(target).to_string();
+        let ids = publisher
+            .publish_resend(Operation::StreamPublish, 1, |out| {
+                push_xadd(out, target, &maxlen, event);
+                false
+            })
+            .await?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| Error::unexpected_reply("no XADD reply"))
+    }
+
     /// Append many events in pipelines of [`PUBLISH_CHUNK`] sent back to back on one
     /// connection (about one round trip); ids in the order of `events`. Every event is
     /// validated before anything is sent. On a single server over plain TCP or a unix socket
@@ -523,6 +562,14 @@ impl EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_xadd_reply_is_its_entry_id_or_the_error_with_its_code() {
+        assert_eq!(publish_reply(Reply::Bulk(b"1-0".to_vec())).unwrap(), "1-0");
+        let refused = publish_reply(Reply::Error("WRONGTYPE Operation against a key".into())).unwrap_err();
+        assert_eq!(refused.response_code(), Some("WRONGTYPE"));
+        assert!(publish_reply(Reply::Nil).is_err());
+    }
 
     #[test]
     fn xadd_sends_the_stream_limit_type_and_data() {

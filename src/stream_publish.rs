@@ -36,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Operation;
 use crate::stream_wire;
 use crate::transport::handshake::PUBLISH_CLIENT_NAME;
+use crate::transport::retry::{Attempts, Failure};
 use crate::transport::{RedisPool, WireConnection};
 
 /// Publish connections kept open between calls (one per caller publishing at the same time).
@@ -104,8 +105,36 @@ impl Publisher {
         commands: usize,
         encode: impl FnMut(&mut Vec<u8>) -> bool,
     ) -> Result<Vec<String>> {
+        self.publish_with(op, commands, encode, true).await
+    }
+
+    /// [`Publisher::publish`] for XADDs already sent once elsewhere and lost with their
+    /// connection (the one resend the retry policy allows): written on a new connection, never
+    /// resent; a failure is the caller's.
+    pub async fn publish_resend(
+        &self,
+        op: Operation,
+        commands: usize,
+        encode: impl FnMut(&mut Vec<u8>) -> bool,
+    ) -> Result<Vec<String>> {
+        self.publish_with(op, commands, encode, false).await
+    }
+
+    /// With `first_send` false the batch goes out once, on a new connection.
+    async fn publish_with(
+        &self,
+        op: Operation,
+        commands: usize,
+        encode: impl FnMut(&mut Vec<u8>) -> bool,
+        first_send: bool,
+    ) -> Result<Vec<String>> {
         let started = Instant::now();
-        let (mut conn, mut packed, mut reused) = match self.take().await {
+        let taken = if first_send {
+            self.take().await
+        } else {
+            self.open().await.map(|conn| (conn, Vec::new(), false))
+        };
+        let (mut conn, mut packed, mut reused) = match taken {
             Ok(taken) => taken,
             Err(e) => {
                 self.pool
@@ -116,7 +145,7 @@ impl Publisher {
         };
         packed.clear();
         let mut sent = conn.send_in_parts(&mut packed, commands, encode).await;
-        let mut resent = false;
+        let mut resent = !first_send;
         let result = loop {
             let failure = match sent {
                 Ok(()) => match ids(&conn, commands) {
@@ -147,6 +176,27 @@ impl Publisher {
     }
 }
 
+/// A lone publish written on an event loop's direct connection (`src/python/direct.rs`) that
+/// was lost with that connection before its reply came: `Ok` when the retry policy sends it
+/// once more ([`Publisher::publish_resend`]: the connection was `Dropped` and had served
+/// calls before), else the caller's error. A connection closed under it for a timeout (an
+/// older request's), or by the pool closing, is never resent: the XADD may have been applied.
+pub fn resend_lost(failure: Failure, served: bool) -> Result<()> {
+    if Attempts::default().again(failure, served) {
+        return Ok(());
+    }
+    Err(Error::Connection {
+        url: String::new(),
+        message: "the connection was lost with the publish in flight (it may have been applied)".into(),
+    })
+}
+
+/// A lone publish refused on an event loop's direct connection with this error: true when the
+/// retry policy sends it once more ([`Publisher::publish_resend`]; `READONLY`, a failover).
+pub fn resend_refused(err: &Error) -> bool {
+    err.response_code() == Some("READONLY")
+}
+
 /// The entry ids of the last round trip's `commands` replies; the first error reply fails.
 fn ids(conn: &WireConnection, commands: usize) -> Result<Vec<String>> {
     let mut ids = Vec::with_capacity(commands);
@@ -154,4 +204,29 @@ fn ids(conn: &WireConnection, commands: usize) -> Result<Vec<String>> {
         ids.push(stream_wire::text_reply(conn.reply(i))?.to_owned());
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_publish_lost_on_a_direct_connection_is_resent_only_as_the_policy_says() {
+        assert!(
+            resend_lost(Failure::Dropped, true).is_ok(),
+            "a used connection found dropped"
+        );
+        for (failure, served) in [
+            (Failure::Dropped, false), // a fresh connection failed: real
+            (Failure::Broken, true),   // closed here after a timeout: may have been applied
+            (Failure::Broken, false),
+        ] {
+            let err = resend_lost(failure, served).expect_err("not resent");
+            assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+        }
+        assert!(resend_refused(&Error::error_reply(
+            "READONLY You can't write against a read only replica."
+        )));
+        assert!(!resend_refused(&Error::error_reply("OOM command not allowed")));
+    }
 }

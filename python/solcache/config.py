@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     direct_reads: bool = Field(
         default=True,
         description=(
-            "Cache reads on an asyncio loop use a connection that loop reads itself; blocking"
-            " reads use a socket of their own polled from the calling thread."
+            "Cache reads and lone publishes on an asyncio loop use a connection that loop"
+            " reads itself; blocking reads use a socket of their own polled from the calling"
+            " thread."
         ),
     )
     direct_spin_us: int = Field(

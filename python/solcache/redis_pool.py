@@ -42,8 +42,9 @@ class RedisPool(_core.RedisPool):
         Raises ``ConnectionError`` (``AuthenticationError`` for refused credentials) when the
         server cannot be reached within ``connect_timeout_ms``.
 
-        ``direct_reads`` (default on): cache ``get``/``get_many`` awaited on an asyncio loop
-        go over a connection that loop reads itself, with no thread hop (plain TCP and unix
+        ``direct_reads`` (default on): cache ``get``/``get_many`` and a lone
+        ``EventStream.publish`` awaited on an asyncio loop go over a connection that loop
+        reads itself, with no thread hop (plain TCP and unix
         sockets; TLS reads use the pool; on a cluster, a socket per primary the runtime reads,
         see docs/scaling.md). ``direct_spin_us``: a lone direct read polls its
         socket this long for the reply before yielding to the loop, so a fast reply skips a

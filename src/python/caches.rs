@@ -9,7 +9,7 @@ use pyo3::IntoPyObjectExt;
 
 use super::bridge::{spawn, spawn_into, LoopQueue};
 use super::convert::{py_repr, str_arg, str_list_arg, UInt};
-use super::direct::{self, DirectCall, DirectOptions};
+use super::direct::{self, DirectCall, DirectOptions, Redo, Replied};
 use super::models::{PyPoolState, PyPriceData};
 use super::near::Ready;
 use super::pool::PyRedisPool;
@@ -72,12 +72,24 @@ where
     F: Fn(&R, R::Items) -> O + Send + 'static,
     O: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    fn on_reply(self: Box<Self>, py: Python<'_>, reply: Reply, metrics: &Metrics) -> PyResult<Py<PyAny>> {
-        let items = self.plan.decode(reply).inspect_err(|e| metrics.record_error(e))?;
-        (self.present)(&self.plan, items).into_py_any(py)
+    fn on_reply(self: Box<Self>, py: Python<'_>, reply: Reply, metrics: &Metrics) -> Replied {
+        let result = self
+            .plan
+            .decode(reply)
+            .inspect_err(|e| metrics.record_error(e))
+            .map_err(PyErr::from)
+            .and_then(|items| (self.present)(&self.plan, items).into_py_any(py));
+        Replied::Done(result)
     }
 
-    fn redo(self: Box<Self>, py: Python<'_>, future: &Bound<'_, PyAny>, queue: Arc<LoopQueue>) -> PyResult<()> {
+    /// Reads are idempotent: whatever became of the direct attempt, they are sent again.
+    fn redo(
+        self: Box<Self>,
+        py: Python<'_>,
+        future: &Bound<'_, PyAny>,
+        queue: Arc<LoopQueue>,
+        _why: Redo,
+    ) -> PyResult<()> {
         spawn_into(py, future, queue, self.run())
     }
 }

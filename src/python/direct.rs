@@ -8,6 +8,9 @@
 //! runtime thread, no thread hop. Until the connection is up, and whenever it is down, calls
 //! take the pool through the runtime (`bridge.rs`); reads in flight on a connection that breaks
 //! are re-sent there; reads unanswered at the response timeout fail with `TimeoutError`.
+//! A lone `EventStream.publish` takes the same connection; what it does when that connection
+//! is lost with its XADD in flight is the core's retry policy
+//! ([`crate::stream_publish::resend_lost`]), not a blind resend.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -22,16 +25,44 @@ use crate::error::Error;
 use crate::metrics::{Metrics, Operation};
 use crate::transport::direct::{self, DirectSocket, Expiry, Link, Route, Submitted};
 use crate::transport::resp::Reply;
+use crate::transport::retry::Failure;
 use crate::transport::RedisPool;
 
-/// A direct read, as the adapter sees it: how its reply becomes the call's result, and how
+/// A direct call, as the adapter sees it: how its reply becomes the call's result, and how
 /// to send it through the runtime instead.
 pub trait DirectCall: Send {
-    /// The reply arrived: the call's Python result (decode errors are counted in `metrics`).
-    fn on_reply(self: Box<Self>, py: Python<'_>, reply: Reply, metrics: &Metrics) -> PyResult<Py<PyAny>>;
+    /// The reply arrived: the call's Python result (decode errors are counted in `metrics`),
+    /// or the call itself back when the reply says to send it again ([`Redo::Refused`]).
+    fn on_reply(self: Box<Self>, py: Python<'_>, reply: Reply, metrics: &Metrics) -> Replied;
 
-    /// Send the same read through the runtime, delivering into `future`.
-    fn redo(self: Box<Self>, py: Python<'_>, future: &Bound<'_, PyAny>, queue: Arc<LoopQueue>) -> PyResult<()>;
+    /// Send the same call through the runtime, delivering into `future`, or fail it (`Err`,
+    /// set on `future`): `why` says what became of the direct attempt.
+    fn redo(
+        self: Box<Self>,
+        py: Python<'_>,
+        future: &Bound<'_, PyAny>,
+        queue: Arc<LoopQueue>,
+        why: Redo,
+    ) -> PyResult<()>;
+}
+
+/// What a reply made of a direct call.
+pub enum Replied {
+    /// The call's result.
+    Done(PyResult<Py<PyAny>>),
+    /// Send it again through the runtime ([`Redo::Refused`]).
+    Again(Box<dyn DirectCall>),
+}
+
+/// Why a direct call is handed to the runtime after it was sent.
+#[derive(Debug, Clone, Copy)]
+pub enum Redo {
+    /// The connection was lost with the call in flight: `Dropped` (an I/O error, the peer
+    /// closed it, bytes that are not RESP) or `Broken` (closed by this side: an older call
+    /// timed out, the pool closed); `served`: it had answered calls before.
+    Lost { failure: Failure, served: bool },
+    /// Its reply refused it in a way the retry policy answers with one resend (`READONLY`).
+    Refused,
 }
 
 /// How a pool's cache reads use direct connections (set when the pool opens).
@@ -79,10 +110,15 @@ impl Entry {
         }
     }
 
-    /// Close the socket (unregistering it from the loop) and hand back what was in flight.
-    fn close(&mut self, event_loop: &Bound<'_, PyAny>) -> Vec<Pending> {
+    /// Close the socket (unregistering it from the loop) and hand back what was in flight,
+    /// with why: `failure` is `Dropped` when the connection broke, `Broken` when closed here.
+    fn close(&mut self, event_loop: &Bound<'_, PyAny>, failure: Failure) -> (Vec<Pending>, Redo) {
+        let why = Redo::Lost {
+            failure,
+            served: self.link.has_served(),
+        };
         self.drop_socket(event_loop);
-        self.link.close(Instant::now())
+        (self.link.close(Instant::now()), why)
     }
 
     /// Unregister the socket from the loop and close it.
@@ -129,10 +165,10 @@ pub fn submit<'py, C: DirectCall + 'static>(
     let mut map = entries.lock();
     let entry = map.entry(pool.id()).or_insert_with(|| Entry::new(pool.clone(), spin));
     if pool.is_closed() {
-        let orphans = entry.close(&event_loop);
+        let (orphans, why) = entry.close(&event_loop, Failure::Broken);
         map.remove(&pool.id());
         drop(map);
-        redo_all(py, orphans, &queue);
+        redo_all(py, orphans, &queue, why);
         return Ok(Err(call));
     }
     let started = Instant::now();
@@ -170,16 +206,26 @@ pub fn submit<'py, C: DirectCall + 'static>(
                             let unresolved = entry.unresolved.clone();
                             drop(map);
                             let (pending, reply) = answered.pop().expect("a poll hit holds the reply");
-                            resolve_next_iteration(py, &event_loop, pending, reply, pool.metrics(), unresolved)?;
+                            resolve_next_iteration(
+                                py,
+                                &event_loop,
+                                pending,
+                                reply,
+                                pool.metrics(),
+                                unresolved,
+                                &queue,
+                            )?;
                             return Ok(Ok(future));
                         }
                         Ok(false) => {} // the loop's reader takes over
-                        Err(_) => return broken(py, entry.close(&event_loop), map, &queue, future).map(Ok),
+                        Err(_) => {
+                            return broken(py, entry.close(&event_loop, Failure::Dropped), map, &queue, future).map(Ok)
+                        }
                     }
                 }
                 Ok(true) => {}
                 Ok(false) => arm_writer(py, entry, &queue, pool.id(), &event_loop, fd)?,
-                Err(_) => return broken(py, entry.close(&event_loop), map, &queue, future).map(Ok),
+                Err(_) => return broken(py, entry.close(&event_loop, Failure::Dropped), map, &queue, future).map(Ok),
             }
         }
     }
@@ -192,16 +238,17 @@ pub fn submit<'py, C: DirectCall + 'static>(
     Ok(Ok(future))
 }
 
-/// The connection broke under a new call: re-send everything in flight, the new call too.
+/// The connection broke under a new call: everything in flight, the new call too, goes to
+/// the runtime (or fails) as its `redo` says.
 fn broken<'py>(
     py: Python<'py>,
-    orphans: Vec<Pending>,
+    (orphans, why): (Vec<Pending>, Redo),
     map: MutexGuard<'_, HashMap<u64, Entry>>,
     queue: &Arc<LoopQueue>,
     future: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     drop(map);
-    redo_all(py, orphans, queue);
+    redo_all(py, orphans, queue, why);
     Ok(future)
 }
 
@@ -214,8 +261,18 @@ fn resolve_next_iteration(
     reply: Reply,
     metrics: &Metrics,
     unresolved: Arc<AtomicU32>,
+    queue: &Arc<LoopQueue>,
 ) -> PyResult<()> {
-    let result = pending.call.on_reply(py, reply, metrics);
+    let result = match pending.call.on_reply(py, reply, metrics) {
+        Replied::Done(result) => result,
+        Replied::Again(call) => {
+            let future = pending.future.bind(py);
+            if let Err(err) = call.redo(py, future, queue.clone(), Redo::Refused) {
+                future.call_method1(intern!(py, "set_exception"), (err.into_value(py),))?;
+            }
+            return Ok(());
+        }
+    };
     metrics.record(pending.op, pending.started.elapsed(), result.is_ok());
     unresolved.fetch_add(1, Ordering::Relaxed);
     let resolve = Bound::new(
@@ -258,9 +315,9 @@ pub fn close_on_running_loop(py: Python<'_>, pool_id: u64) {
     let entries = queue.local::<Entries>();
     let mut map = entries.lock();
     if let Some(mut entry) = map.remove(&pool_id) {
-        let orphans = entry.close(&event_loop);
+        let (orphans, why) = entry.close(&event_loop, Failure::Broken);
         drop(map);
-        redo_all(py, orphans, &queue);
+        redo_all(py, orphans, &queue, why);
     }
 }
 
@@ -318,14 +375,24 @@ fn install(
 }
 
 /// Deliver one reply to its waiting call.
-fn deliver(py: Python<'_>, pending: Pending, reply: Reply, metrics: &Metrics) {
-    let result = pending.call.on_reply(py, reply, metrics);
-    metrics.record(pending.op, pending.started.elapsed(), result.is_ok());
-    super::bridge::complete(py, pending.future.bind(py), Box::new(move |_py| result));
+fn deliver(py: Python<'_>, pending: Pending, reply: Reply, metrics: &Metrics, queue: &Arc<LoopQueue>) {
+    match pending.call.on_reply(py, reply, metrics) {
+        Replied::Done(result) => {
+            metrics.record(pending.op, pending.started.elapsed(), result.is_ok());
+            super::bridge::complete(py, pending.future.bind(py), Box::new(move |_py| result));
+        }
+        Replied::Again(call) => {
+            let future = pending.future.bind(py);
+            if let Err(err) = call.redo(py, future, queue.clone(), Redo::Refused) {
+                let _ = future.call_method1(intern!(py, "set_exception"), (err.into_value(py),));
+            }
+        }
+    }
 }
 
-/// Re-send calls through the runtime after their connection broke.
-fn redo_all(py: Python<'_>, orphans: Vec<Pending>, queue: &Arc<LoopQueue>) {
+/// Hand calls to the runtime after their connection was lost (`why`); each call's `redo`
+/// decides whether it is sent again.
+fn redo_all(py: Python<'_>, orphans: Vec<Pending>, queue: &Arc<LoopQueue>, why: Redo) {
     for pending in orphans {
         let future = pending.future.bind(py);
         if future
@@ -335,7 +402,7 @@ fn redo_all(py: Python<'_>, orphans: Vec<Pending>, queue: &Arc<LoopQueue>) {
         {
             continue;
         }
-        if let Err(err) = pending.call.redo(py, future, queue.clone()) {
+        if let Err(err) = pending.call.redo(py, future, queue.clone(), why) {
             let _ = future.call_method1(intern!(py, "set_exception"), (err.into_value(py),));
         }
     }
@@ -416,7 +483,7 @@ impl DirectCallback {
             return;
         };
         let mut answered = Vec::new();
-        let mut orphans = Vec::new();
+        let (mut orphans, mut why) = (Vec::new(), Redo::Refused);
         let mut expired = Vec::new();
         match self.event {
             Event::Readable => {
@@ -424,7 +491,7 @@ impl DirectCallback {
                     return;
                 };
                 if socket.read(&mut entry.link, &mut answered).is_err() {
-                    orphans = entry.close(event_loop);
+                    (orphans, why) = entry.close(event_loop, Failure::Dropped);
                 }
             }
             Event::Writable => match entry.socket.as_mut().map(|s| s.write(&mut entry.link)) {
@@ -435,7 +502,7 @@ impl DirectCallback {
                     }
                     entry.writer_armed = false;
                 }
-                Some(Err(_)) => orphans = entry.close(event_loop),
+                Some(Err(_)) => (orphans, why) = entry.close(event_loop, Failure::Dropped),
             },
             Event::Flush => {
                 entry.link.flush_due();
@@ -448,7 +515,7 @@ impl DirectCallback {
                     Ok(false) => {
                         let _ = arm_writer(py, entry, &queue, self.pool_id, event_loop, fd);
                     }
-                    Err(_) => orphans = entry.close(event_loop),
+                    Err(_) => (orphans, why) = entry.close(event_loop, Failure::Dropped),
                 }
             }
             Event::Timer => match entry.link.expire(Instant::now()) {
@@ -463,8 +530,13 @@ impl DirectCallback {
                     expired: past_due,
                     orphans: younger,
                 } => {
-                    // The link closed itself; only the socket is left to unregister.
+                    // The link closed itself; only the socket is left to unregister. The
+                    // younger calls were lost to that close, not to a broken connection.
                     entry.timer_armed = false;
+                    why = Redo::Lost {
+                        failure: Failure::Broken,
+                        served: entry.link.has_served(),
+                    };
                     entry.drop_socket(event_loop);
                     (expired, orphans) = (past_due, younger);
                 }
@@ -474,9 +546,9 @@ impl DirectCallback {
         drop(map);
         let metrics = pool.metrics();
         for (pending, reply) in answered {
-            deliver(py, pending, reply, metrics);
+            deliver(py, pending, reply, metrics, &queue);
         }
         expire(py, expired, pool.config().response_timeout, metrics);
-        redo_all(py, orphans, &queue);
+        redo_all(py, orphans, &queue, why);
     }
 }

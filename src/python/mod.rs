@@ -12,6 +12,7 @@ mod log_bridge;
 mod models;
 mod near;
 mod pool;
+mod publish;
 mod streams;
 mod sync;
 mod tail;

@@ -9,6 +9,7 @@ use pyo3::types::{PyList, PyString};
 
 use super::bridge::spawn;
 use super::convert::{str_arg, UInt};
+use super::direct::DirectOptions;
 use super::errors::invalid_input;
 use super::events::{event_to_py, PyTradingEvent};
 use super::pool::PyRedisPool;
@@ -361,6 +362,8 @@ impl PyCoreSubscription {
 #[pyclass(name = "EventStream", module = "solcache._core", subclass, frozen)]
 pub struct PyEventStream {
     inner: EventStream,
+    /// A lone publish on an asyncio loop takes that loop's direct connection (`publish.rs`).
+    direct: DirectOptions,
 }
 
 fn ms(value: u64, name: &str) -> PyResult<Duration> {
@@ -388,7 +391,10 @@ impl PyEventStream {
             .map(|(stream, n)| (stream, n.0 as usize))
             .collect();
         let inner = EventStream::with_maxlen(pool.pool.clone(), maxlen.0 as usize, per_stream)?;
-        Ok(PyEventStream { inner })
+        Ok(PyEventStream {
+            inner,
+            direct: pool.direct,
+        })
     }
 
     /// The approximate length limit of `stream`.
@@ -404,8 +410,7 @@ impl PyEventStream {
         event: PyRef<'py, PyTradingEvent>,
         stream: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (events, event) = (self.inner.clone(), event.inner.clone());
-        spawn(py, async move { Ok(events.publish(&event, stream.as_deref()).await?) })
+        super::publish::publish(py, &self.inner, self.direct, event.inner.clone(), stream)
     }
 
     /// Append many events in one pipeline; returns their ids in order.

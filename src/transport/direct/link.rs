@@ -138,6 +138,9 @@ pub struct Link<R> {
     decoder: Decoder,
     flush_scheduled: bool,
     spin_policy: SpinPolicy,
+    /// A reply was paired since the connection came up: it is a reused connection (see
+    /// [`crate::transport::retry`]).
+    served: bool,
 }
 
 impl<R> Link<R> {
@@ -157,6 +160,7 @@ impl<R> Link<R> {
             decoder: Decoder::new(),
             flush_scheduled: false,
             spin_policy: SpinPolicy::default(),
+            served: false,
         }
     }
 
@@ -184,7 +188,14 @@ impl<R> Link<R> {
             self.out.clear();
             self.decoder = Decoder::new();
             self.flush_scheduled = false;
+            self.served = false;
         }
+    }
+
+    /// Whether this connection answered a request before: a request lost with it was most
+    /// likely lost to a server restart, not to itself (the retry policy's "reused").
+    pub fn has_served(&self) -> bool {
+        self.served
     }
 
     /// Opening failed: try again after [`RECONNECT_DELAY`], or never when `for_good`
@@ -272,6 +283,7 @@ impl<R> Link<R> {
                 ));
             };
             answered.push((request.token, reply));
+            self.served = true;
         }
         Ok(())
     }
@@ -372,7 +384,9 @@ mod tests {
         assert_eq!(link.output(), b"*1\r\n$1\r\nC\r\n");
         link.flush_due();
         let mut answered = Vec::new();
+        assert!(!link.has_served(), "nothing answered yet");
         link.receive(b"+x\r\n:1\r\n$1\r", &mut answered).unwrap();
+        assert!(link.has_served());
         assert_eq!(answered, vec![(1, Reply::Simple("x".into())), (2, Reply::Int(1))]);
         link.receive(b"\ny\r\n", &mut answered).unwrap();
         assert_eq!(answered[2], (3, Reply::Bulk(b"y".to_vec())));
