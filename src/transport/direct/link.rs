@@ -86,7 +86,7 @@ pub enum Expiry<R> {
 /// [`SPIN_PROBE_EVERY`]th call (the server is farther away than the budget). A server farther
 /// away misses every poll; a local one on a busy 2-core host misses one in seven to ten (its
 /// process waits for a core), so three in a row came often enough there to stop polling for
-/// a quarter of the calls, each then paying a reactor wake-up instead (measured in
+/// up to a quarter of the calls, each then paying a reactor wake-up instead (measured in
 /// docs/scaling.md); eight in a row do not come by chance.
 const MAX_SPIN_MISSES: u32 = 8;
 /// While polling is stopped, one call in this many polls; a hit resumes polling.
