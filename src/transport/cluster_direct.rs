@@ -316,19 +316,26 @@ impl ClusterDirect {
         // Polled when any socket's policy wants it (each decides alone: requiring all of them
         // would poll only when their probe turns coincide), and every socket polled learns
         // from its own replies only: a slow primary must not stop polling on a fast one.
+        // Every pipeline is built before the first is written, so the primaries get theirs
+        // back to back and work on them at the same time.
+        let pipelines: Vec<Vec<Cmd>> = groups
+            .iter()
+            .map(|(_, slots)| {
+                slots
+                    .iter()
+                    .map(|(_, indexes)| {
+                        let mut mget = redis::cmd("MGET");
+                        for &i in indexes {
+                            mget.arg(keys[i]);
+                        }
+                        mget
+                    })
+                    .collect()
+            })
+            .collect();
         let mut spin = false;
-        for (lease, (_, slots)) in leases.iter_mut().zip(groups) {
-            let cmds: Vec<Cmd> = slots
-                .iter()
-                .map(|(_, indexes)| {
-                    let mut mget = redis::cmd("MGET");
-                    for &i in indexes {
-                        mget.arg(keys[i]);
-                    }
-                    mget
-                })
-                .collect();
-            spin |= lease.lone().start(&cmds, busy).map_err(|_| Miss::Stale)?;
+        for (lease, cmds) in leases.iter_mut().zip(&pipelines) {
+            spin |= lease.lone().start(cmds, busy).map_err(|_| Miss::Stale)?;
         }
         if spin && !self.config.read_spin.is_zero() {
             let started = Instant::now();
