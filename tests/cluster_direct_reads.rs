@@ -288,3 +288,70 @@ async fn a_killed_primary_is_read_through_the_cluster_client_then_direct_on_its_
     assert!(counts.refreshes >= 2, "{counts:?}");
     pool.close().await;
 }
+
+/// Whether `cache.get(token)` polled its socket for the reply (the pool's counts tell).
+async fn get_polled(pool: &RedisPool, cache: &PriceCache, token: &str) -> bool {
+    let before = pool.cluster_direct_counts().polled;
+    assert!(cache.get(token, None).await.unwrap().is_some(), "{token}");
+    pool.cluster_direct_counts().polled > before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_gets_keep_polling_while_another_primary_is_slow() {
+    let cluster = RedisCluster::start();
+    // The longest budget: on loopback a reply always comes within it, so a poll misses only
+    // where the test makes a primary slow.
+    let config = PoolConfig {
+        read_spin: Duration::from_millis(1),
+        ..PoolConfig::new(cluster.url())
+    };
+    let pool = RedisPool::connect(config).await.unwrap();
+    let cache = PriceCache::new(pool.clone());
+    cache.set_many(&TOKENS.map(|t| price(t, "3"))).await.unwrap();
+    let fast = "SOL";
+    let owner = cluster.primary_of(&format!("price:{fast}"));
+    let slow = *TOKENS
+        .iter()
+        .find(|t| cluster.primary_of(&format!("price:{t}")) != owner)
+        .unwrap();
+    let slow_port = cluster.nodes[cluster.primary_of(&format!("price:{slow}"))].port;
+    // A socket polls once it has seen 32 calls in a row with nothing else outstanding.
+    for _ in 0..40 {
+        get_polled(&pool, &cache, fast).await;
+        get_polled(&pool, &cache, slow).await;
+    }
+
+    // A steady lone-get workload polls on every call.
+    let mut polled = 0;
+    cache.set_many(&[price(fast, "3")]).await.unwrap();
+    for _ in 0..200 {
+        polled += u32::from(get_polled(&pool, &cache, fast).await);
+    }
+    assert!(
+        polled >= 190,
+        "{polled} of 200 gets polled: {:?}",
+        pool.cluster_direct_counts()
+    );
+
+    // Reads over both primaries while the other one is paused: its replies miss the budget,
+    // the fast primary's do not, and the fast primary's gets go on polling.
+    let mut polled = 0;
+    for _ in 0..20 {
+        // Prices live 2 s: written again each round (writes take the cluster client).
+        cache.set_many(&[price(fast, "3"), price(slow, "3")]).await.unwrap();
+        for _ in 0..4 {
+            cluster.raw(slow_port, &["CLIENT", "PAUSE", "5", "ALL"]);
+            let got = cache.get_many(&[fast, slow], None).await.unwrap();
+            assert!(got.iter().all(Option::is_some));
+        }
+        polled += u32::from(get_polled(&pool, &cache, fast).await);
+    }
+    let counts = pool.cluster_direct_counts();
+    assert!(polled >= 18, "{polled} of 20 gets polled: {counts:?}");
+    assert!(
+        counts.poll_hits < counts.polled,
+        "the paused primary missed: {counts:?}"
+    );
+    assert_eq!(counts.fallbacks, 0, "{counts:?}");
+    pool.close().await;
+}

@@ -64,6 +64,11 @@ pub struct ClusterDirectCounts {
     pub refreshes: u64,
     /// Sockets open right now, over every primary.
     pub sockets: u64,
+    /// Direct reads whose replies were polled for (within `read_spin`) before waiting on
+    /// the reactor.
+    pub polled: u64,
+    /// Of those, the reads whose replies all came while polling.
+    pub poll_hits: u64,
 }
 
 /// The direct read path of one cluster pool; see the module docs.
@@ -78,6 +83,8 @@ pub(crate) struct ClusterDirect {
     direct: AtomicU64,
     fallbacks: AtomicU64,
     refreshes: AtomicU64,
+    polled: AtomicU64,
+    poll_hits: AtomicU64,
 }
 
 /// Which primary serves each slot.
@@ -168,6 +175,8 @@ impl ClusterDirect {
             direct: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
+            polled: AtomicU64::new(0),
+            poll_hits: AtomicU64::new(0),
         });
         direct.read_table().await;
         Some(direct)
@@ -185,7 +194,15 @@ impl ClusterDirect {
                 .iter()
                 .map(|n| u64::from(n.open.load(Ordering::Relaxed)))
                 .sum(),
+            polled: self.polled.load(Ordering::Relaxed),
+            poll_hits: self.poll_hits.load(Ordering::Relaxed),
         }
+    }
+
+    /// Count a read that polled for its replies, and whether they all came in time.
+    fn polled(&self, hit: bool) {
+        self.polled.fetch_add(1, Ordering::Relaxed);
+        self.poll_hits.fetch_add(u64::from(hit), Ordering::Relaxed);
     }
 
     /// Close every idle socket (the pool is closing).
@@ -267,7 +284,13 @@ impl ClusterDirect {
     /// One request on `node`'s socket.
     async fn call(&self, node: &Arc<Node>, cmd: &Cmd, busy: bool) -> Result<Reply, Miss> {
         let mut lease = self.lease(node).await?;
-        match lease.lone().call(cmd, busy).await {
+        let before = lease.lone().spin_counts();
+        let result = lease.lone().call(cmd, busy).await;
+        let after = lease.lone().spin_counts();
+        if after.polled > before.polled {
+            self.polled(after.hits > before.hits);
+        }
+        match result {
             Ok(Reply::Error(message)) => Err(miss_of(&message)),
             Ok(reply) => Ok(reply),
             Err(_) => {
@@ -290,21 +313,31 @@ impl ClusterDirect {
         for (node, _) in groups {
             leases.push(self.lease(&table.nodes[usize::from(*node)]).await?);
         }
-        let mut spin = !self.config.read_spin.is_zero();
-        for (lease, (_, slots)) in leases.iter_mut().zip(groups) {
-            let cmds: Vec<Cmd> = slots
-                .iter()
-                .map(|(_, indexes)| {
-                    let mut mget = redis::cmd("MGET");
-                    for &i in indexes {
-                        mget.arg(keys[i]);
-                    }
-                    mget
-                })
-                .collect();
-            spin &= lease.lone().start(&cmds, busy).map_err(|_| Miss::Stale)?;
+        // Polled when any socket's policy wants it (each decides alone: requiring all of them
+        // would poll only when their probe turns coincide), and every socket polled learns
+        // from its own replies only: a slow primary must not stop polling on a fast one.
+        // Every pipeline is built before the first is written, so the primaries get theirs
+        // back to back and work on them at the same time.
+        let pipelines: Vec<Vec<Cmd>> = groups
+            .iter()
+            .map(|(_, slots)| {
+                slots
+                    .iter()
+                    .map(|(_, indexes)| {
+                        let mut mget = redis::cmd("MGET");
+                        for &i in indexes {
+                            mget.arg(keys[i]);
+                        }
+                        mget
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut spin = false;
+        for (lease, cmds) in leases.iter_mut().zip(&pipelines) {
+            spin |= lease.lone().start(cmds, busy).map_err(|_| Miss::Stale)?;
         }
-        if spin {
+        if spin && !self.config.read_spin.is_zero() {
             let started = Instant::now();
             let mut done = vec![false; leases.len()];
             while !done.iter().all(|d| *d) && started.elapsed() < self.config.read_spin {
@@ -313,8 +346,10 @@ impl ClusterDirect {
                 }
                 std::hint::spin_loop();
             }
-            let hit = done.iter().all(|d| *d);
-            leases.iter_mut().for_each(|l| l.lone().spun(hit));
+            self.polled(done.iter().all(|d| *d));
+            for (lease, hit) in leases.iter_mut().zip(done) {
+                lease.lone().spun(hit);
+            }
         }
         let replies = futures_util::future::join_all(leases.iter_mut().map(|l| l.lone().wait_all())).await;
         let mut ordered = vec![Reply::Nil; keys.len()];

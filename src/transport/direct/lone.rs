@@ -244,6 +244,11 @@ impl TaskLone {
         Ok(self.lone.is_clean())
     }
 
+    /// What the link's polling policy saw since the socket opened.
+    pub fn spin_counts(&self) -> super::link::SpinCounts {
+        self.lone.link.spin_counts()
+    }
+
     /// Tell the link's polling policy whether polling found every reply within the budget.
     pub fn spun(&mut self, hit: bool) {
         self.lone.link.spun(hit);

@@ -13,6 +13,6 @@ mod link;
 mod lone;
 mod socket;
 
-pub use link::{Expiry, Link, Phase, Route, SpinPolicy, Submitted, DEFAULT_SPIN, RECONNECT_DELAY};
+pub use link::{Expiry, Link, Phase, Route, SpinCounts, SpinPolicy, Submitted, DEFAULT_SPIN, RECONNECT_DELAY};
 pub use lone::{BlockingLone, TaskLone};
 pub use socket::{supports, DirectSocket};
