@@ -16,24 +16,10 @@ import pytest
 
 import solcache
 from conftest import PASSWORD, RedisServer
+from direct_path import direct_clients, until_direct
 from solcache import PriceCache, PriceData, RedisPool, _core
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def direct_clients(server: RedisServer) -> int:
-    return sum("name=solcache-direct" in line for line in server.raw("CLIENT", "LIST").splitlines())
-
-
-async def until_direct(server: RedisServer, cache: PriceCache, token: str = "SOL") -> None:
-    """Read until the loop's direct connection is up (it opens in the background)."""
-    deadline = time.monotonic() + 5
-    while direct_clients(server) < 1:
-        assert time.monotonic() < deadline, "no direct connection was opened"
-        await cache.get(token)
-        await asyncio.sleep(0.01)
-    for _ in range(5):  # the install runs on the loop: let it land
-        await cache.get(token)
 
 
 async def test_reads_use_one_direct_connection_and_close_with_the_pool(

@@ -25,6 +25,7 @@ import pytest
 
 import solcache
 from conftest import RedisServer
+from direct_path import until_direct
 from fault_proxy import FaultProxy
 from service_process import Served, serve
 from solcache import (
@@ -752,10 +753,12 @@ async def test_network_delay_slows_calls_then_times_them_out(
 
 
 async def test_black_hole_times_out_then_recovers_with_the_right_replies(
-    proxy: FaultProxy, eventually: Callable[..., Awaitable[Any]]
+    proxy: FaultProxy, fresh_redis: RedisServer, eventually: Callable[..., Awaitable[Any]]
 ) -> None:
     async with await RedisPool.connect(proxy.url(), max_size=6, **FAST) as pool:
         await write_values(pool)
+        # 60 concurrent reads: on the direct connection, not 6 pooled ones lent within 300 ms.
+        await until_direct(fresh_redis, PriceCache(pool))
         await asyncio.gather(*(check_replies(pool) for _ in range(3)))
         calls = outage_calls(pool)
         proxy.black_hole()
@@ -773,6 +776,7 @@ async def test_black_hole_times_out_then_recovers_with_the_right_replies(
         )
         for call in calls.values():
             await call()
+        await until_direct(fresh_redis, PriceCache(pool))
         await check_replies(pool)
         await eventually(no_rust_call_in_flight)
         await eventually(lambda: pool_settled(pool))
