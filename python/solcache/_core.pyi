@@ -245,6 +245,9 @@ class RedisPool:
         """The near cache's counters (``hits``, ``misses``, ``invalidations``, ``flushes``,
         ``fills``, ``reconnects``, ``bytes``, ``entries``, ``connected``, ``io_uring``,
         ``age_p50_us``, ``age_p99_us``, ``age_max_us``); ``None`` without one."""
+    def cluster_direct_stats(self) -> dict[str, int] | None:
+        """A cluster's direct-read counters (``direct``, ``fallbacks``, ``refreshes``,
+        ``sockets``, ``polled``, ``poll_hits``); ``None`` unless the pool is a cluster."""
     def close(self) -> Awaitable[None]: ...
     def health(self) -> Awaitable[PoolHealth]: ...
     def info(self, section: str) -> Awaitable[dict[str, str]]:

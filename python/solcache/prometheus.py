@@ -47,6 +47,9 @@ Pool and server (from the cached health snapshot):
 - ``solcache_pool_failovers_followed_total`` (counter): failovers the pool followed
   (Sentinel: the sentinels named another primary; cluster: fresh clients after failures).
 
+Cluster (only for a ``redis+cluster://`` pool): the ``solcache_cluster_*`` direct-read
+families listed in :mod:`solcache.cluster_metrics`.
+
 Sentinel (only for a ``redis+sentinel://`` pool): the ``solcache_sentinel_*`` families listed
 in :mod:`solcache.sentinel_metrics`.
 
@@ -116,6 +119,7 @@ from solcache._core import (
     RedisPool,
     StreamInfo,
 )
+from solcache.cluster_metrics import cluster_direct_families
 from solcache.exceptions import ResponseError
 from solcache.near_cache_metrics import near_cache_families
 from solcache.sentinel_metrics import sentinel_families
@@ -287,6 +291,7 @@ class SolcacheCollector:
         families = _operation_families(ops)
         families.append(_error_kind_family(self._pool.error_counts()))
         families += near_cache_families(self._pool.near_cache_stats())
+        families += cluster_direct_families(self._pool.cluster_direct_stats())
         families += _pool_families(snap, self._pool.max_size, now_s)
         families += _stream_families(snap.streams if snap is not None else ())
         if service is not None:

@@ -91,6 +91,21 @@ class RedisPool(_core.RedisPool):
     ) -> None:
         await self.close()
 
+    def cluster_direct_stats(self) -> dict[str, int] | None:
+        """How a Redis Cluster pool's cache reads went, counted since it opened.
+
+        ``None`` unless the URL is a cluster (``redis+cluster://`` or ``rediss+cluster://``).
+        Keys: ``direct`` (reads answered over the pool's own socket to the key's primary),
+        ``fallbacks`` (reads sent through the cluster client instead: a redirection, an error
+        reply, a broken socket or a timeout on the direct path), ``refreshes`` (reads of the
+        slot table), ``sockets`` (direct sockets open now, over every primary), ``polled``
+        (direct reads whose reply was polled for) and ``poll_hits`` (of those, the ones
+        answered while polling). ``fallbacks`` growing as fast as ``direct`` means reads
+        take the slower path. All stay 0 when reads never take the direct path
+        (``direct_reads=False``, TLS). No round trip. See docs/scaling.md.
+        """
+        return super().cluster_direct_stats()
+
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"RedisPool(url={self.url!r}, max_size={self.max_size}, {state})"

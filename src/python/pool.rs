@@ -13,7 +13,7 @@ use crate::keys::KeyLayout;
 use crate::metrics::{Metrics, OperationStats};
 use crate::near_cache::{NearCache, DEFAULT_MAX_BYTES};
 use crate::transport::direct::DEFAULT_SPIN;
-use crate::transport::{redact_url, Health, PoolConfig, PoolCounts, RedisPool};
+use crate::transport::{redact_url, ClusterDirectCounts, Health, PoolConfig, PoolCounts, RedisPool, Topology};
 
 /// An opened core pool, handed to `RedisPool.__new__` once connected.
 #[pyclass(name = "PoolHandle", module = "solcache._core", frozen)]
@@ -72,6 +72,9 @@ pub fn open_pool<'py>(
             "slow_threshold_ms must be a positive number, got {slow_threshold_ms}"
         )));
     }
+    // On a cluster the loop's own connection does not apply (the servers change under the
+    // pool): there the core's direct path (a socket per primary) serves the reads instead.
+    let cluster_direct = direct_reads && matches!(Topology::parse(&url), Ok(Topology::Cluster(_)));
     let config = PoolConfig {
         url,
         max_size,
@@ -84,8 +87,8 @@ pub fn open_pool<'py>(
         test_on_checkout: false,
         // Awaited reads take the loop's own direct connection (`direct.rs`); the runtime path
         // (TLS, `direct_reads=False`, while that connection opens) keeps the pooled ones.
-        direct_reads: false,
-        read_spin: Duration::ZERO,
+        direct_reads: cluster_direct,
+        read_spin: if cluster_direct { direct.spin } else { Duration::ZERO },
         key_layout: KeyLayout::parse(key_layout)?,
     };
     spawn(py, async move {
@@ -181,6 +184,14 @@ impl PyRedisPool {
         self.near.as_ref().map(|near| super::near::stats_dict(near.stats()))
     }
 
+    /// A cluster's direct-read counters (`None` unless the pool is a Redis Cluster): reads
+    /// answered on the direct path (`direct`), sent through the cluster client instead
+    /// (`fallbacks`), slot table reads (`refreshes`), sockets open now (`sockets`), direct
+    /// reads polled for (`polled`) and answered while polling (`poll_hits`).
+    fn cluster_direct_stats(&self) -> Option<HashMap<&'static str, u64>> {
+        (self.pool.topology() == "cluster").then(|| cluster_direct_dict(self.pool.cluster_direct_counts()))
+    }
+
     /// Stop the health task and close idle connections, and this loop's direct connection
     /// (awaitable; other running loops close theirs on their next call, closed loops now).
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -231,6 +242,18 @@ pub(super) fn counts_dict(c: PoolCounts) -> HashMap<&'static str, u64> {
         ("idle", u64::from(c.idle)),
         ("in_use", u64::from(c.in_use)),
         ("waiting", c.waiting as u64),
+    ])
+}
+
+/// `pool.cluster_direct_stats()` as Python sees it.
+fn cluster_direct_dict(c: ClusterDirectCounts) -> HashMap<&'static str, u64> {
+    HashMap::from([
+        ("direct", c.direct),
+        ("fallbacks", c.fallbacks),
+        ("refreshes", c.refreshes),
+        ("sockets", c.sockets),
+        ("polled", c.polled),
+        ("poll_hits", c.poll_hits),
     ])
 }
 
