@@ -1,6 +1,7 @@
 //! Direct cache reads on a Redis Cluster (3 primaries + 3 replicas started here): `get` and
 //! `get_many` over a socket per primary, routed by slot, correct across slots, while a slot
-//! moves and after a primary is killed; the cluster client answers whatever they cannot.
+//! moves and after a primary is killed; the cluster client answers whatever they cannot. The
+//! route a loop's own connection takes (`RedisPool::cluster_primary_of`) is checked here too.
 mod support;
 
 use std::str::FromStr;
@@ -354,4 +355,32 @@ async fn lone_gets_keep_polling_while_another_primary_is_slow() {
     );
     assert_eq!(counts.fallbacks, 0, "{counts:?}");
     pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_primary_of_a_read_is_the_one_its_slot_names() {
+    let cluster = RedisCluster::start();
+    let pool = RedisPool::connect(PoolConfig::new(cluster.url())).await.unwrap();
+    let addr_of = |key: &str| format!("127.0.0.1:{}", cluster.nodes[cluster.primary_of(key)].port);
+    for token in TOKENS {
+        let key = format!("price:{token}");
+        let primary = pool.cluster_primary_of(redis::cmd("GET").arg(&key)).expect("a route");
+        assert_eq!(&*primary.addr, addr_of(&key), "{key}");
+    }
+    // An MGET within one slot (a hash tag) has a route; one across slots, or another command,
+    // has none (the caller takes the pool's read path).
+    let tagged = pool.cluster_primary_of(redis::cmd("MGET").arg("price:{p}:SOL").arg("price:{p}:BTC"));
+    assert_eq!(tagged.map(|p| p.addr.to_string()), Some(addr_of("price:{p}:SOL")));
+    let spread = ["price:SOL", "price:BTC", "price:ETH"];
+    assert!(pool.cluster_primary_of(redis::cmd("MGET").arg(&spread[..])).is_none());
+    assert!(pool.cluster_primary_of(redis::cmd("GET").arg("a").arg("b")).is_none());
+    assert!(pool
+        .cluster_primary_of(redis::cmd("SET").arg("price:SOL").arg("1"))
+        .is_none());
+
+    // Without direct reads, or on one server, there is no slot table to ask.
+    let mut config = PoolConfig::new(cluster.url());
+    config.direct_reads = false;
+    let plain = RedisPool::connect(config).await.unwrap();
+    assert!(plain.cluster_primary_of(redis::cmd("GET").arg("price:SOL")).is_none());
 }

@@ -5,7 +5,12 @@
 //!
 //! A cache `get`/`get_many` awaited on a loop is written from the calling thread on a
 //! connection that loop owns, and its reply is read by the loop's own reader callback: no
-//! runtime thread, no thread hop. Until the connection is up, and whenever it is down, calls
+//! runtime thread, no thread hop. On a Redis Cluster the loop keeps one such connection per
+//! primary, and a read goes to the one the core's slot table names for its key
+//! ([`RedisPool::cluster_primary_of`]: a `get`, or a `get_many` whose keys share one slot);
+//! a read the table has no answer for, and one whose reply is a redirection (`MOVED`, `ASK`,
+//! `TRYAGAIN`, `CLUSTERDOWN`), takes the runtime, which follows it, and the table is read
+//! again. Until the connection is up, and whenever it is down, calls
 //! take the pool through the runtime (`bridge.rs`); reads in flight on a connection that breaks
 //! are re-sent there; reads unanswered at the response timeout fail with `TimeoutError`.
 //! A lone `EventStream.publish` takes the same connection; what it does when that connection
@@ -23,7 +28,9 @@ use pyo3::prelude::*;
 use super::bridge::{queue_for, running_loop, runtime, Completion, LoopQueue};
 use crate::error::Error;
 use crate::metrics::{Metrics, Operation};
+use crate::transport::cluster_direct::is_redirection;
 use crate::transport::direct::{self, DirectSocket, Expiry, Link, Route, Submitted};
+use crate::transport::endpoint::Endpoint;
 use crate::transport::resp::Reply;
 use crate::transport::retry::Failure;
 use crate::transport::RedisPool;
@@ -63,6 +70,9 @@ pub enum Redo {
     Lost { failure: Failure, served: bool },
     /// Its reply refused it in a way the retry policy answers with one resend (`READONLY`).
     Refused,
+    /// A cluster primary redirected it (`MOVED`, `ASK`) or is in trouble (`TRYAGAIN`,
+    /// `CLUSTERDOWN`): the runtime path follows that.
+    Redirected,
 }
 
 /// How a pool's cache reads use direct connections (set when the pool opens).
@@ -83,10 +93,15 @@ struct Pending {
     call: Box<dyn DirectCall>,
 }
 
-/// One loop's direct connection to one pool's server: the link, its socket, and what is
-/// registered with the loop for it.
+/// An entry's key: the pool's id, and on a cluster the primary's `host:port`.
+type Key = (u64, Option<Arc<str>>);
+
+/// One loop's direct connection to one pool's server (on a cluster, to one primary): the
+/// link, its socket, and what is registered with the loop for it.
 struct Entry {
     pool: RedisPool,
+    /// Where the socket connects; `None` (Sentinel) never connects.
+    endpoint: Option<Arc<Endpoint>>,
     link: Link<Pending>,
     socket: Option<DirectSocket>,
     timer_armed: bool,
@@ -96,12 +111,12 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(pool: RedisPool, spin: Duration) -> Self {
-        // Cluster and Sentinel servers change under the pool: their reads take the runtime path.
-        let supported = pool.endpoint().is_some_and(|e| direct::supports(e));
+    fn new(pool: RedisPool, endpoint: Option<Arc<Endpoint>>, spin: Duration) -> Self {
+        let supported = endpoint.as_deref().is_some_and(direct::supports);
         let link = Link::new(supported, pool.config().response_timeout, spin, Instant::now());
         Entry {
             pool,
+            endpoint,
             link,
             socket: None,
             timer_armed: false,
@@ -135,19 +150,20 @@ impl Entry {
     }
 }
 
-/// This loop's entries by pool id (kept with the loop's queue).
+/// This loop's entries by pool id and primary (kept with the loop's queue).
 #[derive(Default)]
-struct Entries(Mutex<HashMap<u64, Entry>>);
+struct Entries(Mutex<HashMap<Key, Entry>>);
 
 impl Entries {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 /// Send a read (`cmd`, answered through `call`) directly if this loop has a live connection
-/// to `pool`'s server: its future. `Err(call)` hands the call back to take the runtime path
-/// (no connection yet, connection down, pool closed, TLS).
+/// to `pool`'s server (on a cluster, to the primary of `cmd`'s key): its future. `Err(call)`
+/// hands the call back to take the runtime path (no connection yet, connection down, pool
+/// closed, TLS, a cluster read the slot table has no primary for now).
 pub fn submit<'py, C: DirectCall + 'static>(
     py: Python<'py>,
     pool: &RedisPool,
@@ -159,22 +175,31 @@ pub fn submit<'py, C: DirectCall + 'static>(
     // Core log records wait for a Python thread; direct reads may be the only calls a
     // service makes, so they hand them over too (one atomic load when there are none).
     super::log_bridge::flush(py);
+    // One server: its endpoint. A cluster: the primary the core's slot table names now.
+    // Sentinel: neither, and an entry that never connects.
+    let (key, endpoint) = match pool.endpoint() {
+        Some(endpoint) => ((pool.id(), None), Some(endpoint.clone())),
+        None => match pool.cluster_primary_of(cmd) {
+            Some(primary) => ((pool.id(), Some(primary.addr)), Some(primary.endpoint)),
+            None if pool.topology() == "cluster" => return Ok(Err(call)),
+            None => ((pool.id(), None), None),
+        },
+    };
     let event_loop = running_loop(py)?;
     let queue = queue_for(py, &event_loop)?;
-    let entries = queue.local::<Entries>();
-    let mut map = entries.lock();
-    let entry = map.entry(pool.id()).or_insert_with(|| Entry::new(pool.clone(), spin));
     if pool.is_closed() {
-        let (orphans, why) = entry.close(&event_loop, Failure::Broken);
-        map.remove(&pool.id());
-        drop(map);
-        redo_all(py, orphans, &queue, why);
+        close_pool(py, &event_loop, &queue, pool.id());
         return Ok(Err(call));
     }
+    let entries = queue.local::<Entries>();
+    let mut map = entries.lock();
+    let entry = map
+        .entry(key.clone())
+        .or_insert_with(|| Entry::new(pool.clone(), endpoint, spin));
     let started = Instant::now();
     if let Route::Pool { connect } = entry.link.route(started) {
         if connect {
-            start_connect(entry, &event_loop, &queue);
+            start_connect(entry, &key, &event_loop, &queue);
         }
         return Ok(Err(call));
     }
@@ -191,7 +216,7 @@ pub fn submit<'py, C: DirectCall + 'static>(
             // Replies are still due: every request of this loop iteration goes out in one
             // write at its end.
             if schedule_flush {
-                let flush = Bound::new(py, DirectCallback::new(&queue, pool.id(), &event_loop, Event::Flush))?;
+                let flush = Bound::new(py, DirectCallback::new(&queue, &key, &event_loop, Event::Flush))?;
                 event_loop.call_method1(intern!(py, "call_soon"), (flush,))?;
             }
         }
@@ -211,7 +236,7 @@ pub fn submit<'py, C: DirectCall + 'static>(
                                 &event_loop,
                                 pending,
                                 reply,
-                                pool.metrics(),
+                                (pool, key.1.is_some()),
                                 unresolved,
                                 &queue,
                             )?;
@@ -224,14 +249,14 @@ pub fn submit<'py, C: DirectCall + 'static>(
                     }
                 }
                 Ok(true) => {}
-                Ok(false) => arm_writer(py, entry, &queue, pool.id(), &event_loop, fd)?,
+                Ok(false) => arm_writer(py, entry, &queue, &key, &event_loop, fd)?,
                 Err(_) => return broken(py, entry.close(&event_loop, Failure::Dropped), map, &queue, future).map(Ok),
             }
         }
     }
     if !entry.timer_armed {
         let timeout = entry.pool.config().response_timeout;
-        let timer = Bound::new(py, DirectCallback::new(&queue, pool.id(), &event_loop, Event::Timer))?;
+        let timer = Bound::new(py, DirectCallback::new(&queue, &key, &event_loop, Event::Timer))?;
         event_loop.call_method1(intern!(py, "call_later"), (timeout.as_secs_f64(), timer))?;
         entry.timer_armed = true;
     }
@@ -243,7 +268,7 @@ pub fn submit<'py, C: DirectCall + 'static>(
 fn broken<'py>(
     py: Python<'py>,
     (orphans, why): (Vec<Pending>, Redo),
-    map: MutexGuard<'_, HashMap<u64, Entry>>,
+    map: MutexGuard<'_, HashMap<Key, Entry>>,
     queue: &Arc<LoopQueue>,
     future: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -259,10 +284,15 @@ fn resolve_next_iteration(
     event_loop: &Bound<'_, PyAny>,
     pending: Pending,
     reply: Reply,
-    metrics: &Metrics,
+    (pool, cluster): (&RedisPool, bool),
     unresolved: Arc<AtomicU32>,
     queue: &Arc<LoopQueue>,
 ) -> PyResult<()> {
+    if cluster && redirected(&reply, pool) {
+        redo_all(py, vec![pending], queue, Redo::Redirected);
+        return Ok(());
+    }
+    let metrics = pool.metrics();
     let result = match pending.call.on_reply(py, reply, metrics) {
         Replied::Done(result) => result,
         Replied::Again(call) => {
@@ -292,19 +322,19 @@ fn arm_writer(
     py: Python<'_>,
     entry: &mut Entry,
     queue: &Arc<LoopQueue>,
-    pool_id: u64,
+    key: &Key,
     event_loop: &Bound<'_, PyAny>,
     fd: std::os::fd::RawFd,
 ) -> PyResult<()> {
     if !entry.writer_armed {
-        let writer = Bound::new(py, DirectCallback::new(queue, pool_id, event_loop, Event::Writable))?;
+        let writer = Bound::new(py, DirectCallback::new(queue, key, event_loop, Event::Writable))?;
         event_loop.call_method1(intern!(py, "add_writer"), (fd, writer))?;
         entry.writer_armed = true;
     }
     Ok(())
 }
 
-/// Close this loop's direct connection to `pool_id` (called by `RedisPool.close`).
+/// Close this loop's direct connections to `pool_id` (called by `RedisPool.close`).
 pub fn close_on_running_loop(py: Python<'_>, pool_id: u64) {
     let Ok(event_loop) = running_loop(py) else {
         return;
@@ -312,29 +342,53 @@ pub fn close_on_running_loop(py: Python<'_>, pool_id: u64) {
     let Ok(queue) = queue_for(py, &event_loop) else {
         return;
     };
+    close_pool(py, &event_loop, &queue, pool_id);
+}
+
+/// Close every connection of this loop to `pool_id` (one per primary on a cluster); what was
+/// in flight takes the runtime path.
+fn close_pool(py: Python<'_>, event_loop: &Bound<'_, PyAny>, queue: &Arc<LoopQueue>, pool_id: u64) {
     let entries = queue.local::<Entries>();
     let mut map = entries.lock();
-    if let Some(mut entry) = map.remove(&pool_id) {
-        let (orphans, why) = entry.close(&event_loop, Failure::Broken);
-        drop(map);
-        redo_all(py, orphans, &queue, why);
+    let keys: Vec<Key> = map.keys().filter(|k| k.0 == pool_id).cloned().collect();
+    let mut lost = Vec::new();
+    for key in keys {
+        if let Some(mut entry) = map.remove(&key) {
+            lost.push(entry.close(event_loop, Failure::Broken));
+        }
+    }
+    drop(map);
+    for (orphans, why) in lost {
+        redo_all(py, orphans, queue, why);
     }
 }
 
+/// A cluster read's reply redirects it (`MOVED`, `ASK`) or says the cluster is in trouble:
+/// the slot table is read again and the caller sends the read through the runtime, which
+/// follows that. `false` for any other reply (the read counts as served directly).
+fn redirected(reply: &Reply, pool: &RedisPool) -> bool {
+    if !is_redirection(reply) {
+        pool.cluster_read_served();
+        return false;
+    }
+    pool.cluster_table_stale();
+    true
+}
+
 /// Open the socket on a runtime worker (connecting blocks); the loop installs it when ready.
-fn start_connect(entry: &Entry, event_loop: &Bound<'_, PyAny>, queue: &Arc<LoopQueue>) {
-    let Some(endpoint) = entry.pool.endpoint().cloned() else {
+fn start_connect(entry: &Entry, key: &Key, event_loop: &Bound<'_, PyAny>, queue: &Arc<LoopQueue>) {
+    let Some(endpoint) = entry.endpoint.clone() else {
         return; // no fixed server: the link was made unsupported (Entry::new), never connects
     };
     let connect_timeout = entry.pool.config().connect_timeout;
-    let pool_id = entry.pool.id();
+    let key = key.clone();
     let event_loop = event_loop.clone().unbind();
     let queue = queue.clone();
     runtime().spawn_blocking(move || {
         let result = DirectSocket::connect(&endpoint, connect_timeout);
         let target = queue.clone();
         target.push(Completion::Task(Box::new(move |py| {
-            install(py, &queue, pool_id, event_loop.bind(py), result)
+            install(py, &queue, &key, event_loop.bind(py), result)
         })));
     });
 }
@@ -343,13 +397,13 @@ fn start_connect(entry: &Entry, event_loop: &Bound<'_, PyAny>, queue: &Arc<LoopQ
 fn install(
     py: Python<'_>,
     queue: &Arc<LoopQueue>,
-    pool_id: u64,
+    key: &Key,
     event_loop: &Bound<'_, PyAny>,
     result: crate::error::Result<DirectSocket>,
 ) {
     let entries = queue.local::<Entries>();
     let mut map = entries.lock();
-    let Some(entry) = map.get_mut(&pool_id) else {
+    let Some(entry) = map.get_mut(key) else {
         return; // the pool was closed meanwhile: dropping the socket closes it
     };
     let socket = match result {
@@ -358,7 +412,7 @@ fn install(
         Err(Error::InvalidInput(_)) => return entry.link.connect_failed(true, Instant::now()),
         Err(_) => return entry.link.connect_failed(false, Instant::now()),
     };
-    let registered = Bound::new(py, DirectCallback::new(queue, pool_id, event_loop, Event::Readable))
+    let registered = Bound::new(py, DirectCallback::new(queue, key, event_loop, Event::Readable))
         .and_then(|reader| event_loop.call_method1(intern!(py, "add_reader"), (socket.raw_fd(), reader)));
     match registered {
         Ok(_) => {
@@ -375,7 +429,11 @@ fn install(
 }
 
 /// Deliver one reply to its waiting call.
-fn deliver(py: Python<'_>, pending: Pending, reply: Reply, metrics: &Metrics, queue: &Arc<LoopQueue>) {
+fn deliver(py: Python<'_>, pending: Pending, reply: Reply, pool: &RedisPool, cluster: bool, queue: &Arc<LoopQueue>) {
+    if cluster && redirected(&reply, pool) {
+        return redo_all(py, vec![pending], queue, Redo::Redirected);
+    }
+    let metrics = pool.metrics();
     match pending.call.on_reply(py, reply, metrics) {
         Replied::Done(result) => {
             metrics.record(pending.op, pending.started.elapsed(), result.is_ok());
@@ -454,16 +512,16 @@ enum Event {
 #[pyclass(name = "_DirectCallback", module = "solcache._core", frozen)]
 struct DirectCallback {
     queue: Weak<LoopQueue>,
-    pool_id: u64,
+    key: Key,
     event_loop: Py<PyAny>,
     event: Event,
 }
 
 impl DirectCallback {
-    fn new(queue: &Arc<LoopQueue>, pool_id: u64, event_loop: &Bound<'_, PyAny>, event: Event) -> Self {
+    fn new(queue: &Arc<LoopQueue>, key: &Key, event_loop: &Bound<'_, PyAny>, event: Event) -> Self {
         DirectCallback {
             queue: Arc::downgrade(queue),
-            pool_id,
+            key: key.clone(),
             event_loop: event_loop.clone().unbind(),
             event,
         }
@@ -479,7 +537,7 @@ impl DirectCallback {
         let event_loop = self.event_loop.bind(py);
         let entries = queue.local::<Entries>();
         let mut map = entries.lock();
-        let Some(entry) = map.get_mut(&self.pool_id) else {
+        let Some(entry) = map.get_mut(&self.key) else {
             return;
         };
         let mut answered = Vec::new();
@@ -513,7 +571,7 @@ impl DirectCallback {
                 match socket.write(&mut entry.link) {
                     Ok(true) => {}
                     Ok(false) => {
-                        let _ = arm_writer(py, entry, &queue, self.pool_id, event_loop, fd);
+                        let _ = arm_writer(py, entry, &queue, &self.key, event_loop, fd);
                     }
                     Err(_) => (orphans, why) = entry.close(event_loop, Failure::Dropped),
                 }
@@ -522,7 +580,7 @@ impl DirectCallback {
                 Expiry::Idle => entry.timer_armed = false,
                 Expiry::Later(due) => {
                     let delay = due.saturating_duration_since(Instant::now()).as_secs_f64();
-                    let again = Bound::new(py, DirectCallback::new(&queue, self.pool_id, event_loop, Event::Timer))
+                    let again = Bound::new(py, DirectCallback::new(&queue, &self.key, event_loop, Event::Timer))
                         .and_then(|timer| event_loop.call_method1(intern!(py, "call_later"), (delay, timer)));
                     entry.timer_armed = again.is_ok();
                 }
@@ -546,7 +604,7 @@ impl DirectCallback {
         drop(map);
         let metrics = pool.metrics();
         for (pending, reply) in answered {
-            deliver(py, pending, reply, metrics, &queue);
+            deliver(py, pending, reply, &pool, self.key.1.is_some(), &queue);
         }
         expire(py, expired, pool.config().response_timeout, metrics);
         redo_all(py, orphans, &queue, why);

@@ -72,8 +72,9 @@ pub fn open_pool<'py>(
             "slow_threshold_ms must be a positive number, got {slow_threshold_ms}"
         )));
     }
-    // On a cluster the loop's own connection does not apply (the servers change under the
-    // pool): there the core's direct path (a socket per primary) serves the reads instead.
+    // On a cluster the core's direct path (a socket per primary) keeps the slot table the
+    // loop's own connections are routed by (one per primary, `direct.rs`), and serves the
+    // reads those do not: while they open, after a redirection, `get_many` over several slots.
     let cluster_direct = direct_reads && matches!(Topology::parse(&url), Ok(Topology::Cluster(_)));
     let config = PoolConfig {
         url,

@@ -71,9 +71,21 @@ pub struct ClusterDirectCounts {
     pub poll_hits: u64,
 }
 
+/// The primary serving a read's slot right now (see [`ClusterDirect::primary_of`]), for a
+/// transport of its own to it (an event loop's direct connection).
+#[derive(Clone)]
+pub struct ClusterPrimary {
+    /// `host:port` as `CLUSTER SLOTS` names it: one connection per primary is keyed by it.
+    pub addr: Arc<str>,
+    /// Where to connect (the cluster's credentials, plain TCP).
+    pub endpoint: Arc<Endpoint>,
+}
+
 /// The direct read path of one cluster pool; see the module docs.
 pub(crate) struct ClusterDirect {
     link: Arc<ClusterLink>,
+    /// The runtime the pool opened on: slot table reads run there, whoever asks for them.
+    runtime: tokio::runtime::Handle,
     config: PoolConfig,
     table: RwLock<Arc<SlotTable>>,
     refreshing: AtomicBool,
@@ -102,6 +114,8 @@ type NodeGroup = (u16, Vec<(u16, Vec<usize>)>);
 /// One primary: where it is and its idle sockets.
 struct Node {
     addr: (String, u16),
+    /// `addr` as `host:port`.
+    name: Arc<str>,
     endpoint: Arc<Endpoint>,
     idle: Mutex<Vec<TaskLone>>,
     /// Sockets open to it (idle or in use).
@@ -164,6 +178,7 @@ impl ClusterDirect {
         }
         let direct = Arc::new(ClusterDirect {
             link,
+            runtime: tokio::runtime::Handle::current(),
             config: config.clone(),
             table: RwLock::new(Arc::new(SlotTable {
                 owner: vec![NONE; SLOTS],
@@ -203,6 +218,57 @@ impl ClusterDirect {
     fn polled(&self, hit: bool) {
         self.polled.fetch_add(1, Ordering::Relaxed);
         self.poll_hits.fetch_add(u64::from(hit), Ordering::Relaxed);
+    }
+
+    /// The primary that serves `cmd` (`GET key`, or an `MGET` whose keys all hash to one slot)
+    /// according to the slot table now. `None` sends the read elsewhere: another command,
+    /// keys over several slots, a slot no primary serves, a table being read again after a
+    /// redirection, a primary whose socket could not be opened lately.
+    pub fn primary_of(&self, cmd: &Cmd) -> Option<ClusterPrimary> {
+        if self.refreshing.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut args = cmd.args_iter().map(|a| match a {
+            Arg::Simple(bytes) => Some(bytes),
+            _ => None,
+        });
+        let name = args.next()??;
+        if !name.eq_ignore_ascii_case(b"GET") && !name.eq_ignore_ascii_case(b"MGET") {
+            return None;
+        }
+        let slot = key_slot(args.next()??);
+        for key in args {
+            if key_slot(key?) != slot {
+                return None;
+            }
+        }
+        if !name.eq_ignore_ascii_case(b"MGET") && cmd.args_iter().count() != 2 {
+            return None;
+        }
+        let table = self.table();
+        let node = match table.owner[usize::from(slot)] {
+            NONE => return None,
+            i => table.nodes.get(usize::from(i))?,
+        };
+        let paused = node.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if paused.is_some_and(|until| Instant::now() < until) {
+            return None;
+        }
+        Some(ClusterPrimary {
+            addr: node.name.clone(),
+            endpoint: node.endpoint.clone(),
+        })
+    }
+
+    /// A read sent to [`ClusterDirect::primary_of`]'s answer met a redirection or a cluster in
+    /// trouble ([`is_redirection`]): read the slot table again (in the background).
+    pub fn table_stale(self: &Arc<Self>) {
+        self.refresh();
+    }
+
+    /// Count a read answered directly on a connection of its own to the key's primary.
+    pub fn served_elsewhere(&self) {
+        self.direct.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Close every idle socket (the pool is closing).
@@ -437,7 +503,7 @@ impl ClusterDirect {
             return;
         }
         let this: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let last = this
                 .upgrade()
                 .and_then(|t| *t.last_refresh.lock().unwrap_or_else(|p| p.into_inner()));
@@ -503,6 +569,7 @@ impl Node {
         let url = format!("{} (node {}:{})", spec.redacted_url, addr.0, addr.1);
         Node {
             endpoint: Arc::new(Endpoint::from_parts(info, spec.credentials.clone(), 0, url)),
+            name: format!("{}:{}", addr.0, addr.1).into(),
             addr,
             idle: Mutex::new(Vec::new()),
             open: AtomicU32::new(0),
@@ -519,6 +586,13 @@ fn miss_of(message: &str) -> Miss {
     } else {
         Miss::Plain
     }
+}
+
+/// Whether `reply` is an error reply that says the slot table is out of date or the cluster
+/// is in trouble (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`): the read must be sent again
+/// through the cluster client, which follows it.
+pub fn is_redirection(reply: &Reply) -> bool {
+    matches!(reply, Reply::Error(message) if matches!(miss_of(message), Miss::Stale))
 }
 
 /// Counts a read in flight for as long as it lives (also when the read is cancelled).

@@ -45,7 +45,7 @@ use std::future::Future;
 use redis::FromRedisValue;
 
 pub use async_pool::{BlockingConnection, Health, PoolCounts, RedisPool};
-pub use cluster_direct::ClusterDirectCounts;
+pub use cluster_direct::{ClusterDirectCounts, ClusterPrimary};
 pub use endpoint::{redact_url, Endpoint};
 pub use request::Request;
 pub use settings::PoolConfig;

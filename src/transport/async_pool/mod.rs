@@ -46,7 +46,7 @@ pub use health::Health;
 pub use manager::{PooledRedis, RedisConnectionManager};
 
 use super::cluster::ClusterLink;
-use super::cluster_direct::{ClusterDirect, ClusterDirectCounts};
+use super::cluster_direct::{ClusterDirect, ClusterDirectCounts, ClusterPrimary};
 use super::direct::{self, TaskLone};
 use super::endpoint::Endpoint;
 use super::handshake::{check_server_version, Handshake, POOL_CLIENT_NAME};
@@ -301,6 +301,29 @@ impl RedisPool {
             .as_ref()
             .map(|d| d.counts())
             .unwrap_or_default()
+    }
+
+    /// Cluster topologies with direct reads: the primary that serves `cmd` (`GET key`, or an
+    /// `MGET` within one slot) now, per the slot table (see `ClusterDirect::primary_of`).
+    /// `None` otherwise, and whenever the read should take [`RedisPool::read`] instead.
+    pub fn cluster_primary_of(&self, cmd: &redis::Cmd) -> Option<ClusterPrimary> {
+        self.inner.cluster_direct.as_ref()?.primary_of(cmd)
+    }
+
+    /// Cluster topologies: a read sent to [`RedisPool::cluster_primary_of`]'s answer met a
+    /// redirection ([`crate::transport::cluster_direct::is_redirection`]); the slot table is read again.
+    pub fn cluster_table_stale(&self) {
+        if let Some(direct) = &self.inner.cluster_direct {
+            direct.table_stale();
+        }
+    }
+
+    /// Cluster topologies: count a read answered on a connection of the caller's own to
+    /// [`RedisPool::cluster_primary_of`]'s answer (in the `direct` counter).
+    pub fn cluster_read_served(&self) {
+        if let Some(direct) = &self.inner.cluster_direct {
+            direct.served_elsewhere();
+        }
     }
 
     /// [`RedisPool::primary_changes`] + [`RedisPool::cluster_rebuilds`]: failovers followed.
