@@ -29,6 +29,11 @@
 //! slot no primary serves, a primary at its socket limit. A read this path could not answer is
 //! never failed by it. TLS clusters take the cluster client for every read (the direct socket
 //! is plain TCP).
+//!
+//! The slot table also routes reads this path never sees: [`ClusterDirect::primary_of`] names
+//! the primary of a read's slot for a connection of the caller's own (the Python binding's
+//! per-loop connections), which hands back redirected reads and reports them
+//! ([`ClusterDirect::table_stale`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
