@@ -30,10 +30,10 @@
 //! never failed by it. TLS clusters take the cluster client for every read (the direct socket
 //! is plain TCP).
 //!
-//! The slot table also routes reads this path never sees: [`ClusterDirect::primary_of`] names
-//! the primary of a read's slot for a connection of the caller's own (the Python binding's
-//! per-loop connections), which hands back redirected reads and reports them
-//! ([`ClusterDirect::table_stale`]).
+//! The slot table also routes reads this path never sees: `ClusterDirect::primary_of` (via
+//! [`crate::transport::RedisPool::cluster_primary_of`]) names the primary of a read's slot
+//! for a connection of the caller's own (the Python binding's per-loop connections), which
+//! hands back redirected reads and reports them (`ClusterDirect::table_stale`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -76,7 +76,7 @@ pub struct ClusterDirectCounts {
     pub poll_hits: u64,
 }
 
-/// The primary serving a read's slot right now (see [`ClusterDirect::primary_of`]), for a
+/// The primary serving a read's slot right now (see `ClusterDirect::primary_of`), for a
 /// transport of its own to it (an event loop's direct connection).
 #[derive(Clone)]
 pub struct ClusterPrimary {
