@@ -235,3 +235,28 @@ async def test_a_killed_loop_connection_falls_back_and_recovers(
 
     await eventually(reconnected, "the loop did not open a new connection to the primary")
     await pool.close()
+
+
+async def test_a_get_many_in_one_slot_takes_the_loops_connection(
+    redis_cluster: RedisCluster,
+) -> None:
+    """With the tagged layout every price key is in one slot: its `get_many` is one `MGET` on
+    the loop's connection to that slot's primary."""
+    redis_cluster.flushall()
+    pool = await RedisPool.connect(redis_cluster.url, key_layout="tagged")
+    cache = PriceCache(pool, ttl_ms=60_000)
+    prices = [PriceData(t, Decimal(i + 1), TS, "test") for i, t in enumerate(TOKENS)]
+    await cache.set_many(prices)
+    node = redis_cluster.node_of("price:{prices}:SOL")
+    want = {p.token: p for p in prices}
+
+    async def mget_over_loop_connection() -> bool:
+        assert await cache.get_many(TOKENS) == want
+        local = loop_connections().get(node.port)
+        fields = None if local is None else client_fields(node, local)
+        return (
+            fields is not None and fields["name"] == "solcache-direct" and fields["cmd"] == "mget"
+        )
+
+    await eventually(mget_over_loop_connection, "no loop connection served the MGET")
+    await pool.close()
