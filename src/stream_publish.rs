@@ -181,14 +181,24 @@ impl Publisher {
 /// once more ([`Publisher::publish_resend`]: the connection was `Dropped` and had served
 /// calls before), else the caller's error. A connection closed under it for a timeout (an
 /// older request's), or by the pool closing, is never resent: the XADD may have been applied.
-pub fn resend_lost(failure: Failure, served: bool) -> Result<()> {
+pub fn resend_lost(failure: Failure, served: bool, redacted_url: &str) -> Result<()> {
     if Attempts::default().again(failure, served) {
         return Ok(());
     }
     Err(Error::Connection {
-        url: String::new(),
+        url: redacted_url.to_owned(),
         message: "the connection was lost with the publish in flight (it may have been applied)".into(),
     })
+}
+
+/// A lone publish written on an event loop's direct connection that was closed because an
+/// older request on it got no reply within `response_timeout`: the server is not answering, so
+/// the caller gets a timeout, and the XADD (which may still be applied) is never resent.
+pub fn unanswered(response_timeout: Duration) -> Error {
+    Error::Timeout {
+        operation: Operation::StreamPublish.name(),
+        timeout: response_timeout,
+    }
 }
 
 /// A lone publish refused on an event loop's direct connection with this error: true when the
@@ -213,17 +223,22 @@ mod tests {
     #[test]
     fn a_publish_lost_on_a_direct_connection_is_resent_only_as_the_policy_says() {
         assert!(
-            resend_lost(Failure::Dropped, true).is_ok(),
+            resend_lost(Failure::Dropped, true, "redis://h:1").is_ok(),
             "a used connection found dropped"
         );
         for (failure, served) in [
             (Failure::Dropped, false), // a fresh connection failed: real
-            (Failure::Broken, true),   // closed here after a timeout: may have been applied
+            (Failure::Broken, true),   // closed here (the pool closed): may have been applied
             (Failure::Broken, false),
         ] {
-            let err = resend_lost(failure, served).expect_err("not resent");
-            assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+            let err = resend_lost(failure, served, "redis://h:1").expect_err("not resent");
+            assert!(
+                matches!(&err, Error::Connection { url, .. } if url == "redis://h:1"),
+                "{err:?}"
+            );
         }
+        let err = unanswered(Duration::from_millis(300));
+        assert!(err.is_timeout(), "closed after an older request timed out: {err:?}");
         assert!(resend_refused(&Error::error_reply(
             "READONLY You can't write against a read only replica."
         )));

@@ -65,9 +65,12 @@ pub enum Replied {
 #[derive(Debug, Clone, Copy)]
 pub enum Redo {
     /// The connection was lost with the call in flight: `Dropped` (an I/O error, the peer
-    /// closed it, bytes that are not RESP) or `Broken` (closed by this side: an older call
-    /// timed out, the pool closed); `served`: it had answered calls before.
+    /// closed it, bytes that are not RESP) or `Broken` (closed by this side: the pool
+    /// closed); `served`: it had answered calls before.
     Lost { failure: Failure, served: bool },
+    /// The connection was closed by this side because an older call on it got no reply
+    /// within the response timeout: the server is not answering this one either.
+    Expired,
     /// Its reply refused it in a way the retry policy answers with one resend (`READONLY`).
     Refused,
     /// A cluster primary redirected it (`MOVED`, `ASK`) or is in trouble (`TRYAGAIN`,
@@ -591,10 +594,7 @@ impl DirectCallback {
                     // The link closed itself; only the socket is left to unregister. The
                     // younger calls were lost to that close, not to a broken connection.
                     entry.timer_armed = false;
-                    why = Redo::Lost {
-                        failure: Failure::Broken,
-                        served: entry.link.has_served(),
-                    };
+                    why = Redo::Expired;
                     entry.drop_socket(event_loop);
                     (expired, orphans) = (past_due, younger);
                 }

@@ -59,9 +59,16 @@ impl DirectCall for Publish {
         queue: Arc<LoopQueue>,
         why: Redo,
     ) -> PyResult<()> {
-        if let Redo::Lost { failure, served } = why {
-            stream_publish::resend_lost(failure, served)
-                .inspect_err(|e| self.events.pool().metrics().record_error(e))?;
+        let never_resent = match why {
+            Redo::Lost { failure, served } => {
+                stream_publish::resend_lost(failure, served, self.events.pool().redacted_url()).err()
+            }
+            Redo::Expired => Some(stream_publish::unanswered(self.events.pool().config().response_timeout)),
+            Redo::Refused | Redo::Redirected => None,
+        };
+        if let Some(err) = never_resent {
+            self.events.pool().metrics().record_error(&err);
+            return Err(err.into());
         }
         spawn_into(py, future, queue, self.resend())
     }

@@ -121,6 +121,32 @@ async def test_a_timed_out_publish_is_not_sent_again(fresh_redis: RedisServer) -
         assert pool.error_counts()["timeout"] >= 1
 
 
+async def test_a_publish_behind_a_timed_out_read_times_out_and_is_not_sent_again(
+    fresh_redis: RedisServer,
+) -> None:
+    """The read's timeout closes the connection 100 ms before the publish's own deadline: the
+    server answered neither, so the publish raises TimeoutError too, and is never resent."""
+    async with await RedisPool.connect(fresh_redis.url, response_timeout_ms=300) as pool:
+        events, cache = EventStream(pool), PriceCache(pool)
+        await until_direct(fresh_redis, pool)
+        await events.publish(update(0), STREAM)
+        fresh_redis.pause()
+        try:
+            read = asyncio.ensure_future(cache.get("SOL"))
+            await asyncio.sleep(0.1)
+            publish = asyncio.ensure_future(events.publish(update(1), STREAM))
+            outcomes = await asyncio.gather(read, publish, return_exceptions=True)
+        finally:
+            fresh_redis.resume()
+        assert all(isinstance(o, solcache.TimeoutError) for o in outcomes), outcomes
+        deadline = time.monotonic() + 5
+        while fresh_redis.raw("XLEN", STREAM) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        await events.publish(update(2), STREAM)
+        assert fresh_redis.raw("XLEN", STREAM) == 3, "the publish was applied once"
+
+
 async def test_publishes_fall_back_while_the_direct_connection_is_down(
     fresh_redis: RedisServer,
 ) -> None:
