@@ -321,6 +321,39 @@ pub fn read_entries<'a>(reply: &'a [u8], mut each: impl FnMut(&EntryView<'_>)) -
     Ok(())
 }
 
+/// True when a complete XREAD / XREADGROUP reply holds no entries (nil, or no streams).
+pub fn is_empty_read(reply: &[u8]) -> bool {
+    let mut c = Cursor { buf: reply, pos: 0 };
+    matches!(c.element(), Ok(Element::Nil | Element::Array(0)))
+}
+
+/// True when some stream of a complete XREAD / XREADGROUP reply brought `count` entries or
+/// more (a full batch: more are likely waiting). Reads only headers: the entries of a stream
+/// are skipped by [`ReplyScan`]. A reply that is not a batch (nil, an error, bad bytes) is
+/// false; [`read_entries`] says what is wrong with it.
+pub fn fills_batch(reply: &[u8], count: usize) -> bool {
+    let mut c = Cursor { buf: reply, pos: 0 };
+    let Ok(Element::Array(streams)) = c.element() else {
+        return false;
+    };
+    for _ in 0..streams {
+        if !matches!(c.array("stream"), Ok(2)) || c.text().is_err() {
+            return false;
+        }
+        let list_at = c.pos;
+        match c.array("entry list") {
+            Ok(n) if n >= count => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+        match ReplyScan::new(list_at).advance(reply) {
+            Ok(Some(end)) => c.pos = end,
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// The integer of a complete reply (an XACK's count); an error reply is `Err` with its code.
 pub fn integer_reply(reply: &[u8]) -> Result<i64> {
     let mut c = Cursor { buf: reply, pos: 0 };

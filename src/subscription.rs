@@ -138,6 +138,11 @@ pub struct Subscription {
     /// Set while a read of new entries is on the wire: if the future is dropped (a cancelled
     /// Python task), the entries it fetched are pending unseen and must be re-read.
     read_in_flight: bool,
+    /// A read of new entries written ahead on the wire connection, its reply not read yet
+    /// (see [`Subscription::read_group`]): how many XACKs went in front of it.
+    written_ahead: Option<usize>,
+    /// The acknowledgements sent with that read, applied once its replies are in.
+    acks_ahead: Vec<AckQueue>,
     stats: SubscriptionStats,
     state: SubscriptionState,
     last_error: Option<String>,
@@ -195,6 +200,8 @@ impl Subscription {
             claim_cursors: HashMap::new(),
             to_ack: Vec::new(),
             read_in_flight: false,
+            written_ahead: None,
+            acks_ahead: Vec::new(),
             stats: SubscriptionStats::default(),
             state: SubscriptionState::Connected,
             last_error: None,
@@ -248,6 +255,8 @@ impl Subscription {
 
     /// Send the pending acknowledgements now (on shutdown).
     pub async fn flush_acks(&mut self) -> Result<()> {
+        // Acknowledgements already sent with a read ahead are confirmed (or queued again) first.
+        self.finish_written_ahead().await;
         if self.unacked() == 0 {
             return Ok(());
         }
@@ -258,32 +267,16 @@ impl Subscription {
             .pool()
             .execute(Operation::StreamAck, Request::Pipeline(&pipe))
             .await?;
-        self.acks_applied();
+        note_acked(&mut self.acked_up_to, &mut self.to_ack);
         self.stats.acked += counts.iter().map(|&n| n.max(0) as u64).sum::<u64>();
         Ok(())
-    }
-
-    /// The queued acknowledgements reached Redis: remember how far each stream was acknowledged.
-    /// Each queue keeps its buffers for the next batch.
-    fn acks_applied(&mut self) {
-        for queue in &mut self.to_ack {
-            if let Some(newest) = queue.ids().filter_map(parse_id).max() {
-                match self.acked_up_to.get_mut(&queue.stream) {
-                    Some(highest) => *highest = (*highest).max(newest),
-                    None => {
-                        self.acked_up_to.insert(queue.stream.clone(), newest);
-                    }
-                }
-            }
-            queue.clear();
-        }
     }
 
     /// Send the pending acknowledgements and close this subscription's own connection (a
     /// later [`Subscription::next_batch`] would open a new one).
     pub async fn close(&mut self) -> Result<()> {
         let flushed = self.flush_acks().await;
-        self.conn = None;
+        self.drop_connection();
         self.state = SubscriptionState::Stopped;
         flushed
     }
@@ -463,8 +456,14 @@ impl Subscription {
             }
         }
         loop {
+            // Opened first: dropping a broken connection may call for own pending entries.
+            let opened = self.ensure_connection().await;
             let own_pending = self.reading_own_pending;
-            let raws = match self.read_group(own_pending).await {
+            let read = match opened {
+                Ok(()) => self.read_group(own_pending).await,
+                Err(e) => Err(e),
+            };
+            let raws = match read {
                 Ok(Read::Raw(raws)) => raws,
                 Ok(Read::Fresh { entries, bad }) => {
                     self.stats.delivered += entries.len() as u64;
@@ -478,7 +477,7 @@ impl Subscription {
                 Err(e) => {
                     if self.conn.as_ref().is_none_or(ReadConnection::is_broken) {
                         // Whatever the lost reply held is pending now: re-read it first.
-                        self.conn = None;
+                        self.drop_connection();
                         self.reading_own_pending = true;
                     }
                     return Err(e);
@@ -529,108 +528,249 @@ impl Subscription {
         commands
     }
 
+    /// Open the read connection unless one is there and sound (a broken one is dropped first).
+    async fn ensure_connection(&mut self) -> Result<()> {
+        if self.conn.as_ref().is_some_and(|c| !c.is_broken()) {
+            return Ok(());
+        }
+        self.drop_connection();
+        let pool = self.events.pool();
+        let conn = match WireConnection::open(pool, self.options.block, GROUP_CLIENT_NAME).await? {
+            Some(wire) => ReadConnection::Wire(wire),
+            // Named too (Sentinel, TLS): `CLIENT LIST` shows it as the group reader.
+            None => ReadConnection::Pool(
+                pool.named_blocking_connection(self.options.block, GROUP_CLIENT_NAME)
+                    .await?,
+            ),
+        };
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    /// Let the read connection go. A read written ahead on it may have been delivered: this
+    /// consumer's pending entries are read first on the next one, and the acknowledgements sent
+    /// with it are queued again (an XACK sent twice is counted once).
+    fn drop_connection(&mut self) {
+        if self.written_ahead.take().is_some() {
+            self.reading_own_pending = true;
+        }
+        self.requeue_acks_ahead();
+        self.conn = None;
+    }
+
+    /// The acknowledgements sent with a read written ahead, whose replies never came, queued
+    /// again.
+    fn requeue_acks_ahead(&mut self) {
+        let mut ahead = std::mem::take(&mut self.acks_ahead);
+        for queue in &mut ahead {
+            for id in queue.ids() {
+                self.ack_later(&queue.stream, id);
+            }
+            queue.clear();
+        }
+        self.acks_ahead = ahead;
+    }
+
+    /// The XREADGROUP command: own pending entries from `0`, or new ones (`>`, with `BLOCK`
+    /// when `block`).
+    fn read_args(&self, own_pending: bool, block: bool) -> Vec<String> {
+        let mut args: Vec<String> = ["XREADGROUP", "GROUP", &self.group, &self.consumer, "COUNT"]
+            .map(str::to_owned)
+            .into();
+        args.push(self.options.count.to_string());
+        if block && !own_pending {
+            args.push("BLOCK".to_owned());
+            args.push(self.options.block.as_millis().to_string());
+        }
+        args.push("STREAMS".to_owned());
+        args.extend(self.streams.iter().cloned());
+        args.extend(
+            self.streams
+                .iter()
+                .map(|_| (if own_pending { "0" } else { ">" }).to_owned()),
+        );
+        args
+    }
+
+    /// The queued XACKs and an XREADGROUP, written as RESP into `out`; returns how many XACKs.
+    fn pack_read(&self, out: &mut Vec<u8>, own_pending: bool, block: bool) -> usize {
+        let acks = self.pack_acks(out);
+        let args = self.read_args(own_pending, block);
+        stream_wire::push_command(out, args.len());
+        for arg in &args {
+            stream_wire::push_arg(out, arg.as_bytes());
+        }
+        acks
+    }
+
+    fn wire(&mut self) -> &mut WireConnection {
+        match self.conn.as_mut() {
+            Some(ReadConnection::Wire(conn)) => conn,
+            _ => unreachable!("a wire read without a wire connection"),
+        }
+    }
+
     /// One XREADGROUP (own pending entries from `0`, or new ones with `BLOCK`), with the queued
     /// XACKs pipelined in front. New entries read on a [`WireConnection`] are decoded straight
     /// from the reply's bytes ([`Read::Fresh`]); everything else comes back raw.
+    ///
+    /// After a full batch of new entries on a [`WireConnection`], the next read (no `BLOCK`,
+    /// with the XACKs queued by then) is written at once, before the batch is decoded: the
+    /// server prepares the next batch while this one is decoded and handled, and the next call
+    /// reads its reply (a blocking read follows only if it brought nothing).
     async fn read_group(&mut self, own_pending: bool) -> Result<Read> {
-        if self.conn.as_ref().is_none_or(ReadConnection::is_broken) {
-            self.conn = None;
-            let pool = self.events.pool();
-            let conn = match WireConnection::open(pool, self.options.block, GROUP_CLIENT_NAME).await? {
-                Some(wire) => ReadConnection::Wire(wire),
-                // Named too (Sentinel, TLS): `CLIENT LIST` shows it as the group reader.
-                None => ReadConnection::Pool(
-                    pool.named_blocking_connection(self.options.block, GROUP_CLIENT_NAME)
-                        .await?,
-                ),
+        self.ensure_connection().await?;
+        if !matches!(self.conn, Some(ReadConnection::Wire(_))) {
+            return self.read_group_pooled(own_pending).await;
+        }
+        let read_at = loop {
+            let from_ahead = self.written_ahead.is_some();
+            let acks_in_front = match self.written_ahead.take() {
+                Some(acks) => {
+                    self.read_in_flight = true;
+                    let read = self.wire().read_written(Operation::StreamReadGroup).await;
+                    self.read_in_flight = false;
+                    if let Err(e) = read {
+                        self.requeue_acks_ahead();
+                        return Err(e);
+                    }
+                    acks
+                }
+                None => {
+                    let mut packed = Vec::new();
+                    let acks = self.pack_read(&mut packed, own_pending, true);
+                    self.read_in_flight = true;
+                    let sent = self
+                        .wire()
+                        .round_trip(Operation::StreamReadGroup, &packed, acks + 1)
+                        .await;
+                    self.read_in_flight = false;
+                    sent?;
+                    acks
+                }
             };
-            self.conn = Some(conn);
-        }
-        let (count, block) = (
-            self.options.count.to_string(),
-            self.options.block.as_millis().to_string(),
-        );
-        let mut read_args: Vec<&str> = vec!["XREADGROUP", "GROUP", &self.group, &self.consumer, "COUNT", &count];
-        if !own_pending {
-            read_args.extend(["BLOCK", &block]);
-        }
-        read_args.push("STREAMS");
-        read_args.extend(self.streams.iter().map(String::as_str));
-        read_args.extend(self.streams.iter().map(|_| if own_pending { "0" } else { ">" }));
-        let wire = matches!(self.conn, Some(ReadConnection::Wire(_)));
-        let mut pipe = redis::pipe();
-        let mut packed = Vec::new();
-        let ack_commands = if wire {
-            // Written straight as RESP: no redis-rs command per acknowledged id.
-            let n = self.pack_acks(&mut packed);
-            stream_wire::push_command(&mut packed, read_args.len());
-            for arg in &read_args {
-                stream_wire::push_arg(&mut packed, arg.as_bytes());
+            self.apply_ack_replies(acks_in_front, from_ahead)?;
+            // A read written ahead that found nothing new (or a switch to own pending entries,
+            // which then include what it fetched): read again, now as asked.
+            if from_ahead && (own_pending || stream_wire::is_empty_read(self.wire().reply(acks_in_front))) {
+                continue;
             }
-            n
+            break acks_in_front;
+        };
+        let count = self.options.count;
+        if !own_pending && stream_wire::fills_batch(self.wire().reply(read_at), count) {
+            self.write_ahead().await;
+        }
+        let reply = self.wire().reply(read_at);
+        if own_pending {
+            let mut raws = Vec::new();
+            stream_wire::read_entries(reply, |e| raws.push(owned(e)))?;
+            return Ok(Read::Raw(raws));
+        }
+        let (mut entries, mut bad) = (Vec::with_capacity(count), Vec::new());
+        stream_wire::read_entries(reply, |e| {
+            match StreamEntry::decode_fields(e.field("type"), e.field("data")) {
+                Ok(event) => entries.push(StreamEntry {
+                    stream: e.stream.to_owned(),
+                    id: e.id.to_owned(),
+                    event: Ok(event),
+                    deliveries: 1,
+                }),
+                Err(_) => bad.push(owned(e)),
+            }
+        })?;
+        Ok(Read::Fresh { entries, bad })
+    }
+
+    /// Count the replies of the `acks` XACKs in front of the last read and forget those
+    /// acknowledgements (`from_ahead`: the ones sent with a read written ahead, queued again
+    /// if a reply is an error).
+    fn apply_ack_replies(&mut self, acks: usize, from_ahead: bool) -> Result<()> {
+        let mut acked = 0;
+        for i in 0..acks {
+            match stream_wire::integer_reply(self.wire().reply(i)) {
+                Ok(n) => acked += n.max(0) as u64,
+                Err(e) => {
+                    if from_ahead {
+                        self.requeue_acks_ahead();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let queues = if from_ahead {
+            &mut self.acks_ahead
         } else {
-            let n = self.push_acks(&mut pipe);
-            let cmd = pipe.cmd(read_args[0]);
-            for arg in &read_args[1..] {
-                cmd.arg(*arg);
-            }
-            n
+            &mut self.to_ack
         };
-        drop(read_args);
+        note_acked(&mut self.acked_up_to, queues);
+        self.stats.acked += acked;
+        Ok(())
+    }
+
+    /// Before a flush or close: read the replies of a read written ahead. Its XACKs are
+    /// counted; the entries it fetched stay pending for this consumer (read first by its next
+    /// read or when it comes back, or reclaimed by another after `claim_min_idle`). A failure
+    /// queues the XACKs again.
+    async fn finish_written_ahead(&mut self) {
+        let Some(acks) = self.written_ahead.take() else {
+            return;
+        };
+        if self.wire().read_written(Operation::StreamReadGroup).await.is_err() {
+            self.requeue_acks_ahead();
+            self.reading_own_pending = true;
+            return;
+        }
+        let _ = self.apply_ack_replies(acks, true); // an error reply: queued again
+        if !stream_wire::is_empty_read(self.wire().reply(acks)) {
+            self.reading_own_pending = true;
+        }
+    }
+
+    /// Write the next read of new entries (no `BLOCK`) and the queued XACKs, not waiting for
+    /// the replies (see [`Subscription::read_group`]). A failed write leaves the connection
+    /// broken: the next call opens another and reads this consumer's pending entries first.
+    async fn write_ahead(&mut self) {
+        let mut packed = Vec::new();
+        let acks = self.pack_read(&mut packed, false, false);
+        self.read_in_flight = true; // a write cut short may still have reached the server
+        if self.wire().write_ahead(&packed, acks + 1).await.is_ok() {
+            self.read_in_flight = false;
+            std::mem::swap(&mut self.to_ack, &mut self.acks_ahead);
+            self.written_ahead = Some(acks);
+        }
+    }
+
+    /// [`Subscription::read_group`] through redis-rs (TLS): one pipelined round trip.
+    async fn read_group_pooled(&mut self, own_pending: bool) -> Result<Read> {
+        let mut pipe = redis::pipe();
+        let ack_commands = self.push_acks(&mut pipe);
+        let args = self.read_args(own_pending, true);
+        let cmd = pipe.cmd(&args[0]);
+        for arg in &args[1..] {
+            cmd.arg(arg);
+        }
+        let Some(ReadConnection::Pool(conn)) = self.conn.as_mut() else {
+            unreachable!("a pooled read without a pooled connection");
+        };
         self.read_in_flight = true;
-        let read = match self.conn.as_mut().expect("opened above") {
-            ReadConnection::Wire(conn) => {
-                let sent = conn
-                    .round_trip(Operation::StreamReadGroup, &packed, ack_commands + 1)
-                    .await;
-                self.read_in_flight = false;
-                sent?;
-                let mut acked = 0;
-                for i in 0..ack_commands {
-                    acked += stream_wire::integer_reply(conn.reply(i))?.max(0) as u64;
-                }
-                let reply = conn.reply(ack_commands);
-                if own_pending {
-                    let mut raws = Vec::new();
-                    stream_wire::read_entries(reply, |e| raws.push(owned(e)))?;
-                    (acked, Read::Raw(raws))
-                } else {
-                    let (mut entries, mut bad) = (Vec::with_capacity(self.options.count), Vec::new());
-                    stream_wire::read_entries(reply, |e| {
-                        match StreamEntry::decode_fields(e.field("type"), e.field("data")) {
-                            Ok(event) => entries.push(StreamEntry {
-                                stream: e.stream.to_owned(),
-                                id: e.id.to_owned(),
-                                event: Ok(event),
-                                deliveries: 1,
-                            }),
-                            Err(_) => bad.push(owned(e)),
-                        }
-                    })?;
-                    (acked, Read::Fresh { entries, bad })
-                }
-            }
-            ReadConnection::Pool(conn) => {
-                let result = conn
-                    .execute::<Vec<Value>>(Operation::StreamReadGroup, Request::Pipeline(&pipe))
-                    .await;
-                self.read_in_flight = false;
-                let mut acks = result?;
-                let read = acks.split_off(ack_commands.min(acks.len()));
-                let mut acked = 0;
-                for n in &acks {
-                    acked += stream_reply::int(n)?.max(0) as u64;
-                }
-                let raws = read
-                    .into_iter()
-                    .next()
-                    .map_or(Ok(Vec::new()), stream_reply::read_reply_owned)?;
-                (acked, Read::Raw(raws))
-            }
-        };
-        self.acks_applied();
-        self.stats.acked += read.0;
-        Ok(read.1)
+        let result = conn
+            .execute::<Vec<Value>>(Operation::StreamReadGroup, Request::Pipeline(&pipe))
+            .await;
+        self.read_in_flight = false;
+        let mut replies = result?;
+        let read = replies.split_off(ack_commands.min(replies.len()));
+        let mut acked = 0;
+        for n in &replies {
+            acked += stream_reply::int(n)?.max(0) as u64;
+        }
+        let raws = read
+            .into_iter()
+            .next()
+            .map_or(Ok(Vec::new()), stream_reply::read_reply_owned)?;
+        note_acked(&mut self.acked_up_to, &mut self.to_ack);
+        self.stats.acked += acked;
+        Ok(Read::Raw(raws))
     }
 
     /// XAUTOCLAIM idle entries from every stream (continuing each stream's scan cursor).
@@ -820,6 +960,22 @@ impl ReadConnection {
             ReadConnection::Wire(c) => c.is_broken(),
             ReadConnection::Pool(c) => c.is_broken(),
         }
+    }
+}
+
+/// `queues` reached Redis: remember how far each stream was acknowledged, and empty them (each
+/// keeps its buffers for the next batch).
+fn note_acked(acked_up_to: &mut HashMap<String, (u64, u64)>, queues: &mut [AckQueue]) {
+    for queue in queues {
+        if let Some(newest) = queue.ids().filter_map(parse_id).max() {
+            match acked_up_to.get_mut(&queue.stream) {
+                Some(highest) => *highest = (*highest).max(newest),
+                None => {
+                    acked_up_to.insert(queue.stream.clone(), newest);
+                }
+            }
+        }
+        queue.clear();
     }
 }
 

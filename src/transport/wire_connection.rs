@@ -36,6 +36,8 @@ pub struct WireConnection {
     buf: Vec<u8>,
     /// Where each of those replies lies in `buf`.
     replies: Vec<Range<usize>>,
+    /// Replies of pipelines written ahead ([`WireConnection::write_ahead`]) not read yet.
+    unread: usize,
     /// An I/O error, a timeout or a round trip that did not finish (its future was dropped):
     /// the reply stream can no longer be trusted.
     broken: bool,
@@ -88,6 +90,7 @@ impl WireConnection {
             response_timeout: block + pool.config().response_timeout,
             buf: Vec::new(),
             replies: Vec::new(),
+            unread: 0,
             broken: false,
         }))
     }
@@ -105,6 +108,7 @@ impl WireConnection {
     /// [`WireConnection::round_trip`] without recording it, for a caller that records the
     /// outcome itself (e.g. after reading error replies out of the bytes).
     pub async fn send(&mut self, packed: &[u8], replies: usize) -> Result<()> {
+        self.expect_no_unread()?;
         self.guarded(async |conn: &mut Self| {
             conn.write(packed).await?;
             conn.read_replies(replies).await
@@ -122,6 +126,7 @@ impl WireConnection {
         replies: usize,
         mut more: impl FnMut(&mut Vec<u8>) -> bool,
     ) -> Result<()> {
+        self.expect_no_unread()?;
         self.guarded(async |conn: &mut Self| {
             let mut written = packed.len();
             loop {
@@ -135,6 +140,43 @@ impl WireConnection {
             conn.read_replies(replies).await
         })
         .await
+    }
+
+    /// Write `packed` (a pipeline of `replies` commands) without waiting for its replies: the
+    /// server works on it while the caller does something else, then
+    /// [`WireConnection::read_written`] reads them. Nothing else may be sent meanwhile.
+    pub async fn write_ahead(&mut self, packed: &[u8], replies: usize) -> Result<()> {
+        self.guarded(async |conn: &mut Self| conn.write(packed).await).await?;
+        self.unread += replies;
+        Ok(())
+    }
+
+    /// Read the replies of the pipeline [`WireConnection::write_ahead`] wrote, recorded as `op`
+    /// (the time waited for them); then [`WireConnection::reply`] gives each one's bytes.
+    pub async fn read_written(&mut self, op: Operation) -> Result<()> {
+        let started = Instant::now();
+        let replies = self.unread;
+        let result = self
+            .guarded(async |conn: &mut Self| conn.read_replies(replies).await)
+            .await;
+        self.unread = 0;
+        self.pool.metrics().record_outcome(op, started.elapsed(), &result);
+        result
+    }
+
+    /// True while a pipeline written ahead waits for [`WireConnection::read_written`].
+    pub fn has_unread(&self) -> bool {
+        self.unread > 0
+    }
+
+    /// A new pipeline's replies would be read as the older one's: a caller's bug, refused.
+    fn expect_no_unread(&self) -> Result<()> {
+        if self.unread > 0 {
+            return Err(Error::unexpected_reply(
+                "read connection: a pipeline written ahead was not read before the next one",
+            ));
+        }
+        Ok(())
     }
 
     /// Run `exchange` under the response timeout, the connection broken unless it finishes.
