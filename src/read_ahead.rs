@@ -60,6 +60,7 @@ impl ReadAhead {
         };
         let mut sub = self.sub.lock().await;
         mark(&mut sub);
+        sub.set_read_ahead(read_ahead);
         let batch = match early {
             Some(batch) => batch,
             None => {
@@ -109,6 +110,7 @@ impl ReadAhead {
         let (shared, on_read) = (self.sub.clone(), self.on_read.clone());
         tokio::spawn(async move {
             let mut sub = shared.lock().await;
+            sub.set_read_ahead(true);
             let batch = sub.next_batch().await;
             on_read(&sub);
             batch

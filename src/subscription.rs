@@ -60,6 +60,9 @@ pub struct SubscriptionOptions {
     pub retry_max: Duration,
     /// Stop retrying and return the last error once an outage lasted this long (default: never).
     pub give_up_after: Option<Duration>,
+    /// After a full batch, read the next one while the caller handles this one (default off):
+    /// see [`Subscription::set_read_ahead`].
+    pub read_ahead: bool,
 }
 
 impl Default for SubscriptionOptions {
@@ -74,6 +77,7 @@ impl Default for SubscriptionOptions {
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(2),
             give_up_after: None,
+            read_ahead: false,
         }
     }
 }
@@ -222,6 +226,17 @@ impl Subscription {
     /// Why the last read failed, while retrying (None once a read succeeded).
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
+    }
+
+    /// Read ahead or not from the next read on. With it, a read that brings a full batch of new
+    /// entries (on a plain TCP or unix connection) writes the next read at once, before the batch
+    /// is decoded: the server prepares the next batch while the caller handles this one, and
+    /// the next call takes it without a wait (a blocking read follows only if it brought
+    /// nothing). Those entries are delivered to this consumer meanwhile: if it stops first, they
+    /// stay pending for it (read first when it comes back, or reclaimed by another consumer
+    /// after `claim_min_idle`). At-least-once either way.
+    pub fn set_read_ahead(&mut self, on: bool) {
+        self.options.read_ahead = on;
     }
 
     /// Counters since the subscription started.
@@ -614,10 +629,9 @@ impl Subscription {
     /// XACKs pipelined in front. New entries read on a [`WireConnection`] are decoded straight
     /// from the reply's bytes ([`Read::Fresh`]); everything else comes back raw.
     ///
-    /// After a full batch of new entries on a [`WireConnection`], the next read (no `BLOCK`,
-    /// with the XACKs queued by then) is written at once, before the batch is decoded: the
-    /// server prepares the next batch while this one is decoded and handled, and the next call
-    /// reads its reply (a blocking read follows only if it brought nothing).
+    /// Reading ahead ([`Subscription::set_read_ahead`]), after a full batch of new entries on a
+    /// [`WireConnection`] the next read (no `BLOCK`, with the XACKs queued by then) is written
+    /// before the batch is decoded, and the next call reads its reply.
     async fn read_group(&mut self, own_pending: bool) -> Result<Read> {
         self.ensure_connection().await?;
         if !matches!(self.conn, Some(ReadConnection::Wire(_))) {
@@ -658,7 +672,7 @@ impl Subscription {
             break acks_in_front;
         };
         let count = self.options.count;
-        if !own_pending && stream_wire::fills_batch(self.wire().reply(read_at), count) {
+        if self.options.read_ahead && !own_pending && stream_wire::fills_batch(self.wire().reply(read_at), count) {
             self.write_ahead().await;
         }
         let reply = self.wire().reply(read_at);

@@ -43,6 +43,7 @@ fn subscribe(events: &EventStream, consumer: &str) -> Subscription {
     let options = SubscriptionOptions {
         count: 100,
         block: Duration::from_millis(50),
+        read_ahead: true,
         ..SubscriptionOptions::default()
     };
     Subscription::new(events.clone(), vec![PRICE_UPDATES.into()], "g", consumer, options).unwrap()
@@ -105,6 +106,22 @@ async fn after_a_full_batch_the_next_one_is_on_its_way_before_it_is_asked_for() 
         100,
         "only the first batch, never acknowledged"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_read_ahead_only_the_batch_asked_for_is_delivered() {
+    let server = RedisServer::start();
+    let events = setup(&server, 350).await;
+    let mut con = raw(&server).await;
+    let mut sub = subscribe(&events, "c");
+    sub.set_read_ahead(false);
+    assert_eq!(sub.next_batch().await.unwrap().len(), 100);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(pending_of(&mut con, "c").await, 100);
+    // Switched on between calls: from the next full batch on.
+    sub.set_read_ahead(true);
+    assert_eq!(sub.next_batch().await.unwrap().len(), 100);
+    assert_eq!(wait_pending(&mut con, "c", 300).await, 300);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

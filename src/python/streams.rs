@@ -564,6 +564,7 @@ impl PyEventStream {
             retry_initial: ms(retry_initial_ms.0, "retry_initial_ms")?,
             retry_max: ms(retry_max_ms.0, "retry_max_ms")?,
             give_up_after: give_up_after_ms.map(|t| ms(t.0, "give_up_after_ms")).transpose()?,
+            read_ahead: false, // set per call by the read ahead
         };
         let sub = Subscription::new(self.inner.clone(), streams, group, consumer, options)?;
         let status = Arc::new(Mutex::new(Status::default()));
