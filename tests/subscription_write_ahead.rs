@@ -49,9 +49,12 @@ fn subscribe(events: &EventStream, consumer: &str) -> Subscription {
     Subscription::new(events.clone(), vec![PRICE_UPDATES.into()], "g", consumer, options).unwrap()
 }
 
+/// XPENDING's summary: count, smallest and largest id, and per consumer its count.
+type PendingSummary = (u64, Option<String>, Option<String>, Vec<(String, String)>);
+
 /// Entries delivered to `consumer` and not acknowledged (XPENDING's summary, per consumer).
 async fn pending_of(con: &mut redis::aio::MultiplexedConnection, consumer: &str) -> u64 {
-    let (_, _, _, consumers): (u64, Option<String>, Option<String>, Vec<(String, String)>) = redis::cmd("XPENDING")
+    let (_, _, _, consumers): PendingSummary = redis::cmd("XPENDING")
         .arg(PRICE_UPDATES)
         .arg("g")
         .query_async(con)
