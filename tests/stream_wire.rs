@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use solcache::stream_reply::{self, RawEntry};
-use solcache::stream_wire::{integer_reply, read_entries, ReplyScan};
+use solcache::stream_wire::{fills_batch, integer_reply, is_empty_read, read_entries, ReplyScan};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -125,6 +125,25 @@ fn ours(bytes: &[u8]) -> Option<Vec<RawEntry>> {
     Some(out)
 }
 
+/// The most entries any one stream of a well-formed reply holds, and whether it has none.
+fn most_entries(reply: &Wire) -> (usize, bool) {
+    let Wire::Array(streams) = reply else {
+        return (0, true);
+    };
+    let most = streams
+        .iter()
+        .map(|s| match s {
+            Wire::Array(parts) => match &parts[1] {
+                Wire::Array(entries) => entries.len(),
+                _ => 0,
+            },
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    (most, streams.is_empty())
+}
+
 /// The end of the first reply in `chunks` fed one after the other, resuming each time.
 fn scan_chunks(bytes: &[u8], cuts: &[usize]) -> Option<usize> {
     let mut scan = ReplyScan::new(0);
@@ -147,6 +166,14 @@ proptest! {
         let expected = oracle(&bytes).expect("a well-formed reply");
         prop_assert_eq!(ours(&bytes), Some(expected));
         prop_assert_eq!(scan_chunks(&bytes, &cuts), Some(bytes.len()));
+    }
+
+    #[test]
+    fn a_full_batch_is_told_from_the_headers_alone(reply in xread_reply(), count in 1usize..6) {
+        let bytes = bytes_of(&reply);
+        let (most, no_streams) = most_entries(&reply);
+        prop_assert_eq!(fills_batch(&bytes, count), most >= count);
+        prop_assert_eq!(is_empty_read(&bytes), no_streams);
     }
 
     #[test]
@@ -188,6 +215,8 @@ proptest! {
         let _ = ReplyScan::new(0).advance(&bytes);
         let _ = read_entries(&bytes, |_| {});
         let _ = integer_reply(&bytes);
+        let _ = fills_batch(&bytes, 1);
+        let _ = is_empty_read(&bytes);
     }
 }
 
@@ -197,4 +226,6 @@ fn an_error_reply_carries_its_code() {
     assert_eq!(err.response_code(), Some("NOGROUP"));
     let err = integer_reply(b"-NOGROUP No such key\r\n").unwrap_err();
     assert_eq!(err.response_code(), Some("NOGROUP"));
+    assert!(!fills_batch(b"-NOGROUP No such key\r\n", 1));
+    assert!(!is_empty_read(b"-NOGROUP No such key\r\n"));
 }
