@@ -5,11 +5,15 @@
 //! only after the caller asked for it. With `read_ahead`, [`ReadAhead::next_batch`] hands back
 //! a batch and at once starts reading the next one on the runtime, so the server's work and
 //! the caller's overlap. The acknowledgements the caller passes with a call then ride with the
-//! read after the one already under way (one batch later than without).
+//! read after the one already under way (one batch later than without). Calls with
+//! `read_ahead` also switch on the subscription's own read ahead on its connection
+//! ([`Subscription::set_read_ahead`]: after a full batch, the read after it is written before
+//! the batch is decoded); calls without switch it off.
 //!
 //! Closing waits for a read ahead to finish (at most its `block`). A batch read ahead that
-//! nobody asked for when the subscription closes stays pending for this consumer: it is read again first when the consumer comes back (its own pending entries come
-//! first), or reclaimed by another consumer after `claim_min_idle`. At-least-once, as always.
+//! nobody asked for when the subscription closes stays pending for this consumer: it is read
+//! again first when the consumer comes back (its own pending entries come first), or reclaimed
+//! by another consumer after `claim_min_idle`. At-least-once, as always.
 
 use std::sync::Arc;
 

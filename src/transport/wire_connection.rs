@@ -1,7 +1,9 @@
 //! [`WireConnection`]: a connection of its own, outside the pool, that sends a pipeline and
 //! hands back its replies as the bytes Redis sent, for a caller that reads them itself
 //! ([`crate::stream_wire`] on the consumer-group read path: no reply tree per entry; entry ids
-//! of XADDs in [`crate::stream_publish`]).
+//! of XADDs in [`crate::stream_publish`]). A pipeline may also be written ahead and its replies
+//! read later ([`WireConnection::write_ahead`], [`WireConnection::read_written`]): the server
+//! works on it while the caller decodes the replies before.
 //!
 //! Plain TCP and unix sockets, opened and handshaken like a direct connection
 //! ([`DirectSocket::connect_named`], on a blocking thread), then driven by tokio. A `rediss://`
