@@ -1,7 +1,7 @@
 //! Consumer-group reading with at-least-once delivery.
 //!
 //! A [`Subscription`] reads with XREADGROUP on a connection of its own (blocking reads never
-//! starve cache reads): a [`WireConnection`] whose replies are read straight from their bytes
+//! starve cache reads): a [`WireConnection`](crate::transport::WireConnection) whose replies are read straight from their bytes
 //! ([`crate::stream_wire`]), or a redis-rs one over TLS. [`crate::read_ahead`] runs its next
 //! read while the caller handles a batch. Entries are acknowledged only after the caller says they were
 //! processed ([`Subscription::ack_later`]); the XACKs ride in the same pipeline as the next
