@@ -144,14 +144,14 @@ async def test_the_iterator_reads_the_next_batch_ahead_and_a_closed_one_leaves_i
     s, group = STREAM_PRICE_UPDATES, "ahead"
     ids = await events.publish_many(prices(30))
     await events.ensure_group(s, group, "0")
+    # With the first batch in hand, the second was read with it. On one server's connection
+    # read as bytes, the read of the third was written too, before the second (full) was
+    # decoded; Cluster and Sentinel reads go through the pool.
+    ahead = 30 if topology == "standalone" else 20
     sub = events.subscribe(s, group, "c", count=10)
     async with sub:
         async for entry in sub:
             if entry.id == ids[0]:
-                # The first batch is in hand; the second was read with it. On one server's
-                # connection read as bytes, the read of the third was written too, before the
-                # second (full) was decoded; Cluster and Sentinel reads go through the pool.
-                ahead = 30 if topology == "standalone" else 20
                 await wait_until(lambda: len(pending_ids(redis_server, s, group, "c")) == ahead)
                 # On the subscription's own connection, named for what it does (a cluster
                 # client's node connections carry no name).
