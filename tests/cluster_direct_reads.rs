@@ -154,10 +154,7 @@ async fn a_moved_slot_is_read_through_the_cluster_client_then_direct_on_its_new_
         .map(|t| cluster.primary_of(&format!("price:{t}")))
         .find(|&p| p != src)
         .unwrap();
-    let (src_port, dst_port) = (cluster.nodes[src].port, cluster.nodes[dst].port);
-    let id = |port: u16| raw_command(port, &["CLUSTER", "MYID"]).trim().to_owned();
-    let (src_id, dst_id) = (id(src_port), id(dst_port));
-    let slot = raw_command(src_port, &["CLUSTER", "KEYSLOT", key]).trim().to_owned();
+    let dst_port = cluster.nodes[dst].port;
 
     let load = {
         let (cache, batch) = (cache.clone(), batch.clone());
@@ -183,20 +180,8 @@ async fn a_moved_slot_is_read_through_the_cluster_client_then_direct_on_its_new_
             (rounds, errors)
         })
     };
-    // IMPORTING / MIGRATING, the key moved (ASK from the source), then the slot (MOVED).
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    raw_command(dst_port, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]);
-    raw_command(src_port, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let dst_port_text = dst_port.to_string();
-    raw_command(
-        src_port,
-        &["MIGRATE", "127.0.0.1", &dst_port_text, "", "0", "5000", "KEYS", key],
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for node in [dst_port, src_port] {
-        raw_command(node, &["CLUSTER", "SETSLOT", &slot, "NODE", &dst_id]);
-    }
+    // Resharded while the load runs: ASK redirections from the source, then MOVED.
+    tokio::task::block_in_place(|| cluster.reshard_slot_of(key, src, dst, [200, 200, 300]));
     let (rounds, errors) = load.await.unwrap();
     assert!(
         errors.is_empty(),

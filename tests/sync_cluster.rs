@@ -235,10 +235,6 @@ fn moving_a_slot_under_load_is_followed_with_no_error_reaching_the_caller() {
         .map(|t| cluster.primary_of(&format!("price:{t}")))
         .find(|&p| p != src)
         .unwrap();
-    let (src_port, dst_port) = (cluster.nodes[src].port, cluster.nodes[dst].port);
-    let id = |port: u16| raw_command(port, &["CLUSTER", "MYID"]).trim().to_owned();
-    let (src_id, dst_id) = (id(src_port), id(dst_port));
-    let slot = raw_command(src_port, &["CLUSTER", "KEYSLOT", key]).trim().to_owned();
 
     let load = {
         let (cache, batch) = (cache.clone(), batch.clone());
@@ -263,21 +259,8 @@ fn moving_a_slot_under_load_is_followed_with_no_error_reaching_the_caller() {
             (rounds, errors)
         })
     };
-    // The steps of `redis-cli --cluster reshard` for one slot: IMPORTING / MIGRATING (ASK
-    // redirections), the key moved, then the slot (MOVED).
-    std::thread::sleep(Duration::from_millis(300));
-    raw_command(dst_port, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]);
-    raw_command(src_port, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]);
-    std::thread::sleep(Duration::from_millis(300));
-    let dst_port_text = dst_port.to_string();
-    raw_command(
-        src_port,
-        &["MIGRATE", "127.0.0.1", &dst_port_text, "", "0", "5000", "KEYS", key],
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    for node in [dst_port, src_port] {
-        raw_command(node, &["CLUSTER", "SETSLOT", &slot, "NODE", &dst_id]);
-    }
+    // Resharded while the load runs: ASK redirections, then MOVED.
+    cluster.reshard_slot_of(key, src, dst, [300, 300, 300]);
     let (rounds, errors) = load.join().unwrap();
     assert!(
         errors.is_empty(),

@@ -174,6 +174,31 @@ impl RedisCluster {
         raw_command_as(port, self.password.as_deref(), args)
     }
 
+    /// Move the slot of `key` (and `key` itself) from primary `src` to primary `dst` by the steps
+    /// of `redis-cli --cluster reshard`, with `pauses_ms` between them (blocking the calling
+    /// thread, so that traffic meets each state): IMPORTING / MIGRATING (ASK redirections), the
+    /// key migrated, then the slot assigned to `dst` (MOVED).
+    pub fn reshard_slot_of(&self, key: &str, src: usize, dst: usize, pauses_ms: [u64; 3]) {
+        let (src_port, dst_port) = (self.nodes[src].port, self.nodes[dst].port);
+        let id = |port: u16| self.raw(port, &["CLUSTER", "MYID"]).trim().to_owned();
+        let (src_id, dst_id) = (id(src_port), id(dst_port));
+        let slot = self.raw(src_port, &["CLUSTER", "KEYSLOT", key]).trim().to_owned();
+        let pause = |i: usize| std::thread::sleep(Duration::from_millis(pauses_ms[i]));
+        pause(0);
+        self.raw(dst_port, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]);
+        self.raw(src_port, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]);
+        pause(1);
+        let dst_port_text = dst_port.to_string();
+        self.raw(
+            src_port,
+            &["MIGRATE", "127.0.0.1", &dst_port_text, "", "0", "5000", "KEYS", key],
+        );
+        pause(2);
+        for node in [dst_port, src_port] {
+            self.raw(node, &["CLUSTER", "SETSLOT", &slot, "NODE", &dst_id]);
+        }
+    }
+
     /// `redis+cluster://` URL listing every node.
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
