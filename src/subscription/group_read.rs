@@ -136,8 +136,9 @@ impl Subscription {
     /// Reading ahead ([`Subscription::set_read_ahead`]), after a full batch of new entries on a
     /// [`WireConnection`] the next read (no `BLOCK`, with the XACKs queued by then) is written
     /// before the batch is decoded, and the next call reads its reply.
+    ///
+    /// The connection is open ([`Subscription::ensure_connection`] ran first).
     pub(super) async fn read_group(&mut self, own_pending: bool) -> Result<Read> {
-        self.ensure_connection().await?;
         if !matches!(self.conn, Some(ReadConnection::Wire(_))) {
             return self.read_group_pooled(own_pending).await;
         }
@@ -234,7 +235,10 @@ impl Subscription {
         let Some(acks) = self.written_ahead.take() else {
             return;
         };
-        if self.wire().read_written(Operation::StreamReadGroup).await.is_err() {
+        self.read_in_flight = true; // a flush or close cancelled here leaves them unread
+        let read = self.wire().read_written(Operation::StreamReadGroup).await;
+        self.read_in_flight = false;
+        if read.is_err() {
             self.requeue_acks_ahead();
             self.reading_own_pending = true;
             return;

@@ -166,11 +166,6 @@ impl WireConnection {
         result
     }
 
-    /// True while a pipeline written ahead waits for [`WireConnection::read_written`].
-    pub fn has_unread(&self) -> bool {
-        self.unread > 0
-    }
-
     /// A new pipeline's replies would be read as the older one's: a caller's bug, refused.
     fn expect_no_unread(&self) -> Result<()> {
         if self.unread > 0 {
